@@ -1,0 +1,358 @@
+"""The ``improv-annotate`` command line.
+
+Each command parses its arguments, imports what it needs lazily, calls the library and
+exits non-zero on failure with a message instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from annotate.config import Settings, find_config, load_settings, with_local_secrets
+from schemas.errors import AnnotateError
+
+app = typer.Typer(
+    name="improv-annotate",
+    help="Annotate emotion shifts in recorded improv: Label Studio projects, live "
+    "inter-annotator agreement, turn-level exports.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+F = TypeVar("F", bound=Callable[..., Any])
+DEMO_ANNOTATORS = 3
+
+
+class _State:
+    config: Path | None = None
+    _settings: Settings | None = None
+
+    @property
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = with_local_secrets(load_settings(self.config))
+        return self._settings
+
+
+state = _State()
+
+
+def _friendly(fn: F) -> F:
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except AnnotateError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(1) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.callback()
+def main_options(
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="config file (default: ./config.yaml)"),
+    ] = None,
+) -> None:
+    """Options shared by every command."""
+    state.config = find_config(config)
+
+
+def _project(client: Any) -> Any:
+    from annotate.labelstudio import ensure_project, ensure_webhook
+
+    s = state.settings
+    project = ensure_project(client, s, _taxonomy())
+    ensure_webhook(client, project.id, s.webhook_url, s.service.webhook_secret or "")
+    return project
+
+
+def _taxonomy() -> Any:
+    from schemas.taxonomy import load_taxonomy
+
+    s = state.settings
+    return load_taxonomy(s.path(s.taxonomy) if s.taxonomy else None, extension=s.taxonomy_extension)
+
+
+@app.command()
+@_friendly
+def up() -> None:
+    """Start the local Label Studio and the agreement service, and set up the project."""
+    from annotate import stack
+    from annotate.labelstudio import connect
+
+    s = state.settings
+    stack.up(s, state.config, say=console.print)
+    project = _project(connect(s))
+    console.print(f"project {project.id}: {s.label_studio.url}/projects/{project.id}/data")
+    _print_login(s)
+
+
+def _print_login(s: Settings) -> None:
+    console.print(
+        f"log in at {s.label_studio.url} as [bold]{s.label_studio.username}[/bold]; the "
+        f"password is label_studio.password in config.yaml or ls_password in "
+        f"{s.data_path / 'secrets.json'}"
+    )
+
+
+@app.command()
+@_friendly
+def down() -> None:
+    """Stop the local Label Studio and the agreement service started by 'up'."""
+    from annotate import stack
+
+    s = state.settings
+    for name in (stack.SERVICE, stack.LABEL_STUDIO):
+        console.print(f"{name}: {'stopped' if stack.stop(s, name) else 'was not running'}")
+
+
+@app.command()
+@_friendly
+def status() -> None:
+    """Show whether Label Studio and the agreement service answer."""
+    from annotate import stack
+
+    table = Table("part", "url", "health", "pid")
+    parts = stack.status(state.settings)
+    for part in parts:
+        table.add_row(
+            part.name,
+            part.url,
+            "[green]up[/green]" if part.healthy else "[red]down[/red]",
+            str(part.pid or "-"),
+        )
+    console.print(table)
+    if not all(p.healthy for p in parts):
+        raise typer.Exit(1)
+
+
+@app.command("import")
+@_friendly
+def import_(
+    path: Annotated[Path, typer.Argument(help="a session folder, or a folder of them")],
+    dry_run: Annotated[bool, typer.Option(help="check and report, push nothing")] = False,
+) -> None:
+    """Import session folders into the Label Studio project (idempotent)."""
+    report = _import(path, dry_run=dry_run)
+    if report.failed:
+        raise typer.Exit(1)
+
+
+def _import(path: Path, dry_run: bool = False) -> Any:
+    from annotate.labelstudio import connect, ensure_local_storage, push_tasks
+    from importers import import_sessions
+
+    s = state.settings
+    taxonomy = _taxonomy()
+    push = None
+    if not dry_run:
+        client = connect(s)
+        project = _project(client)
+
+        def push(session: Any, tasks: list[dict[str, Any]]) -> tuple[int, int]:
+            ensure_local_storage(client, project.id, s.media_path / session.id)
+            return push_tasks(client, project.id, tasks)
+
+    report = import_sessions(
+        path,
+        media_root=s.media_path,
+        taxonomy=taxonomy,
+        max_seconds=s.clips.max_seconds,
+        push=push,
+        progress=lambda msg: console.print(f"  {msg}"),
+    )
+    for session in report.sessions:
+        console.print(
+            f"session [bold]{session.id}[/bold]: {len(session.turns)} turns, "
+            f"{session.duration:.1f} s"
+        )
+    console.print(
+        f"tasks created {report.created}, already there {report.existing}, "
+        f"sessions {len(report.sessions)}, failed {len(report.failed)}"
+    )
+    for folder, problem in report.failed.items():
+        err.print(f"[red]skipped session[/red] {folder}: {problem}")
+    return report
+
+
+def _project_id(project: int | None) -> int:
+    if project is not None:
+        return project
+    from annotate.labelstudio import connect, find_project
+
+    s = state.settings
+    found = find_project(connect(s), s.label_studio.project_title)
+    if found is None:
+        raise AnnotateError(
+            f"no project titled {s.label_studio.project_title!r} in Label Studio; "
+            "run 'improv-annotate up' or pass --project"
+        )
+    return int(found.id)
+
+
+ProjectOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--project", "-p", help="Label Studio project id (default: the configured project title)"
+    ),
+]
+
+
+@app.command()
+@_friendly
+def agreement(
+    project: ProjectOpt = None,
+    dimension: Annotated[str, typer.Option(help="taxonomy dimension")] = "emotion",
+) -> None:
+    """Print the project's agreement figures from the service."""
+    _print_agreement(_project_id(project), dimension)
+
+
+def _print_agreement(project_id: int, dimension: str) -> dict[str, Any]:
+    from annotate.service import ServiceClient
+
+    s = state.settings
+    figures = ServiceClient(s.service.url, s.service.api_key).agreement(project_id, dimension)
+    alpha = figures["alpha"]
+    console.print(
+        f"Krippendorff's alpha ({figures['level']}) on [bold]{dimension}[/bold]: "
+        f"[bold]{'n/a' if alpha is None else f'{alpha:.3f}'}[/bold] over {figures['units']} "
+        f"turns; the service holds {figures['judgements']} {dimension} judgements"
+    )
+    table = Table("annotator", "judgements", "alpha without them", "mean pairwise alpha")
+    for row in figures["annotators"]:
+        table.add_row(
+            row["annotator"],
+            str(row["judgements"]),
+            _fmt(row["alpha_without"]),
+            _fmt(row["alpha_pairwise_mean"]),
+        )
+    console.print(table)
+    return figures
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+@app.command()
+@_friendly
+def export(
+    project: ProjectOpt = None,
+    out: Annotated[Path | None, typer.Option(help="output file")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="output format")] = "jsonl",
+) -> None:
+    """Write the turn-level dataset of a project (JSONL) from the service's store."""
+    _export(_project_id(project), out, fmt)
+
+
+def _export(project_id: int, out: Path | None, fmt: str = "jsonl") -> Path:
+    from sqlmodel import Session
+
+    from api.db import make_engine
+    from exporters import iter_turn_rows, writer
+
+    s = state.settings
+    write = writer(fmt)
+    out = out or s.data_path / "exports" / f"project-{project_id}.{fmt}"
+    engine = make_engine(s.database_url)
+    with Session(engine) as db:
+        n = write(iter_turn_rows(db, project_id, _taxonomy()), out)
+    console.print(f"wrote {n} turn rows to [bold]{out}[/bold]")
+    return out
+
+
+@app.command()
+@_friendly
+def demo(
+    annotators: Annotated[int, typer.Option(min=2, help="simulated annotators")] = DEMO_ANNOTATORS,
+    seed: Annotated[int, typer.Option(help="seed of the simulated labels")] = 7,
+    noise: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="chance a simulated label is wrong")
+    ] = 0.2,
+    sessions: Annotated[Path | None, typer.Option(help="session folder(s) to import")] = None,
+) -> None:
+    """The whole path on the local stack: import, simulated annotation, agreement, export."""
+    from annotate import stack
+    from annotate.labelstudio import connect
+
+    s = state.settings
+    console.rule("1-2  local stack")
+    stack.up(s, state.config, say=console.print)
+    console.rule("3  Label Studio project from the taxonomy")
+    client = connect(s)
+    project = _project(client)
+    console.print(f"project {project.id} '{project.title}', webhook -> {s.webhook_url}")
+    console.rule("4  import the example session")
+    report = _import(sessions or s.path(s.examples_dir))
+    if report.failed:
+        raise typer.Exit(1)
+    console.rule(f"6  {annotators} SIMULATED annotators label every task")
+    made = _simulate(client, project.id, report.sessions, annotators, seed, noise)
+    console.print(f"simulated annotations created: {made} (existing ones kept)")
+    console.rule("7  agreement from the service")
+    _print_agreement(project.id, "emotion")
+    console.rule("8  export")
+    _export(project.id, None)
+    console.rule("9  ready for people")
+    console.print(f"Label Studio: {s.label_studio.url}/projects/{project.id}/data")
+    console.print(f"agreement service: {s.service.url}/docs")
+    _print_login(s)
+    console.print("stop both with 'improv-annotate down'")
+
+
+def _simulate(
+    client: Any, project_id: int, sessions: list[Any], n: int, seed: int, noise: float
+) -> int:
+    import numpy as np
+    from label_studio_sdk import LabelStudio
+    from rich.progress import track
+
+    from annotate.labelstudio import ensure_account, iter_tasks
+    from annotate.simulate import simulate_values
+    from schemas.codec import encode_annotation
+
+    s = state.settings
+    taxonomy = _taxonomy()
+    intended = {session.id: {i.turn: i.emotion for i in session.intended} for session in sessions}
+    tasks = [t for t in iter_tasks(client, project_id) if t.data.get("session_id") in intended]
+    made = 0
+    for k in range(1, n + 1):
+        email = f"simulated-annotator-{k}@improv-annotate.local"
+        account = ensure_account(s.label_studio.url, email, s.label_studio.password or "")
+        as_user = LabelStudio(base_url=s.label_studio.url, api_key=account.token, timeout=60)
+        console.print(f"SIMULATED annotator {k}: {email} (user id {account.id})")
+        for task in track(tasks, description=f"  annotator {k}", console=console):
+            done = {
+                (a.get("completed_by") if isinstance(a, dict) else a.completed_by)
+                for a in (task.annotations or [])
+            }
+            if account.id in done:
+                continue
+            rng = np.random.default_rng([seed, k, int(task.id)])
+            dialogue = task.data["dialogue"]
+            values, shifts = simulate_values(
+                dialogue, intended[task.data["session_id"]], taxonomy, rng, noise
+            )
+            result = encode_annotation(dialogue, values, taxonomy, shifts)
+            as_user.annotations.create(
+                id=task.id, result=result, lead_time=float(rng.uniform(20, 90))
+            )
+            made += 1
+    return made
+
+
+def main() -> None:
+    """Entry point of the ``improv-annotate`` command."""
+    app()

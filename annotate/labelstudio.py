@@ -1,0 +1,180 @@
+"""Label Studio: connect, set up the project from a taxonomy, push tasks, manage annotators.
+
+Everything goes through the official SDK (``label_studio_sdk``) except the account sign-up,
+which Label Studio only offers as its web form (``users.create`` makes users who cannot log
+in).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from label_studio_sdk import LabelStudio
+
+from annotate.config import Settings
+from schemas.codec import PREDICTION_VERSION
+from schemas.errors import AnnotateError
+from schemas.label_config import label_config
+from schemas.taxonomy import Taxonomy
+
+WEBHOOK_ACTIONS = (
+    "ANNOTATION_CREATED",
+    "ANNOTATION_UPDATED",
+    "ANNOTATIONS_DELETED",
+    "TASKS_DELETED",
+)
+SECRET_HEADER = "X-Improv-Annotate-Secret"
+
+
+class LabelStudioError(AnnotateError, ConnectionError):
+    """Label Studio is unreachable or refused a request; the message names the URL."""
+
+
+def check_reachable(url: str, timeout: float = 5.0) -> None:
+    """Raise :class:`LabelStudioError` with a hint unless ``url``/health answers 200."""
+    try:
+        response = httpx.get(url.rstrip("/") + "/health", timeout=timeout)
+    except httpx.HTTPError as exc:
+        raise LabelStudioError(
+            f"Label Studio is not reachable at {url} ({type(exc).__name__}); start the local "
+            "one with 'improv-annotate up', or set label_studio.url in config.yaml "
+            "(or IMPROV_ANNOTATE_LABEL_STUDIO__URL)"
+        ) from None
+    if response.status_code != 200:
+        raise LabelStudioError(f"Label Studio at {url}/health answered {response.status_code}")
+
+
+def connect(settings: Settings) -> LabelStudio:
+    """An SDK client for the configured Label Studio, after checking it answers."""
+    ls = settings.label_studio
+    check_reachable(ls.url)
+    if not ls.token:
+        raise LabelStudioError("no Label Studio token: set label_studio.token in config.yaml")
+    client = LabelStudio(base_url=ls.url, api_key=ls.token, timeout=120)
+    try:
+        client.users.whoami()
+    except Exception as exc:  # the SDK raises its own ApiError hierarchy
+        raise LabelStudioError(
+            f"Label Studio at {ls.url} refused the token ({exc}); check label_studio.token"
+        ) from None
+    return client
+
+
+def find_project(client: LabelStudio, title: str) -> Any | None:
+    """The project called ``title``, if there is one."""
+    for project in client.projects.list(title=title):
+        if project.title == title:
+            return project
+    return None
+
+
+def ensure_project(client: LabelStudio, settings: Settings, taxonomy: Taxonomy) -> Any:
+    """The project named in the settings, created (or its label config updated) as needed."""
+    config = label_config(taxonomy)
+    title = settings.label_studio.project_title
+    project = find_project(client, title)
+    options = dict(
+        label_config=config,
+        maximum_annotations=settings.label_studio.maximum_annotations,
+        model_version=PREDICTION_VERSION,
+        show_collab_predictions=True,
+        description=f"Taxonomy {taxonomy.name} {taxonomy.version}. Created by improv-annotate.",
+    )
+    if project is None:
+        return client.projects.create(title=title, **options)
+    if project.label_config != config:
+        project = client.projects.update(id=project.id, **options)
+    return project
+
+
+def ensure_local_storage(client: LabelStudio, project_id: int, folder: Path) -> None:
+    """Make Label Studio serve ``folder`` (under its document root) to this project."""
+    wanted = str(folder.resolve())
+    for storage in client.import_storage.local.list(project=project_id):
+        if storage.path == wanted:
+            return
+    client.import_storage.local.create(
+        project=project_id, path=wanted, title=folder.name, use_blob_urls=False
+    )
+
+
+def ensure_webhook(client: LabelStudio, project_id: int, url: str, secret: str) -> None:
+    """Register the agreement service's webhook on the project (once)."""
+    for hook in client.webhooks.list(project=project_id):
+        if hook.url == url:
+            if (hook.headers or {}).get(SECRET_HEADER) != secret:
+                client.webhooks.update(
+                    id=hook.id, url=url, headers={SECRET_HEADER: secret}, is_active=True
+                )
+            return
+    client.webhooks.create(
+        project=project_id,
+        url=url,
+        send_payload=True,
+        send_for_all_actions=False,
+        actions=list(WEBHOOK_ACTIONS),
+        headers={SECRET_HEADER: secret},
+        is_active=True,
+    )
+
+
+def iter_tasks(client: LabelStudio, project_id: int) -> Iterator[Any]:
+    """Every task of the project, with its data and annotations."""
+    yield from client.tasks.list(project=project_id, fields="all", page_size=500)
+
+
+def push_tasks(
+    client: LabelStudio, project_id: int, tasks: Iterable[dict[str, Any]]
+) -> tuple[int, int]:
+    """Import the tasks whose ``clip_id`` the project lacks; return (created, already there)."""
+    tasks = list(tasks)
+    have = {t.data.get("clip_id") for t in iter_tasks(client, project_id)}
+    fresh = [t for t in tasks if t["data"]["clip_id"] not in have]
+    if fresh:
+        client.projects.import_tasks(id=project_id, request=fresh, return_task_ids=True)
+    return len(fresh), len(tasks) - len(fresh)
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A Label Studio user who can log in, with their own API token."""
+
+    id: int
+    email: str
+    token: str
+
+
+def _form_token(page: str) -> str:
+    match = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
+    if not match:
+        raise LabelStudioError("Label Studio's login page has no CSRF token; unexpected version")
+    return match.group(1)
+
+
+def ensure_account(base_url: str, email: str, password: str) -> Account:
+    """Log in as ``email`` (signing up first if needed) and return the user's own token.
+
+    Uses Label Studio's web forms, the only way to make users who can log in.
+    """
+    base_url = base_url.rstrip("/")
+    with httpx.Client(base_url=base_url, timeout=30, follow_redirects=False) as web:
+        for path in ("/user/login/", "/user/signup/"):
+            page = web.get(path)
+            form = {
+                "csrfmiddlewaretoken": _form_token(page.text),
+                "email": email,
+                "password": password,
+            }
+            answer = web.post(path, data=form, headers={"Referer": base_url + path})
+            if answer.status_code == 302:
+                break
+        else:
+            raise LabelStudioError(f"cannot log in or sign up {email} at {base_url}")
+        me = web.get("/api/current-user/whoami").json()
+        token = web.get("/api/current-user/token").json()["token"]
+    return Account(int(me["id"]), email, token)

@@ -1,0 +1,107 @@
+"""Table models of the service's store, apart from the core records in ``schemas``.
+
+One row per judgement (annotation x turn x dimension), long format; annotations are kept
+as rows of their own so that an older update never overwrites a newer one and a deletion
+is remembered (a tombstone) even when it arrives before the annotation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column
+from sqlmodel import Field, SQLModel
+
+
+class AnnotationBase(SQLModel):
+    """A Label Studio annotation as the service last saw it."""
+
+    project_id: int = Field(index=True)
+    task_id: int | None = Field(default=None, index=True)
+    annotator: str | None = None
+    was_cancelled: bool = False
+    updated_at: datetime | None = None
+    deleted: bool = False
+    lead_time: float | None = None
+
+
+class Annotation(AnnotationBase, table=True):
+    """Stored annotation; ``id`` is Label Studio's annotation id."""
+
+    id: int = Field(primary_key=True)
+    received_at: datetime
+
+
+class JudgementBase(SQLModel):
+    """One annotator's value for one turn and dimension."""
+
+    project_id: int = Field(index=True)
+    annotation_id: int = Field(index=True)
+    task_id: int = Field(index=True)
+    annotator: str = Field(index=True)
+    turn_id: str = Field(index=True)
+    dimension: str = Field(index=True)
+    value: str
+    taxonomy: str
+    taxonomy_version: str
+
+
+class Judgement(JudgementBase, table=True):
+    """Stored judgement."""
+
+    id: int | None = Field(default=None, primary_key=True)
+
+
+class JudgementPublic(JudgementBase):
+    """A judgement as the API returns it."""
+
+    id: int
+
+
+class JudgementsPublic(SQLModel):
+    """A page of judgements."""
+
+    data: list[JudgementPublic]
+    count: int
+
+
+class ShiftEventRow(SQLModel, table=True):
+    """A shift span an annotator marked; times in session seconds."""
+
+    __tablename__ = "shift_event"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(index=True)
+    annotation_id: int = Field(index=True)
+    task_id: int
+    annotator: str
+    session_id: str
+    start: float
+    end: float
+    from_emotion: str | None = None
+    to_emotion: str | None = None
+    trigger: str | None = None
+    onset: str | None = None
+
+
+class Task(SQLModel, table=True):
+    """A Label Studio task (one clip) as the service last saw it."""
+
+    id: int = Field(primary_key=True)
+    project_id: int = Field(index=True)
+    clip_id: str | None = Field(default=None, index=True)
+    session_id: str | None = Field(default=None, index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    deleted: bool = False
+
+
+class DeadLetter(SQLModel, table=True):
+    """A webhook delivery that could not be applied, kept for inspection."""
+
+    __tablename__ = "dead_letter"
+
+    id: int | None = Field(default=None, primary_key=True)
+    received_at: datetime
+    reason: str
+    body: str

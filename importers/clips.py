@@ -1,0 +1,108 @@
+"""Cut a session into clips (one Label Studio task each) and build the tasks.
+
+A clip is a run of consecutive turns no longer than ``max_seconds`` (a single longer turn
+makes a clip of its own); turns are never split. Each clip's audio is cut to its own file
+under the media root so the waveform annotators see matches the dialogue beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile as sf
+
+from schemas.codec import PREDICTION_VERSION, turn_regions
+from schemas.records import Clip, Session
+from schemas.taxonomy import Taxonomy
+
+# Audio kept around a clip's turns, in seconds.
+MARGIN = 0.25
+
+
+def make_clips(session: Session, max_seconds: float) -> tuple[Clip, ...]:
+    """Group the session's turns into clips of at most ``max_seconds``, in order."""
+    groups: list[list[int]] = []
+    for i, turn in enumerate(session.turns):
+        if groups and turn.end - session.turns[groups[-1][0]].start <= max_seconds:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    clips = []
+    for index, group in enumerate(groups):
+        start = session.turns[group[0]].start
+        end = max(session.turns[i].end for i in group)
+        clips.append(
+            Clip(
+                id=f"{session.id}-c{index:03d}",
+                session_id=session.id,
+                index=index,
+                start=start,
+                end=end,
+                turn_ids=tuple(session.turns[i].id for i in group),
+            )
+        )
+    return tuple(clips)
+
+
+def audio_window(session: Session, clip: Clip) -> tuple[float, float]:
+    """The session-time window of the clip's audio file (the clip plus a small margin)."""
+    return max(0.0, clip.start - MARGIN), min(session.duration, clip.end + MARGIN)
+
+
+def cut_clip_audio(session: Session, clip: Clip, target: Path) -> Path:
+    """Write the clip's audio (mono, the media's sample rate) to ``target``; skip if present."""
+    if target.exists():
+        return target
+    start, end = audio_window(session, clip)
+    with sf.SoundFile(session.media) as media:
+        rate = media.samplerate
+        media.seek(round(start * rate))
+        samples = media.read(round((end - start) * rate), dtype="float32", always_2d=True)
+    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part.wav")
+    sf.write(partial, np.ascontiguousarray(mono), rate, subtype="PCM_16")
+    partial.replace(target)
+    return target
+
+
+def build_task(
+    session: Session, clip: Clip, audio_url: str, taxonomy: Taxonomy, n_clips: int
+) -> dict[str, Any]:
+    """The Label Studio task of a clip, with one pre-annotated region per turn."""
+    offset = audio_window(session, clip)[0]
+    names = {p.id: p.name for p in session.performers}
+    turns = {t.id: t for t in session.turns}
+    dialogue = []
+    for turn_id in clip.turn_ids:
+        turn = turns[turn_id]
+        dialogue.append(
+            {
+                "speaker": names.get(turn.speaker, turn.speaker),
+                "performer": turn.speaker,
+                "text": turn.text,
+                "start": round(turn.start - offset, 3),
+                "end": round(turn.end - offset, 3),
+                "turn_id": turn.id,
+                "turn_index": turn.index,
+            }
+        )
+    minutes = f"{int(clip.start // 60)}:{clip.start % 60:04.1f}-{int(clip.end // 60)}:{clip.end % 60:04.1f}"  # noqa: E501
+    data = {
+        "audio": audio_url,
+        "dialogue": dialogue,
+        "title": f"{session.title}: clip {clip.index + 1} of {n_clips} ({minutes})",
+        "prompt": session.prompt,
+        "session_id": session.id,
+        "clip_id": clip.id,
+        "clip_index": clip.index,
+        "clip_start": clip.start,
+        "clip_end": clip.end,
+        "audio_offset": round(offset, 6),
+        "taxonomy": taxonomy.name,
+        "taxonomy_version": taxonomy.version,
+    }
+    prediction = {"model_version": PREDICTION_VERSION, "result": turn_regions(dialogue)}
+    return {"data": data, "predictions": [prediction]}

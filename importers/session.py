@@ -1,0 +1,149 @@
+"""Read a session folder: ``session.yaml``, the media file's header and the transcript.
+
+A session folder holds::
+
+    session.yaml      id, title, prompt, media, transcript, performers, optional intended arc
+    <media>           the recording (WAV/FLAC/MP3 read by header)
+    <transcript>      WebVTT with <v Speaker> voices
+
+Everything is checked before anything is pushed: a problem raises an error naming the file
+(and line) and what was expected.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import soundfile as sf
+import yaml
+
+from importers.webvtt import read_webvtt
+from schemas.errors import MediaError, SessionError
+from schemas.records import IntendedEmotion, Performer, Session, Turn
+
+SESSION_FILE = "session.yaml"
+_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+# Cue times are rounded to milliseconds; allow that much past the media's end.
+_END_TOLERANCE = 0.0015
+
+
+def media_duration(path: Path) -> float:
+    """Duration in seconds of an audio file, read from its header only."""
+    if not path.is_file():
+        raise MediaError(f"{path}: media file not found")
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise MediaError(
+            f"{path}: cannot read media header ({exc}); expected WAV, FLAC or MP3"
+        ) from None
+    if info.frames <= 0:
+        raise MediaError(f"{path}: media has no audio samples")
+    return info.frames / info.samplerate
+
+
+def _field(meta: dict[str, Any], key: str, source: Path) -> Any:
+    if meta.get(key) in (None, ""):
+        raise SessionError(f"{source}: missing required key {key!r}")
+    return meta[key]
+
+
+def _inside(folder: Path, name: str, source: Path, key: str) -> Path:
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder.resolve()):
+        raise SessionError(f"{source}: {key} {name!r} points outside the session folder")
+    return path
+
+
+def load_session(folder: str | Path) -> Session:
+    """Read and validate the session in ``folder``.
+
+    Raises :class:`SessionError`, :class:`MediaError` or ``TranscriptError`` (all
+    ``AnnotateError``) naming the file, line and value that is wrong.
+    """
+    folder = Path(folder)
+    source = folder / SESSION_FILE
+    try:
+        meta = yaml.safe_load(source.read_text(encoding="utf-8-sig"))
+    except FileNotFoundError:
+        raise SessionError(
+            f"{source}: not found; a session folder needs a {SESSION_FILE}"
+        ) from None
+    except yaml.YAMLError as exc:
+        raise SessionError(f"{source}: not valid YAML ({exc})") from None
+    if not isinstance(meta, dict):
+        raise SessionError(f"{source}: expected a mapping of session metadata")
+    session_id = str(_field(meta, "id", source))
+    if not _ID.match(session_id):
+        raise SessionError(
+            f"{source}: id {session_id!r} must be lower-case letters, digits, '-' or '_'"
+        )
+    performers_raw = _field(meta, "performers", source)
+    if not isinstance(performers_raw, list):
+        raise SessionError(f"{source}: performers must be a list of {{id, name}}")
+    performers = tuple(
+        Performer(str(_field(p, "id", source)), str(p.get("name") or p["id"]))
+        for p in performers_raw
+    )
+    media = _inside(folder, str(_field(meta, "media", source)), source, "media")
+    duration = media_duration(media)
+    transcript = _inside(folder, str(_field(meta, "transcript", source)), source, "transcript")
+    by_key = {p.id: p for p in performers} | {p.name: p for p in performers}
+    turns = []
+    for index, cue in enumerate(read_webvtt(transcript)):
+        performer = by_key.get(cue.speaker)
+        if performer is None:
+            raise SessionError(
+                f"{transcript}:{cue.line}: speaker {cue.speaker!r} is not a performer of "
+                f"{source.name}; expected one of {sorted(p.name for p in performers)}"
+            )
+        if cue.end > duration + _END_TOLERANCE:
+            raise SessionError(
+                f"{transcript}:{cue.line}: cue ends at {cue.end:.3f}s, past the end of "
+                f"{media.name} ({duration:.3f}s)"
+            )
+        turns.append(Turn.make(session_id, index, performer.id, cue.start, cue.end, cue.text))
+    if not turns:
+        raise SessionError(f"{transcript}: no cues; expected at least one turn")
+    intended = []
+    for i, item in enumerate(meta.get("intended") or []):
+        try:
+            intended.append(
+                IntendedEmotion(
+                    int(item["turn"]),
+                    str(item["performer"]),
+                    float(item["start"]),
+                    float(item["end"]),
+                    str(item["emotion"]),
+                )
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise SessionError(
+                f"{source}: intended[{i}]: {exc!s}; expected turn, performer, start, end, emotion"
+            ) from None
+    return Session(
+        id=session_id,
+        title=str(meta.get("title") or session_id),
+        prompt=str(meta.get("prompt") or ""),
+        media=str(media),
+        duration=round(duration, 6),
+        performers=performers,
+        turns=tuple(turns),
+        intended=tuple(intended),
+        synthetic=bool(meta.get("synthetic", False)),
+    )
+
+
+def find_sessions(path: str | Path) -> list[Path]:
+    """The session folders at ``path``: itself if it holds a session.yaml, else its children."""
+    path = Path(path)
+    if (path / SESSION_FILE).exists():
+        return [path]
+    if not path.is_dir():
+        raise SessionError(f"{path}: not a folder; expected a session folder or a folder of them")
+    found = sorted(p.parent for p in path.glob(f"*/{SESSION_FILE}"))
+    if not found:
+        raise SessionError(f"{path}: no {SESSION_FILE} in it or in its sub-folders")
+    return found

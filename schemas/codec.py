@@ -1,0 +1,243 @@
+"""The codec between Label Studio result JSON and our judgements.
+
+Decoding turns one annotation's ``result`` list into :class:`Judgement` records (one per
+turn and dimension) and :class:`ShiftEvent` records. Items that reference unknown controls,
+unknown labels or turns outside the task are counted by reason in ``skipped``, never dropped
+silently. Encoding builds the result items the labeling interface itself produces, used for
+pre-annotations (one region per turn) and for simulated annotators.
+
+Task data the codec relies on (written by the importer): ``dialogue`` (list of turns with
+``turn_id``), ``session_id``, ``audio_offset`` (session seconds at clip-audio time 0).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.label_config import AUDIO, DIALOGUE, NOTE, TURN, shift_control
+from schemas.records import Judgement, ShiftEvent
+from schemas.taxonomy import Taxonomy
+
+# The model_version of the per-turn pre-annotations.
+PREDICTION_VERSION = "improv-annotate-turns"
+_VALUE_KEY = {"choices": "choices", "rating": "rating", "number": "number"}
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """What one annotation holds: judgements, shift events, the clip note, skip counts."""
+
+    judgements: tuple[Judgement, ...]
+    shifts: tuple[ShiftEvent, ...]
+    note: str | None
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+
+def annotator_of(annotation: Mapping[str, Any]) -> str:
+    """The annotator id of a Label Studio annotation (``completed_by`` as int or object)."""
+    who = annotation.get("completed_by")
+    if isinstance(who, Mapping):
+        who = who.get("id")
+    if who is None:
+        raise ValueError("annotation has no completed_by; expected the annotator's user id")
+    return str(who)
+
+
+def _paragraph_index(value: Mapping[str, Any]) -> int | None:
+    try:
+        return int(value["start"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def decode_annotation(
+    annotation: Mapping[str, Any], task_data: Mapping[str, Any], taxonomy: Taxonomy
+) -> Decoded:
+    """Decode one Label Studio annotation of a clip task.
+
+    Parameters
+    ----------
+    annotation : mapping
+        The annotation as Label Studio sends it (``id``, ``completed_by``, ``result``).
+    task_data : mapping
+        The task's ``data`` (as imported by improv-annotate).
+    taxonomy : Taxonomy
+        The taxonomy the project was set up with.
+    """
+    dialogue: Sequence[Mapping[str, Any]] = task_data.get("dialogue") or []
+    offset = float(task_data.get("audio_offset") or 0.0)
+    annotation_id = int(annotation["id"])
+    task_id = int(annotation.get("task") or task_data.get("task_id") or 0)
+    annotator = annotator_of(annotation)
+    dims = {d.name: d for d in taxonomy.dimensions}
+    shift_parts = {shift_control(taxonomy, p): p for p in ("from", "to", "trigger", "onset")}
+    skipped: Counter[str] = Counter()
+    judgements: dict[tuple[str, str], Judgement] = {}
+    spans: dict[str, dict[str, Any]] = {}
+    note = None
+    for item in annotation.get("result") or []:
+        name = item.get("from_name")
+        value = item.get("value") or {}
+        kind = item.get("type")
+        if name == TURN or (name == taxonomy.shift.name and kind == "labels"):
+            if name == taxonomy.shift.name:
+                span = spans.setdefault(str(item.get("id")), {})
+                span["start"], span["end"] = value.get("start"), value.get("end")
+            continue
+        if name == NOTE:
+            texts = value.get("text") or []
+            note = "\n".join(map(str, texts)) or None
+            continue
+        if name in shift_parts:
+            span = spans.setdefault(str(item.get("id")), {})
+            chosen = value.get("choices") or []
+            span[shift_parts[name]] = chosen[0] if chosen else None
+            span.setdefault("start", value.get("start"))
+            span.setdefault("end", value.get("end"))
+            continue
+        dim = dims.get(name)
+        if dim is None:
+            skipped["unknown control"] += 1
+            continue
+        index = _paragraph_index(value)
+        if index is None or not 0 <= index < len(dialogue):
+            skipped["turn outside the task"] += 1
+            continue
+        raw = value.get(_VALUE_KEY.get(kind or "", ""))
+        if isinstance(raw, list):
+            raw = raw[0] if len(raw) == 1 else None
+        if raw is None:
+            skipped["empty value"] += 1
+            continue
+        try:
+            dim.code(raw)
+        except (ValueError, TypeError):
+            skipped["unknown label"] += 1
+            continue
+        text = str(int(raw)) if kind == "rating" else str(raw)
+        turn_id = str(dialogue[index]["turn_id"])
+        judgements[(turn_id, dim.name)] = Judgement(
+            annotation_id,
+            task_id,
+            annotator,
+            turn_id,
+            dim.name,
+            text,
+            taxonomy.name,
+            taxonomy.version,
+        )
+    shifts = []
+    emotions = set(taxonomy.emotion.values)
+    for span in spans.values():
+        if span.get("start") is None or span.get("end") is None:
+            skipped["shift without times"] += 1
+            continue
+        labels = (span.get("from"), span.get("to"))
+        if any(v is not None and v not in emotions for v in labels):
+            skipped["unknown label"] += 1
+            continue
+        shifts.append(
+            ShiftEvent(
+                annotation_id,
+                task_id,
+                annotator,
+                str(task_data.get("session_id", "")),
+                round(float(span["start"]) + offset, 3),
+                round(float(span["end"]) + offset, 3),
+                span.get("from"),
+                span.get("to"),
+                span.get("trigger"),
+                span.get("onset"),
+            )
+        )
+    return Decoded(tuple(judgements.values()), tuple(shifts), note, dict(skipped))
+
+
+def _paragraph_value(index: int, text: str) -> dict[str, Any]:
+    return {"start": str(index), "end": str(index), "startOffset": 0, "endOffset": len(text)}
+
+
+def turn_regions(dialogue: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """One ``turn`` region per dialogue line: the pre-annotation annotators start from."""
+    return [
+        {
+            "id": f"turn{i}",
+            "from_name": TURN,
+            "to_name": DIALOGUE,
+            "type": "paragraphlabels",
+            "value": {**_paragraph_value(i, str(line["text"])), "paragraphlabels": ["turn"]},
+        }
+        for i, line in enumerate(dialogue)
+    ]
+
+
+def encode_annotation(
+    dialogue: Sequence[Mapping[str, Any]],
+    values: Mapping[int, Mapping[str, str | int]],
+    taxonomy: Taxonomy,
+    shifts: Sequence[Mapping[str, Any]] = (),
+    note: str | None = None,
+) -> list[dict[str, Any]]:
+    """Result items for an annotation: turn regions with their values, shift spans, a note.
+
+    ``values`` maps a dialogue index to ``{dimension: value}``; ``shifts`` holds dicts with
+    ``start``/``end`` in clip-audio seconds and optional ``from``, ``to``, ``trigger``,
+    ``onset``.
+    """
+    result = turn_regions(dialogue)
+    for index, dims in values.items():
+        text = str(dialogue[index]["text"])
+        for name, value in dims.items():
+            dim = taxonomy.dimension(name)
+            dim.code(value)
+            if dim.kind == "choice" or dim.min != 1:
+                kind, payload = "choices", {"choices": [str(value)]}
+            else:
+                kind, payload = "rating", {"rating": int(value)}
+            result.append(
+                {
+                    "id": f"turn{index}",
+                    "from_name": name,
+                    "to_name": DIALOGUE,
+                    "type": kind,
+                    "value": {**_paragraph_value(index, text), **payload},
+                }
+            )
+    for k, span in enumerate(shifts):
+        times = {"start": float(span["start"]), "end": float(span["end"]), "channel": 0}
+        region_id = f"shift{k}"
+        result.append(
+            {
+                "id": region_id,
+                "from_name": taxonomy.shift.name,
+                "to_name": AUDIO,
+                "type": "labels",
+                "value": {**times, "labels": [taxonomy.shift.title]},
+            }
+        )
+        for part in ("from", "to", "trigger", "onset"):
+            if span.get(part) is None:
+                continue
+            result.append(
+                {
+                    "id": region_id,
+                    "from_name": shift_control(taxonomy, part),
+                    "to_name": AUDIO,
+                    "type": "choices",
+                    "value": {**times, "choices": [str(span[part])]},
+                }
+            )
+    if note:
+        result.append(
+            {
+                "id": "note",
+                "from_name": NOTE,
+                "to_name": DIALOGUE,
+                "type": "textarea",
+                "value": {"text": [note]},
+            }
+        )
+    return result

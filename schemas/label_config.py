@@ -1,0 +1,138 @@
+"""Generate the Label Studio labeling interface from a taxonomy.
+
+The layout: the clip's audio synced with the diarised dialogue; one region per turn
+(pre-annotated, so annotators only pick values) with the turn-level dimensions shown when a
+turn is selected; shift spans on the audio timeline with their own from/to/trigger/onset
+controls; a free-text note per clip.
+
+Control names are part of the result format the codec reads: ``turn`` (the per-turn
+ParagraphLabels), one control per dimension (its name), ``<shift>`` (the span Labels) with
+``<shift>_from``, ``<shift>_to``, ``<shift>_trigger``, ``<shift>_onset``, and ``note``.
+
+Example
+-------
+>>> from schemas.taxonomy import load_taxonomy
+>>> xml = label_config(load_taxonomy())
+>>> '<Choices name="emotion" toName="dialogue"' in xml
+True
+"""
+
+from __future__ import annotations
+
+from xml.sax.saxutils import quoteattr
+
+from schemas.taxonomy import Dimension, Taxonomy
+
+AUDIO = "audio"
+DIALOGUE = "dialogue"
+TURN = "turn"
+NOTE = "note"
+SHIFT_PARTS = ("from", "to", "trigger", "onset")
+
+
+def shift_control(taxonomy: Taxonomy, part: str) -> str:
+    """The name of a shift span's per-region control (``part`` in :data:`SHIFT_PARTS`)."""
+    return f"{taxonomy.shift.name}_{part}"
+
+
+def _attrs(**attrs: object) -> str:
+    out = []
+    for key, value in attrs.items():
+        if value is None:
+            continue
+        name = {
+            "to_name": "toName",
+            "per_region": "perRegion",
+            "show_inline": "showInline",
+            "max_rating": "maxRating",
+            "when_tag_name": "whenTagName",
+            "visible_when": "visibleWhen",
+            "audio_url": "audioUrl",
+            "name_key": "nameKey",
+            "text_key": "textKey",
+            "max_submissions": "maxSubmissions",
+            "class_": "className",
+        }.get(key, key)
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        out.append(f"{name}={quoteattr(str(value))}")
+    return " ".join(out)
+
+
+def _choices(
+    name: str, to_name: str, values: tuple[str, ...], hotkeys: tuple[str | None, ...], title: str
+) -> list[str]:
+    attrs = _attrs(
+        name=name, to_name=to_name, per_region=True, choice="single-radio", show_inline=True
+    )
+    lines = [f'    <Header value={quoteattr(title)} size="6"/>', f"    <Choices {attrs}>"]
+    for value, hotkey in zip(values, hotkeys, strict=True):
+        lines.append(f"      <Choice {_attrs(value=value, hotkey=hotkey)}/>")
+    lines.append("    </Choices>")
+    return lines
+
+
+def _dimension(dim: Dimension) -> list[str]:
+    if dim.kind == "choice":
+        return _choices(
+            dim.name, DIALOGUE, dim.values, tuple(label.hotkey for label in dim.labels), dim.title
+        )
+    if dim.min != 1:
+        # Rating stars start at 1; other scales are offered as numbered choices.
+        values = tuple(str(v) for v in dim.scale)
+        return _choices(dim.name, DIALOGUE, values, (None,) * len(values), dim.title)
+    attrs = _attrs(name=dim.name, to_name=DIALOGUE, per_region=True, max_rating=dim.max)
+    return [f'    <Header value={quoteattr(dim.title)} size="6"/>', f"    <Rating {attrs}/>"]
+
+
+def label_config(taxonomy: Taxonomy) -> str:
+    """The Label Studio XML label config for ``taxonomy``.
+
+    The task data it expects: ``audio`` (URL of the clip's audio), ``dialogue`` (a list of
+    ``{"speaker", "text", "start", "end"}`` with times in clip seconds), ``title`` and
+    ``prompt``.
+    """
+    shift = taxonomy.shift
+    emotions = taxonomy.emotion.values
+    none = (None,) * len(emotions)
+    lines = [
+        "<View>",
+        '  <Header value="$title"/>',
+        '  <View style="color:#555;margin-bottom:8px"><Text name="prompt" value="$prompt"/></View>',
+        f"  <Labels {_attrs(name=shift.name, to_name=AUDIO)}>",
+        f"    <Label {_attrs(value=shift.title, hotkey=shift.hotkey, background='#ff7a45')}/>",
+        "  </Labels>",
+        f"  <Audio {_attrs(name=AUDIO, value='$audio', sync=DIALOGUE, hotkey='space')}/>",
+        f"  <View {_attrs(visible_when='region-selected', when_tag_name=shift.name)}>",
+        *_choices(shift_control(taxonomy, "from"), AUDIO, emotions, none, "Shift from"),
+        *_choices(shift_control(taxonomy, "to"), AUDIO, emotions, none, "Shift to"),
+        *_choices(
+            shift_control(taxonomy, "trigger"),
+            AUDIO,
+            shift.trigger,
+            (None,) * len(shift.trigger),
+            "Trigger",
+        ),
+        *_choices(
+            shift_control(taxonomy, "onset"),
+            AUDIO,
+            shift.onset,
+            (None,) * len(shift.onset),
+            "Onset",
+        ),
+        "  </View>",
+        f"  <ParagraphLabels {_attrs(name=TURN, to_name=DIALOGUE)}>",
+        '    <Label value="turn" background="#69c0ff"/>',
+        "  </ParagraphLabels>",
+        f"  <Paragraphs {_attrs(name=DIALOGUE, value='$dialogue', layout='dialogue', audio_url='$audio', sync=AUDIO, name_key='speaker', text_key='text')}/>",  # noqa: E501
+        f"  <View {_attrs(visible_when='region-selected', when_tag_name=TURN)}>",
+    ]
+    for dim in taxonomy.dimensions:
+        lines += _dimension(dim)
+    lines += [
+        "  </View>",
+        '  <Header value="Note on this clip" size="6"/>',
+        f"  <TextArea {_attrs(name=NOTE, to_name=DIALOGUE, editable=True, max_submissions=1, rows=2)}/>",  # noqa: E501
+        "</View>",
+    ]
+    return "\n".join(lines) + "\n"
