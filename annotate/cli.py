@@ -356,3 +356,7 @@ def _simulate(
 def main() -> None:
     """Entry point of the ``improv-annotate`` command."""
     app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install the Debian packages a target needs, only those that are missing.
+#   demo: Python's venv module
+#   test: also espeak-ng, sox, ffmpeg and Chromium (browser tests, generated media)
+set -euo pipefail
+want=()
+python3 -m venv --help >/dev/null 2>&1 || want+=(python3-venv)
+if [ "${1:-demo}" = "test" ]; then
+  command -v espeak-ng >/dev/null || want+=(espeak-ng)
+  command -v sox >/dev/null || want+=(sox)
+  command -v ffmpeg >/dev/null || want+=(ffmpeg)
+  command -v chromium >/dev/null || want+=(chromium)
+  command -v chromedriver >/dev/null || want+=(chromium-driver)
+fi
+[ ${#want[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing Debian packages: ${want[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${want[@]}" >/dev/null

@@ -1,0 +1,110 @@
+"""Shared fixtures: a real Label Studio server, the real service, SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from annotate import stack
+from annotate.config import Settings, load_settings, with_local_secrets
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE = ROOT / "examples" / "sessions" / "cafe-breakup"
+PG_ADMIN_URL = os.environ.get("IMPROV_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def free_port() -> int:
+    """A TCP port free on loopback right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def write_config(folder: Path, **overrides: object) -> Path:
+    """A config.yaml in ``folder`` whose data lives there, on free loopback ports."""
+    config = {
+        "label_studio": {
+            "url": f"http://127.0.0.1:{free_port()}",
+            "command": str(ROOT / ".venv-ls" / "bin" / "label-studio"),
+            "project_title": "Integration test",
+            "maximum_annotations": 2,
+        },
+        "service": {"url": f"http://127.0.0.1:{free_port()}"},
+        "data_dir": str(folder / "data"),
+        "examples_dir": str(ROOT / "examples" / "sessions"),
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict):
+            config.setdefault(key, {}).update(value)  # type: ignore[union-attr]
+        else:
+            config[key] = value
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def stack_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The config file of the test session's stack."""
+    return write_config(tmp_path_factory.mktemp("stack"))
+
+
+@pytest.fixture(scope="session")
+def stack_settings(stack_config: Path) -> Settings:
+    """Settings (with generated secrets) of the test session's stack."""
+    return with_local_secrets(load_settings(stack_config))
+
+
+@pytest.fixture(scope="session")
+def label_studio(stack_settings: Settings) -> Iterator[Settings]:
+    """A real Label Studio server on a free loopback port, one for the whole run."""
+    stack.start_label_studio(stack_settings, timeout=240)
+    yield stack_settings
+    stack.stop(stack_settings, stack.LABEL_STUDIO)
+
+
+@pytest.fixture(scope="session")
+def service(stack_settings: Settings, stack_config: Path) -> Iterator[Settings]:
+    """The real agreement service (uvicorn, SQLite file) on a free loopback port."""
+    stack.start_service(stack_settings, stack_config)
+    yield stack_settings
+    stack.stop(stack_settings, stack.SERVICE)
+
+
+def _postgres_reachable() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store: a SQLite file, or a new PostgreSQL database (dropped after)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not _postgres_reachable():
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}; CI must have it")
+        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+    import psycopg
+
+    name = f"improv_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,234 @@
+"""The service's store on SQLite and PostgreSQL: events applied exactly, agreement right."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from api import store
+from api.db import init_db, make_engine
+from api.models import Annotation, Judgement, ShiftEventRow
+from schemas.taxonomy import Taxonomy, load_taxonomy
+from tests.payloads import annotation_event, delete_event, dialogue, task
+
+TAX = load_taxonomy()
+DIMS = len(TAX.dimensions)
+# Krippendorff (2011), "Computing Krippendorff's alpha-reliability": 4 coders x 12 units.
+K2011 = {
+    "A": [1, 2, 3, 3, 2, 1, 4, 1, 2, None, None, None],
+    "B": [1, 2, 3, 3, 2, 2, 4, 1, 2, 5, None, 3],
+    "C": [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
+    "D": [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None],
+}
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    init_db(eng)
+    yield eng
+    eng.dispose()
+
+
+def _values(emotion: str = "joy", intensity: int = 3) -> dict[str, str | int]:
+    return {
+        "emotion": emotion,
+        "intensity": intensity,
+        "valence": 4,
+        "arousal": 3,
+        "dominance": 3,
+        "authenticity": 5,
+    }
+
+
+def _apply(engine: Engine, payload: dict, taxonomy: Taxonomy = TAX) -> store.Applied:
+    with Session(engine) as db:
+        return store.apply_event(db, payload, taxonomy)
+
+
+def _judgements(engine: Engine) -> list[Judgement]:
+    with Session(engine) as db:
+        return list(db.exec(select(Judgement)).all())
+
+
+def test_created_annotation_stores_one_judgement_per_turn_and_dimension(engine: Engine) -> None:
+    t = task(1, dialogue(3))
+    shift = [
+        {
+            "start": 2.0,
+            "end": 3.0,
+            "from": "neutral",
+            "to": "joy",
+            "trigger": "partner-induced",
+            "onset": "abrupt",
+        }
+    ]
+    applied = _apply(
+        engine, annotation_event(TAX, 10, t, 7, {i: _values() for i in range(3)}, shifts=shift)
+    )
+    assert applied.stored == 3 * DIMS
+    rows = _judgements(engine)
+    assert {(j.turn_id, j.dimension) for j in rows} == {
+        (f"s1-t{i:05d}", d.name) for i in range(3) for d in TAX.dimensions
+    }
+    assert {j.annotator for j in rows} == {"7"}
+    assert {j.taxonomy_version for j in rows} == {TAX.version}
+    with Session(engine) as db:
+        (event,) = db.exec(select(ShiftEventRow)).all()
+    # clip-audio seconds + the task's audio_offset (10 s) = session seconds
+    assert (event.start, event.end, event.from_emotion, event.to_emotion) == (
+        12.0,
+        13.0,
+        "neutral",
+        "joy",
+    )
+
+
+def test_redelivered_event_changes_nothing(engine: Engine) -> None:
+    payload = annotation_event(TAX, 10, task(1, dialogue(2)), 7, {0: _values(), 1: _values()})
+    _apply(engine, payload)
+    before = sorted((j.turn_id, j.dimension, j.value) for j in _judgements(engine))
+    again = _apply(engine, payload)
+    assert again.ignored == "not newer"
+    assert sorted((j.turn_id, j.dimension, j.value) for j in _judgements(engine)) == before
+
+
+def test_older_update_never_overwrites_newer(engine: Engine) -> None:
+    t = task(1, dialogue(1))
+    newer = annotation_event(
+        TAX,
+        10,
+        t,
+        7,
+        {0: _values("anger")},
+        action="ANNOTATION_UPDATED",
+        updated_at="2026-11-26T10:05:00Z",
+    )
+    older = annotation_event(TAX, 10, t, 7, {0: _values("joy")}, updated_at="2026-11-26T10:00:00Z")
+    _apply(engine, newer)
+    assert _apply(engine, older).ignored == "not newer"
+    emotion = [j.value for j in _judgements(engine) if j.dimension == "emotion"]
+    assert emotion == ["anger"]
+    # and a newer one does replace
+    newest = annotation_event(
+        TAX,
+        10,
+        t,
+        7,
+        {0: _values("sadness")},
+        action="ANNOTATION_UPDATED",
+        updated_at="2026-11-26T10:09:00Z",
+    )
+    _apply(engine, newest)
+    assert [j.value for j in _judgements(engine) if j.dimension == "emotion"] == ["sadness"]
+
+
+def test_delete_removes_judgements_and_a_late_create_stays_deleted(engine: Engine) -> None:
+    t = task(1, dialogue(2))
+    create = annotation_event(TAX, 10, t, 7, {0: _values(), 1: _values()})
+    _apply(engine, create)
+    other = annotation_event(TAX, 11, t, 8, {0: _values()})
+    _apply(engine, other)
+    applied = _apply(engine, delete_event([10]))
+    assert applied.removed == 2 * DIMS
+    assert {j.annotation_id for j in _judgements(engine)} == {11}
+    assert _apply(engine, create).ignored == "deleted"
+    assert {j.annotation_id for j in _judgements(engine)} == {11}
+    # a deletion for an annotation never seen leaves a tombstone that wins over its create
+    _apply(engine, delete_event([12]))
+    late = annotation_event(TAX, 12, t, 9, {0: _values()})
+    assert _apply(engine, late).ignored == "deleted"
+    with Session(engine) as db:
+        assert db.get(Annotation, 12).deleted  # type: ignore[union-attr]
+
+
+def test_tasks_deleted_removes_their_annotations(engine: Engine) -> None:
+    _apply(engine, annotation_event(TAX, 10, task(1, dialogue(1)), 7, {0: _values()}))
+    _apply(engine, annotation_event(TAX, 11, task(2, dialogue(1, clip=1)), 7, {0: _values()}))
+    _apply(engine, {"action": "TASKS_DELETED", "project": {"id": 1}, "tasks": [{"id": 1}]})
+    assert {j.task_id for j in _judgements(engine)} == {2}
+    with Session(engine) as db:
+        assert [t.id for t in store.iter_tasks(db, 1)] == [2]
+
+
+def test_cancelled_annotation_stores_no_judgements(engine: Engine) -> None:
+    payload = annotation_event(TAX, 10, task(1, dialogue(2)), 7, {0: _values()}, was_cancelled=True)
+    applied = _apply(engine, payload)
+    assert applied.stored == 0
+    assert applied.skipped == {"cancelled": DIMS}
+    assert _judgements(engine) == []
+
+
+@pytest.mark.parametrize(
+    ("payload", "field"),
+    [
+        ({"project": {"id": 1}}, "action"),
+        ({"action": "ANNOTATION_CREATED"}, "project"),
+        ({"action": "ANNOTATION_CREATED", "project": {"id": 1}}, "annotation"),
+        (
+            {"action": "ANNOTATIONS_DELETED", "project": {"id": 1}, "annotations": [{"id": "x"}]},
+            r"annotations\[0\]\.id",
+        ),
+        (
+            {
+                "action": "ANNOTATION_CREATED",
+                "project": {"id": 1},
+                "task": {"id": 1, "data": {}},
+                "annotation": {"id": 3, "completed_by": 1, "updated_at": "yesterday", "result": []},
+            },
+            "annotation.updated_at",
+        ),
+    ],
+)
+def test_malformed_payload_names_the_field_and_applies_nothing(
+    engine: Engine, payload: dict, field: str
+) -> None:
+    with pytest.raises(store.PayloadError, match=field):
+        _apply(engine, payload)
+    assert _judgements(engine) == []
+    with Session(engine) as db:
+        assert db.exec(select(Annotation)).all() == []
+
+
+def _k2011_events(dimension_values: dict[int, str | int], dim: str) -> Iterator[dict]:
+    t = task(1, dialogue(12))
+    for k, (coder, values) in enumerate(K2011.items()):
+        chosen = {i: {dim: dimension_values[v]} for i, v in enumerate(values) if v is not None}
+        yield annotation_event(TAX, 100 + k, t, 1 + k, chosen)
+        del coder
+
+
+@pytest.mark.parametrize(
+    ("dimension", "mapping", "expected"),
+    [
+        # nominal: the five values as five emotion categories
+        ("emotion", {1: "neutral", 2: "joy", 3: "sadness", 4: "anger", 5: "fear"}, 0.743),
+        ("intensity", {v: v for v in range(1, 6)}, 0.815),  # ordinal
+        ("valence", {v: v for v in range(1, 6)}, 0.849),  # interval
+    ],
+)
+def test_agreement_reproduces_krippendorff_2011(
+    engine: Engine, dimension: str, mapping: dict, expected: float
+) -> None:
+    for payload in _k2011_events(mapping, dimension):
+        _apply(engine, payload)
+    with Session(engine) as db:
+        figures = store.agreement(db, 1, dimension, TAX)
+    assert round(figures["alpha"], 3) == expected
+    assert figures["units"] == 12
+    assert figures["judgements"] == sum(v is not None for vs in K2011.values() for v in vs)
+    assert [a["annotator"] for a in figures["annotators"]] == ["1", "2", "3", "4"]
+    assert all(math.isfinite(a["alpha_pairwise_mean"]) for a in figures["annotators"])
+
+
+def test_agreement_unknown_project_and_dimension(engine: Engine) -> None:
+    _apply(engine, annotation_event(TAX, 10, task(1, dialogue(1)), 7, {0: _values()}))
+    with Session(engine) as db:
+        with pytest.raises(store.NotFound, match=r"unknown project 5; the store has \[1\]"):
+            store.agreement(db, 5, "emotion", TAX)
+        with pytest.raises(store.NotFound, match="unknown dimension 'mood'; expected one of"):
+            store.agreement(db, 1, "mood", TAX)
