@@ -223,12 +223,18 @@ def _print_agreement(project_id: int, dimension: str) -> dict[str, Any]:
     from annotate.service import ServiceClient
 
     s = state.settings
-    figures = ServiceClient(s.service.url, s.service.api_key).agreement(project_id, dimension)
+    service = ServiceClient(s.service.url, s.service.api_key)
+    figures = service.agreement(project_id, dimension)
+    total = sum(p["judgements"] for p in service.projects() if p["id"] == project_id)
     alpha = figures["alpha"]
     console.print(
         f"Krippendorff's alpha ({figures['level']}) on [bold]{dimension}[/bold]: "
         f"[bold]{'n/a' if alpha is None else f'{alpha:.3f}'}[/bold] over {figures['units']} "
-        f"turns; the service holds {figures['judgements']} {dimension} judgements"
+        f"turns, from {figures['judgements']} {dimension} judgements"
+    )
+    console.print(
+        f"the service holds {total} judgements of project {project_id} "
+        f"({len(figures['annotators'])} annotators)"
     )
     table = Table("annotator", "judgements", "alpha without them", "mean pairwise alpha")
     for row in figures["annotators"]:
