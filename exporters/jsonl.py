@@ -88,11 +88,14 @@ def write_jsonl(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
     n = 0
-    with open(partial, "w", encoding="utf-8") as out:
-        for line in iter_jsonl_lines(rows):
-            out.write(line)
-            n += 1
-    os.replace(partial, path)
+    try:
+        with open(partial, "w", encoding="utf-8") as out:
+            for line in iter_jsonl_lines(rows):
+                out.write(line)
+                n += 1
+        os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
     return n
 
 

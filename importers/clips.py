@@ -68,6 +68,12 @@ def cut_clip_audio(session: Session, clip: Clip, target: Path) -> Path:
     return target
 
 
+def _clock(seconds: float) -> str:
+    """``m:ss.s`` for a time in seconds (rounded first, so 59.96 s is 1:00.0)."""
+    tenths = round(seconds * 10)
+    return f"{tenths // 600}:{(tenths % 600) / 10:04.1f}"
+
+
 def build_task(
     session: Session, clip: Clip, audio_url: str, taxonomy: Taxonomy, n_clips: int
 ) -> dict[str, Any]:
@@ -89,7 +95,7 @@ def build_task(
                 "turn_index": turn.index,
             }
         )
-    minutes = f"{int(clip.start // 60)}:{clip.start % 60:04.1f}-{int(clip.end // 60)}:{clip.end % 60:04.1f}"  # noqa: E501
+    minutes = f"{_clock(clip.start)}-{_clock(clip.end)}"
     data = {
         "audio": audio_url,
         "dialogue": dialogue,

@@ -57,6 +57,12 @@ def _inside(folder: Path, name: str, source: Path, key: str) -> Path:
     return path
 
 
+def _flag(value: Any, source: Path, key: str) -> bool:
+    if not isinstance(value, bool):
+        raise SessionError(f"{source}: {key} must be true or false, got {value!r}")
+    return value
+
+
 def load_session(folder: str | Path) -> Session:
     """Read and validate the session in ``folder``.
 
@@ -67,6 +73,8 @@ def load_session(folder: str | Path) -> Session:
     source = folder / SESSION_FILE
     try:
         meta = yaml.safe_load(source.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError:
+        raise SessionError(f"{source}: not valid UTF-8 text") from None
     except FileNotFoundError:
         raise SessionError(
             f"{source}: not found; a session folder needs a {SESSION_FILE}"
@@ -81,8 +89,8 @@ def load_session(folder: str | Path) -> Session:
             f"{source}: id {session_id!r} must be lower-case letters, digits, '-' or '_'"
         )
     performers_raw = _field(meta, "performers", source)
-    if not isinstance(performers_raw, list):
-        raise SessionError(f"{source}: performers must be a list of {{id, name}}")
+    if not isinstance(performers_raw, list) or not all(isinstance(p, dict) for p in performers_raw):
+        raise SessionError(f"{source}: performers must be a list of {{id, name}} mappings")
     performers = tuple(
         Performer(str(_field(p, "id", source)), str(p.get("name") or p["id"]))
         for p in performers_raw
@@ -132,7 +140,7 @@ def load_session(folder: str | Path) -> Session:
         performers=performers,
         turns=tuple(turns),
         intended=tuple(intended),
-        synthetic=bool(meta.get("synthetic", False)),
+        synthetic=_flag(meta.get("synthetic", False), source, "synthetic"),
     )
 
 

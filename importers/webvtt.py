@@ -12,6 +12,7 @@ Example
 
 from __future__ import annotations
 
+import codecs
 import html
 import re
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ _TIME = r"(?:(\d+):)?([0-5]\d):([0-5]\d)\.(\d{3})"
 _TIMING = re.compile(rf"^{_TIME}\s+-->\s+{_TIME}(?:\s+.*)?$")
 _VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]+)>")
 _TAG = re.compile(r"</?[^>]*>")
+_COMMENT = re.compile(r"^(?:NOTE|STYLE|REGION)(?:[ \t].*)?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +60,14 @@ def parse_webvtt(text: str, source: str = "<transcript>") -> Iterator[Cue]:
         Naming ``source`` and the line: a missing ``WEBVTT`` header, a malformed timing
         line, an end before its start, or a cue without a ``<v Speaker>`` voice.
     """
-    lines = text.lstrip("\ufeff").splitlines()
-    if not lines or not lines[0].startswith("WEBVTT"):
+    # Only CR, LF and CRLF end lines in WebVTT (str.splitlines would also split on U+2028).
+    lines = text.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    if not lines or not re.match(r"^WEBVTT(?:[ \t].*)?$", lines[0]):
         raise TranscriptError(f"{source}:1: expected the header 'WEBVTT'")
+    # Header lines (e.g. "Kind: captions") run until the first blank line.
     i, n = 1, len(lines)
+    while i < n and lines[i].strip():
+        i += 1
     while i < n:
         if not lines[i].strip():
             i += 1
@@ -72,7 +78,7 @@ def parse_webvtt(text: str, source: str = "<transcript>") -> Iterator[Cue]:
             block.append(lines[i])
             i += 1
         head = block[0].strip()
-        if head.startswith(("NOTE", "STYLE", "REGION")):
+        if _COMMENT.match(head):
             continue
         timing_at = next((k for k, line in enumerate(block) if "-->" in line), None)
         if timing_at is None or timing_at > 1:
@@ -93,11 +99,17 @@ def parse_webvtt(text: str, source: str = "<transcript>") -> Iterator[Cue]:
                 f"{source}:{line_no}: cue ends at {end:.3f}s, not after its start {start:.3f}s"
             )
         payload = "\n".join(block[timing_at + 1 :])
-        voice = _VOICE.search(payload)
-        if not voice:
+        voices = {v.strip() for v in _VOICE.findall(payload)}
+        if not voices:
             raise TranscriptError(
                 f"{source}:{line_no + 1}: cue has no speaker; expected '<v Name>text'"
             )
+        if len(voices) > 1:
+            raise TranscriptError(
+                f"{source}:{line_no + 1}: cue has several speakers {sorted(voices)}; "
+                "expected one voice per cue (give each speaker a cue of their own)"
+            )
+        voice = _VOICE.search(payload)
         words = html.unescape(_TAG.sub("", payload))
         yield Cue(
             speaker=voice.group(1).strip(),
@@ -112,10 +124,13 @@ def read_webvtt(path: str | Path) -> list[Cue]:
     """Parse a WebVTT file (UTF-8, with or without BOM) into its cues."""
     path = Path(path)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        raw = path.read_bytes()
     except OSError as exc:
         raise TranscriptError(f"{path}: cannot read transcript ({exc.strerror})") from exc
+    try:
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
+        bom = len(codecs.BOM_UTF8) if raw.startswith(codecs.BOM_UTF8) else 0
+        line = raw[: exc.start + bom].count(b"\n") + 1
         raise TranscriptError(f"{path}:{line}: not valid UTF-8 text") from None
     return list(parse_webvtt(text, str(path)))

@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.errors import CodecError
 from schemas.label_config import AUDIO, DIALOGUE, NOTE, TURN, shift_control
 from schemas.records import Judgement, ShiftEvent
 from schemas.taxonomy import Taxonomy
@@ -42,7 +43,7 @@ def annotator_of(annotation: Mapping[str, Any]) -> str:
     if isinstance(who, Mapping):
         who = who.get("id")
     if who is None:
-        raise ValueError("annotation has no completed_by; expected the annotator's user id")
+        raise CodecError("annotation has no completed_by; expected the annotator's user id")
     return str(who)
 
 
@@ -113,12 +114,18 @@ def decode_annotation(
             skipped["empty value"] += 1
             continue
         try:
-            dim.code(raw)
+            number = dim.code(raw)
         except (ValueError, TypeError):
             skipped["unknown label"] += 1
             continue
-        text = str(int(raw)) if kind == "rating" else str(raw)
+        if dim.kind == "rating" and not number.is_integer():
+            skipped["unknown label"] += 1
+            continue
+        text = str(int(number)) if dim.kind == "rating" else str(raw)
         turn_id = str(dialogue[index]["turn_id"])
+        if (turn_id, dim.name) in judgements:
+            skipped["second value for a turn"] += 1
+            continue
         judgements[(turn_id, dim.name)] = Judgement(
             annotation_id,
             task_id,
@@ -135,8 +142,9 @@ def decode_annotation(
         if span.get("start") is None or span.get("end") is None:
             skipped["shift without times"] += 1
             continue
-        labels = (span.get("from"), span.get("to"))
-        if any(v is not None and v not in emotions for v in labels):
+        allowed = (emotions, emotions, set(taxonomy.shift.trigger), set(taxonomy.shift.onset))
+        parts = [span.get(p) for p in ("from", "to", "trigger", "onset")]
+        if any(v is not None and v not in ok for v, ok in zip(parts, allowed, strict=True)):
             skipped["unknown label"] += 1
             continue
         shifts.append(

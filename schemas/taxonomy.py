@@ -29,7 +29,9 @@ from schemas.errors import TaxonomyError
 LEVELS = ("nominal", "ordinal", "interval", "ratio")
 KINDS = ("choice", "rating")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_RESERVED = {"audio", "dialogue", "turn", "note"}
+# Names the label config uses itself (see schemas/label_config.py).
+_RESERVED = {"audio", "video", "dialogue", "turn", "note", "prompt", "title"}
+_SHIFT_PARTS = ("from", "to", "trigger", "onset")
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,6 +238,12 @@ def taxonomy_from_dict(raw: Any, *, extension: bool = False, source: str = "taxo
     shift_name = _name(_require(shift_raw, "name", f"{source}.shift"), f"{source}.shift.name")
     if shift_name in names:
         raise TaxonomyError(f"{source}.shift.name: {shift_name!r} is already a dimension name")
+    taken = sorted(set(names) & {f"{shift_name}_{part}" for part in _SHIFT_PARTS})
+    if taken:
+        raise TaxonomyError(
+            f"{source}.dimensions: names {taken} are used by the shift controls; "
+            "expected other names"
+        )
     shift = ShiftSpec(
         name=shift_name,
         title=str(shift_raw.get("title") or shift_name),
