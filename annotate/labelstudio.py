@@ -8,7 +8,7 @@ in).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,10 +17,10 @@ import httpx
 from label_studio_sdk import LabelStudio
 
 from annotate.config import Settings
-from schemas.codec import PREDICTION_VERSION
+from schemas.codec import PREDICTION_VERSION, label_usage, migrate_result
 from schemas.errors import AnnotateError
 from schemas.label_config import label_config
-from schemas.taxonomy import Taxonomy
+from schemas.taxonomy import Taxonomy, check_change
 
 WEBHOOK_ACTIONS = (
     "ANNOTATION_CREATED",
@@ -73,9 +73,22 @@ def find_project(client: LabelStudio, title: str) -> Any | None:
     return None
 
 
-def ensure_project(client: LabelStudio, settings: Settings, taxonomy: Taxonomy) -> Any:
-    """The project named in the settings, created (or its label config updated) as needed."""
-    config = label_config(taxonomy)
+def ensure_project(
+    client: LabelStudio,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    migration: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    video: bool = False,
+) -> Any:
+    """The project named in the settings, created, or updated to ``taxonomy``.
+
+    Changing the taxonomy of a project that has annotations is checked first: labels can be
+    added; removing or renaming one that annotations use is refused (a ``TaxonomyError``
+    that counts the uses) unless ``migration`` maps it, in which case the annotations are
+    rewritten before the label config changes.
+    """
+    config = label_config(taxonomy, video=video)
     title = settings.label_studio.project_title
     project = find_project(client, title)
     options = dict(
@@ -88,8 +101,24 @@ def ensure_project(client: LabelStudio, settings: Settings, taxonomy: Taxonomy) 
     if project is None:
         return client.projects.create(title=title, **options)
     if project.label_config != config:
+        annotations = [
+            a for task in iter_tasks(client, project.id) for a in (task.annotations or [])
+        ]
+        plan = check_change(taxonomy, label_usage(_result(a) for a in annotations), migration)
+        for annotation in annotations:
+            result, changed = migrate_result(_result(annotation), plan)
+            if changed:
+                client.annotations.update(id=_field(annotation, "id"), result=result)
         project = client.projects.update(id=project.id, **options)
     return project
+
+
+def _field(obj: Any, key: str) -> Any:
+    return obj.get(key) if isinstance(obj, Mapping) else getattr(obj, key)
+
+
+def _result(annotation: Any) -> list[dict[str, Any]]:
+    return list(_field(annotation, "result") or [])
 
 
 def ensure_local_storage(client: LabelStudio, project_id: int, folder: Path) -> None:

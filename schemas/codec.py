@@ -13,12 +13,12 @@ Task data the codec relies on (written by the importer): ``dialogue`` (list of t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.errors import CodecError
-from schemas.label_config import AUDIO, DIALOGUE, NOTE, TURN, shift_control
+from schemas.label_config import AUDIO, DIALOGUE, NOTE, TURN, VIDEO, shift_control
 from schemas.records import Judgement, ShiftEvent
 from schemas.taxonomy import Taxonomy
 
@@ -45,6 +45,19 @@ def annotator_of(annotation: Mapping[str, Any]) -> str:
     if who is None:
         raise CodecError("annotation has no completed_by; expected the annotator's user id")
     return str(who)
+
+
+def _span_times(value: Mapping[str, Any], task_data: Mapping[str, Any]) -> tuple[Any, Any]:
+    """A span's (start, end) in clip seconds: audio regions carry seconds, video timeline
+    regions carry frame ranges (frame 1 starts at 0 s) at the task's ``fps``."""
+    ranges = value.get("ranges")
+    if not ranges:
+        return value.get("start"), value.get("end")
+    fps = float(task_data.get("fps") or 0)
+    if fps <= 0:
+        return None, None
+    first, last = ranges[0], ranges[-1]
+    return (float(first["start"]) - 1) / fps, float(last["end"]) / fps
 
 
 def _paragraph_index(value: Mapping[str, Any]) -> int | None:
@@ -83,10 +96,11 @@ def decode_annotation(
         name = item.get("from_name")
         value = item.get("value") or {}
         kind = item.get("type")
-        if name == TURN or (name == taxonomy.shift.name and kind == "labels"):
-            if name == taxonomy.shift.name:
-                span = spans.setdefault(str(item.get("id")), {})
-                span["start"], span["end"] = value.get("start"), value.get("end")
+        if name == TURN:
+            continue
+        if name == taxonomy.shift.name and kind in ("labels", "timelinelabels"):
+            span = spans.setdefault(str(item.get("id")), {})
+            span["start"], span["end"] = _span_times(value, task_data)
             continue
         if name == NOTE:
             texts = value.get("text") or []
@@ -96,8 +110,9 @@ def decode_annotation(
             span = spans.setdefault(str(item.get("id")), {})
             chosen = value.get("choices") or []
             span[shift_parts[name]] = chosen[0] if chosen else None
-            span.setdefault("start", value.get("start"))
-            span.setdefault("end", value.get("end"))
+            start, end = _span_times(value, task_data)
+            span.setdefault("start", start)
+            span.setdefault("end", end)
             continue
         dim = dims.get(name)
         if dim is None:
@@ -188,12 +203,13 @@ def encode_annotation(
     taxonomy: Taxonomy,
     shifts: Sequence[Mapping[str, Any]] = (),
     note: str | None = None,
+    fps: float | None = None,
 ) -> list[dict[str, Any]]:
     """Result items for an annotation: turn regions with their values, shift spans, a note.
 
     ``values`` maps a dialogue index to ``{dimension: value}``; ``shifts`` holds dicts with
     ``start``/``end`` in clip-audio seconds and optional ``from``, ``to``, ``trigger``,
-    ``onset``.
+    ``onset``. With ``fps`` the spans are video timeline regions (frame ranges).
     """
     result = turn_regions(dialogue)
     for index, dims in values.items():
@@ -214,16 +230,24 @@ def encode_annotation(
                     "value": {**_paragraph_value(index, text), **payload},
                 }
             )
+    target = VIDEO if fps else AUDIO
     for k, span in enumerate(shifts):
-        times = {"start": float(span["start"]), "end": float(span["end"]), "channel": 0}
+        if fps:
+            first = round(float(span["start"]) * fps) + 1
+            last = max(first, round(float(span["end"]) * fps))
+            times: dict[str, Any] = {"ranges": [{"start": first, "end": last}]}
+            region = {**times, "timelinelabels": [taxonomy.shift.title]}
+        else:
+            times = {"start": float(span["start"]), "end": float(span["end"]), "channel": 0}
+            region = {**times, "labels": [taxonomy.shift.title]}
         region_id = f"shift{k}"
         result.append(
             {
                 "id": region_id,
                 "from_name": taxonomy.shift.name,
-                "to_name": AUDIO,
-                "type": "labels",
-                "value": {**times, "labels": [taxonomy.shift.title]},
+                "to_name": target,
+                "type": "timelinelabels" if fps else "labels",
+                "value": region,
             }
         )
         for part in ("from", "to", "trigger", "onset"):
@@ -233,7 +257,7 @@ def encode_annotation(
                 {
                     "id": region_id,
                     "from_name": shift_control(taxonomy, part),
-                    "to_name": AUDIO,
+                    "to_name": target,
                     "type": "choices",
                     "value": {**times, "choices": [str(span[part])]},
                 }
@@ -249,3 +273,50 @@ def encode_annotation(
             }
         )
     return result
+
+
+def _item_values(item: Mapping[str, Any]) -> list[str]:
+    value = item.get("value") or {}
+    kind = item.get("type")
+    if kind == "choices":
+        return [str(v) for v in value.get("choices") or []]
+    if kind in ("rating", "number") and value.get(kind) is not None:
+        number = float(value[kind])
+        return [str(int(number)) if number.is_integer() else str(number)]
+    return []
+
+
+def label_usage(results: Iterable[Sequence[Mapping[str, Any]]]) -> Counter[tuple[str, str]]:
+    """How many result items hold each ``(control, value)``, over annotations' results.
+
+    Only values a taxonomy governs are counted (choices, ratings, numbers).
+    """
+    usage: Counter[tuple[str, str]] = Counter()
+    for result in results:
+        for item in result:
+            for value in _item_values(item):
+                usage[(str(item.get("from_name")), value)] += 1
+    return usage
+
+
+def migrate_result(
+    result: Sequence[Mapping[str, Any]], plan: Mapping[str, Mapping[str, str]]
+) -> tuple[list[dict[str, Any]], int]:
+    """A copy of ``result`` with values renamed by ``plan`` ({control: {old: new}}); changes."""
+    changed = 0
+    out = []
+    for item in result:
+        table = plan.get(str(item.get("from_name")), {})
+        values = _item_values(item)
+        if not table or not any(v in table for v in values):
+            out.append(dict(item))
+            continue
+        value = dict(item["value"])
+        kind = str(item.get("type"))
+        if kind == "choices":
+            value["choices"] = [table.get(str(v), str(v)) for v in value["choices"]]
+        else:
+            value[kind] = int(table[values[0]])
+        changed += 1
+        out.append({**item, "value": value})
+    return out, changed

@@ -24,6 +24,7 @@ from xml.sax.saxutils import quoteattr
 from schemas.taxonomy import Dimension, Taxonomy
 
 AUDIO = "audio"
+VIDEO = "video"
 DIALOGUE = "dialogue"
 TURN = "turn"
 NOTE = "note"
@@ -52,6 +53,7 @@ def _attrs(**attrs: object) -> str:
             "text_key": "textKey",
             "max_submissions": "maxSubmissions",
             "class_": "className",
+            "frameRate": "frameRate",
         }.get(key, key)
         if isinstance(value, bool):
             value = "true" if value else "false"
@@ -77,62 +79,88 @@ def _dimension(dim: Dimension) -> list[str]:
         return _choices(
             dim.name, DIALOGUE, dim.values, tuple(label.hotkey for label in dim.labels), dim.title
         )
-    if dim.min != 1:
-        # Rating stars start at 1; other scales are offered as numbered choices.
+    if dim.min != 1 or dim.hotkeys:
+        # Rating stars start at 1 and take no keys: other scales, and scales with hotkeys,
+        # are offered as numbered choices (one keystroke per turn).
         values = tuple(str(v) for v in dim.scale)
-        return _choices(dim.name, DIALOGUE, values, (None,) * len(values), dim.title)
+        keys = dim.hotkeys or (None,) * len(values)
+        return _choices(dim.name, DIALOGUE, values, keys, dim.title)
     attrs = _attrs(name=dim.name, to_name=DIALOGUE, per_region=True, max_rating=dim.max)
     return [f'    <Header value={quoteattr(dim.title)} size="6"/>', f"    <Rating {attrs}/>"]
 
 
-def label_config(taxonomy: Taxonomy) -> str:
+def _shift_controls(taxonomy: Taxonomy, target: str) -> list[str]:
+    shift = taxonomy.shift
+    emotions = taxonomy.emotion.values
+    lines = [f"  <View {_attrs(visible_when='region-selected', when_tag_name=shift.name)}>"]
+    for part, values, title in (
+        ("from", emotions, "Shift from"),
+        ("to", emotions, "Shift to"),
+        ("trigger", shift.trigger, "Trigger"),
+        ("onset", shift.onset, "Onset"),
+    ):
+        lines += _choices(
+            shift_control(taxonomy, part), target, values, (None,) * len(values), title
+        )
+    return [*lines, "  </View>"]
+
+
+def label_config(taxonomy: Taxonomy, *, video: bool = False) -> str:
     """The Label Studio XML label config for ``taxonomy``.
 
     The task data it expects: ``audio`` (URL of the clip's audio), ``dialogue`` (a list of
     ``{"speaker", "text", "start", "end"}`` with times in clip seconds), ``title`` and
-    ``prompt``.
+    ``prompt``; with ``video``, also ``video`` (URL of the clip's video) and ``fps`` (its
+    frame rate). Shift spans are marked on the audio waveform, or with ``video`` on the
+    video's timeline (TimelineLabels, in frames), and the video plays in sync with the audio.
     """
     shift = taxonomy.shift
-    emotions = taxonomy.emotion.values
-    none = (None,) * len(emotions)
+    label = _attrs(value=shift.title, hotkey=shift.hotkey, background="#ff7a45")
     lines = [
         "<View>",
         '  <Header value="$title"/>',
         '  <View style="color:#555;margin-bottom:8px"><Text name="prompt" value="$prompt"/></View>',
-        f"  <Labels {_attrs(name=shift.name, to_name=AUDIO)}>",
-        f"    <Label {_attrs(value=shift.title, hotkey=shift.hotkey, background='#ff7a45')}/>",
-        "  </Labels>",
-        f"  <Audio {_attrs(name=AUDIO, value='$audio', sync=DIALOGUE, hotkey='space')}/>",
-        f"  <View {_attrs(visible_when='region-selected', when_tag_name=shift.name)}>",
-        *_choices(shift_control(taxonomy, "from"), AUDIO, emotions, none, "Shift from"),
-        *_choices(shift_control(taxonomy, "to"), AUDIO, emotions, none, "Shift to"),
-        *_choices(
-            shift_control(taxonomy, "trigger"),
-            AUDIO,
-            shift.trigger,
-            (None,) * len(shift.trigger),
-            "Trigger",
-        ),
-        *_choices(
-            shift_control(taxonomy, "onset"),
-            AUDIO,
-            shift.onset,
-            (None,) * len(shift.onset),
-            "Onset",
-        ),
-        "  </View>",
+    ]
+    if video:
+        lines += [
+            f"  <Video {_attrs(name=VIDEO, value='$video', sync=AUDIO, frameRate='$fps', height=280)}/>",  # noqa: E501
+            f"  <TimelineLabels {_attrs(name=shift.name, to_name=VIDEO)}>",
+            f"    <Label {label}/>",
+            "  </TimelineLabels>",
+            f"  <Audio {_attrs(name=AUDIO, value='$audio', sync=VIDEO, hotkey='space')}/>",
+            *_shift_controls(taxonomy, VIDEO),
+        ]
+    else:
+        lines += [
+            f"  <Labels {_attrs(name=shift.name, to_name=AUDIO)}>",
+            f"    <Label {label}/>",
+            "  </Labels>",
+            f"  <Audio {_attrs(name=AUDIO, value='$audio', sync=DIALOGUE, hotkey='space')}/>",
+            *_shift_controls(taxonomy, AUDIO),
+        ]
+    paragraphs = _attrs(
+        name=DIALOGUE,
+        value="$dialogue",
+        layout="dialogue",
+        audio_url="$audio",
+        sync=AUDIO,
+        name_key="speaker",
+        text_key="text",
+    )
+    lines += [
         f"  <ParagraphLabels {_attrs(name=TURN, to_name=DIALOGUE)}>",
         '    <Label value="turn" background="#69c0ff"/>',
         "  </ParagraphLabels>",
-        f"  <Paragraphs {_attrs(name=DIALOGUE, value='$dialogue', layout='dialogue', audio_url='$audio', sync=AUDIO, name_key='speaker', text_key='text')}/>",  # noqa: E501
+        f"  <Paragraphs {paragraphs}/>",
         f"  <View {_attrs(visible_when='region-selected', when_tag_name=TURN)}>",
     ]
     for dim in taxonomy.dimensions:
         lines += _dimension(dim)
+    note = _attrs(name=NOTE, to_name=DIALOGUE, editable=True, max_submissions=1, rows=2)
     lines += [
         "  </View>",
         '  <Header value="Note on this clip" size="6"/>',
-        f"  <TextArea {_attrs(name=NOTE, to_name=DIALOGUE, editable=True, max_submissions=1, rows=2)}/>",  # noqa: E501
+        f"  <TextArea {note}/>",
         "</View>",
     ]
     return "\n".join(lines) + "\n"

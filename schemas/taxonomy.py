@@ -17,6 +17,7 @@ Example
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -32,14 +33,22 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Names the label config uses itself (see schemas/label_config.py).
 _RESERVED = {"audio", "video", "dialogue", "turn", "note", "prompt", "title"}
 _SHIFT_PARTS = ("from", "to", "trigger", "onset")
+POLARITIES = ("positive", "negative", "neutral", "ambiguous")
+AROUSALS = ("low", "medium", "high")
 
 
 @dataclass(frozen=True, slots=True)
 class Label:
-    """One category of a choice dimension, with its keyboard shortcut."""
+    """One category of a choice dimension, with its keyboard shortcut.
+
+    ``polarity`` (positive, negative, neutral, ambiguous) and ``arousal`` (low, medium,
+    high) describe the category for derived shift types when no rating is at hand.
+    """
 
     value: str
     hotkey: str | None = None
+    polarity: str | None = None
+    arousal: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +65,7 @@ class Dimension:
     labels: tuple[Label, ...] = ()
     min: int | None = None
     max: int | None = None
+    hotkeys: tuple[str, ...] = ()
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -101,6 +111,7 @@ class ShiftSpec:
     trigger: tuple[str, ...]
     onset: tuple[str, ...]
     hotkey: str | None = None
+    neutral: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,7 +177,16 @@ def _labels(items: Any, where: str) -> tuple[Label, ...]:
             item = {"value": item}
         value = _require(item, "value", f"{where}[{i}]")
         hotkey = item.get("hotkey")
-        labels.append(Label(str(value), None if hotkey is None else str(hotkey)))
+        polarity, arousal = item.get("polarity"), item.get("arousal")
+        if polarity is not None and polarity not in POLARITIES:
+            raise TaxonomyError(
+                f"{where}[{i}].polarity: {polarity!r}; expected one of {list(POLARITIES)}"
+            )
+        if arousal is not None and arousal not in AROUSALS:
+            raise TaxonomyError(
+                f"{where}[{i}].arousal: {arousal!r}; expected one of {list(AROUSALS)}"
+            )
+        labels.append(Label(str(value), None if hotkey is None else str(hotkey), polarity, arousal))
     return tuple(labels)
 
 
@@ -205,7 +225,15 @@ def _dimension(raw: Any, where: str, extension: bool) -> Dimension:
         raise TaxonomyError(f"{where}: scale min {low!r} must be an integer below max {high!r}")
     if low < 0:
         raise TaxonomyError(f"{where}.min: expected 0 or more, got {low}")
-    return Dimension(name, title, kind, level, min=low, max=high)
+    hotkeys: tuple[str, ...] = ()
+    if raw.get("hotkeys") is not None:
+        hotkeys = _strings(raw["hotkeys"], f"{where}.hotkeys")
+        if len(hotkeys) != high - low + 1:
+            raise TaxonomyError(
+                f"{where}.hotkeys: {len(hotkeys)} keys for a scale of {high - low + 1} points; "
+                "expected one key per point"
+            )
+    return Dimension(name, title, kind, level, min=low, max=high, hotkeys=hotkeys)
 
 
 def taxonomy_from_dict(raw: Any, *, extension: bool = False, source: str = "taxonomy") -> Taxonomy:
@@ -250,13 +278,20 @@ def taxonomy_from_dict(raw: Any, *, extension: bool = False, source: str = "taxo
         trigger=_strings(shift_raw.get("trigger"), f"{source}.shift.trigger"),
         onset=_strings(shift_raw.get("onset"), f"{source}.shift.onset"),
         hotkey=None if shift_raw.get("hotkey") is None else str(shift_raw["hotkey"]),
+        neutral=None if shift_raw.get("neutral") is None else str(shift_raw["neutral"]),
     )
     hotkeys = [lab.hotkey for d in dims for lab in d.labels if lab.hotkey]
+    hotkeys += [key for d in dims for key in d.hotkeys]
     hotkeys += [shift.hotkey] if shift.hotkey else []
     clashes = sorted({h for h in hotkeys if hotkeys.count(h) > 1})
     if clashes:
         raise TaxonomyError(f"{source}: hotkeys used twice {clashes}; expected each once")
     emotion_values = set(next(d for d in dims if d.kind == "choice").values)
+    if shift.neutral is not None and shift.neutral not in emotion_values:
+        raise TaxonomyError(
+            f"{source}.shift.neutral: {shift.neutral!r} is not an emotion label; expected one "
+            f"of {sorted(emotion_values)}"
+        )
     mappings = []
     for space, table in (raw.get("mappings") or {}).items():
         where = f"{source}.mappings.{space}"
@@ -311,3 +346,94 @@ def load_taxonomy(path: str | Path | None = None, *, extension: bool = False) ->
     except yaml.YAMLError as exc:
         raise TaxonomyError(f"{path}: not valid YAML ({exc})") from exc
     return taxonomy_from_dict(raw, extension=extension, source=str(path))
+
+
+def allowed_values(taxonomy: Taxonomy) -> dict[str, Callable[[str], bool]]:
+    """For each control a label config of ``taxonomy`` has, a test of its valid values."""
+
+    def rating(dim: Dimension) -> Callable[[str], bool]:
+        def ok(value: str) -> bool:
+            try:
+                return float(value).is_integer() and dim.min <= float(value) <= dim.max  # type: ignore[operator]
+            except ValueError:
+                return False
+
+        return ok
+
+    tests: dict[str, Callable[[str], bool]] = {}
+    for dim in taxonomy.dimensions:
+        tests[dim.name] = dim.values.__contains__ if dim.kind == "choice" else rating(dim)
+    emotions = taxonomy.emotion.values
+    shift = taxonomy.shift
+    for part, values in (
+        ("from", emotions),
+        ("to", emotions),
+        ("trigger", shift.trigger),
+        ("onset", shift.onset),
+    ):
+        tests[f"{shift.name}_{part}"] = values.__contains__
+    return tests
+
+
+def check_change(
+    new: Taxonomy,
+    usage: Mapping[tuple[str, str], int],
+    migration: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, dict[str, str]]:
+    """Check that annotations made so far still fit taxonomy ``new``.
+
+    Parameters
+    ----------
+    new : Taxonomy
+        The taxonomy about to replace the project's current one.
+    usage : mapping
+        ``(control, value) -> count`` of the values annotations hold (see
+        :func:`schemas.codec.label_usage`).
+    migration : mapping, optional
+        ``{control: {old value: new value}}`` for values the new taxonomy drops or renames.
+
+    Returns
+    -------
+    dict
+        The part of ``migration`` that must be applied (only used values), empty when the
+        change only adds.
+
+    Raises
+    ------
+    TaxonomyError
+        Listing every used value the new taxonomy lacks, with how many results use it,
+        unless the migration maps it to a valid value.
+    """
+    migration = migration or {}
+    tests = allowed_values(new)
+    for control, table in migration.items():
+        if control not in tests:
+            raise TaxonomyError(
+                f"migration: unknown control {control!r}; expected one of {sorted(tests)}"
+            )
+        bad = sorted(v for v in table.values() if not tests[control](str(v)))
+        if bad:
+            raise TaxonomyError(f"migration.{control}: maps to {bad}, which the new taxonomy lacks")
+    plan: dict[str, dict[str, str]] = {}
+    problems = []
+    for (control, value), count in sorted(usage.items()):
+        if count <= 0:
+            continue
+        if control not in tests:
+            problems.append(f"control {control!r} is used by {count} results but is gone")
+            continue
+        if tests[control](value):
+            continue
+        target = migration.get(control, {}).get(value)
+        if target is None:
+            problems.append(f"{control} label {value!r} is used by {count} results")
+            continue
+        plan.setdefault(control, {})[value] = str(target)
+    if problems:
+        raise TaxonomyError(
+            f"taxonomy change to {new.name} {new.version} refused: "
+            + "; ".join(problems)
+            + ". Keep those labels, or give a migration mapping "
+            "(YAML: {control: {old label: new label}})"
+        )
+    return plan
