@@ -416,11 +416,14 @@ def check_change(
             raise TaxonomyError(f"migration.{control}: maps to {bad}, which the new taxonomy lacks")
     plan: dict[str, dict[str, str]] = {}
     problems = []
+    gone: dict[str, int] = {}
+    for (control, _value), count in sorted(usage.items()):
+        if count > 0 and control not in tests:
+            gone[control] = gone.get(control, 0) + count
+    for control, count in gone.items():
+        problems.append(f"control {control!r} is used by {count} results but is gone")
     for (control, value), count in sorted(usage.items()):
-        if count <= 0:
-            continue
-        if control not in tests:
-            problems.append(f"control {control!r} is used by {count} results but is gone")
+        if count <= 0 or control in gone:
             continue
         if tests[control](value):
             continue
