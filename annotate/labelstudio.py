@@ -100,7 +100,7 @@ def ensure_project(
     )
     if project is None:
         return client.projects.create(title=title, **options)
-    if project.label_config != config:
+    if (project.label_config or "").strip() != config.strip():
         annotations = [
             a for task in iter_tasks(client, project.id) for a in (task.annotations or [])
         ]

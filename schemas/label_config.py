@@ -163,4 +163,4 @@ def label_config(taxonomy: Taxonomy, *, video: bool = False) -> str:
         f"  <TextArea {note}/>",
         "</View>",
     ]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
