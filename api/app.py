@@ -86,7 +86,7 @@ async def webhook(request: Request) -> dict[str, Any]:
     except ValueError:
         _dead_letter(state.engine, "body: not JSON", body)
         raise HTTPException(422, "body: expected a JSON object") from None
-    with Session(state.engine) as db:
+    with Session(state.writer) as db:
         try:
             applied = store.apply_event(db, payload, state.taxonomy)
         except store.PayloadError as exc:
@@ -151,6 +151,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     app.state.engine = engine or make_engine(settings.database_url)
     init_db(app.state.engine)
+    # SQLite: a second engine whose transactions take the write lock at once, for events
+    same = engine is not None or not settings.database_url.startswith("sqlite")
+    app.state.writer = (
+        app.state.engine if same else make_engine(settings.database_url, immediate=True)
+    )
     app.state.webhook_secret = settings.service.webhook_secret or ""
     app.state.api_key = settings.service.api_key or ""
     app.include_router(router)

@@ -20,8 +20,13 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, a busy timeout and their folder created."""
+def make_engine(url: str, *, immediate: bool = False) -> Engine:
+    """An engine for ``url``; SQLite files get WAL, a busy timeout and their folder created.
+
+    ``immediate`` (SQLite only): every transaction begins IMMEDIATE, taking the write lock
+    at once, so that read-then-write transactions of concurrent writers never interleave.
+    Use it for the engine that applies events.
+    """
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
@@ -31,10 +36,16 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(conn, _record) -> None:  # type: ignore[no-untyped-def]
+            conn.isolation_level = None  # transactions are begun below, not by the driver
             cursor = conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn) -> None:  # type: ignore[no-untyped-def]
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)

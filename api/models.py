@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column
+from sqlalchemy import JSON, Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -21,6 +21,8 @@ class AnnotationBase(SQLModel):
     task_id: int | None = Field(default=None, index=True)
     annotator: str | None = None
     was_cancelled: bool = False
+    ground_truth: bool = False
+    created_at: datetime | None = None
     updated_at: datetime | None = None
     deleted: bool = False
     lead_time: float | None = None
@@ -48,7 +50,9 @@ class JudgementBase(SQLModel):
 
 
 class Judgement(JudgementBase, table=True):
-    """Stored judgement."""
+    """Stored judgement; one per annotation, turn and dimension."""
+
+    __table_args__ = (UniqueConstraint("annotation_id", "turn_id", "dimension"),)
 
     id: int | None = Field(default=None, primary_key=True)
 
@@ -94,6 +98,27 @@ class Task(SQLModel, table=True):
     session_id: str | None = Field(default=None, index=True)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     deleted: bool = False
+
+
+class AgreementSum(SQLModel, table=True):
+    """One running sum behind the incremental agreement figures (see annotate.incremental)."""
+
+    __tablename__ = "agreement_sum"
+
+    project_id: int = Field(primary_key=True)
+    dimension: str = Field(primary_key=True)
+    key: str = Field(primary_key=True)
+    value: float = 0.0
+
+
+class SyncState(SQLModel, table=True):
+    """When a project was last reconciled with Label Studio."""
+
+    __tablename__ = "sync_state"
+
+    project_id: int = Field(primary_key=True)
+    last_pull: datetime | None = None
+    last_full_pull: datetime | None = None
 
 
 class DeadLetter(SQLModel, table=True):

@@ -10,21 +10,24 @@ delete changes nothing.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func
+from sqlalchemy import delete, func, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
-from annotate.agreement import krippendorff_alpha, pivot
-from api.models import Annotation, Judgement, ShiftEventRow, Task
-from schemas.codec import decode_annotation
+from annotate import incremental
+from annotate.agreement import pivot
+from api.models import AgreementSum, Annotation, Judgement, ShiftEventRow, Task
+from schemas.codec import annotator_of, decode_annotation
 from schemas.errors import AnnotateError
-from schemas.taxonomy import Taxonomy
+from schemas.taxonomy import Dimension, Taxonomy
 
 ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 
@@ -99,6 +102,76 @@ def upsert_task(db: Session, project_id: int, task: Mapping[str, Any]) -> Task:
     return row
 
 
+def lock(db: Session, keys: Iterable[str]) -> None:
+    """Serialise writers on ``keys`` until the transaction ends.
+
+    PostgreSQL: transaction-scoped advisory locks, taken in sorted order (no deadlocks).
+    SQLite: writers are serialised already (each transaction begins IMMEDIATE).
+    """
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    for key in sorted(set(keys)):
+        db.exec(  # type: ignore[call-overload]
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), params={"k": key}
+        )
+
+
+class _Units:
+    """Keeps the incremental agreement sums right while judgements of some turns change."""
+
+    def __init__(self, db: Session, project_id: int, turn_ids: Iterable[str]) -> None:
+        self.db, self.project_id = db, project_id
+        self.turn_ids = sorted(set(turn_ids))
+        lock(db, (f"u{project_id}:{t}" for t in self.turn_ids))
+        self.before = self._values()
+
+    def _values(self) -> dict[tuple[str, str], list[str]]:
+        values: dict[tuple[str, str], list[str]] = defaultdict(list)
+        if not self.turn_ids:
+            return values
+        rows = self.db.exec(
+            select(Judgement.turn_id, Judgement.dimension, Judgement.value).where(
+                Judgement.project_id == self.project_id,
+                col(Judgement.turn_id).in_(self.turn_ids),
+            )
+        ).all()
+        for turn_id, dimension, value in rows:
+            values[(turn_id, dimension)].append(value)
+        return values
+
+    def commit_sums(self) -> None:
+        """Add the change of every touched unit to the stored sums."""
+        self.db.flush()
+        after = self._values()
+        changes: dict[tuple[str, str], float] = defaultdict(float)
+        for unit in set(self.before) | set(after):
+            for key, value in incremental.delta(
+                sorted(self.before.get(unit, [])), sorted(after.get(unit, []))
+            ).items():
+                changes[(unit[1], key)] += value
+        add_sums(self.db, self.project_id, changes)
+
+
+def add_sums(db: Session, project_id: int, changes: Mapping[tuple[str, str], float]) -> None:
+    """Add ``{(dimension, key): amount}`` to the stored agreement sums (upsert)."""
+    rows = [
+        {"project_id": project_id, "dimension": dim, "key": key, "value": amount}
+        for (dim, key), amount in changes.items()
+        if amount
+    ]
+    if not rows:
+        return
+    table = AgreementSum.__table__  # type: ignore[attr-defined]
+    dialect = db.get_bind().dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    statement = insert(table).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=["project_id", "dimension", "key"],
+        set_={"value": table.c.value + statement.excluded.value},
+    )
+    db.exec(statement)  # type: ignore[call-overload]
+
+
 def apply_annotation(
     db: Session,
     project_id: int,
@@ -110,6 +183,7 @@ def apply_annotation(
     applied = Applied("annotation")
     annotation_id = _need(annotation, "id", int, "annotation.")
     updated = parse_time(annotation.get("updated_at"), "annotation.updated_at")
+    lock(db, [f"a{annotation_id}"])
     task_row = upsert_task(db, project_id, task)
     row = db.get(Annotation, annotation_id)
     if row is not None and row.deleted:
@@ -125,27 +199,39 @@ def apply_annotation(
     if row is None:
         row = Annotation(id=annotation_id, project_id=project_id, received_at=_now())
     row.task_id = task_row.id
-    row.annotator = (
-        str(decoded.judgements[0].annotator)
-        if decoded.judgements
-        else (str(annotation.get("completed_by")))
-    )
+    row.annotator = annotator_of(annotation)
     row.was_cancelled = bool(annotation.get("was_cancelled"))
+    row.ground_truth = bool(annotation.get("ground_truth"))
     row.updated_at = updated
-    row.lead_time = annotation.get("lead_time")
+    row.created_at = parse_time(annotation.get("created_at"), "annotation.created_at")
+    lead_time = annotation.get("lead_time")
+    row.lead_time = float(lead_time) if isinstance(lead_time, int | float) else None
     row.received_at = _now()
     db.add(row)
+    dialogue_turns = [str(line.get("turn_id")) for line in task_row.data.get("dialogue") or []]
+    units = _Units(db, project_id, [*dialogue_turns, *_turns_of(db, [annotation_id])])
     applied.removed = _remove_judgements(db, [annotation_id])
     if row.was_cancelled:
         applied.skipped = {"cancelled": len(decoded.judgements)}
-        return applied
-    for j in decoded.judgements:
-        db.add(Judgement(project_id=project_id, **j.to_dict()))
-    for s in decoded.shifts:
-        db.add(ShiftEventRow(project_id=project_id, **s.to_dict()))
-    applied.stored = len(decoded.judgements)
-    applied.skipped = dict(decoded.skipped)
+    else:
+        for j in decoded.judgements:
+            db.add(Judgement(project_id=project_id, **j.to_dict()))
+        for s in decoded.shifts:
+            db.add(ShiftEventRow(project_id=project_id, **s.to_dict()))
+        applied.stored = len(decoded.judgements)
+        applied.skipped = dict(decoded.skipped)
+    units.commit_sums()
     return applied
+
+
+def _turns_of(db: Session, annotation_ids: list[int]) -> list[str]:
+    return list(
+        db.exec(
+            select(Judgement.turn_id)
+            .where(col(Judgement.annotation_id).in_(annotation_ids))
+            .distinct()
+        ).all()
+    )
 
 
 def _remove_judgements(db: Session, annotation_ids: list[int]) -> int:
@@ -161,13 +247,16 @@ def _remove_judgements(db: Session, annotation_ids: list[int]) -> int:
 def delete_annotations(db: Session, project_id: int, annotation_ids: list[int]) -> Applied:
     """Record deletions (tombstones for unknown ids) and drop their judgements."""
     applied = Applied("delete")
+    lock(db, (f"a{i}" for i in annotation_ids))
     for annotation_id in annotation_ids:
         row = db.get(Annotation, annotation_id) or Annotation(
             id=annotation_id, project_id=project_id, received_at=_now()
         )
         row.deleted = True
         db.add(row)
+    units = _Units(db, project_id, _turns_of(db, annotation_ids))
     applied.removed = _remove_judgements(db, annotation_ids)
+    units.commit_sums()
     return applied
 
 
@@ -247,66 +336,100 @@ def projects(db: Session) -> list[int]:
     return sorted(ids)
 
 
-def agreement(db: Session, project_id: int, dimension: str, taxonomy: Taxonomy) -> dict[str, Any]:
-    """Krippendorff's alpha for one dimension: overall and per annotator.
-
-    Per annotator: its judgement count, alpha with the annotator left out, and the mean of
-    its pairwise alphas with each other annotator.
-    """
-    if project_id not in projects(db):
-        raise NotFound(f"unknown project {project_id}; the store has {projects(db)}")
+def check_dimension(db: Session, project_id: int, dimension: str, taxonomy: Taxonomy) -> None:
+    """Raise :class:`NotFound` listing what exists for an unknown project or dimension."""
+    known = projects(db)
+    if project_id not in known:
+        raise NotFound(f"unknown project {project_id}; the store has {known}")
     if dimension not in {d.name for d in taxonomy.dimensions}:
         raise NotFound(
             f"unknown dimension {dimension!r}; expected one of "
             f"{[d.name for d in taxonomy.dimensions]}"
         )
-    dim = taxonomy.dimension(dimension)
+
+
+def stored_sums(db: Session, project_id: int, dimension: str) -> dict[str, float]:
+    """The incremental agreement sums of one project and dimension."""
     rows = db.exec(
-        select(Judgement.turn_id, Judgement.annotator, Judgement.value).where(
-            Judgement.project_id == project_id, Judgement.dimension == dimension
+        select(AgreementSum.key, AgreementSum.value).where(
+            AgreementSum.project_id == project_id, AgreementSum.dimension == dimension
         )
     ).all()
-    result: dict[str, Any] = {
+    return dict(rows)
+
+
+def codes_of(dim: Dimension) -> dict[str, float]:
+    """Value -> number for the agreement metric of ``dim``."""
+    if dim.kind == "choice":
+        return {v: float(i) for i, v in enumerate(dim.values)}
+    return {str(v): float(v) for v in dim.scale}
+
+
+def agreement(db: Session, project_id: int, dimension: str, taxonomy: Taxonomy) -> dict[str, Any]:
+    """The live figures of one dimension from the incremental sums (no scan of judgements).
+
+    Krippendorff's alpha at the dimension's level, Gwet's AC1 and percent agreement, with
+    the counts of judgements, units and annotators.
+    """
+    check_dimension(db, project_id, dimension, taxonomy)
+    dim = taxonomy.dimension(dimension)
+    live = incremental.figures(
+        stored_sums(db, project_id, dimension),
+        codes_of(dim),
+        dim.level,
+        len(dim.values) if dim.kind == "choice" else len(dim.scale),
+    )
+    counts = db.exec(
+        select(
+            func.count(),
+            func.count(func.distinct(Judgement.turn_id)),
+            func.count(func.distinct(Judgement.annotator)),
+        ).where(Judgement.project_id == project_id, Judgement.dimension == dimension)
+    ).one()
+    return {
         "project": project_id,
         "dimension": dimension,
         "level": dim.level,
         "taxonomy": taxonomy.name,
         "taxonomy_version": taxonomy.version,
-        "judgements": len(rows),
-        "alpha": None,
-        "units": 0,
-        "annotators": [],
+        "judgements": int(counts[0]),
+        "units": int(counts[1]),
+        "annotators": int(counts[2]),
+        **live,
     }
-    if not rows:
-        return result
-    units, annotators, values = zip(*rows, strict=True)
-    codes = [dim.code(v) for v in values]
-    matrix, names, unit_ids = pivot(units, annotators, codes)
-    result["units"] = len(unit_ids)
-    result["alpha"] = _alpha(matrix, dim.level)
-    counts = Counter(annotators)
-    per = []
-    for i, name in enumerate(names):
-        others = [k for k in range(len(names)) if k != i]
-        pairwise = [_alpha(matrix[[i, k]], dim.level) for k in others]
-        pairwise = [a for a in pairwise if a is not None]
-        per.append(
-            {
-                "annotator": str(name),
-                "judgements": counts[name],
-                "alpha_without": _alpha(matrix[others], dim.level) if len(others) > 1 else None,
-                "alpha_pairwise_mean": float(np.mean(pairwise)) if pairwise else None,
-            }
+
+
+def judgement_matrix(
+    db: Session, project_id: int, dim: Dimension
+) -> tuple[np.ndarray, list[str], list[str]]:
+    """(annotators x units) codes of one dimension, with annotator and unit labels."""
+    rows = db.exec(
+        select(Judgement.turn_id, Judgement.annotator, Judgement.value).where(
+            Judgement.project_id == project_id, Judgement.dimension == dim.name
         )
-    result["annotators"] = per
-    return result
+    ).all()
+    if not rows:
+        return np.empty((0, 0)), [], []
+    codes = codes_of(dim)
+    units, annotators, values = zip(*rows, strict=True)
+    matrix, names, unit_ids = pivot(units, annotators, [codes[v] for v in values])
+    return matrix, [str(n) for n in names], [str(u) for u in unit_ids]
 
 
-def _alpha(matrix: np.ndarray, level: str) -> float | None:
-    try:
-        return float(krippendorff_alpha(matrix, level=level))
-    except ValueError:
-        return None
+def recompute_sums(db: Session, project_id: int) -> dict[str, dict[str, float]]:
+    """The sums rebuilt from the judgements (the batch path the incremental one must equal)."""
+    units: dict[tuple[str, str], list[str]] = defaultdict(list)
+    rows = db.exec(
+        select(Judgement.dimension, Judgement.turn_id, Judgement.value).where(
+            Judgement.project_id == project_id
+        )
+    ).all()
+    for dimension, turn_id, value in rows:
+        units[(dimension, turn_id)].append(value)
+    by_dim: dict[str, list[list[str]]] = defaultdict(list)
+    for (dimension, _), values in units.items():
+        by_dim[dimension].append(sorted(values))
+    return {d: incremental.total_sums(v) for d, v in by_dim.items()}
 
 
 def turn_labels(db: Session, project_id: int) -> dict[str, dict[str, dict[str, str]]]:
