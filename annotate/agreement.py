@@ -17,8 +17,16 @@ Communication, University of Pennsylvania.
 Fleiss, J. L. (1971). Measuring nominal scale agreement among many raters. Psychological
 Bulletin, 76(5), 378-382.
 Cohen, J. (1968). Weighted kappa. Psychological Bulletin, 70(4), 213-220.
+Gwet, K. L. (2008). Computing inter-rater reliability and its variance in the presence of
+high agreement. British Journal of Mathematical and Statistical Psychology, 61, 29-48.
+Gwet, K. L. (2014). Handbook of Inter-Rater Reliability, 4th ed. Advanced Analytics.
+Shrout, P. E., & Fleiss, J. L. (1979). Intraclass correlations: uses in assessing rater
+reliability. Psychological Bulletin, 86(2), 420-428.
+Lin, L. I.-K. (1989). A concordance correlation coefficient to evaluate reproducibility.
+Biometrics, 45(1), 255-268.
 """
 
+import contextlib
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
@@ -26,13 +34,23 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "ICC_FORMS",
     "LEVELS",
     "alpha_from_coincidences",
+    "annotator_vs_rest",
+    "bootstrap_ci",
     "cohen_kappa",
     "coincidence_matrix",
     "fleiss_kappa",
     "fleiss_kappa_from_counts",
+    "gwet_ac1",
+    "gwet_ac2",
+    "icc",
+    "icc_table",
     "krippendorff_alpha",
+    "lin_ccc",
+    "mean_pairwise_ccc",
+    "pairwise_alpha_matrix",
     "percent_agreement",
     "pivot",
     "unit_coincidences",
@@ -809,6 +827,609 @@ def percent_agreement(data: npt.ArrayLike) -> float:
     p = _pairable(_as_matrix(data))
     pairs = int(np.sum(p.m * (p.m - 1) // 2))
     return int(_equal_pairs(p).sum()) / pairs
+
+
+# ---------------------------------------------------------------------------- Gwet's AC1 / AC2
+
+
+def _identity_weights(values: FloatArray) -> FloatArray:
+    return np.eye(values.size)
+
+
+def _linear_weights(values: FloatArray) -> FloatArray:
+    distance = np.abs(values[:, None] - values[None, :])
+    return 1.0 - distance / distance.max()
+
+
+def _quadratic_weights(values: FloatArray) -> FloatArray:
+    distance = np.square(values[:, None] - values[None, :])
+    return 1.0 - distance / distance.max()
+
+
+def _ordinal_weights(values: FloatArray) -> FloatArray:
+    position = np.arange(values.size)
+    steps = np.abs(position[:, None] - position[None, :])
+    pairs = steps * (steps + 1) / 2.0  # (|k - l| + 1) choose 2
+    return 1.0 - pairs / pairs.max()
+
+
+# Agreement weights (1 on the diagonal) of Gwet (2014), as irrCAC names them.
+_GWET_WEIGHTS: dict[str, Callable[[FloatArray], FloatArray]] = {
+    "identity": _identity_weights,
+    "linear": _linear_weights,
+    "quadratic": _quadratic_weights,
+    "ordinal": _ordinal_weights,
+}
+
+
+def _gwet(
+    data: npt.ArrayLike,
+    weights: str | npt.ArrayLike,
+    categories: Sequence[float] | npt.ArrayLike | None,
+) -> float:
+    if isinstance(weights, str) and weights not in _GWET_WEIGHTS:
+        raise ValueError(
+            f"unknown weights {weights!r}; expected one of {', '.join(_GWET_WEIGHTS)} "
+            "or a (q, q) matrix"
+        )
+    x = _as_matrix(data)
+    present = ~np.isnan(x)
+    flat = x[present]
+    if flat.size == 0:
+        raise ValueError("data holds no ratings")
+    if categories is None:
+        domain, codes = _factorize(flat)
+    else:
+        try:
+            domain = _as_domain(categories)
+            codes = _encode(flat, domain)
+        except ValueError as err:  # name this function's parameter
+            raise ValueError(str(err).replace("value_domain", "categories")) from None
+    q = domain.size
+    if q < 2:
+        raise ValueError(
+            f"Gwet's AC needs at least two categories; the data use only {_fmt_list(domain)} "
+            "(pass categories= with the full scale)"
+        )
+    if isinstance(weights, str):
+        w = _GWET_WEIGHTS[weights](domain)
+    else:
+        w = _floats(weights, "weights must be a name or a numeric (q, q) matrix")
+        if w.shape != (q, q):
+            raise ValueError(
+                f"weights must have shape ({q}, {q}) to match the categories; got {w.shape}"
+            )
+    n_units = x.shape[1]
+    units = np.nonzero(present)[1]
+    r = np.bincount(units * q + codes, minlength=n_units * q).reshape(n_units, q).astype(float)
+    r = r[r.sum(axis=1) > 0]  # units nobody rated do not count
+    r_i = r.sum(axis=1)
+    pairable = r_i >= 2
+    if not pairable.any():
+        raise ValueError(
+            "no unit has two or more values; agreement needs units rated at least twice"
+        )
+    rp, rpi = r[pairable], r_i[pairable]
+    p_a = float(np.mean(np.einsum("ik,ik->i", rp, rp @ w.T - 1.0) / (rpi * (rpi - 1.0))))
+    pi = np.mean(r / r_i[:, None], axis=0)
+    p_e = float(w.sum() / (q * (q - 1.0)) * np.dot(pi, 1.0 - pi))
+    if p_e >= 1.0:
+        raise ValueError("chance agreement is 1 with these weights; Gwet's AC is undefined")
+    return (p_a - p_e) / (1.0 - p_e)
+
+
+def gwet_ac1(
+    data: npt.ArrayLike, categories: Sequence[float] | npt.ArrayLike | None = None
+) -> float:
+    """Gwet's AC1 for nominal data, any number of raters, missing values allowed.
+
+    Parameters
+    ----------
+    data : array_like, shape (M, N)
+        Reliability data, NaN (or None) where missing. Units nobody rated are dropped.
+    categories : sequence of float, shape (q,), optional
+        All categories raters could choose. Default: the distinct values in ``data``. The
+        number of categories ``q`` enters the chance agreement, so pass the full scale when
+        some category went unused.
+
+    Returns
+    -------
+    float
+        ``(p_a - p_e) / (1 - p_e)``, with ``p_a`` the mean share of agreeing pairs over units
+        rated at least twice, and ``p_e = sum_k pi_k (1 - pi_k) / (q - 1)``, where ``pi_k``
+        is the mean over rated units of the share of the unit's ratings in category ``k``
+        (Gwet 2014, as irrCAC's ``gwet.ac1.raw``).
+
+    Raises
+    ------
+    ValueError
+        If the data hold fewer than two categories (and ``categories`` is not given), no
+        unit has two or more values, or a value is outside ``categories``.
+
+    Examples
+    --------
+    >>> round(gwet_ac1([[1, 1, 2, 1], [1, 1, 2, 2]]), 4)
+    0.5294
+    """
+    return _gwet(data, "identity", categories)
+
+
+def gwet_ac2(
+    data: npt.ArrayLike,
+    weights: str | npt.ArrayLike = "quadratic",
+    categories: Sequence[float] | npt.ArrayLike | None = None,
+) -> float:
+    """Gwet's AC2: AC1 with agreement weights for ordered categories.
+
+    Parameters
+    ----------
+    data : array_like, shape (M, N)
+        Reliability data, NaN (or None) where missing.
+    weights : {"quadratic", "linear", "ordinal", "identity"} or array_like, shape (q, q)
+        Agreement weights, 1 on the diagonal. "quadratic" is
+        ``1 - (c_k - c_l)^2 / (c_max - c_min)^2`` and "linear"
+        ``1 - |c_k - c_l| / (c_max - c_min)`` on the category *values* (as irrCAC; code
+        categories as positions 1..q for weights by rank); "ordinal" uses ranks,
+        ``1 - C(|k - l| + 1, 2) / max``; "identity" gives AC1.
+    categories : sequence of float, shape (q,), optional
+        All categories in order. Default: the sorted distinct values in ``data``.
+
+    Returns
+    -------
+    float
+        ``(p_a - p_e) / (1 - p_e)`` with weighted ``p_a`` and
+        ``p_e = sum(w) / (q (q - 1)) * sum_k pi_k (1 - pi_k)`` (Gwet 2014).
+
+    Raises
+    ------
+    ValueError
+        If ``weights`` is an unknown name or a matrix of the wrong shape, or as
+        :func:`gwet_ac1`.
+
+    Examples
+    --------
+    >>> round(gwet_ac2([[1, 2, 3, 4], [1, 2, 4, 4]]), 4)
+    0.9098
+    """
+    return _gwet(data, weights, categories)
+
+
+# ---------------------------------------------------------------------------- ICC
+
+
+@dataclass(frozen=True, slots=True)
+class _MeanSquares:
+    """Two-way ANOVA mean squares of a complete (k raters, n targets) matrix."""
+
+    k: int
+    n: int
+    bms: float  # between targets
+    wms: float  # within targets
+    jms: float  # between judges (raters)
+    ems: float  # residual
+
+
+def _mean_squares(data: npt.ArrayLike) -> _MeanSquares:
+    x = _as_matrix(data)
+    k, n = x.shape
+    incomplete = np.flatnonzero(np.isnan(x).any(axis=0))
+    if incomplete.size:
+        raise ValueError(
+            f"ICC needs complete data; units with missing values: {_fmt_list(incomplete)}"
+        )
+    if k < 2 or n < 2:
+        raise ValueError(f"ICC needs at least two raters and two units; got shape {x.shape}")
+    grand = x.mean()
+    ss_total = float(np.sum(np.square(x - grand)))
+    ss_targets = k * float(np.sum(np.square(x.mean(axis=0) - grand)))
+    ss_raters = n * float(np.sum(np.square(x.mean(axis=1) - grand)))
+    ss_within = ss_total - ss_targets
+    ss_error = ss_within - ss_raters
+    return _MeanSquares(
+        k=k,
+        n=n,
+        bms=ss_targets / (n - 1),
+        wms=ss_within / (n * (k - 1)),
+        jms=ss_raters / (k - 1),
+        ems=ss_error / ((n - 1) * (k - 1)),
+    )
+
+
+def _ratio(numerator: float, denominator: float, form: str) -> float:
+    if denominator == 0.0:
+        raise ValueError(f"{form} is undefined: its denominator is zero (no variance)")
+    return numerator / denominator
+
+
+def _icc1(s: _MeanSquares) -> float:
+    return _ratio(s.bms - s.wms, s.bms + (s.k - 1) * s.wms, "ICC1")
+
+
+def _icc2(s: _MeanSquares) -> float:
+    denominator = s.bms + (s.k - 1) * s.ems + s.k * (s.jms - s.ems) / s.n
+    return _ratio(s.bms - s.ems, denominator, "ICC2")
+
+
+def _icc3(s: _MeanSquares) -> float:
+    return _ratio(s.bms - s.ems, s.bms + (s.k - 1) * s.ems, "ICC3")
+
+
+def _icc1k(s: _MeanSquares) -> float:
+    return _ratio(s.bms - s.wms, s.bms, "ICC1k")
+
+
+def _icc2k(s: _MeanSquares) -> float:
+    return _ratio(s.bms - s.ems, s.bms + (s.jms - s.ems) / s.n, "ICC2k")
+
+
+def _icc3k(s: _MeanSquares) -> float:
+    return _ratio(s.bms - s.ems, s.bms, "ICC3k")
+
+
+# Shrout & Fleiss (1979): form name -> ICC from the mean squares.
+_ICC_FORMS: dict[str, Callable[[_MeanSquares], float]] = {
+    "ICC1": _icc1,
+    "ICC2": _icc2,
+    "ICC3": _icc3,
+    "ICC1k": _icc1k,
+    "ICC2k": _icc2k,
+    "ICC3k": _icc3k,
+}
+ICC_FORMS = tuple(_ICC_FORMS)
+
+
+def icc(data: npt.ArrayLike, form: str) -> float:
+    """Intraclass correlation, one of the six forms of Shrout & Fleiss (1979).
+
+    Parameters
+    ----------
+    data : array_like, shape (k, n)
+        Ratings: ``data[r, u]`` is rater ``r``'s score for unit (target) ``u``. Must be
+        complete: ICC's ANOVA needs every rater on every unit.
+    form : {"ICC1", "ICC2", "ICC3", "ICC1k", "ICC2k", "ICC3k"}
+        ``ICC1`` = ICC(1,1), one-way random (each unit rated by different raters);
+        ``ICC2`` = ICC(2,1), two-way random, absolute agreement (raters a sample);
+        ``ICC3`` = ICC(3,1), two-way mixed, consistency (these raters only). The ``k``
+        forms are the reliability of the mean of the ``k`` raters.
+
+    Returns
+    -------
+    float
+        The ICC from the mean squares between units (BMS), within units (WMS), between
+        raters (JMS) and residual (EMS), e.g. ICC(2,1) =
+        ``(BMS - EMS) / (BMS + (k - 1) EMS + k (JMS - EMS) / n)``.
+
+    Raises
+    ------
+    ValueError
+        If ``form`` is unknown (the message lists the known forms), a unit has a missing
+        value (the message names the units), there are fewer than two raters or units, or
+        the denominator is zero (no variance at all).
+
+    Examples
+    --------
+    >>> data = [[9, 6, 8, 7, 10, 6], [2, 1, 4, 1, 5, 2], [5, 3, 6, 2, 6, 4], [8, 2, 8, 6, 9, 7]]
+    >>> round(icc(data, "ICC2"), 2), round(icc(data, "ICC3k"), 2)
+    (0.29, 0.91)
+    """
+    try:
+        implementation = _ICC_FORMS[form]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"unknown ICC form {form!r}; expected one of {', '.join(ICC_FORMS)}"
+        ) from None
+    return float(implementation(_mean_squares(data)))
+
+
+def icc_table(data: npt.ArrayLike) -> dict[str, float]:
+    """All six Shrout & Fleiss ICCs of a complete (k, n) matrix, by form name.
+
+    Parameters
+    ----------
+    data : array_like, shape (k, n)
+        Complete ratings, as for :func:`icc`.
+
+    Returns
+    -------
+    dict of str to float
+        ``{form: icc(data, form)}`` in the order of :data:`ICC_FORMS`.
+
+    Raises
+    ------
+    ValueError
+        As :func:`icc`.
+
+    Examples
+    --------
+    >>> table = icc_table([[1, 2, 3, 4], [1, 2, 3, 5]])
+    >>> list(table) == list(ICC_FORMS), round(table["ICC3"], 3)
+    (True, 0.945)
+    """
+    squares = _mean_squares(data)
+    return {form: float(f(squares)) for form, f in _ICC_FORMS.items()}
+
+
+# ---------------------------------------------------------------------------- Lin's CCC
+
+
+def _paired(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
+    """Two raters' values as 1-D float arrays, pairs with a NaN dropped."""
+    x = _floats(a, "a must be numbers (NaN or None for missing)")
+    y = _floats(b, "b must be numbers (NaN or None for missing)")
+    if x.ndim != 1 or x.shape != y.shape:
+        raise ValueError(f"a and b must be 1-D of equal length; got shapes {x.shape}, {y.shape}")
+    if np.isinf(x).any() or np.isinf(y).any():
+        raise ValueError("a and b contain infinite values; use NaN for missing values")
+    both = ~(np.isnan(x) | np.isnan(y))
+    return x[both], y[both]
+
+
+def lin_ccc(a: npt.ArrayLike, b: npt.ArrayLike) -> float:
+    """Lin's concordance correlation coefficient between two raters.
+
+    Parameters
+    ----------
+    a, b : array_like, shape (N,)
+        The two raters' scores per unit; units where either is NaN (or None) are dropped.
+
+    Returns
+    -------
+    float
+        ``2 s_ab / (s_a^2 + s_b^2 + (mean_a - mean_b)^2)`` with moments divided by ``n``
+        (Lin 1989): 1 when ``a == b``, 0 for no concordance, -1 for ``a == -b`` about a
+        common mean.
+
+    Raises
+    ------
+    ValueError
+        If the arrays are not 1-D of equal length, fewer than two units have both values,
+        or both raters gave one and the same value everywhere (CCC is 0 / 0).
+
+    Examples
+    --------
+    >>> round(lin_ccc([1, 2, 3], [1, 2, 4]), 6)  # 6 / 7
+    0.857143
+    """
+    x, y = _paired(a, b)
+    if x.size < 2:
+        raise ValueError(f"Lin's CCC needs at least two units rated by both; got {x.size}")
+    dx, dy = x - x.mean(), y - y.mean()
+    covariance = float(np.dot(dx, dy)) / x.size
+    denominator = float(np.dot(dx, dx) + np.dot(dy, dy)) / x.size + float(x.mean() - y.mean()) ** 2
+    if denominator == 0.0:
+        raise ValueError(
+            f"both raters gave {_fmt(x[0])} to every unit; Lin's CCC is undefined (0 / 0)"
+        )
+    return 2.0 * covariance / denominator
+
+
+def mean_pairwise_ccc(data: npt.ArrayLike) -> float:
+    """Mean of Lin's CCC over all pairs of raters.
+
+    Parameters
+    ----------
+    data : array_like, shape (M, N)
+        Scores, NaN (or None) where missing. Each pair uses the units both rated.
+
+    Returns
+    -------
+    float
+        The unweighted mean of :func:`lin_ccc` over the pairs of raters that share at least
+        two units; pairs sharing fewer have nothing to compare and are left out.
+
+    Raises
+    ------
+    ValueError
+        If fewer than two raters share two units, or a pair's CCC is undefined (both gave
+        one constant value; the message names the pair).
+
+    Examples
+    --------
+    >>> round(mean_pairwise_ccc([[1, 2, 3], [1, 2, 4], [1, 2, 3]]), 4)
+    0.9048
+    """
+    x = _as_matrix(data)
+    present = ~np.isnan(x)
+    values = []
+    for i in range(x.shape[0]):
+        for j in range(i + 1, x.shape[0]):
+            if np.count_nonzero(present[i] & present[j]) < 2:
+                continue
+            try:
+                values.append(lin_ccc(x[i], x[j]))
+            except ValueError as err:
+                raise ValueError(f"raters {i} and {j}: {err}") from None
+    if not values:
+        raise ValueError("no two raters share two or more units; Lin's CCC needs pairs")
+    return float(np.mean(values))
+
+
+# ---------------------------------------------------------------------------- breakdowns
+
+
+def pairwise_alpha_matrix(data: npt.ArrayLike, level: str = "nominal") -> FloatArray:
+    """Krippendorff's alpha of every pair of raters.
+
+    Parameters
+    ----------
+    data : array_like, shape (M, N)
+        Reliability data, NaN (or None) where missing.
+    level : {"nominal", "ordinal", "interval", "ratio"}
+        Level of measurement.
+
+    Returns
+    -------
+    numpy.ndarray, shape (M, M)
+        Symmetric; entry ``(i, j)`` is :func:`krippendorff_alpha` of rows ``i`` and ``j``
+        alone. NaN on the diagonal and where alpha is undefined for that pair (no unit
+        rated by both, or no variation in their values).
+
+    Raises
+    ------
+    ValueError
+        If ``level`` is unknown or ``data`` is not 2-D numeric data.
+
+    Examples
+    --------
+    >>> pairwise_alpha_matrix([[1, 2, 1, 2], [1, 2, 1, 2], [1, 2, 2, 1]]).round(3)
+    array([[  nan, 1.   , 0.125],
+           [1.   ,   nan, 0.125],
+           [0.125, 0.125,   nan]])
+    """
+    _level(level)
+    x = _as_matrix(data)
+    m = x.shape[0]
+    out = np.full((m, m), np.nan)
+    for i in range(m):
+        for j in range(i + 1, m):
+            # Undefined for this pair (nothing shared, no variation): stays NaN.
+            with contextlib.suppress(ValueError):
+                out[i, j] = out[j, i] = krippendorff_alpha(x[[i, j]], level)
+    return out
+
+
+def annotator_vs_rest(data: npt.ArrayLike, level: str = "nominal") -> list[float]:
+    """Krippendorff's alpha of each rater against the pooled other raters.
+
+    Parameters
+    ----------
+    data : array_like, shape (M, N)
+        Reliability data, NaN (or None) where missing.
+    level : {"nominal", "ordinal", "interval", "ratio"}
+        Level of measurement.
+
+    Returns
+    -------
+    list of float, length M
+        For rater ``a``: alpha (:func:`alpha_from_coincidences`) on the coincidences of the
+        pairs of values that involve ``a`` only. In a unit where ``a`` and ``k >= 1`` others
+        gave values, each ordered pair ``(a, j)`` and ``(j, a)`` counts ``1 / k`` (the
+        ``1 / (m_u - 1)`` of the full matrix), so the unit weighs like a two-rater unit of
+        ``a`` against the distribution of the others' values. Summed over raters these
+        matrices give twice the full coincidence matrix. With two raters both entries equal
+        :func:`krippendorff_alpha`. NaN where alpha is undefined for a rater (no unit shared
+        with another rater, or no variation).
+
+    Raises
+    ------
+    ValueError
+        If ``level`` is unknown or ``data`` is not 2-D numeric data.
+
+    Notes
+    -----
+    Memory is ``O(N V + V^2)`` for ``V`` distinct values, as for
+    :func:`coincidence_matrix`.
+
+    Examples
+    --------
+    >>> [round(a, 3) for a in annotator_vs_rest([[1, 2, 1, 2], [1, 2, 1, 2], [1, 2, 2, 1]])]
+    [0.562, 0.562, 0.125]
+    """
+    _level(level)
+    x = _as_matrix(data)
+    present = ~np.isnan(x)
+    values, codes = _factorize(x[present])
+    v, (m, n) = values.size, x.shape
+    code_matrix = np.full(x.shape, -1, dtype=np.intp)
+    code_matrix[present] = codes
+    units = np.nonzero(present)[1]
+    counts = np.bincount(units * v + codes, minlength=n * v).reshape(n, v).astype(float)
+    out = []
+    for a in range(m):
+        own = np.zeros((n, v))
+        rated = np.flatnonzero(present[a])
+        own[rated, code_matrix[a, rated]] = 1.0
+        others = counts - own
+        k = others.sum(axis=1)
+        shared = present[a] & (k > 0)
+        weighted = others[shared] / k[shared, None]
+        half = own[shared].T @ weighted
+        try:
+            out.append(alpha_from_coincidences(half + half.T, values, level))
+        except ValueError:
+            out.append(float("nan"))  # undefined for this rater, as documented
+    return out
+
+
+# ---------------------------------------------------------------------------- bootstrap
+
+_BOOTSTRAP_AXES = {"units": 1, "raters": 0}
+
+
+def bootstrap_ci(
+    statistic: Callable[[FloatArray], float],
+    data: npt.ArrayLike,
+    *,
+    n_boot: int = 1000,
+    level: float = 0.95,
+    seed: int | None = 0,
+    axis: str = "units",
+) -> tuple[float, float, float]:
+    """Percentile bootstrap confidence interval of an agreement statistic.
+
+    Parameters
+    ----------
+    statistic : callable
+        Maps a reliability matrix, shape (M, N), to a float, e.g.
+        :func:`krippendorff_alpha` or ``lambda d: icc(d, "ICC2")``.
+    data : array_like, shape (M, N)
+        Reliability data, NaN (or None) where missing.
+    n_boot : int
+        Number of resamples.
+    level : float
+        Confidence level, in (0, 1).
+    seed : int or None
+        Seed of the ``numpy.random.Generator``; the same seed gives the same interval.
+    axis : {"units", "raters"}
+        What to resample with replacement: units (columns, the usual choice) or raters
+        (rows).
+
+    Returns
+    -------
+    estimate, low, high : float
+        ``statistic(data)`` and the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of
+        the statistic over the resamples.
+
+    Raises
+    ------
+    ValueError
+        If ``n_boot``, ``level`` or ``axis`` is invalid, ``statistic`` raises on the full
+        data, or it raises ``ValueError`` (or returns NaN) on more than half of the
+        resamples; such resamples are skipped otherwise.
+
+    Examples
+    --------
+    >>> data = [[1, 2, 3, 3, 2, 1, 4, 1, 2], [1, 2, 3, 3, 2, 2, 4, 1, 2]]
+    >>> est, low, high = bootstrap_ci(krippendorff_alpha, data, n_boot=200)
+    >>> bool(low <= est <= high <= 1.0)
+    True
+    """
+    if axis not in _BOOTSTRAP_AXES:
+        raise ValueError(f"unknown axis {axis!r}; expected one of {', '.join(_BOOTSTRAP_AXES)}")
+    if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer; got {n_boot!r}")
+    if not 0.0 < level < 1.0:
+        raise ValueError(f"level must lie strictly between 0 and 1; got {level!r}")
+    x = _as_matrix(data)
+    estimate = float(statistic(x))
+    along = _BOOTSTRAP_AXES[axis]
+    size = x.shape[along]
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, size, size=(n_boot, size))
+    stats = np.full(n_boot, np.nan)
+    for b, index in enumerate(draws):
+        # A resample the statistic is undefined on stays NaN and is counted below.
+        with contextlib.suppress(ValueError):
+            stats[b] = statistic(np.take(x, index, axis=along))
+    failed = int(np.count_nonzero(~np.isfinite(stats)))
+    if 2 * failed > n_boot:
+        raise ValueError(
+            f"the statistic is undefined on {failed} of {n_boot} resamples; too few "
+            f"{axis} for a bootstrap interval"
+        )
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(stats[np.isfinite(stats)], [tail, 1.0 - tail])
+    return estimate, float(low), float(high)
 
 
 # ---------------------------------------------------------------------------- long -> matrix

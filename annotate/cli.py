@@ -224,32 +224,57 @@ def _print_agreement(project_id: int, dimension: str) -> dict[str, Any]:
 
     s = state.settings
     service = ServiceClient(s.service.url, s.service.api_key)
-    figures = service.agreement(project_id, dimension)
+    live = service.agreement(project_id, dimension)
     total = sum(p["judgements"] for p in service.projects() if p["id"] == project_id)
-    alpha = figures["alpha"]
     console.print(
-        f"Krippendorff's alpha ({figures['level']}) on [bold]{dimension}[/bold]: "
-        f"[bold]{'n/a' if alpha is None else f'{alpha:.3f}'}[/bold] over {figures['units']} "
-        f"turns, from {figures['judgements']} {dimension} judgements"
+        f"Krippendorff's alpha ({live['level']}) on [bold]{dimension}[/bold]: "
+        f"[bold]{_fmt(live['alpha'])}[/bold]  (Gwet's AC1 {_fmt(live['ac1'])}, percent "
+        f"agreement {_fmt(live['percent_agreement'])}) over {live['units']} turns, from "
+        f"{live['judgements']} {dimension} judgements"
     )
     console.print(
         f"the service holds {total} judgements of project {project_id} "
-        f"({len(figures['annotators'])} annotators)"
+        f"({live['annotators']} annotators)"
     )
+    per = service.get(f"/projects/{project_id}/agreement/by/annotator", dimension=dimension)
     table = Table("annotator", "judgements", "alpha without them", "mean pairwise alpha")
-    for row in figures["annotators"]:
+    for row in per["data"]:
         table.add_row(
-            row["annotator"],
+            row["key"],
             str(row["judgements"]),
             _fmt(row["alpha_without"]),
             _fmt(row["alpha_pairwise_mean"]),
         )
     console.print(table)
-    return figures
+    return live
 
 
 def _fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.3f}"
+
+
+@app.command()
+@_friendly
+def sync(
+    project: ProjectOpt = None,
+    full: Annotated[bool, typer.Option(help="pull every task, and record deletions")] = False,
+) -> None:
+    """Have the service pull from Label Studio what webhooks missed."""
+    _sync(_project_id(project), full)
+
+
+def _sync(project_id: int, full: bool) -> None:
+    from annotate.service import ServiceClient
+
+    s = state.settings
+    report = ServiceClient(s.service.url, s.service.api_key).post(
+        f"/projects/{project_id}/reconcile", full=str(full).lower()
+    )
+    console.print(
+        f"reconciled project {project_id}: {report['tasks']} tasks, {report['annotations']} "
+        f"annotations seen, {report['stored']} judgements stored, "
+        f"{report['deleted_annotations']} deletions recorded"
+    )
 
 
 @app.command()
@@ -308,12 +333,17 @@ def demo(
     made = _simulate(client, project.id, report.sessions, annotators, seed, noise)
     console.print(f"simulated annotations created: {made} (existing ones kept)")
     console.rule("7  agreement from the service")
+    _sync(project.id, full=True)
     _print_agreement(project.id, "emotion")
     console.rule("8  export")
     _export(project.id, None)
     console.rule("9  ready for people")
     console.print(f"Label Studio: {s.label_studio.url}/projects/{project.id}/data")
     console.print(f"agreement service: {s.service.url}/docs")
+    console.print(
+        f"QA dashboard: {s.service.url}/dashboard/{project.id}?key=<service.api_key "
+        f"in {s.data_path / 'secrets.json'}>"
+    )
     _print_login(s)
     console.print("stop both with 'improv-annotate down'")
 

@@ -53,6 +53,7 @@ class ServiceSettings(_Section):
     database_url: str | None = None
     webhook_secret: str | None = None
     api_key: str | None = None
+    reconcile_seconds: float = Field(300.0, ge=0)
 
 
 class ClipSettings(_Section):

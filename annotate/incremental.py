@@ -88,8 +88,12 @@ def figures(
     """
     clean = {k: v for k, v in sums.items() if abs(v) > 1e-9}
     values = sorted({k.split("|")[1] for k in clean if k.startswith("o|")}, key=codes.__getitem__)
-    out: dict[str, Any] = {"alpha": None, "percent_agreement": None, "ac1": None,
-                           "pairable_units": int(round(clean.get("n2", 0.0)))}
+    out: dict[str, Any] = {
+        "alpha": None,
+        "percent_agreement": None,
+        "ac1": None,
+        "pairable_units": round(clean.get("n2", 0.0)),
+    }
     if clean.get("pairs"):
         out["percent_agreement"] = clean.get("agree", 0.0) / clean["pairs"]
     if len(values) >= 1 and clean.get("n2"):

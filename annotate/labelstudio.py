@@ -7,6 +7,7 @@ in).
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -207,3 +208,43 @@ def ensure_account(base_url: str, email: str, password: str) -> Account:
         me = web.get("/api/current-user/whoami").json()
         token = web.get("/api/current-user/token").json()["token"]
     return Account(int(me["id"]), email, token)
+
+
+def pull_events(
+    client: LabelStudio, project_id: int, since: str | None = None
+) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """Each task (updated after ``since``, an ISO time ending in Z; all when None) with
+    its annotations as ANNOTATION_UPDATED payloads, the shape webhooks deliver."""
+    query = None
+    if since:
+        query = json.dumps(
+            {
+                "filters": {
+                    "conjunction": "and",
+                    "items": [
+                        {
+                            "filter": "filter:tasks:updated_at",
+                            "operator": "greater",
+                            "type": "Datetime",
+                            "value": since,
+                        }
+                    ],
+                }
+            }
+        )
+    tasks = client.tasks.list(project=project_id, fields="all", page_size=500, query=query)
+    for task in tasks:
+        data = task.data if isinstance(task.data, dict) else {}
+        task_obj = {"id": task.id, "data": data, "project": project_id}
+        events = []
+        for annotation in task.annotations or []:
+            item = dict(annotation) if isinstance(annotation, Mapping) else annotation.dict()
+            events.append(
+                {
+                    "action": "ANNOTATION_UPDATED",
+                    "project": {"id": project_id},
+                    "task": task_obj,
+                    "annotation": item,
+                }
+            )
+        yield task.id, events

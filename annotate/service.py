@@ -24,8 +24,15 @@ class ServiceClient:
 
     def get(self, path: str, **params: Any) -> Any:
         """GET ``path`` and return its JSON; raise :class:`ServiceError` on any failure."""
+        return self._call("GET", path, params)
+
+    def post(self, path: str, **params: Any) -> Any:
+        """POST to ``path`` and return its JSON; raise :class:`ServiceError` on any failure."""
+        return self._call("POST", path, params)
+
+    def _call(self, method: str, path: str, params: dict[str, Any]) -> Any:
         try:
-            response = self._http.get(path, params=params)
+            response = self._http.request(method, path, params=params, timeout=600)
         except httpx.HTTPError as exc:
             raise ServiceError(
                 f"the agreement service is not reachable at {self.url} ({type(exc).__name__});"

@@ -9,16 +9,18 @@ from __future__ import annotations
 import hmac
 import json
 from collections.abc import Iterator
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from annotate.config import Settings, load_settings, with_local_secrets
-from annotate.labelstudio import SECRET_HEADER
-from api import store
+from annotate.labelstudio import SECRET_HEADER, LabelStudioError
+from api import dashboard, reports, store, sync
 from api.db import init_db, make_engine
 from api.models import DeadLetter, JudgementPublic, JudgementsPublic
 from schemas.taxonomy import load_taxonomy
@@ -108,15 +110,133 @@ def list_projects(db: SessionDep) -> dict[str, Any]:
     return {"data": data, "count": len(data)}
 
 
+Dimension = Annotated[str, Query(description="a dimension of the taxonomy")]
+
+
+def _frame(request: Request, db: Session, project_id: int, dimension: str) -> reports.Frame:
+    try:
+        return reports.load(db, project_id, dimension, request.app.state.taxonomy)
+    except store.NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def _page(items: list[Any], skip: int, limit: int) -> dict[str, Any]:
+    return {"data": items[skip : skip + limit], "count": len(items)}
+
+
+Skip = Annotated[int, Query(ge=0)]
+Limit = Annotated[int, Query(ge=1, le=1000)]
+
+
 @reads.get("/projects/{project_id}/agreement")
 def project_agreement(
-    request: Request, db: SessionDep, project_id: int, dimension: str = "emotion"
+    request: Request, db: SessionDep, project_id: int, dimension: Dimension = "emotion"
 ) -> dict[str, Any]:
-    """Krippendorff's alpha for a dimension: overall and per annotator."""
+    """Live figures of a dimension (alpha, AC1, percent agreement) from incremental sums."""
     try:
         return store.agreement(db, project_id, dimension, request.app.state.taxonomy)
     except store.NotFound as exc:
         raise HTTPException(404, str(exc)) from None
+
+
+@reads.get("/projects/{project_id}/agreement/summary")
+def agreement_summary(
+    request: Request,
+    db: SessionDep,
+    project_id: int,
+    dimension: Dimension = "emotion",
+    n_boot: Annotated[int, Query(ge=50, le=5000)] = 500,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Alpha with a seeded bootstrap confidence interval over units."""
+    frame = _frame(request, db, project_id, dimension)
+    return {"dimension": dimension, **reports.summary(frame, n_boot=n_boot, seed=seed)}
+
+
+@reads.get("/projects/{project_id}/agreement/by/{breakdown}")
+def agreement_breakdown(
+    request: Request,
+    db: SessionDep,
+    project_id: int,
+    breakdown: str,
+    dimension: Dimension = "emotion",
+    skip: Skip = 0,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    """Agreement per session, clip, speaker, label or annotator (paginated)."""
+    if breakdown not in reports.BREAKDOWNS:
+        raise HTTPException(
+            404, f"unknown breakdown {breakdown!r}; expected one of {list(reports.BREAKDOWNS)}"
+        )
+    frame = _frame(request, db, project_id, dimension)
+    return _page(reports.breakdown(frame, breakdown), skip, limit)
+
+
+@reads.get("/projects/{project_id}/agreement/pairwise")
+def agreement_pairwise(
+    request: Request, db: SessionDep, project_id: int, dimension: Dimension = "emotion"
+) -> dict[str, Any]:
+    """The annotator x annotator alpha matrix."""
+    return reports.pairwise(_frame(request, db, project_id, dimension))
+
+
+@reads.get("/projects/{project_id}/agreement/confusion")
+def agreement_confusion(
+    request: Request, db: SessionDep, project_id: int, dimension: Dimension = "emotion"
+) -> dict[str, Any]:
+    """Coincidences of labels between annotators (a confusion matrix)."""
+    return reports.confusion(_frame(request, db, project_id, dimension))
+
+
+@reads.get("/projects/{project_id}/agreement/drift")
+def agreement_drift(
+    request: Request,
+    db: SessionDep,
+    project_id: int,
+    dimension: Dimension = "emotion",
+    every: Annotated[str, Query(pattern="^(day|count)$")] = "day",
+    size: Annotated[int, Query(ge=10)] = 500,
+) -> dict[str, Any]:
+    """Alpha per day, or per window of ``size`` judgements, in annotation order."""
+    series = reports.drift(_frame(request, db, project_id, dimension), every, size)
+    return {"data": series, "count": len(series)}
+
+
+@reads.get("/projects/{project_id}/adjudication")
+def adjudication(
+    request: Request,
+    db: SessionDep,
+    project_id: int,
+    dimension: Dimension = "emotion",
+    threshold: float = 0.667,
+    skip: Skip = 0,
+    limit: Limit = 100,
+) -> dict[str, Any]:
+    """Clips whose agreement is below ``threshold``, worst first, with Label Studio links."""
+    base = request.app.state.settings.label_studio.url.rstrip("/")
+    frame = _frame(request, db, project_id, dimension)
+    clips = reports.adjudication(
+        frame, threshold, lambda t: f"{base}/projects/{project_id}/data?task={t}"
+    )
+    return _page(clips, skip, limit)
+
+
+@reads.get("/projects/{project_id}/annotators")
+def annotator_activity(
+    db: SessionDep, project_id: int, skip: Skip = 0, limit: Limit = 100
+) -> dict[str, Any]:
+    """Per annotator: annotations, judgements, median seconds per task, share cancelled."""
+    return _page(reports.activity(db, project_id), skip, limit)
+
+
+@reads.post("/projects/{project_id}/reconcile")
+def reconcile(request: Request, project_id: int, full: bool = False) -> dict[str, Any]:
+    """Pull from Label Studio what webhooks missed (``full``: every task, and deletions)."""
+    try:
+        report = sync.reconcile_project(request.app.state, project_id, full=full)
+    except LabelStudioError as exc:
+        raise HTTPException(502, str(exc)) from None
+    return asdict(report)
 
 
 @reads.get("/projects/{project_id}/judgements")
@@ -137,9 +257,41 @@ def project_judgements(
     )
 
 
+@router.get("/static/plotly.min.js", include_in_schema=False)
+def plotly_js() -> FileResponse:
+    """plotly.js from the plotly package (the dashboard works offline)."""
+    return FileResponse(dashboard.PLOTLY_JS, media_type="application/javascript")
+
+
+@router.get("/dashboard/{project_id}", response_class=HTMLResponse)
+def dashboard_page(
+    request: Request,
+    db: SessionDep,
+    project_id: int,
+    key: str = "",
+    threshold: float = 0.667,
+) -> HTMLResponse:
+    """The QA dashboard of a project (the API key as ``?key=``)."""
+    expected = request.app.state.api_key
+    if not expected or not hmac.compare_digest(key.encode(), expected.encode()):
+        raise HTTPException(401, "missing or wrong API key (query parameter key)")
+    try:
+        page = dashboard.render(
+            db,
+            project_id,
+            request.app.state.taxonomy,
+            threshold=threshold,
+            ls_url=request.app.state.settings.label_studio.url,
+        )
+    except store.NotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    return HTMLResponse(page)
+
+
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """The service for ``settings`` (secrets must be filled in; see ``with_local_secrets``)."""
     app = FastAPI(
+        lifespan=sync.lifespan,
         title="improv-annotate agreement service",
         version="0.1.0",
         description="Receives Label Studio annotation events and serves inter-annotator "
@@ -156,6 +308,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.writer = (
         app.state.engine if same else make_engine(settings.database_url, immediate=True)
     )
+    app.state.settings = settings
     app.state.webhook_secret = settings.service.webhook_secret or ""
     app.state.api_key = settings.service.api_key or ""
     app.include_router(router)

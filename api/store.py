@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -24,7 +24,7 @@ from sqlmodel import Session, col, select
 
 from annotate import incremental
 from annotate.agreement import pivot
-from api.models import AgreementSum, Annotation, Judgement, ShiftEventRow, Task
+from api.models import AgreementSum, Annotation, Judgement, ShiftEventRow, SyncState, Task
 from schemas.codec import annotator_of, decode_annotation
 from schemas.errors import AnnotateError
 from schemas.taxonomy import Dimension, Taxonomy
@@ -438,3 +438,88 @@ def turn_labels(db: Session, project_id: int) -> dict[str, dict[str, dict[str, s
     for j in iter_judgements(db, project_id):
         table[j.turn_id][j.annotator][j.dimension] = j.value
     return {turn: dict(by) for turn, by in table.items()}
+
+
+@dataclass(slots=True)
+class Reconciled:
+    """What a pull from Label Studio changed in the store."""
+
+    tasks: int = 0
+    annotations: int = 0
+    stored: int = 0
+    unchanged: int = 0
+    deleted_annotations: int = 0
+    deleted_tasks: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+
+# A pull asks for tasks updated since the last pull minus this margin (clock skew).
+PULL_MARGIN = timedelta(minutes=2)
+
+
+def pull_since(db: Session, project_id: int) -> datetime | None:
+    """Where the next incremental pull of a project starts (None: never pulled)."""
+    state = db.get(SyncState, project_id)
+    if state is None or state.last_pull is None:
+        return None
+    return state.last_pull - PULL_MARGIN
+
+
+def reconcile(
+    db: Session,
+    project_id: int,
+    pulled: Iterable[tuple[int, list[dict[str, Any]]]],
+    taxonomy: Taxonomy,
+    *,
+    full: bool,
+    started: datetime | None = None,
+) -> Reconciled:
+    """Apply what a pull from Label Studio found: annotations webhooks missed, and deletions.
+
+    ``pulled`` yields each task id with its annotations as webhook-shaped payloads. An
+    annotation the store has for a pulled task but Label Studio no longer lists is recorded
+    as deleted; with ``full``, so is every stored task the pull did not see.
+    """
+    report = Reconciled()
+    seen_tasks: set[int] = set()
+    for task_id, events in pulled:
+        report.tasks += 1
+        seen_tasks.add(task_id)
+        live = set()
+        for payload in events:
+            live.add(int(payload["annotation"]["id"]))
+            report.annotations += 1
+            applied = apply_event(db, payload, taxonomy)
+            report.stored += applied.stored
+            report.unchanged += applied.ignored is not None
+            for reason, n in applied.skipped.items():
+                report.skipped[reason] = report.skipped.get(reason, 0) + n
+        stored = set(
+            db.exec(
+                select(Annotation.id).where(
+                    Annotation.task_id == task_id, col(Annotation.deleted).is_(False)
+                )
+            ).all()
+        )
+        gone = sorted(stored - live)
+        if gone:
+            delete_annotations(db, project_id, gone)
+            db.commit()
+            report.deleted_annotations += len(gone)
+    if full:
+        stored_tasks = set(
+            db.exec(
+                select(Task.id).where(Task.project_id == project_id, col(Task.deleted).is_(False))
+            ).all()
+        )
+        missing = sorted(stored_tasks - seen_tasks)
+        if missing:
+            delete_tasks(db, project_id, missing)
+            report.deleted_tasks = len(missing)
+    state = db.get(SyncState, project_id) or SyncState(project_id=project_id)
+    state.last_pull = started or _now()
+    if full:
+        state.last_full_pull = state.last_pull
+    db.add(state)
+    db.commit()
+    return report

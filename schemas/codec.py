@@ -107,6 +107,11 @@ def decode_annotation(
             note = "\n".join(map(str, texts)) or None
             continue
         if name in shift_parts:
+            if item.get("to_name") == DIALOGUE:
+                # The UI's hotkeys reach every per-region control: a shift choice's key
+                # pressed while a turn is selected attaches it to the turn's region.
+                skipped["shift control on a turn"] += 1
+                continue
             span = spans.setdefault(str(item.get("id")), {})
             chosen = value.get("choices") or []
             span[shift_parts[name]] = chosen[0] if chosen else None
@@ -117,6 +122,11 @@ def decode_annotation(
         dim = dims.get(name)
         if dim is None:
             skipped["unknown control"] += 1
+            continue
+        if item.get("to_name", DIALOGUE) != DIALOGUE:
+            # ... and a turn dimension's key pressed while a shift span is selected
+            # attaches it to the span (its value.start is then in seconds, not a turn).
+            skipped["turn control on a shift span"] += 1
             continue
         index = _paragraph_index(value)
         if index is None or not 0 <= index < len(dialogue):

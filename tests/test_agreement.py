@@ -11,13 +11,23 @@ from hypothesis import strategies as st
 
 from annotate import agreement
 from annotate.agreement import (
+    ICC_FORMS,
     LEVELS,
     alpha_from_coincidences,
+    annotator_vs_rest,
+    bootstrap_ci,
     cohen_kappa,
     coincidence_matrix,
     fleiss_kappa,
     fleiss_kappa_from_counts,
+    gwet_ac1,
+    gwet_ac2,
+    icc,
+    icc_table,
     krippendorff_alpha,
+    lin_ccc,
+    mean_pairwise_ccc,
+    pairwise_alpha_matrix,
     percent_agreement,
     pivot,
     unit_coincidences,
@@ -530,3 +540,344 @@ def test_public_names() -> None:
     assert LEVELS == ("nominal", "ordinal", "interval", "ratio")
     assert set(agreement.__all__) <= set(dir(agreement))
     assert math.isclose(krippendorff_alpha(KRIPPENDORFF_2011), 0.743421052631579)
+
+
+# ============================================================================ Gwet, ICC, CCC,
+# breakdowns and bootstrap
+
+# Shrout & Fleiss (1979), Table 2: 6 targets rated by 4 judges; Table 4 gives the six ICCs.
+SHROUT_FLEISS_1979 = np.array(
+    [
+        [9, 2, 5, 8],
+        [6, 1, 3, 2],
+        [8, 4, 6, 8],
+        [7, 1, 2, 6],
+        [10, 5, 6, 9],
+        [6, 2, 4, 7],
+    ],
+    dtype=float,
+).T  # (4 judges, 6 targets)
+SHROUT_FLEISS_1979_ICC = {
+    "ICC1": 0.17,
+    "ICC2": 0.29,
+    "ICC3": 0.71,
+    "ICC1k": 0.44,
+    "ICC2k": 0.62,
+    "ICC3k": 0.91,
+}
+
+# Gwet (2014), Handbook of Inter-Rater Reliability, the 4 raters x 12 units example shipped
+# as irrCAC's `cac.raw4raters` / `raw_4raters`: the same ratings per unit as
+# KRIPPENDORFF_2011 (only the lone rating of unit 12 sits with another rater, which Gwet's
+# AC does not see). irrCAC documents AC1 = 0.77544 (pa 0.81818, pe 0.19032).
+GWET_2014_AC1 = 0.77544
+# AC2 on the same data from irrCAC 0.4.4 (CAC(..., weights=w, categories=[1..5]).gwet(),
+# run once as an oracle; irrCAC pins scipy==1.12 so it cannot be a dev dependency here).
+GWET_2014_AC2 = {"linear": 0.8587391364, "quadratic": 0.9140007236, "ordinal": 0.8989397699}
+
+
+def gwet_loops(data: np.ndarray, weights: np.ndarray, categories: list[float]) -> float:
+    """Gwet's AC as irrCAC's gwet.ac1.raw spells it, one unit at a time."""
+    q = len(categories)
+    rated, pa_terms, pi = 0, [], np.zeros(q)
+    for unit in data.T:
+        values = unit[~np.isnan(unit)]
+        if values.size == 0:
+            continue
+        rated += 1
+        r = np.array([np.sum(values == c) for c in categories], dtype=float)
+        pi += r / values.size
+        if values.size >= 2:
+            r_star = weights @ r
+            pa_terms.append(np.sum(r * (r_star - 1)) / (values.size * (values.size - 1)))
+    pi /= rated
+    pe = weights.sum() / (q * (q - 1)) * np.sum(pi * (1 - pi))
+    return (np.mean(pa_terms) - pe) / (1 - pe)
+
+
+# ---------------------------------------------------------------------------- Gwet's AC
+
+
+def test_gwet_2014_ac1_reference_value() -> None:
+    assert round(gwet_ac1(KRIPPENDORFF_2011), 5) == GWET_2014_AC1
+    assert gwet_ac1(KRIPPENDORFF_2011) == pytest.approx(0.7754440681, abs=1e-9)  # irrCAC
+    assert gwet_ac2(KRIPPENDORFF_2011, "identity") == gwet_ac1(KRIPPENDORFF_2011)
+
+
+@pytest.mark.parametrize("weights", sorted(GWET_2014_AC2))
+def test_gwet_2014_ac2_matches_irrcac(weights: str) -> None:
+    assert gwet_ac2(KRIPPENDORFF_2011, weights) == pytest.approx(GWET_2014_AC2[weights], abs=1e-9)
+
+
+def test_gwet_categories_enter_chance_agreement() -> None:
+    # Everybody agrees on one category: AC1 is 1 once q >= 2 is known (kappa is undefined).
+    assert gwet_ac1([[1, 1, 1], [1, 1, 1]], categories=[1, 2]) == 1.0
+    # An unused category lowers p_e = sum pi (1 - pi) / (q - 1), so AC1 rises.
+    data = [[1, 1, 2, 1], [1, 1, 2, 2]]
+    assert gwet_ac1(data, categories=[1, 2, 3]) > gwet_ac1(data)
+
+
+def test_gwet_custom_weight_matrix() -> None:
+    w = 1 - np.abs(np.subtract.outer(np.arange(5), np.arange(5))) / 4
+    assert gwet_ac2(KRIPPENDORFF_2011, w) == pytest.approx(GWET_2014_AC2["linear"], abs=1e-9)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    data=data_matrices,
+    weights=st.sampled_from(["identity", "linear", "quadratic", "ordinal"]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_gwet_matches_unit_loops_and_ignores_order(data: np.ndarray, weights: str, seed: int):
+    categories = [0.0, 1.0, 2.0, 3.0, 4.0]
+    assume((np.sum(~np.isnan(data), axis=0) >= 2).any())
+    w = agreement._GWET_WEIGHTS[weights](np.array(categories))
+    value = gwet_ac2(data, weights, categories=categories)
+    assert value == pytest.approx(gwet_loops(data, w, categories), abs=1e-12)
+    rng = np.random.default_rng(seed)
+    shuffled = data[rng.permutation(data.shape[0])][:, rng.permutation(data.shape[1])]
+    assert gwet_ac2(shuffled, weights, categories=categories) == pytest.approx(value, abs=1e-12)
+
+
+def test_gwet_errors() -> None:
+    with pytest.raises(ValueError, match="at least two categories; the data use only 1"):
+        gwet_ac1([[1, 1], [1, 1]])
+    with pytest.raises(ValueError, match="unknown weights 'cubic'; expected one of identity"):
+        gwet_ac2([[1, 2], [1, 2]], "cubic")
+    with pytest.raises(ValueError, match=r"weights must have shape \(2, 2\)"):
+        gwet_ac2([[1, 2], [1, 2]], np.eye(3))
+    with pytest.raises(ValueError, match="no unit has two or more values"):
+        gwet_ac1([[1, NAN], [NAN, 2]])
+    with pytest.raises(ValueError, match=r"values not in categories: 3 \(categories: 1, 2\)"):
+        gwet_ac1([[1, 3], [1, 2]], categories=[1, 2])
+    with pytest.raises(ValueError, match="categories repeats values: 2"):
+        gwet_ac1([[1, 2], [1, 2]], categories=[1, 2, 2])
+    with pytest.raises(ValueError, match="data holds no ratings"):
+        gwet_ac1([[NAN, NAN], [NAN, NAN]])
+
+
+# ---------------------------------------------------------------------------- ICC
+
+
+@pytest.mark.parametrize("form", ICC_FORMS)
+def test_shrout_fleiss_1979_reference_values(form: str) -> None:
+    assert round(icc(SHROUT_FLEISS_1979, form), 2) == SHROUT_FLEISS_1979_ICC[form]
+
+
+@pytest.mark.filterwarnings("ignore:The inplace keyword")  # pingouin on pandas 3
+def test_icc_table_matches_pingouin() -> None:
+    pd = pytest.importorskip("pandas")
+    pg = pytest.importorskip("pingouin")  # GPL-3.0: a dev-only test oracle
+    rng = np.random.default_rng(440)
+    samples = [SHROUT_FLEISS_1979] + [
+        rng.normal(size=(k, n)) + 2 * rng.normal(size=n) + rng.normal(size=(k, 1))
+        for k, n in [(3, 20)]
+    ]
+    for data in samples:
+        k, n = data.shape
+        long = pd.DataFrame(
+            {
+                "target": np.tile(np.arange(n), k),
+                "rater": np.repeat(np.arange(k), n),
+                "score": data.ravel(),
+            }
+        )
+        # pingouin's rows: ICC1, ICC2 (A,1), ICC3 (C,1), ICC1k, ICC2k, ICC3k.
+        expected = pg.intraclass_corr(long, "target", "rater", "score")["ICC"].to_numpy()
+        got = np.array(list(icc_table(data).values()))
+        np.testing.assert_allclose(got, expected, atol=1e-12)
+
+
+def test_icc_table_lists_every_form() -> None:
+    table = icc_table(SHROUT_FLEISS_1979)
+    assert tuple(table) == ICC_FORMS
+    assert all(table[f] == icc(SHROUT_FLEISS_1979, f) for f in ICC_FORMS)
+
+
+def test_icc_errors() -> None:
+    with pytest.raises(
+        ValueError, match=r"unknown ICC form 'ICC\(2,1\)'; expected one of ICC1, ICC2, ICC3, ICC1k"
+    ):
+        icc(SHROUT_FLEISS_1979, "ICC(2,1)")
+    holes = SHROUT_FLEISS_1979.copy()
+    holes[1, 2] = holes[3, 4] = NAN
+    with pytest.raises(ValueError, match="complete data; units with missing values: 2, 4"):
+        icc(holes, "ICC2")
+    with pytest.raises(ValueError, match="at least two raters and two units"):
+        icc([[1, 2, 3]], "ICC1")
+    with pytest.raises(ValueError, match="ICC3 is undefined: its denominator is zero"):
+        icc([[1, 1, 1], [1, 1, 1]], "ICC3")
+
+
+# ---------------------------------------------------------------------------- Lin's CCC
+
+
+def test_lin_ccc_hand_computed() -> None:
+    # a = 1, 2, 3 and b = 1, 2, 4: means 2 and 7/3, variances 2/3 and 14/9, covariance 1
+    # (divided by n, as Lin 1989): 2 / (2/3 + 14/9 + 1/9) = 6/7.
+    assert lin_ccc([1, 2, 3], [1, 2, 4]) == pytest.approx(6 / 7, abs=1e-15)
+    assert lin_ccc([1, 2, 3, NAN], [1, 2, 4, 9]) == pytest.approx(6 / 7, abs=1e-15)
+    assert lin_ccc([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert lin_ccc([1, 2, 3], [11, 12, 13]) == pytest.approx(2 * (2 / 3) / (4 / 3 + 100))
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(3, 40))
+def test_lin_ccc_decomposition_and_symmetry(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=n)
+    b = 0.7 * a + rng.normal(scale=0.5, size=n) + rng.normal()
+    ccc = lin_ccc(a, b)
+    # Lin (1989): rho_c = r * C_b, C_b = 2 / (v + 1/v + u^2), v = s_a / s_b,
+    # u = (mean_a - mean_b) / sqrt(s_a s_b); and rho_c = 1 - MSD / (s_a^2 + s_b^2 + d^2).
+    s_a, s_b = a.std(), b.std()
+    v, u = s_a / s_b, (a.mean() - b.mean()) / math.sqrt(s_a * s_b)
+    r = np.corrcoef(a, b)[0, 1]
+    assert ccc == pytest.approx(r * 2 / (v + 1 / v + u**2), abs=1e-12)
+    msd = np.mean((a - b) ** 2)
+    assert ccc == pytest.approx(1 - msd / (s_a**2 + s_b**2 + (a.mean() - b.mean()) ** 2))
+    assert lin_ccc(b, a) == pytest.approx(ccc, abs=1e-15)
+    assert lin_ccc(a, a) == pytest.approx(1.0)
+    assert -1.0 <= ccc <= 1.0
+
+
+def test_mean_pairwise_ccc() -> None:
+    data = np.array([[1, 2, 3, 4], [1, 2, 4, 4], [2, 2, 3, 5]], dtype=float)
+    pairs = [lin_ccc(data[i], data[j]) for i, j in [(0, 1), (0, 2), (1, 2)]]
+    assert mean_pairwise_ccc(data) == pytest.approx(np.mean(pairs))
+    # A rater sharing fewer than two units with another leaves that pair out.
+    sparse = np.vstack([data, [NAN, NAN, NAN, 7]])
+    assert mean_pairwise_ccc(sparse) == pytest.approx(np.mean(pairs))
+
+
+def test_ccc_errors() -> None:
+    with pytest.raises(ValueError, match="at least two units rated by both; got 1"):
+        lin_ccc([1, NAN], [1, 2])
+    with pytest.raises(ValueError, match="both raters gave 3 to every unit"):
+        lin_ccc([3, 3], [3, 3])
+    with pytest.raises(ValueError, match="a and b must be 1-D of equal length"):
+        lin_ccc([1, 2, 3], [1, 2])
+    with pytest.raises(ValueError, match="raters 0 and 1: both raters gave 3"):
+        mean_pairwise_ccc([[3, 3, 3], [3, 3, 3]])
+    with pytest.raises(ValueError, match="no two raters share two or more units"):
+        mean_pairwise_ccc([[1, 2, NAN, NAN], [NAN, NAN, 1, 2]])
+
+
+# ---------------------------------------------------------------------------- breakdowns
+
+
+def restricted_coincidences(data: np.ndarray, rater: int, values: np.ndarray) -> np.ndarray:
+    """Pairs (rater, other) and (other, rater) within units, each 1 / (m_u - 1)."""
+    index = {v: i for i, v in enumerate(values)}
+    o = np.zeros((values.size, values.size))
+    for unit in data.T:
+        present = np.flatnonzero(~np.isnan(unit))
+        if rater not in present or present.size < 2:
+            continue
+        for other in present[present != rater]:
+            c, k = index[unit[rater]], index[unit[other]]
+            o[c, k] += 1 / (present.size - 1)
+            o[k, c] += 1 / (present.size - 1)
+    return o
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_annotator_vs_rest_definition(level: str) -> None:
+    data = random_data(np.random.default_rng(7), raters=4, units=60, categories=5)
+    _, values = coincidence_matrix(data)
+    got = annotator_vs_rest(data, level)
+    total = np.zeros((values.size, values.size))
+    for rater in range(data.shape[0]):
+        o = restricted_coincidences(data, rater, values)
+        total += o
+        assert got[rater] == pytest.approx(alpha_from_coincidences(o, values, level), abs=1e-12)
+    # Every within-unit pair involves two raters, so the restricted matrices sum to twice
+    # the full one.
+    np.testing.assert_allclose(total, 2 * coincidence_matrix(data)[0], atol=1e-12)
+
+
+@pytest.mark.parametrize("level", LEVELS)
+def test_two_raters_vs_rest_is_alpha(level: str) -> None:
+    data = random_data(np.random.default_rng(3), raters=2, units=40, categories=4)
+    alpha = krippendorff_alpha(data, level)
+    assert annotator_vs_rest(data, level) == pytest.approx([alpha, alpha], abs=1e-12)
+    matrix = pairwise_alpha_matrix(data, level)
+    assert matrix[0, 1] == matrix[1, 0] == pytest.approx(alpha, abs=1e-12)
+
+
+def test_pairwise_alpha_matrix() -> None:
+    data = random_data(np.random.default_rng(11), raters=4, units=50, categories=4)
+    data[3] = NAN
+    data[:, 0] = [NAN, NAN, NAN, 1.0]  # rater 3 shares no unit with anybody
+    matrix = pairwise_alpha_matrix(data, "ordinal")
+    assert matrix.shape == (4, 4)
+    assert np.isnan(np.diag(matrix)).all()
+    np.testing.assert_array_equal(matrix, matrix.T)
+    assert np.isnan(matrix[3, :3]).all()  # nothing shared: alpha is undefined
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        assert matrix[i, j] == krippendorff_alpha(data[[i, j]], "ordinal")
+    vs_rest = annotator_vs_rest(data, "nominal")
+    assert len(vs_rest) == 4 and math.isnan(vs_rest[3]) and not math.isnan(vs_rest[0])
+
+
+def test_breakdown_errors() -> None:
+    with pytest.raises(ValueError, match="unknown level of measurement 'metric'"):
+        pairwise_alpha_matrix([[1, 2], [1, 2]], "metric")
+    with pytest.raises(ValueError, match="unknown level of measurement 'metric'"):
+        annotator_vs_rest([[1, 2], [1, 2]], "metric")
+
+
+# ---------------------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_is_reproducible_and_contains_estimate() -> None:
+    data = random_data(np.random.default_rng(5), raters=3, units=300, categories=4)
+    first = bootstrap_ci(krippendorff_alpha, data, n_boot=300, seed=1)
+    assert first == bootstrap_ci(krippendorff_alpha, data, n_boot=300, seed=1)
+    assert first != bootstrap_ci(krippendorff_alpha, data, n_boot=300, seed=2)
+    estimate, low, high = first
+    assert estimate == krippendorff_alpha(data)
+    assert low < estimate < high
+
+
+def test_bootstrap_narrows_as_units_grow() -> None:
+    rng = np.random.default_rng(8)
+    widths = []
+    for units in (100, 1600):
+        data = random_data(rng, raters=3, units=units, categories=4)
+        _, low, high = bootstrap_ci(krippendorff_alpha, data, n_boot=200)
+        widths.append(high - low)
+    assert widths[1] < widths[0] / 2  # about 1 / sqrt(16) = 1/4 expected
+
+
+def test_bootstrap_other_statistics_and_raters_axis() -> None:
+    data = SHROUT_FLEISS_1979
+    estimate, low, high = bootstrap_ci(lambda d: icc(d, "ICC3"), data, n_boot=200)
+    assert estimate == icc(data, "ICC3") and low <= high
+    wide = random_data(np.random.default_rng(2), raters=8, units=40, categories=3, missing=0)
+    estimate, low, high = bootstrap_ci(fleiss_kappa, wide, n_boot=100, axis="raters")
+    assert estimate == fleiss_kappa(wide)
+    assert -1.0 <= low <= high <= 1.0
+
+
+def test_bootstrap_errors() -> None:
+    data = [[1, 2, 1, 2], [1, 2, 2, 2]]
+    with pytest.raises(ValueError, match="unknown axis 'columns'; expected one of units, raters"):
+        bootstrap_ci(krippendorff_alpha, data, axis="columns")
+    with pytest.raises(ValueError, match="level must lie strictly between 0 and 1; got 95"):
+        bootstrap_ci(krippendorff_alpha, data, level=95)
+    with pytest.raises(ValueError, match="n_boot must be a positive integer; got 0"):
+        bootstrap_ci(krippendorff_alpha, data, n_boot=0)
+
+    def only_on_the_original(d: np.ndarray) -> float:
+        if not np.array_equal(d, data):
+            raise ValueError("undefined")
+        return 1.0
+
+    with pytest.raises(ValueError, match=r"undefined on \d+ of 200 resamples; too few units"):
+        bootstrap_ci(only_on_the_original, data, n_boot=200)
+    # Skipped resamples are fine while they are at most half.
+    _, low, high = bootstrap_ci(krippendorff_alpha, [[1, 2], [1, 1]], n_boot=200)
+    assert low <= high
+    with pytest.raises(ValueError, match="no unit has two or more values"):
+        bootstrap_ci(krippendorff_alpha, [[1, NAN], [NAN, 2]])

@@ -411,6 +411,86 @@ def test_two_values_for_one_turn_are_not_dropped_silently(taxonomy: Taxonomy) ->
     assert len(decoded.judgements) + sum(decoded.skipped.values()) == 2
 
 
+# --- what the real labeling UI sends (Label Studio 1.23.2, captured by test_browser.py) -----
+
+
+def _ui_turn_item(name: str, index: int, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """A per-turn item as the UI serializes it: the paragraph region's value plus the text."""
+    value = {"start": str(index), "end": str(index), "startOffset": 0, "endOffset": 21}
+    value.update(text=f"line number {index} - café", **payload)
+    return {
+        "value": value,
+        "id": f"turn{index}",
+        "from_name": name,
+        "to_name": "dialogue",
+        "type": kind,
+        "origin": "prediction",
+    }
+
+
+def _ui_span_item(name: str, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """An item of a shift span drawn on the waveform (float seconds, original_length)."""
+    return {
+        "original_length": 6.25,
+        "value": {"start": 1.2034877, "end": 2.9071214, "channel": 0, **payload},
+        "id": "Xq3Lb",
+        "from_name": name,
+        "to_name": "audio",
+        "type": kind,
+        "origin": "manual",
+    }
+
+
+UI_RESULT = [
+    _ui_turn_item("turn", 0, "paragraphlabels", {"paragraphlabels": ["turn"]}),
+    _ui_turn_item("turn", 1, "paragraphlabels", {"paragraphlabels": ["turn"]}),
+    _ui_turn_item("emotion", 1, "choices", {"choices": ["anger"]}),
+    _ui_turn_item("intensity", 1, "rating", {"rating": 4}),
+    _ui_span_item("shift", "labels", {"labels": ["Emotion shift"]}),
+    _ui_span_item("shift_from", "choices", {"choices": ["joy"]}),
+    _ui_span_item("shift_to", "choices", {"choices": ["anger"]}),
+    _ui_span_item("shift_trigger", "choices", {"choices": ["partner-induced"]}),
+    _ui_span_item("shift_onset", "choices", {"choices": ["abrupt"]}),
+]
+
+
+def test_decodes_the_real_ui_result(taxonomy: Taxonomy) -> None:
+    lines = dialogue(3)
+    decoded = decode_annotation(annotation(UI_RESULT), task_data(lines), taxonomy)
+    assert decoded.skipped == {}
+    assert {(j.turn_id, j.dimension, j.value) for j in decoded.judgements} == {
+        ("s1-t00005", "emotion", "anger"),
+        ("s1-t00005", "intensity", "4"),
+    }
+    (shift,) = decoded.shifts
+    assert (shift.start, shift.end) == (round(1.2034877 + OFFSET, 3), round(2.9071214 + OFFSET, 3))
+    assert (shift.from_emotion, shift.to_emotion) == ("joy", "anger")
+    assert (shift.trigger, shift.onset) == ("partner-induced", "abrupt")
+
+
+def test_stray_hotkey_items_are_skipped_not_misread(taxonomy: Taxonomy) -> None:
+    """Hotkeys reach every per-region control, whatever region is selected.
+
+    In the real UI, a shift choice's (auto-assigned) key pressed while a turn is selected
+    adds a shift item to the turn's region, and an emotion or rating key pressed while a
+    shift span is selected adds a turn item to the span, whose ``value.start`` is then in
+    seconds (1.2 here would read as turn 1). Neither may become data.
+    """
+    lines = dialogue(3)
+    strays = [
+        _ui_turn_item("shift_from", 2, "choices", {"choices": ["joy"]}),
+        _ui_span_item("emotion", "choices", {"choices": ["fear"]}),
+        _ui_span_item("intensity", "rating", {"rating": 2}),
+    ]
+    decoded = decode_annotation(annotation([*UI_RESULT, *strays]), task_data(lines), taxonomy)
+    assert decoded.skipped == {"shift control on a turn": 1, "turn control on a shift span": 2}
+    assert {(j.turn_id, j.dimension, j.value) for j in decoded.judgements} == {
+        ("s1-t00005", "emotion", "anger"),
+        ("s1-t00005", "intensity", "4"),
+    }
+    assert len(decoded.shifts) == 1
+
+
 # --- annotator_of ---------------------------------------------------------------------------
 
 

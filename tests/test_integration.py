@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 from label_studio_sdk import LabelStudio
 
+from annotate.agreement import krippendorff_alpha, pivot
 from annotate.config import Settings
 from annotate.labelstudio import (
     connect,
@@ -179,10 +180,19 @@ def test_two_users_annotate_and_judgements_arrive_by_webhook(
         stored = {(j["annotator"], j["turn_id"]): j["value"] for j in page["data"]}
         assert stored == expected
         figures = svc.get(f"/projects/{proj.id}/agreement").json()
+        per = svc.get(f"/projects/{proj.id}/agreement/by/annotator").json()
     assert figures["judgements"] == 2 * n_turns
     assert figures["units"] == n_turns
-    assert {a["annotator"] for a in figures["annotators"]} == {str(u.id) for u in users}
-    assert -1.0 <= figures["alpha"] <= 1.0
+    assert figures["annotators"] == 2
+    assert {a["key"] for a in per["data"]} == {str(u.id) for u in users}
+    # the live (incremental) alpha equals the batch alpha over the same judgements
+    codes = {v: i for i, v in enumerate(TAX.emotion.values)}
+    matrix, _, _ = pivot(
+        [turn for _, turn in expected],
+        [a for a, _ in expected],
+        [codes[v] for v in expected.values()],
+    )
+    assert figures["alpha"] == pytest.approx(krippendorff_alpha(matrix, "nominal"), abs=1e-9)
 
     # export from the store and check every row against the turn list
     from sqlmodel import Session

@@ -68,7 +68,7 @@ def test_default_emotion_values_and_hotkeys() -> None:
     tax = load_taxonomy()
     assert tax.emotion is tax.dimension("emotion")
     assert tax.emotion.values == CORE
-    assert tax.emotion.labels[0] == Label("neutral", "n")
+    assert tax.emotion.labels[0] == Label("neutral", "n", polarity="neutral", arousal="low")
     assert tax.emotion.scale == ()
 
 

@@ -1,0 +1,340 @@
+"""QA reports computed from the stored judgements: breakdowns, pairs, drift, adjudication.
+
+These scan the judgements of one project and dimension (batch); the live overall figures
+come from the incremental sums in :mod:`api.store`. Every function returns plain dicts
+ready for JSON.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from statistics import median
+from typing import Any
+
+import numpy as np
+from sqlalchemy import func
+from sqlmodel import Session, col, select
+
+from annotate.agreement import (
+    bootstrap_ci,
+    krippendorff_alpha,
+    pairwise_alpha_matrix,
+    pivot,
+)
+from api.models import Annotation, Judgement, Task
+from api.store import check_dimension, codes_of
+from schemas.taxonomy import Dimension, Taxonomy
+
+BREAKDOWNS = ("session", "clip", "speaker", "label", "annotator")
+
+
+def _alpha(matrix: np.ndarray, level: str) -> float | None:
+    try:
+        return float(krippendorff_alpha(matrix, level=level))
+    except ValueError:
+        return None
+
+
+class Frame:
+    """The judgements of one dimension with the context each breakdown needs."""
+
+    def __init__(self, db: Session, project_id: int, dim: Dimension) -> None:
+        self.dim = dim
+        codes = codes_of(dim)
+        rows = db.exec(
+            select(
+                Judgement.turn_id,
+                Judgement.annotator,
+                Judgement.value,
+                Judgement.task_id,
+                Judgement.annotation_id,
+            ).where(Judgement.project_id == project_id, Judgement.dimension == dim.name)
+        ).all()
+        self.turn = [r[0] for r in rows]
+        self.annotator = [r[1] for r in rows]
+        self.value = [r[2] for r in rows]
+        self.code = [codes[r[2]] for r in rows]
+        self.task = [r[3] for r in rows]
+        self.annotation = [r[4] for r in rows]
+        tasks = {t.id: t for t in db.exec(select(Task).where(Task.project_id == project_id)).all()}
+        speaker: dict[str, str] = {}
+        for t in tasks.values():
+            for line in t.data.get("dialogue") or []:
+                speaker[str(line.get("turn_id"))] = str(line.get("performer") or "")
+        self.speaker = [speaker.get(t, "") for t in self.turn]
+        self.clip = [str(tasks[t].clip_id) if t in tasks else str(t) for t in self.task]
+        self.session = [str(tasks[t].session_id) if t in tasks else "" for t in self.task]
+        self.clip_task = {str(tasks[t].clip_id): t for t in tasks}
+        annotations = db.exec(
+            select(Annotation.id, Annotation.updated_at, Annotation.ground_truth).where(
+                Annotation.project_id == project_id
+            )
+        ).all()
+        when = {a[0]: a[1] for a in annotations}
+        gold = {a[0] for a in annotations if a[2]}
+        self.time: list[datetime | None] = [when.get(a) for a in self.annotation]
+        self.gold = [a in gold for a in self.annotation]
+
+    def __len__(self) -> int:
+        return len(self.turn)
+
+    def matrix(self, rows: Sequence[int] | None = None) -> tuple[np.ndarray, list, list]:
+        """(annotators x units) codes of the selected rows (all by default)."""
+        idx = range(len(self)) if rows is None else rows
+        return pivot(
+            [self.turn[i] for i in idx],
+            [self.annotator[i] for i in idx],
+            [self.code[i] for i in idx],
+        )
+
+    def alpha(self, rows: Sequence[int] | None = None) -> float | None:
+        """Alpha at the dimension's level over the selected rows."""
+        if rows is not None and not rows:
+            return None
+        return _alpha(self.matrix(rows)[0], self.dim.level)
+
+    def group(self, key: Sequence[str]) -> dict[str, list[int]]:
+        """Row indices grouped by ``key``."""
+        groups: dict[str, list[int]] = defaultdict(list)
+        for i, k in enumerate(key):
+            groups[k].append(i)
+        return dict(groups)
+
+
+def load(db: Session, project_id: int, dimension: str, taxonomy: Taxonomy) -> Frame:
+    """The :class:`Frame` of one project and dimension (404-style errors for unknowns)."""
+    check_dimension(db, project_id, dimension, taxonomy)
+    return Frame(db, project_id, taxonomy.dimension(dimension))
+
+
+def summary(frame: Frame, *, n_boot: int = 500, seed: int = 0) -> dict[str, Any]:
+    """Alpha with a bootstrap confidence interval (units resampled, seeded)."""
+    out: dict[str, Any] = {"alpha": None, "ci_low": None, "ci_high": None, "n_boot": n_boot}
+    if len(frame) == 0:
+        return out
+    matrix = frame.matrix()[0]
+    try:
+        point, low, high = bootstrap_ci(
+            lambda m: krippendorff_alpha(m, level=frame.dim.level),
+            matrix,
+            n_boot=n_boot,
+            seed=seed,
+        )
+    except ValueError:
+        out["alpha"] = _alpha(matrix, frame.dim.level)
+        return out
+    out.update(alpha=float(point), ci_low=float(low), ci_high=float(high))
+    return out
+
+
+def _label_alpha(frame: Frame) -> list[dict[str, Any]]:
+    """Per-category agreement: alpha of 'this label or not' (nominal)."""
+    out = []
+    values = frame.dim.values if frame.dim.kind == "choice" else tuple(map(str, frame.dim.scale))
+    for label in values:
+        used = sum(1 for v in frame.value if v == label)
+        binary = [1.0 if v == label else 0.0 for v in frame.value]
+        matrix = pivot(frame.turn, frame.annotator, binary)[0]
+        out.append(
+            {"key": label, "alpha": _alpha(matrix, "nominal") if used else None, "judgements": used}
+        )
+    return out
+
+
+def breakdown(frame: Frame, by: str) -> list[dict[str, Any]]:
+    """Agreement per session, clip, speaker, label or annotator."""
+    if by not in BREAKDOWNS:
+        raise ValueError(f"unknown breakdown {by!r}; expected one of {list(BREAKDOWNS)}")
+    if by == "label":
+        return _label_alpha(frame)
+    if by == "annotator":
+        return annotators(frame)
+    key = {"session": frame.session, "clip": frame.clip, "speaker": frame.speaker}[by]
+    out = []
+    for name, rows in sorted(frame.group(key).items()):
+        out.append(
+            {
+                "key": name,
+                "alpha": frame.alpha(rows),
+                "judgements": len(rows),
+                "units": len({frame.turn[i] for i in rows}),
+            }
+        )
+    return out
+
+
+def annotators(frame: Frame) -> list[dict[str, Any]]:
+    """Each annotator: judgements, alpha with them left out, mean pairwise alpha, vs gold."""
+    if len(frame) == 0:
+        return []
+    matrix, names, _ = frame.matrix()
+    pairs = pairwise_alpha_matrix(matrix, frame.dim.level)
+    gold = against_gold(frame)
+    counts = frame.group(frame.annotator)
+    out = []
+    for i, name in enumerate(names):
+        others = [k for k in range(len(names)) if k != i]
+        row = pairs[i, others] if others else np.array([])
+        row = row[np.isfinite(row)]
+        out.append(
+            {
+                "key": str(name),
+                "judgements": len(counts.get(name, [])),
+                "alpha_without": _alpha(matrix[others], frame.dim.level)
+                if len(others) > 1
+                else None,
+                "alpha_pairwise_mean": float(row.mean()) if row.size else None,
+                "alpha_vs_gold": gold.get(str(name)),
+            }
+        )
+    return out
+
+
+def against_gold(frame: Frame) -> dict[str, float | None]:
+    """Alpha of each annotator against the gold (ground-truth) annotations, where marked."""
+    gold_rows = [i for i in range(len(frame)) if frame.gold[i]]
+    if not gold_rows:
+        return {}
+    gold = {frame.turn[i]: frame.code[i] for i in gold_rows}
+    out: dict[str, float | None] = {}
+    for name, rows in frame.group(frame.annotator).items():
+        own = [i for i in rows if not frame.gold[i] and frame.turn[i] in gold]
+        if not own:
+            continue
+        units = [frame.turn[i] for i in own]
+        matrix = np.array([[frame.code[i] for i in own], [gold[u] for u in units]])
+        out[str(name)] = _alpha(matrix, frame.dim.level)
+    return out
+
+
+def pairwise(frame: Frame) -> dict[str, Any]:
+    """The annotator x annotator alpha matrix (None where two annotators share no unit)."""
+    if len(frame) == 0:
+        return {"annotators": [], "alpha": []}
+    matrix, names, _ = frame.matrix()
+    pairs = pairwise_alpha_matrix(matrix, frame.dim.level)
+    return {
+        "annotators": [str(n) for n in names],
+        "alpha": [[None if not np.isfinite(x) else float(x) for x in row] for row in pairs],
+    }
+
+
+def confusion(frame: Frame) -> dict[str, Any]:
+    """The coincidence matrix of values between annotators (the alpha's raw material)."""
+    labels = frame.dim.values if frame.dim.kind == "choice" else tuple(map(str, frame.dim.scale))
+    index = {v: i for i, v in enumerate(labels)}
+    counts = np.zeros((len(labels), len(labels)))
+    for rows in frame.group(frame.turn).values():
+        values = [frame.value[i] for i in rows]
+        m = len(values)
+        if m < 2:
+            continue
+        for a in range(m):
+            for b in range(m):
+                if a != b:
+                    counts[index[values[a]], index[values[b]]] += 1 / (m - 1)
+    return {"labels": list(labels), "matrix": counts.round(6).tolist()}
+
+
+def drift(frame: Frame, every: str = "day", size: int = 500) -> list[dict[str, Any]]:
+    """Alpha over time: per day of annotation, or per window of ``size`` judgements.
+
+    A window's alpha is computed over the units (turns) labeled in that window, with every
+    value those units have, so each point says how well the work of that window agrees.
+    """
+    order = sorted(range(len(frame)), key=lambda i: (frame.time[i] or datetime.min, i))
+    windows: list[tuple[str, list[int]]] = []
+    if every == "day":
+        days: dict[str, list[int]] = defaultdict(list)
+        for i in order:
+            days[frame.time[i].date().isoformat() if frame.time[i] else "unknown"].append(i)
+        windows = sorted(days.items())
+    elif every == "count":
+        for start in range(0, len(order), size):
+            chunk = order[start : start + size]
+            windows.append((f"{start + 1}-{start + len(chunk)}", chunk))
+    else:
+        raise ValueError(f"unknown drift window {every!r}; expected 'day' or 'count'")
+    by_turn = frame.group(frame.turn)
+    out = []
+    for name, rows in windows:
+        units = {frame.turn[i] for i in rows}
+        context = [i for u in units for i in by_turn[u]]
+        out.append(
+            {
+                "window": name,
+                "alpha": frame.alpha(context),
+                "judgements": len(rows),
+                "units": len(units),
+            }
+        )
+    return out
+
+
+def adjudication(
+    frame: Frame, threshold: float, link: Callable[[int], str] | None = None
+) -> list[dict[str, Any]]:
+    """Clips whose alpha is below ``threshold`` (or undefined with disagreement), worst first."""
+    out = []
+    for clip, rows in frame.group(frame.clip).items():
+        annotators_ = {frame.annotator[i] for i in rows}
+        if len(annotators_) < 2:
+            continue
+        alpha = frame.alpha(rows)
+        disagree = any(
+            len({frame.value[i] for i in group}) > 1 for group in _by_turn(frame, rows).values()
+        )
+        if (alpha is None and disagree) or (alpha is not None and alpha < threshold):
+            task = frame.clip_task.get(clip)
+            out.append(
+                {
+                    "clip": clip,
+                    "task": task,
+                    "alpha": alpha,
+                    "annotators": len(annotators_),
+                    "judgements": len(rows),
+                    "url": link(task) if link and task is not None else None,
+                }
+            )
+    return sorted(out, key=lambda r: (r["alpha"] is not None, r["alpha"] or 0.0))
+
+
+def _by_turn(frame: Frame, rows: list[int]) -> dict[str, list[int]]:
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i in rows:
+        groups[frame.turn[i]].append(i)
+    return groups
+
+
+def activity(db: Session, project_id: int) -> list[dict[str, Any]]:
+    """Per annotator: annotations, judgements, median time per task, share cancelled."""
+    rows = db.exec(
+        select(Annotation.annotator, Annotation.lead_time, Annotation.was_cancelled).where(
+            Annotation.project_id == project_id, col(Annotation.deleted).is_(False)
+        )
+    ).all()
+    counts = dict(
+        db.exec(
+            select(Judgement.annotator, func.count())
+            .where(Judgement.project_id == project_id)
+            .group_by(Judgement.annotator)
+        ).all()
+    )
+    per: dict[str, list[tuple[float | None, bool]]] = defaultdict(list)
+    for annotator, lead_time, cancelled in rows:
+        per[str(annotator)].append((lead_time, bool(cancelled)))
+    out = []
+    for name, items in sorted(per.items()):
+        times = [t for t, _ in items if t is not None]
+        out.append(
+            {
+                "annotator": name,
+                "annotations": len(items),
+                "judgements": int(counts.get(name, 0)),
+                "median_seconds_per_task": median(times) if times else None,
+                "cancelled_share": sum(c for _, c in items) / len(items),
+            }
+        )
+    return out

@@ -1,0 +1,67 @@
+"""Reconciliation with Label Studio: pull what webhooks missed, on demand and periodically.
+
+Label Studio delivers each webhook once, inside the annotator's save, with a 1 s timeout
+and no retry; a pull of the tasks updated since the last pull (or of every task) closes the
+gap. Applying pulled annotations goes through the same order-safe path as webhooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import FastAPI
+from sqlmodel import Session
+
+from annotate.labelstudio import LabelStudioError, connect, pull_events
+from api import store
+
+log = logging.getLogger("improv_annotate.sync")
+
+
+def reconcile_project(state: Any, project_id: int, *, full: bool) -> store.Reconciled:
+    """Pull one project from Label Studio into the store (``state`` is ``app.state``)."""
+    client = connect(state.settings)
+    started = datetime.now(UTC)
+    with Session(state.writer) as db:
+        since = None if full else store.pull_since(db, project_id)
+        iso = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if since else None
+        return store.reconcile(
+            db,
+            project_id,
+            pull_events(client, project_id, iso),
+            state.taxonomy,
+            full=full or since is None,
+            started=started,
+        )
+
+
+def _loop(app: FastAPI, stop: threading.Event, every: float) -> None:
+    while not stop.wait(every):
+        with Session(app.state.engine) as db:
+            project_ids = store.projects(db)
+        for project_id in project_ids:
+            try:
+                report = reconcile_project(app.state, project_id, full=False)
+                log.info("reconciled project %s: %s", project_id, report)
+            except (LabelStudioError, OSError) as exc:
+                log.warning("reconcile of project %s failed: %s", project_id, exc)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Run the periodic pull while the service runs (``service.reconcile_seconds``; 0 off)."""
+    every = app.state.settings.service.reconcile_seconds
+    stop = threading.Event()
+    worker = None
+    if every > 0:
+        worker = threading.Thread(target=_loop, args=(app, stop, every), daemon=True)
+        worker.start()
+    yield
+    stop.set()
+    if worker is not None:
+        worker.join(timeout=5)

@@ -1,0 +1,224 @@
+"""The agreement service over HTTP (real uvicorn) on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlmodel import Session, select
+
+from annotate import stack
+from annotate.config import load_settings, with_local_secrets
+from annotate.labelstudio import SECRET_HEADER
+from api.db import make_engine
+from api.models import DeadLetter
+from schemas.taxonomy import load_taxonomy
+from tests.conftest import ROOT, write_config
+from tests.payloads import annotation_event, delete_event, dialogue, task
+
+TAX = load_taxonomy()
+EMOTIONS = ["neutral", "joy", "sadness", "anger", "fear"]
+
+
+@pytest.fixture
+def served(database_url: str, tmp_path: Path) -> Iterator[tuple[httpx.Client, httpx.Client, str]]:
+    """(webhook client, API client, database URL) of a service started for this test."""
+    config = write_config(
+        tmp_path,
+        service={
+            "database_url": database_url,
+            "webhook_secret": "s3cret",
+            "api_key": "k3y",
+            "reconcile_seconds": 0,
+        },
+    )
+    settings = with_local_secrets(load_settings(config))
+    stack.start_service(settings, config)
+    url = settings.service.url
+    hooks = httpx.Client(base_url=url, headers={SECRET_HEADER: "s3cret"}, timeout=30)
+    reads = httpx.Client(base_url=url, headers={"X-API-Key": "k3y"}, timeout=60)
+    try:
+        yield hooks, reads, database_url
+    finally:
+        hooks.close()
+        reads.close()
+        stack.stop(settings, stack.SERVICE)
+
+
+def _u(client: httpx.Client) -> str:
+    return str(client.base_url).rstrip("/")
+
+
+def _load(hooks: httpx.Client) -> None:
+    """Three annotators on two clips of two sessions; annotator 3 disagrees on clip 1."""
+    ids = 100
+    for clip, session in ((0, "s1"), (1, "s2")):
+        lines = dialogue(4, session_id=session, clip=clip)
+        t = task(clip + 1, lines, session_id=session)
+        for annotator in (1, 2, 3):
+            values = {}
+            for i in range(4):
+                label = EMOTIONS[(i + clip) % 5]
+                if annotator == 3 and clip == 1:
+                    label = EMOTIONS[(i + 2) % 5]
+                values[i] = {"emotion": label, "intensity": 1 + (i + annotator) % 5}
+            ids += 1
+            answer = hooks.post(
+                "/webhooks/label-studio", json=annotation_event(TAX, ids, t, annotator, values)
+            )
+            assert answer.status_code == 200, answer.text
+
+
+def test_webhook_needs_the_secret_and_changes_nothing_without_it(served) -> None:
+    hooks, reads, _ = served
+    payload = annotation_event(TAX, 1, task(1, dialogue(2)), 7, {0: {"emotion": "joy"}})
+    for headers in ({}, {SECRET_HEADER: "wrong"}):
+        answer = httpx.post(f"{_u(hooks)}/webhooks/label-studio", json=payload, headers=headers)
+        assert answer.status_code == 401
+        assert SECRET_HEADER in answer.json()["detail"]
+    assert reads.get("/projects").json() == {"data": [], "count": 0}
+
+
+def test_malformed_payload_is_422_and_dead_lettered(served) -> None:
+    hooks, reads, database_url = served
+    answer = hooks.post(
+        "/webhooks/label-studio", json={"action": "ANNOTATION_CREATED", "project": {"id": 1}}
+    )
+    assert answer.status_code == 422
+    assert answer.json()["detail"] == "annotation: expected Mapping, got NoneType"
+    answer = hooks.post("/webhooks/label-studio", content=b"{not json")
+    assert answer.status_code == 422
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        reasons = [d.reason for d in db.exec(select(DeadLetter)).all()]
+    engine.dispose()
+    assert reasons == ["annotation: expected Mapping, got NoneType", "body: not JSON"]
+    assert reads.get("/projects").json()["count"] == 0
+
+
+def test_read_endpoints_need_the_api_key(served) -> None:
+    hooks, reads, _ = served
+    _load(hooks)
+    answer = httpx.get(f"{_u(reads)}/projects/1/agreement")
+    assert answer.status_code == 401
+    assert reads.get("/projects/1/agreement").status_code == 200
+    bearer = httpx.get(f"{_u(reads)}/projects/1/agreement", headers={"Authorization": "Bearer k3y"})
+    assert bearer.status_code == 200
+
+
+def test_reports(served) -> None:
+    hooks, reads, _ = served
+    _load(hooks)
+    live = reads.get("/projects/1/agreement").json()
+    assert (live["judgements"], live["units"], live["annotators"]) == (24, 8, 3)
+    assert -1 <= live["alpha"] <= 1 and -1 <= live["ac1"] <= 1
+    summary = reads.get("/projects/1/agreement/summary", params={"n_boot": 200}).json()
+    assert summary["alpha"] == pytest.approx(live["alpha"], abs=1e-9)
+    assert summary["ci_low"] <= summary["alpha"] <= summary["ci_high"]
+
+    sessions = reads.get("/projects/1/agreement/by/session").json()
+    assert [r["key"] for r in sessions["data"]] == ["s1", "s2"]
+    s1, s2 = sessions["data"]
+    assert s1["alpha"] == pytest.approx(1.0)  # everyone agrees on clip 0
+    assert s2["alpha"] < s1["alpha"]
+    clips = reads.get("/projects/1/agreement/by/clip").json()
+    assert clips["count"] == 2
+    speakers = reads.get("/projects/1/agreement/by/speaker").json()
+    assert {r["key"] for r in speakers["data"]} == {"p01", "p02"}
+    labels = reads.get("/projects/1/agreement/by/label").json()
+    assert [r["key"] for r in labels["data"]] == list(TAX.emotion.values)
+    people = reads.get("/projects/1/agreement/by/annotator", params={"limit": 2}).json()
+    assert people["count"] == 3 and len(people["data"]) == 2
+    pairs = reads.get("/projects/1/agreement/pairwise").json()
+    assert pairs["annotators"] == ["1", "2", "3"]
+    assert pairs["alpha"][0][1] == pytest.approx(1.0)
+    assert pairs["alpha"][0][2] < 1.0
+    confusion = reads.get("/projects/1/agreement/confusion").json()
+    assert confusion["labels"] == list(TAX.emotion.values)
+    total = sum(map(sum, confusion["matrix"]))
+    assert total == pytest.approx(24.0)  # n.. = pairable values
+    drift = reads.get("/projects/1/agreement/drift", params={"every": "count", "size": 12})
+    assert [w["judgements"] for w in drift.json()["data"]] == [12, 12]
+    todo = reads.get("/projects/1/adjudication", params={"threshold": 0.9}).json()
+    assert [c["clip"] for c in todo["data"]] == ["s2-c002"]
+    assert todo["data"][0]["url"].endswith("/projects/1/data?task=2")
+    activity = reads.get("/projects/1/annotators").json()
+    assert [(a["annotator"], a["annotations"], a["judgements"]) for a in activity["data"]] == [
+        ("1", 2, 16),
+        ("2", 2, 16),
+        ("3", 2, 16),
+    ]
+    assert activity["data"][0]["median_seconds_per_task"] == 12.5
+
+    # a deletion is reflected in the live figures at once
+    hooks.post("/webhooks/label-studio", json=delete_event([106]))
+    after = reads.get("/projects/1/agreement").json()
+    assert after["judgements"] == 20
+    assert after["alpha"] > live["alpha"]
+
+
+def test_not_found_lists_what_exists(served) -> None:
+    hooks, reads, _ = served
+    _load(hooks)
+    answer = reads.get("/projects/9/agreement")
+    assert answer.status_code == 404
+    assert answer.json()["detail"] == "unknown project 9; the store has [1]"
+    answer = reads.get("/projects/1/agreement", params={"dimension": "mood"})
+    assert answer.status_code == 404
+    assert "expected one of ['emotion', 'intensity'" in answer.json()["detail"]
+    answer = reads.get("/projects/1/agreement/by/weather")
+    assert answer.status_code == 404
+    assert (
+        "expected one of ['session', 'clip', 'speaker', 'label', 'annotator']"
+        in (answer.json()["detail"])
+    )
+
+
+def test_openapi_documents_the_endpoints(served) -> None:
+    _, reads, _ = served
+    paths = reads.get("/openapi.json").json()["paths"]
+    for path in (
+        "/webhooks/label-studio",
+        "/projects/{project_id}/agreement",
+        "/projects/{project_id}/agreement/by/{breakdown}",
+        "/projects/{project_id}/adjudication",
+        "/projects/{project_id}/reconcile",
+    ):
+        assert path in paths
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_dashboard_in_chromium(served) -> None:
+    playwright = pytest.importorskip("playwright.sync_api")
+    hooks, reads, _ = served
+    _load(hooks)
+    assert reads.get("/dashboard/1").status_code == 401
+    artifacts = ROOT / "test-artifacts"
+    artifacts.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path="/usr/bin/chromium",
+            headless=True,
+            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1400, "height": 1300})
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{_u(reads)}/dashboard/1?key=k3y")
+        page.wait_for_function("document.querySelectorAll('.plot .main-svg').length >= 4")
+        for name in ("dimensions", "pairwise", "drift", "confusion"):
+            assert page.locator(f"#plot-{name} .main-svg").count() >= 1, name
+        # one bar per dimension; values only for those with judgements (emotion, intensity)
+        heights = page.evaluate("document.getElementById('plot-dimensions').data[0].y")
+        assert len(heights) == len(TAX.dimensions)
+        assert [h is not None for h in heights] == [True, True] + [False] * (len(heights) - 2)
+        assert page.locator("#plot-dimensions .bars .point").count() >= 2
+        assert page.locator("#plot-pairwise .heatmaplayer image, #plot-pairwise .hm").count() >= 1
+        rows = page.locator("#adjudication tr").count()
+        assert rows == 2  # header + clip 1 (alpha < 0.667)
+        assert "emotion alpha (live)" in page.inner_text("body")
+        page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
+        browser.close()
+    assert errors == []
