@@ -227,7 +227,7 @@ def encode_annotation(
         for name, value in dims.items():
             dim = taxonomy.dimension(name)
             dim.code(value)
-            if dim.kind == "choice" or dim.min != 1:
+            if dim.as_choices:
                 kind, payload = "choices", {"choices": [str(value)]}
             else:
                 kind, payload = "rating", {"rating": int(value)}

@@ -79,7 +79,7 @@ def _dimension(dim: Dimension) -> list[str]:
         return _choices(
             dim.name, DIALOGUE, dim.values, tuple(label.hotkey for label in dim.labels), dim.title
         )
-    if dim.min != 1 or dim.hotkeys:
+    if dim.as_choices:
         # Rating stars start at 1 and take no keys: other scales, and scales with hotkeys,
         # are offered as numbered choices (one keystroke per turn).
         values = tuple(str(v) for v in dim.scale)
@@ -91,17 +91,21 @@ def _dimension(dim: Dimension) -> list[str]:
 
 def _shift_controls(taxonomy: Taxonomy, target: str) -> list[str]:
     shift = taxonomy.shift
-    emotions = taxonomy.emotion.values
+    emotion = taxonomy.emotion
+    none = (None,) * len(emotion.values)
     lines = [f"  <View {_attrs(visible_when='region-selected', when_tag_name=shift.name)}>"]
-    for part, values, title in (
-        ("from", emotions, "Shift from"),
-        ("to", emotions, "Shift to"),
-        ("trigger", shift.trigger, "Trigger"),
-        ("onset", shift.onset, "Onset"),
+    for part, values, keys, title in (
+        ("from", emotion.values, shift.emotion_hotkeys(emotion, "from") or none, "Shift from"),
+        ("to", emotion.values, shift.emotion_hotkeys(emotion, "to") or none, "Shift to"),
+        (
+            "trigger",
+            shift.trigger,
+            shift.trigger_hotkeys or (None,) * len(shift.trigger),
+            "Trigger",
+        ),
+        ("onset", shift.onset, shift.onset_hotkeys or (None,) * len(shift.onset), "Onset"),
     ):
-        lines += _choices(
-            shift_control(taxonomy, part), target, values, (None,) * len(values), title
-        )
+        lines += _choices(shift_control(taxonomy, part), target, values, keys, title)
     return [*lines, "  </View>"]
 
 
@@ -147,17 +151,25 @@ def label_config(taxonomy: Taxonomy, *, video: bool = False) -> str:
         name_key="speaker",
         text_key="text",
     )
+    # The dialogue and the selected turn's controls side by side, so that the controls
+    # stay in view while the dialogue scrolls.
     lines += [
+        '  <View style="display:flex;gap:16px;align-items:flex-start">',
+        '  <View style="flex:3;min-width:0;max-height:420px;overflow-y:auto">',
         f"  <ParagraphLabels {_attrs(name=TURN, to_name=DIALOGUE)}>",
         '    <Label value="turn" background="#69c0ff"/>',
         "  </ParagraphLabels>",
         f"  <Paragraphs {paragraphs}/>",
+        "  </View>",
+        '  <View style="flex:2;min-width:0">',
         f"  <View {_attrs(visible_when='region-selected', when_tag_name=TURN)}>",
     ]
     for dim in taxonomy.dimensions:
         lines += _dimension(dim)
     note = _attrs(name=NOTE, to_name=DIALOGUE, editable=True, max_submissions=1, rows=2)
     lines += [
+        "  </View>",
+        "  </View>",
         "  </View>",
         '  <Header value="Note on this clip" size="6"/>',
         f"  <TextArea {note}/>",

@@ -33,6 +33,24 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # Names the label config uses itself (see schemas/label_config.py).
 _RESERVED = {"audio", "video", "dialogue", "turn", "note", "prompt", "title"}
 _SHIFT_PARTS = ("from", "to", "trigger", "onset")
+# Keys the labeling interface uses itself: a label on one of them would never be chosen.
+RESERVED_HOTKEYS = frozenset(
+    {
+        "u",
+        "h",
+        "r",
+        "space",
+        "backspace",
+        "delete",
+        "escape",
+        "enter",
+        "ctrl+enter",
+        "ctrl+z",
+        "ctrl+shift+z",
+        "alt+.",
+        "alt+,",
+    }
+)
 POLARITIES = ("positive", "negative", "neutral", "ambiguous")
 AROUSALS = ("low", "medium", "high")
 
@@ -71,6 +89,12 @@ class Dimension:
     def values(self) -> tuple[str, ...]:
         """The category values of a choice dimension, in declared order."""
         return tuple(label.value for label in self.labels)
+
+    @property
+    def as_choices(self) -> bool:
+        """True when the labeling interface offers this dimension as choices (categories;
+        scales that do not start at 1 or that have hotkeys), False for rating stars."""
+        return self.kind == "choice" or self.min != 1 or bool(self.hotkeys)
 
     @property
     def scale(self) -> tuple[int, ...]:
@@ -112,6 +136,19 @@ class ShiftSpec:
     onset: tuple[str, ...]
     hotkey: str | None = None
     neutral: str | None = None
+    trigger_hotkeys: tuple[str | None, ...] = ()
+    onset_hotkeys: tuple[str | None, ...] = ()
+    from_prefix: str | None = None
+    to_prefix: str | None = None
+
+    def emotion_hotkeys(self, emotion: Dimension, part: str) -> tuple[str | None, ...]:
+        """Keys of the from (``part="from"``) or to emotion choices: a prefix + the
+        emotion's own key, e.g. ``shift+j`` for "from joy"."""
+        prefix = self.from_prefix if part == "from" else self.to_prefix
+        return tuple(
+            f"{prefix}{label.hotkey}" if prefix and label.hotkey else None
+            for label in emotion.labels
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,6 +300,13 @@ def taxonomy_from_dict(raw: Any, *, extension: bool = False, source: str = "taxo
     if not any(d.kind == "choice" for d in dims):
         raise TaxonomyError(f"{source}.dimensions: expected at least one choice dimension")
     shift_raw = _require(raw, "shift", source)
+    trigger = _labels(shift_raw.get("trigger"), f"{source}.shift.trigger")
+    onset = _labels(shift_raw.get("onset"), f"{source}.shift.onset")
+    for what, items in (("trigger", trigger), ("onset", onset)):
+        values = [lab.value for lab in items]
+        dupes = sorted({v for v in values if values.count(v) > 1})
+        if dupes:
+            raise TaxonomyError(f"{source}.shift.{what}: duplicate values {dupes}")
     shift_name = _name(_require(shift_raw, "name", f"{source}.shift"), f"{source}.shift.name")
     if shift_name in names:
         raise TaxonomyError(f"{source}.shift.name: {shift_name!r} is already a dimension name")
@@ -275,17 +319,36 @@ def taxonomy_from_dict(raw: Any, *, extension: bool = False, source: str = "taxo
     shift = ShiftSpec(
         name=shift_name,
         title=str(shift_raw.get("title") or shift_name),
-        trigger=_strings(shift_raw.get("trigger"), f"{source}.shift.trigger"),
-        onset=_strings(shift_raw.get("onset"), f"{source}.shift.onset"),
+        trigger=tuple(lab.value for lab in trigger),
+        onset=tuple(lab.value for lab in onset),
+        trigger_hotkeys=tuple(lab.hotkey for lab in trigger),
+        onset_hotkeys=tuple(lab.hotkey for lab in onset),
+        from_prefix=shift_raw.get("from_hotkey_prefix"),
+        to_prefix=shift_raw.get("to_hotkey_prefix"),
         hotkey=None if shift_raw.get("hotkey") is None else str(shift_raw["hotkey"]),
         neutral=None if shift_raw.get("neutral") is None else str(shift_raw["neutral"]),
     )
+    emotion = next(d for d in dims if d.kind == "choice")
     hotkeys = [lab.hotkey for d in dims for lab in d.labels if lab.hotkey]
     hotkeys += [key for d in dims for key in d.hotkeys]
     hotkeys += [shift.hotkey] if shift.hotkey else []
+    hotkeys += [k for k in shift.trigger_hotkeys + shift.onset_hotkeys if k]
     clashes = sorted({h for h in hotkeys if hotkeys.count(h) > 1})
     if clashes:
         raise TaxonomyError(f"{source}: hotkeys used twice {clashes}; expected each once")
+    hotkeys += [k for part in ("from", "to") for k in shift.emotion_hotkeys(emotion, part) if k]
+    clashes = sorted({h for h in hotkeys if hotkeys.count(h) > 1})
+    if clashes:
+        raise TaxonomyError(
+            f"{source}: hotkeys used twice {clashes} (with the shift from/to prefixes); "
+            "expected each once"
+        )
+    reserved = sorted({h for h in hotkeys if h.lower() in RESERVED_HOTKEYS})
+    if reserved:
+        raise TaxonomyError(
+            f"{source}: hotkeys {reserved} are Label Studio's own keys; expected other keys "
+            f"(reserved: {sorted(RESERVED_HOTKEYS)})"
+        )
     emotion_values = set(next(d for d in dims if d.kind == "choice").values)
     if shift.neutral is not None and shift.neutral not in emotion_values:
         raise TaxonomyError(

@@ -116,12 +116,12 @@ def test_round_trip(seed: int, extension: bool) -> None:
 
 def test_ratings_come_back_as_integer_strings(taxonomy: Taxonomy) -> None:
     lines = dialogue(1)
-    result = encode_annotation(lines, {0: {"intensity": 4, "valence": "2"}}, taxonomy)
+    result = encode_annotation(lines, {0: {"arousal": 4, "valence": "2"}}, taxonomy)
     ratings = [item for item in result if item["type"] == "rating"]
     assert [item["value"]["rating"] for item in ratings] == [4, 2]
     decoded = decode_annotation(annotation(result), task_data(lines), taxonomy)
     assert {(j.dimension, j.value) for j in decoded.judgements} == {
-        ("intensity", "4"),
+        ("arousal", "4"),
         ("valence", "2"),
     }
     # Label Studio may send a float rating.
@@ -147,6 +147,7 @@ def test_scale_from_zero_round_trips_as_choices() -> None:
 
     raw = yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8"))
     raw["dimensions"][1].update(min=0, max=3)
+    raw["dimensions"][1].pop("hotkeys")
     taxonomy = taxonomy_from_dict(raw)
     lines = dialogue(1)
     result = encode_annotation(lines, {0: {"intensity": 0}}, taxonomy)

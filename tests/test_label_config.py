@@ -15,6 +15,7 @@ from schemas import label_config as label_config_module
 from schemas.label_config import SHIFT_PARTS, label_config, shift_control
 from schemas.taxonomy import Taxonomy, default_taxonomy_path, load_taxonomy, taxonomy_from_dict
 
+STARS = ("valence", "arousal", "dominance", "authenticity")
 RATINGS = ("intensity", "valence", "arousal", "dominance", "authenticity")
 
 
@@ -75,7 +76,7 @@ def test_turn_paragraph_labels(root: ET.Element) -> None:
 def test_one_per_region_control_per_dimension(taxonomy: Taxonomy, root: ET.Element) -> None:
     parents = _parent_map(root)
     for dim in taxonomy.dimensions:
-        tag = "Choices" if dim.kind == "choice" else "Rating"
+        tag = "Choices" if dim.as_choices else "Rating"
         control = _named(root, tag, dim.name)
         assert control.get("toName") == "dialogue"
         assert control.get("perRegion") == "true"
@@ -92,8 +93,15 @@ def test_emotion_choices_and_hotkeys_as_declared(taxonomy: Taxonomy, root: ET.El
 
 
 def test_ratings_have_the_scale_max(root: ET.Element) -> None:
-    for name in RATINGS:
+    for name in STARS:
         assert _named(root, "Rating", name).get("maxRating") == "5"
+
+
+def test_intensity_is_one_keystroke(root: ET.Element) -> None:
+    control = _named(root, "Choices", "intensity")
+    assert [(c.get("value"), c.get("hotkey")) for c in control.iter("Choice")] == [
+        (str(v), str(v)) for v in range(1, 6)
+    ]
 
 
 def test_shift_labels_on_the_audio(taxonomy: Taxonomy, root: ET.Element) -> None:
@@ -120,8 +128,12 @@ def test_shift_per_region_choices(taxonomy: Taxonomy, root: ET.Element) -> None:
         assert control.get("toName") == "audio"
         assert control.get("perRegion") == "true"
         assert tuple(c.get("value") for c in control.iter("Choice")) == values
-        # No hotkeys on the shift choices: the emotion hotkeys belong to the turn controls.
-        assert all(c.get("hotkey") is None for c in control.iter("Choice"))
+        # Every shift choice has its own declared key (else Label Studio hands out digits).
+        keys = [c.get("hotkey") for c in control.iter("Choice")]
+        assert all(keys), (name, keys)
+        if part in ("from", "to"):
+            prefix = "shift+" if part == "from" else "alt+"
+            assert keys == [prefix + (lab.hotkey or "") for lab in taxonomy.emotion.labels]
         view = parents[control]
         assert view.get("visibleWhen") == "region-selected"
         assert view.get("whenTagName") == "shift"
@@ -152,7 +164,8 @@ def test_label_studio_sdk_accepts_it(taxonomy: Taxonomy) -> None:
     expected = {
         "turn": ("ParagraphLabels", ("dialogue",)),
         "emotion": ("Choices", ("dialogue",)),
-        **{name: ("Rating", ("dialogue",)) for name in RATINGS},
+        "intensity": ("Choices", ("dialogue",)),
+        **{name: ("Rating", ("dialogue",)) for name in STARS},
         "shift": ("Labels", ("audio",)),
         **{f"shift_{part}": ("Choices", ("audio",)) for part in SHIFT_PARTS},
         "note": ("TextArea", ("dialogue",)),
@@ -170,6 +183,7 @@ def _raw() -> dict[str, Any]:
 def test_scale_not_starting_at_one_becomes_numbered_choices() -> None:
     raw = _raw()
     raw["dimensions"][1].update(min=0, max=3)
+    raw["dimensions"][1].pop("hotkeys")
     root = ET.fromstring(label_config(taxonomy_from_dict(raw)))
     control = _named(root, "Choices", "intensity")
     assert [c.get("value") for c in control.iter("Choice")] == ["0", "1", "2", "3"]

@@ -425,3 +425,22 @@ def test_scale_starting_at_zero() -> None:
     assert dim.code("0") == 0.0
     with pytest.raises(TaxonomyError, match=r"expected 0\.\.3"):
         dim.code(4)
+
+
+def test_label_studio_keys_are_refused() -> None:
+    raw = copy.deepcopy(yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8")))
+    raw["dimensions"][0]["labels"][5]["hotkey"] = "u"  # Label Studio's "unselect region"
+    with pytest.raises(TaxonomyError, match=r"hotkeys \['u'\] are Label Studio's own keys"):
+        taxonomy_from_dict(raw)
+
+
+def test_shift_prefix_keys_must_not_clash() -> None:
+    raw = copy.deepcopy(yaml.safe_load(default_taxonomy_path().read_text(encoding="utf-8")))
+    raw["shift"]["trigger"][0]["hotkey"] = "shift+j"  # also "from joy"
+    with pytest.raises(TaxonomyError, match=r"hotkeys used twice \['shift\+j'\] \(with the shift"):
+        taxonomy_from_dict(raw)
+    tax = load_taxonomy()
+    assert tax.shift.emotion_hotkeys(tax.emotion, "from")[:2] == ("shift+n", "shift+j")
+    assert tax.shift.emotion_hotkeys(tax.emotion, "to")[:2] == ("alt+n", "alt+j")
+    assert tax.shift.trigger_hotkeys == ("6", "7", "8")
+    assert tax.shift.onset_hotkeys == ("9", "0")

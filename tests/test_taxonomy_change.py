@@ -119,6 +119,7 @@ def test_rename_with_migration_rewrites_results() -> None:
 def test_narrowing_a_scale_and_dropping_a_dimension() -> None:
     def narrow(raw: dict) -> None:
         raw["dimensions"][1]["max"] = 3
+        raw["dimensions"][1]["hotkeys"] = ["1", "2", "3"]
 
     new = _variant(narrow)
     with pytest.raises(TaxonomyError, match="intensity label '4' is used by 1 results"):

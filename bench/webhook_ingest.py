@@ -1,0 +1,661 @@
+"""Webhook ingest: the real agreement service under load, vs a bare FastAPI webhook.
+
+What it measures
+----------------
+The service is started the way ``tests/test_service.py``'s ``served`` fixture starts it
+(``tests.conftest.write_config`` + ``annotate.stack.start_service``: uvicorn on a free
+loopback port, ``reconcile_seconds`` 0, an explicit webhook secret and API key), on a SQLite
+file (default) or on a throwaway PostgreSQL database (``--db postgres``; created on
+127.0.0.1:5432 and dropped afterwards).
+
+N simulated annotators (``--annotators``, default 20) post concurrently, each one event at a
+time, for a fixed duration (``--seconds``, default 30; ``--quick`` 5), over one asyncio
+``httpx.AsyncClient``. An event is ANNOTATION_CREATED for a new annotation (75%) or
+ANNOTATION_UPDATED of one of the annotator's earlier annotations with a newer
+``updated_at`` and redrawn values (25%), built with ``tests.payloads.annotation_event``:
+clips of 8 turns, all 6 dimensions of the default taxonomy, so 48 judgements per event;
+each task is annotated by 3 annotators (seeded values, 70% agreeing with a per-turn truth).
+The first second is warm-up and left out of the figures (its events are still verified).
+
+Reported: events/s sustained (200 answers after warm-up / time), the slowest and median
+one-second throughput, p50/p95/p99/max latency (send to answer, ms), errors, and CPU
+seconds of the service process, of the load generator and of all PostgreSQL processes.
+
+Afterwards it verifies that no event was lost: per dimension the service's ``judgements``
+(``GET /projects/1/agreement``) equals 8 x the annotations sent, ``GET /projects/1/judgements``
+counts 48 x them, the live alpha equals Krippendorff's alpha of the values the generator
+sent last for each annotation, and, read directly from the store, the stored incremental
+sums equal ``api.store.recompute_sums`` and alpha of ``api.store.judgement_matrix`` equals
+the live alpha.
+
+Peer: ``bench/bare_app.py``, a FastAPI webhook under uvicorn that checks the secret, reads
+and parses the body and answers 200 without storing, driven by the same load in the same
+run; the ratio isolates the cost of the store. Target (from the issue): >= 500 events/s
+sustained with p99 < 50 ms, on SQLite and on PostgreSQL.
+
+``--profile`` adds an in-process profile of the store path (``api.store.apply_event`` on a
+fresh store of the same kind, no HTTP): timing spans (SQL statements and their time per
+event, commit) and the top functions under cProfile.
+
+Usage::
+
+    .venv/bin/python bench/webhook_ingest.py                 # SQLite, 20 annotators, 30 s
+    .venv/bin/python bench/webhook_ingest.py --db postgres   # PostgreSQL
+    .venv/bin/python bench/webhook_ingest.py --quick         # 5 s
+    .venv/bin/python bench/webhook_ingest.py --profile --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import io
+import json
+import os
+import pstats
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import event  # noqa: E402
+from sqlalchemy.engine import Engine  # noqa: E402
+from sqlmodel import Session  # noqa: E402
+
+from annotate import stack  # noqa: E402
+from annotate.agreement import krippendorff_alpha, pivot  # noqa: E402
+from annotate.config import Settings, load_settings, with_local_secrets  # noqa: E402
+from annotate.labelstudio import SECRET_HEADER  # noqa: E402
+from api import store  # noqa: E402
+from api.db import init_db, make_engine  # noqa: E402
+from schemas.taxonomy import Dimension, Taxonomy, load_taxonomy  # noqa: E402
+from tests.conftest import PG_ADMIN_URL, free_port, write_config  # noqa: E402
+from tests.payloads import annotation_event, dialogue, task  # noqa: E402
+
+SEED = 20261126
+SECRET = "bench-webhook-secret"
+API_KEY = "bench-api-key"
+PROJECT = 1
+TURNS = 8
+OVERLAP = 3
+UPDATE_SHARE = 0.25
+AGREE = 0.7
+WARMUP = 1.0  # seconds left out of the figures
+REQUEST_TIMEOUT = 30.0
+MAX_EVENTS = 200_000  # hard cap on events per run, whatever the duration
+BASE_TIME = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+TAX = load_taxonomy()
+
+
+# ---------------------------------------------------------------------------- workload
+
+
+@dataclass(slots=True)
+class Sent:
+    """One version of an annotation as the generator sent it."""
+
+    task_id: int
+    annotator: int
+    values: dict[int, dict[str, str | int]]
+    version: int
+
+
+@dataclass(slots=True)
+class Record:
+    """One request: when it was sent and answered (perf_counter seconds), and its status."""
+
+    start: float
+    end: float
+    status: int | str
+
+
+class Workload:
+    """Seeded annotation events: tasks of 8 turns, each annotated by ``overlap`` annotators."""
+
+    def __init__(self, taxonomy: Taxonomy, annotators: int) -> None:
+        self.taxonomy = taxonomy
+        self.annotators = annotators
+        self.overlap = min(OVERLAP, annotators)
+        self._tasks: dict[int, dict[str, Any]] = {}
+        self.latest_sent: dict[int, Sent] = {}
+        self.latest_ok: dict[int, Sent] = {}
+
+    def task(self, task_id: int) -> dict[str, Any]:
+        """The task object of ``task_id`` (a clip of 8 turns of session ``s<task_id>``)."""
+        if task_id not in self._tasks:
+            session = f"s{task_id:05d}"
+            self._tasks[task_id] = task(task_id, dialogue(TURNS, session_id=session), session)
+        return self._tasks[task_id]
+
+    def _truth(self, task_id: int, turn: int, dim: Dimension) -> str | int:
+        rng = random.Random(f"{task_id}/{turn}/{dim.name}")
+        return rng.choice(_choices(dim))
+
+    def values(self, rng: random.Random, task_id: int) -> dict[int, dict[str, str | int]]:
+        """One annotator's values for every turn and dimension of a task."""
+        return {
+            turn: {
+                dim.name: self._truth(task_id, turn, dim)
+                if rng.random() < AGREE
+                else rng.choice(_choices(dim))
+                for dim in self.taxonomy.dimensions
+            }
+            for turn in range(TURNS)
+        }
+
+
+def _choices(dim: Dimension) -> list[str | int]:
+    return list(dim.values) if dim.kind == "choice" else list(dim.scale)
+
+
+def _stamp(version: int) -> str:
+    return (BASE_TIME + timedelta(seconds=version)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Annotator:
+    """One simulated annotator: creates annotations on its tasks, sometimes updates one."""
+
+    def __init__(self, workload: Workload, index: int) -> None:
+        self.workload, self.index = workload, index
+        self.rng = random.Random(SEED * 1000 + index)
+        self.mine: list[int] = []
+        self.created = 0
+
+    def next_event(self) -> tuple[int, Sent, bytes]:
+        """(annotation id, what is sent, JSON body) of this annotator's next event."""
+        w, n = self.workload, self.workload.annotators
+        if self.mine and self.rng.random() < UPDATE_SHARE:
+            annotation_id = self.rng.choice(self.mine)
+            previous = w.latest_sent[annotation_id]
+            item = Sent(
+                previous.task_id,
+                self.index,
+                w.values(self.rng, previous.task_id),
+                previous.version + 1,
+            )
+            action = "ANNOTATION_UPDATED"
+        else:
+            slot = self.created * n + self.index
+            annotation_id, task_id = 1 + slot, 1 + slot // w.overlap
+            self.created += 1
+            item = Sent(task_id, self.index, w.values(self.rng, task_id), 0)
+            action = "ANNOTATION_CREATED"
+            self.mine.append(annotation_id)
+        payload = annotation_event(
+            w.taxonomy,
+            annotation_id,
+            w.task(item.task_id),
+            self.index + 1,
+            item.values,
+            updated_at=_stamp(item.version),
+            action=action,
+            project_id=PROJECT,
+        )
+        w.latest_sent[annotation_id] = item
+        return annotation_id, item, json.dumps(payload).encode()
+
+
+# ---------------------------------------------------------------------------- load
+
+
+@dataclass
+class LoadResult:
+    """What one load run measured."""
+
+    records: list[Record]
+    warm_end: float
+    errors: Counter[str] = field(default_factory=Counter)
+    error_samples: list[str] = field(default_factory=list)
+    client_cpu: float = 0.0
+    server_cpu: float = 0.0
+    postgres_cpu: float = 0.0
+
+    def window(self) -> list[Record]:
+        return [r for r in self.records if r.start >= self.warm_end]
+
+    def rate(self) -> float:
+        window = self.window()
+        ok = [r for r in window if r.status == 200]
+        if not ok:
+            return 0.0
+        return len(ok) / (max(r.end for r in window) - self.warm_end)
+
+    def per_second(self) -> list[int]:
+        """200 answers completed in each full second after warm-up."""
+        ok = [r.end - self.warm_end for r in self.window() if r.status == 200]
+        if not ok:
+            return []
+        full = int(max(ok))
+        counts = np.bincount(np.asarray(ok, dtype=int), minlength=full + 1)[:full]
+        return [int(c) for c in counts]
+
+    def latencies_ms(self) -> np.ndarray:
+        return np.asarray([(r.end - r.start) * 1000 for r in self.window() if r.status == 200])
+
+
+async def drive(url: str, workload: Workload, seconds: float, server_pid: int | None) -> LoadResult:
+    """Run the annotators against ``url`` for ``seconds``; record every request."""
+    annotators = [Annotator(workload, a) for a in range(workload.annotators)]
+    limits = httpx.Limits(
+        max_connections=len(annotators), max_keepalive_connections=len(annotators)
+    )
+    headers = {SECRET_HEADER: SECRET, "content-type": "application/json"}
+    records: list[Record] = []
+    errors: Counter[str] = Counter()
+    samples: list[str] = []
+    sent = 0
+    cpu0 = time.process_time()
+    server0 = _cpu_seconds(server_pid) if server_pid else 0.0
+    postgres0 = _postgres_cpu()
+    start = time.perf_counter()
+    deadline = start + seconds
+
+    async def run(annotator: Annotator, client: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while time.perf_counter() < deadline and sent < MAX_EVENTS:
+            sent += 1
+            annotation_id, item, body = annotator.next_event()
+            t0 = time.perf_counter()
+            status: int | str
+            try:
+                answer = await client.post("/webhooks/label-studio", content=body)
+                status = answer.status_code
+                if status != 200 and len(samples) < 5:
+                    samples.append(f"{status}: {answer.text[:300]}")
+            except httpx.HTTPError as exc:
+                status = type(exc).__name__
+                if len(samples) < 5:
+                    samples.append(f"{status}: {exc}"[:300])
+            records.append(Record(t0, time.perf_counter(), status))
+            if status == 200:
+                workload.latest_ok[annotation_id] = item
+            else:
+                errors[str(status)] += 1
+
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, limits=limits, timeout=REQUEST_TIMEOUT
+    ) as client:
+        await asyncio.gather(*(run(a, client) for a in annotators))
+    result = LoadResult(records, start + WARMUP, errors, samples)
+    result.client_cpu = time.process_time() - cpu0
+    result.server_cpu = (_cpu_seconds(server_pid) - server0) if server_pid else 0.0
+    result.postgres_cpu = _postgres_cpu() - postgres0
+    return result
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds (0 if it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu() -> float:
+    """CPU seconds of every process named ``postgres`` on the machine (shared with others)."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/comm", encoding="ascii") as f:
+                if f.read().strip() != "postgres":
+                    continue
+        except OSError:
+            continue
+        total += _cpu_seconds(int(entry))
+    return total
+
+
+# ---------------------------------------------------------------------------- servers
+
+
+@contextmanager
+def postgres_database() -> Iterator[str]:
+    """A new PostgreSQL database on the test server, dropped afterwards."""
+    import psycopg
+
+    name = f"improv_bench_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def real_service(folder: Path, database_url: str | None) -> Iterator[tuple[Settings, int | None]]:
+    """The agreement service, started as the ``served`` test fixture starts it."""
+    service: dict[str, object] = {
+        "webhook_secret": SECRET,
+        "api_key": API_KEY,
+        "reconcile_seconds": 0,
+    }
+    if database_url:
+        service["database_url"] = database_url
+    config = write_config(folder, service=service)
+    settings = with_local_secrets(load_settings(config))
+    stack.start_service(settings, config)
+    pid_file = settings.data_path / "run" / f"{stack.SERVICE}.pid"
+    try:
+        yield settings, int(pid_file.read_text())
+    finally:
+        stack.stop(settings, stack.SERVICE)
+
+
+@contextmanager
+def bare_service() -> Iterator[tuple[str, int]]:
+    """``bench/bare_app.py`` under uvicorn on a free loopback port."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "uvicorn", "--app-dir", str(Path(__file__).parent)]
+    argv += ["bare_app:app", "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+    process = subprocess.Popen(
+        argv,
+        env={**os.environ, "BENCH_WEBHOOK_SECRET": SECRET},
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not stack.healthy(url):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the bare peer did not start at {url}")
+            time.sleep(0.2)
+        yield url, process.pid
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=20)
+
+
+# ---------------------------------------------------------------------------- verify
+
+
+def expected_alpha(workload: Workload, dim: Dimension, sent: dict[int, Sent]) -> float | None:
+    """Alpha of the values last sent per annotation (what the store should hold)."""
+    codes = store.codes_of(dim)
+    units, annotators, values = [], [], []
+    for item in sent.values():
+        lines = workload.task(item.task_id)["data"]["dialogue"]
+        for turn, dims in item.values.items():
+            units.append(lines[turn]["turn_id"])
+            annotators.append(item.annotator)
+            values.append(codes[str(dims[dim.name])])
+    if not units:
+        return None
+    try:
+        return krippendorff_alpha(pivot(units, annotators, values)[0], dim.level)
+    except ValueError:
+        return None
+
+
+def _same(a: float | None, b: float | None, tol: float = 1e-8) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(a - b) <= tol
+
+
+def verify(settings: Settings, workload: Workload) -> bool:
+    """Compare what the service reports, and what its store holds, with what was sent."""
+    sent, ok = workload.latest_sent, workload.latest_ok
+    print("\nverification (no event lost, live figures equal a from-scratch recompute)")
+    print(f"  annotations sent {len(sent):,}, acknowledged (200) {len(ok):,}")
+    good = True
+    with httpx.Client(
+        base_url=settings.service.url, headers={"X-API-Key": API_KEY}, timeout=120
+    ) as reads:
+        total = reads.get(f"/projects/{PROJECT}/judgements", params={"limit": 1}).json()["count"]
+        want_total = len(sent) * TURNS * len(TAX.dimensions)
+        flag = "ok" if total == want_total else "MISMATCH"
+        print(f"  GET /judgements count {total:,}, expected {want_total:,}: {flag}")
+        good &= total == want_total
+        print(f"  {'dimension':<14}{'judgements':>11}{'expected':>10}{'live alpha':>13}", end="")
+        print(f"{'alpha of sent':>15}{'store recompute':>17}{'max |sum diff|':>16}")
+        engine = make_engine(settings.database_url)
+        try:
+            with Session(engine) as db:
+                rebuilt = store.recompute_sums(db, PROJECT)
+                for dim in TAX.dimensions:
+                    live = reads.get(
+                        f"/projects/{PROJECT}/agreement", params={"dimension": dim.name}
+                    ).json()
+                    stored = store.stored_sums(db, PROJECT, dim.name)
+                    again = rebuilt.get(dim.name, {})
+                    diff = max(
+                        (abs(stored.get(k, 0.0) - again.get(k, 0.0)) for k in {*stored, *again}),
+                        default=0.0,
+                    )
+                    matrix = store.judgement_matrix(db, PROJECT, dim)[0]
+                    try:
+                        from_store: float | None = krippendorff_alpha(matrix, dim.level)
+                    except ValueError:
+                        from_store = None
+                    want = expected_alpha(workload, dim, sent)
+                    row_ok = (
+                        live["judgements"] == len(sent) * TURNS
+                        and _same(live["alpha"], want)
+                        and _same(live["alpha"], from_store)
+                        and diff < 1e-6
+                    )
+                    good &= row_ok
+                    print(
+                        f"  {dim.name:<14}{live['judgements']:>11,}{len(sent) * TURNS:>10,}"
+                        f"{_fmt_alpha(live['alpha']):>13}{_fmt_alpha(want):>15}"
+                        f"{_fmt_alpha(from_store):>17}{diff:>16.1e}"
+                        f"  {'ok' if row_ok else 'MISMATCH'}"
+                    )
+        finally:
+            engine.dispose()
+    print(f"  {'all equal' if good else 'DIFFERENCES FOUND'}")
+    return good
+
+
+def _fmt_alpha(value: float | None) -> str:
+    return "None" if value is None else f"{value:.9f}"
+
+
+# ---------------------------------------------------------------------------- profile
+
+
+def profile_store(database_url: str, events: int) -> None:
+    """Apply ``events`` events in-process (no HTTP) with timing spans, then under cProfile."""
+    immediate = database_url.startswith("sqlite")
+    engine = make_engine(database_url, immediate=immediate)
+    init_db(engine)
+    spans = {"statements": 0, "sql": 0.0}
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _before(conn, cursor, statement, params, context, many) -> None:  # type: ignore[no-untyped-def]
+        conn.info["t0"] = time.perf_counter()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _after(conn, cursor, statement, params, context, many) -> None:  # type: ignore[no-untyped-def]
+        spans["statements"] += 1
+        spans["sql"] += time.perf_counter() - conn.info.pop("t0")
+
+    workload = Workload(TAX, 20)
+    annotators = [Annotator(workload, a) for a in range(20)]
+    payloads = [json.loads(annotators[i % 20].next_event()[2]) for i in range(2 * events)]
+    try:
+        _spans(engine, payloads[:events], spans)
+        profiler = cProfile.Profile()
+        with Session(engine) as db:
+            profiler.enable()
+            for payload in payloads[events:]:
+                store.apply_event(db, payload, TAX)
+            profiler.disable()
+        out = io.StringIO()
+        stats = pstats.Stats(profiler, stream=out).strip_dirs()
+        print(f"\ncProfile of {events} more events (store.apply_event), top by own time:")
+        stats.sort_stats("tottime").print_stats(15)
+        print("\n".join("  " + line for line in out.getvalue().splitlines()[6:]))
+    finally:
+        engine.dispose()
+
+
+def _spans(engine: Engine, payloads: list[dict[str, Any]], spans: dict[str, Any]) -> None:
+    total = 0.0
+    commit = 0.0
+    with Session(engine) as db:
+        original = db.commit
+
+        def timed_commit() -> None:
+            nonlocal commit
+            t0 = time.perf_counter()
+            original()
+            commit += time.perf_counter() - t0
+
+        db.commit = timed_commit  # type: ignore[method-assign]
+        for payload in payloads:
+            t0 = time.perf_counter()
+            store.apply_event(db, payload, TAX)
+            total += time.perf_counter() - t0
+    n = len(payloads)
+    print(f"\nstore path in-process ({engine.dialect.name}), {n} events (no HTTP), per event:")
+    print(f"  wall time               {total / n * 1000:8.2f} ms  -> at most {n / total:,.0f}/s")
+    print(f"  SQL statements          {spans['statements'] / n:8.1f}")
+    sql = float(spans["sql"])
+    print(f"  time in SQL execute     {sql / n * 1000:8.2f} ms  ({sql / total:.0%})")
+    print(f"  commit                  {commit / n * 1000:8.2f} ms  ({commit / total:.0%})")
+    rest = total - sql - commit
+    print(f"  the rest (Python)       {rest / n * 1000:8.2f} ms  ({rest / total:.0%})")
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def report(name: str, result: LoadResult) -> dict[str, float]:
+    """Print one row of the results table; return its figures."""
+    lat = result.latencies_ms()
+    per_second = result.per_second()
+    figures = {
+        "rate": result.rate(),
+        "p50": float(np.percentile(lat, 50)) if lat.size else float("nan"),
+        "p95": float(np.percentile(lat, 95)) if lat.size else float("nan"),
+        "p99": float(np.percentile(lat, 99)) if lat.size else float("nan"),
+        "max": float(lat.max()) if lat.size else float("nan"),
+        "errors": float(sum(result.errors.values())),
+    }
+    slowest = min(per_second) if per_second else 0
+    median = float(np.median(per_second)) if per_second else 0.0
+    print(
+        f"  {name:<22}{figures['rate']:>9.1f}{slowest:>8}{median:>8.0f}{figures['p50']:>8.1f}"
+        f"{figures['p95']:>8.1f}{figures['p99']:>8.1f}{figures['max']:>8.1f}"
+        f"{int(figures['errors']):>7}{result.server_cpu:>8.1f}{result.client_cpu:>8.1f}"
+        f"{result.postgres_cpu:>7.1f}"
+    )
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the peer and the service under the same load, verify, print the tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--annotators", type=int, default=20, help="concurrent annotators")
+    parser.add_argument("--seconds", type=float, default=None, help="duration (default 30)")
+    parser.add_argument("--quick", action="store_true", help="5 s runs")
+    parser.add_argument("--no-peer", action="store_true", help="skip the bare peer run")
+    parser.add_argument("--profile", action="store_true", help="profile the store path too")
+    args = parser.parse_args(argv)
+    if not 1 <= args.annotators <= 200:
+        parser.error("--annotators must be between 1 and 200")
+    seconds = args.seconds or (5.0 if args.quick else 30.0)
+    if not 2.0 <= seconds <= 300.0:
+        parser.error("--seconds must be between 2 and 300")
+
+    print(f"webhook_ingest: the agreement service on {args.db} vs a bare FastAPI webhook (peer)")
+    print(f"  cores {os.cpu_count()}, load average {_load()} at start")
+    print(
+        f"  {args.annotators} concurrent annotators, {seconds:g} s per run ({WARMUP:g} s warm-up)"
+        f", events of {TURNS} turns x {len(TAX.dimensions)} dimensions, "
+        f"{UPDATE_SHARE:.0%} updates"
+    )
+    header = (
+        f"  {'server':<22}{'events/s':>9}{'min/s':>8}{'med/s':>8}{'p50 ms':>8}{'p95 ms':>8}"
+        f"{'p99 ms':>8}{'max ms':>8}{'errors':>7}{'srv cpu':>8}{'gen cpu':>8}{'pg cpu':>7}"
+    )
+    rows: dict[str, dict[str, float]] = {}
+    results: dict[str, LoadResult] = {}
+    if not args.no_peer:
+        with bare_service() as (url, pid):
+            results["bare FastAPI (peer)"] = asyncio.run(
+                drive(url, Workload(TAX, args.annotators), seconds, pid)
+            )
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="improv-bench-") as tmp, _database(args.db) as db_url:
+        workload = Workload(TAX, args.annotators)
+        with real_service(Path(tmp), db_url) as (settings, pid):
+            results[f"service ({args.db})"] = asyncio.run(
+                drive(settings.service.url, workload, seconds, pid)
+            )
+            print("\nresults (events/s after warm-up; min/med: slowest and median 1 s window;")
+            print("latency send -> answer; cpu: CPU seconds of the service, the load generator")
+            print("and all postgres processes during the run)")
+            print(header)
+            for name, result in results.items():
+                rows[name] = report(name, result)
+            for name, result in results.items():
+                for sample in result.error_samples:
+                    print(f"  {name} error: {sample}")
+            ok = verify(settings, workload)
+        if args.profile:
+            with _database(args.db) as fresh:
+                profile_store(fresh or f"sqlite:///{Path(tmp) / 'profile.db'}", 300)
+
+    service = rows[f"service ({args.db})"]
+    if "bare FastAPI (peer)" in rows:
+        peer = rows["bare FastAPI (peer)"]
+        print("\nratio to the peer (bare FastAPI webhook, same load, same run)")
+        print(f"  throughput: service / peer = {service['rate'] / peer['rate']:.2f}")
+        print(f"  p99 latency: service / peer = {service['p99'] / peer['p99']:.1f}x")
+    met = service["rate"] >= 500 and service["p99"] < 50 and service["errors"] == 0
+    print("\ntarget: >= 500 events/s sustained, p99 < 50 ms")
+    print(
+        f"  {service['rate']:.0f} events/s, p99 {service['p99']:.1f} ms, "
+        f"{int(service['errors'])} errors -> {'met' if met else 'MISSED'}"
+    )
+    print(f"  load average {_load()} at end")
+    return 0 if ok else 1
+
+
+@contextmanager
+def _database(kind: str) -> Iterator[str | None]:
+    if kind == "postgres":
+        with postgres_database() as url:
+            yield url
+    else:
+        yield None
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
