@@ -212,19 +212,53 @@ ProjectOpt = Annotated[
 @app.command()
 @_friendly
 def agreement(
+    file: Annotated[
+        Path | None,
+        typer.Argument(help="a long-format CSV (unit, annotator, value) instead of a project"),
+    ] = None,
+    level: Annotated[
+        str,
+        typer.Option(
+            help="level of measurement of the CSV's values: nominal, ordinal, interval or ratio"
+        ),
+    ] = "nominal",
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     project: ProjectOpt = None,
     dimension: Annotated[str, typer.Option(help="taxonomy dimension")] = "emotion",
 ) -> None:
-    """Print the project's agreement figures from the service."""
-    _print_agreement(_project_id(project), dimension)
+    """Print agreement: a project's figures from the service, or every coefficient of a CSV."""
+    if file is None:
+        figures = _print_agreement(_project_id(project), dimension, quiet=as_json)
+        if as_json:
+            console.print_json(data=figures)
+        return
+    from annotate.csv_agreement import coefficients, read_long_csv
+
+    data = read_long_csv(file, level)
+    figures = coefficients(data, level)
+    if as_json:
+        console.print_json(data=figures)
+        return
+    table = Table("coefficient", "value")
+    for key, value in figures.items():
+        table.add_row(
+            key,
+            value
+            if isinstance(value, str)
+            else (_fmt(value) if isinstance(value, float) or value is None else str(value)),
+        )
+    console.print(f"[bold]{file}[/bold]")
+    console.print(table)
 
 
-def _print_agreement(project_id: int, dimension: str) -> dict[str, Any]:
+def _print_agreement(project_id: int, dimension: str, quiet: bool = False) -> dict[str, Any]:
     from annotate.service import ServiceClient
 
     s = state.settings
     service = ServiceClient(s.service.url, s.service.api_key)
     live = service.agreement(project_id, dimension)
+    if quiet:
+        return live
     total = sum(p["judgements"] for p in service.projects() if p["id"] == project_id)
     console.print(
         f"Krippendorff's alpha ({live['level']}) on [bold]{dimension}[/bold]: "
