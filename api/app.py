@@ -202,6 +202,21 @@ def agreement_drift(
     return {"data": series, "count": len(series)}
 
 
+@reads.get("/projects/{project_id}/agreement/shifts")
+def agreement_shifts(
+    db: SessionDep,
+    project_id: int,
+    tolerance: Annotated[float, Query(gt=0, le=30)] = 1.0,
+) -> dict[str, Any]:
+    """Shift events: matching F1 within ``tolerance`` seconds, from -> to and trigger
+    agreement on matched events, and Krippendorff's unitizing alpha."""
+    if project_id not in store.projects(db):
+        raise HTTPException(
+            404, f"unknown project {project_id}; the store has {store.projects(db)}"
+        )
+    return reports.shifts(db, project_id, tolerance)
+
+
 @reads.get("/projects/{project_id}/adjudication")
 def adjudication(
     request: Request,

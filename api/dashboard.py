@@ -129,7 +129,7 @@ def render(
         f"({fig.to_json()}), {{responsive: true}});</script>"
         for name, fig in figures
     )
-    head = _header(project_id, live)
+    head = _header(project_id, live) + _shift_line(reports.shifts(db, project_id))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>QA dashboard: project {project_id}</title>
@@ -159,6 +159,17 @@ def _header(project_id: int, live: dict[str, Any]) -> str:
         f"<span>percent agreement: <b>{_fmt(live['percent_agreement'])}</b></span>"
         f"<span>{live['judgements']} judgements, {live['units']} turns, "
         f"{live['annotators']} annotators</span></p>"
+    )
+
+
+def _shift_line(figures: dict[str, Any]) -> str:
+    return (
+        '<p class="live">'
+        f"<span>shift events: <b>{figures['events']}</b></span>"
+        f"<span>matching F1 (within {figures['tolerance']:.1f} s): "
+        f"<b>{_fmt(figures['f1'])}</b></span>"
+        f"<span>from -> to agreement: <b>{_fmt(figures['from_to_agreement'])}</b></span>"
+        f"<span>unitizing alpha: <b>{_fmt(figures['unitizing_alpha'])}</b></span></p>"
     )
 
 

@@ -7,6 +7,7 @@ ready for JSON.
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from datetime import datetime
@@ -19,11 +20,14 @@ from sqlmodel import Session, col, select
 
 from annotate.agreement import (
     bootstrap_ci,
+    icc,
     krippendorff_alpha,
+    mean_pairwise_ccc,
     pairwise_alpha_matrix,
     pivot,
 )
-from api.models import Annotation, Judgement, Task
+from annotate.events import Event, match_events, unitizing_alpha
+from api.models import Annotation, Judgement, ShiftEventRow, Task
 from api.store import check_dimension, codes_of
 from schemas.taxonomy import Dimension, Taxonomy
 
@@ -126,6 +130,24 @@ def summary(frame: Frame, *, n_boot: int = 500, seed: int = 0) -> dict[str, Any]
         out["alpha"] = _alpha(matrix, frame.dim.level)
         return out
     out.update(alpha=float(point), ci_low=float(low), ci_high=float(high))
+    if frame.dim.level in ("interval", "ratio"):
+        out.update(_continuous(matrix))
+    return out
+
+
+def _continuous(matrix: np.ndarray) -> dict[str, Any]:
+    """ICC(2,1) and ICC(2,k) over the units every annotator rated, and mean pairwise CCC."""
+    complete = matrix[:, ~np.isnan(matrix).any(axis=0)]
+    out: dict[str, Any] = {"complete_units": int(complete.shape[1])}
+    for form in ("ICC2", "ICC2k"):
+        try:
+            out[form.lower()] = float(icc(complete, form))
+        except ValueError:
+            out[form.lower()] = None
+    try:
+        out["lin_ccc_pairwise_mean"] = float(mean_pairwise_ccc(matrix))
+    except ValueError:
+        out["lin_ccc_pairwise_mean"] = None
     return out
 
 
@@ -338,3 +360,93 @@ def activity(db: Session, project_id: int) -> list[dict[str, Any]]:
             }
         )
     return out
+
+
+def _merged(spans: list[tuple[float, float]], duration: float) -> list[tuple[float, float, str]]:
+    """An annotator's spans clipped to the clip and merged where they overlap."""
+    out: list[list[float]] = []
+    for start, end in sorted((max(0.0, s), min(duration, e)) for s, e in spans):
+        if end <= start:
+            continue
+        if out and start <= out[-1][1]:
+            out[-1][1] = max(out[-1][1], end)
+        else:
+            out.append([start, end])
+    return [(s, e, "shift") for s, e in out]
+
+
+def shifts(db: Session, project_id: int, tolerance: float = 1.0) -> dict[str, Any]:
+    """Agreement on shift events: matching within ``tolerance`` and unitizing alpha.
+
+    Matching pools every pair of annotators of every clip: F1 = 2 x matched / (events of
+    one + events of the other); on matched events, the share with the same from -> to and
+    the same trigger. Unitizing alpha is computed per clip over the annotators who labeled
+    it (one who marked no shift says the clip has none) and averaged weighted by duration.
+    """
+    rows = db.exec(select(ShiftEventRow).where(ShiftEventRow.project_id == project_id)).all()
+    annotated = db.exec(
+        select(Annotation.task_id, Annotation.annotator).where(
+            Annotation.project_id == project_id,
+            col(Annotation.deleted).is_(False),
+            col(Annotation.was_cancelled).is_(False),
+        )
+    ).all()
+    tasks = {t.id: t for t in db.exec(select(Task).where(Task.project_id == project_id)).all()}
+    by_task: dict[int, dict[str, list[Event]]] = defaultdict(lambda: defaultdict(list))
+    for task_id, annotator in annotated:
+        by_task[task_id][str(annotator)]
+    for r in rows:
+        by_task[r.task_id][r.annotator].append(
+            Event(r.start, r.end, r.from_emotion, r.to_emotion, r.trigger)
+        )
+    matched = events = same_ft = same_trigger = 0
+    weighted = weight = 0.0
+    clips = []
+    for task_id, people in sorted(by_task.items()):
+        names = sorted(people)
+        for a, b in itertools.combinations(names, 2):
+            m = match_events(people[a], people[b], tolerance)
+            matched += m.matched
+            events += m.n_a + m.n_b
+            if m.matched:
+                same_ft += round(m.from_to_agreement * m.matched)
+                same_trigger += round(m.trigger_agreement * m.matched)
+        task = tasks.get(task_id)
+        data = task.data if task else {}
+        offset = float(data.get("audio_offset") or 0.0)
+        # the clip's audio: its dialogue (clip seconds) and any span drawn past it
+        ends = [float(line.get("end") or 0.0) for line in data.get("dialogue") or []]
+        ends += [e.end - offset for n in names for e in people[n]]
+        duration = max(ends, default=0.0) + 0.25
+        alpha = None
+        if len(names) >= 2 and duration > 0 and any(people[n] for n in names):
+            spans = {
+                n: _merged([(e.start - offset, e.end - offset) for e in people[n]], duration)
+                for n in names
+            }
+            try:
+                alpha = float(unitizing_alpha(spans, duration))
+            except ValueError:
+                alpha = None
+        if alpha is not None:
+            weighted += alpha * duration
+            weight += duration
+        clips.append(
+            {
+                "clip": task.clip_id if task else str(task_id),
+                "task": task_id,
+                "annotators": len(names),
+                "events": sum(len(people[n]) for n in names),
+                "unitizing_alpha": alpha,
+            }
+        )
+    return {
+        "tolerance": tolerance,
+        "events": len(rows),
+        "matched_pairs": matched,
+        "f1": 2 * matched / events if events else None,
+        "from_to_agreement": same_ft / matched if matched else None,
+        "trigger_agreement": same_trigger / matched if matched else None,
+        "unitizing_alpha": weighted / weight if weight else None,
+        "clips": clips,
+    }

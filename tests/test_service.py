@@ -222,3 +222,70 @@ def test_dashboard_in_chromium(served) -> None:
         page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
         browser.close()
     assert errors == []
+
+
+def test_shift_agreement(served) -> None:
+    hooks, reads, _ = served
+    lines = dialogue(4)
+    t = task(1, lines)
+    values = {i: {"emotion": "joy"} for i in range(4)}
+    one = [
+        {
+            "start": 2.0,
+            "end": 3.0,
+            "from": "joy",
+            "to": "anger",
+            "trigger": "partner-induced",
+            "onset": "abrupt",
+        }
+    ]
+    two = [
+        {
+            "start": 2.4,
+            "end": 3.2,
+            "from": "joy",
+            "to": "anger",
+            "trigger": "self-initiated",
+            "onset": "abrupt",
+        },
+        {"start": 6.0, "end": 7.0, "from": "anger", "to": "fear"},
+    ]
+    for annotation_id, annotator, spans in ((1, 1, one), (2, 2, two), (3, 3, [])):
+        answer = hooks.post(
+            "/webhooks/label-studio",
+            json=annotation_event(TAX, annotation_id, t, annotator, values, shifts=spans),
+        )
+        assert answer.status_code == 200
+    figures = reads.get("/projects/1/agreement/shifts", params={"tolerance": 1.0}).json()
+    assert figures["events"] == 3
+    # pairs (1,2): 1 matched of 1 + 2 events; (1,3): 0 of 1; (2,3): 0 of 2
+    assert figures["matched_pairs"] == 1
+    assert figures["f1"] == pytest.approx(2 * 1 / 6)
+    assert figures["from_to_agreement"] == 1.0
+    assert figures["trigger_agreement"] == 0.0
+    (clip,) = figures["clips"]
+    assert (clip["annotators"], clip["events"]) == (3, 3)
+    assert -1.0 <= figures["unitizing_alpha"] < 1.0
+    # a tighter tolerance matches nothing
+    tight = reads.get("/projects/1/agreement/shifts", params={"tolerance": 0.1}).json()
+    assert tight["matched_pairs"] == 0 and tight["f1"] == 0.0
+    assert reads.get("/projects/7/agreement/shifts").status_code == 404
+
+
+def test_continuous_dimensions_get_icc_and_ccc(served) -> None:
+    hooks, reads, _ = served
+    lines = dialogue(6)
+    t = task(1, lines)
+    for annotator in (1, 2, 3):
+        values = {i: {"valence": 1 + (i + (annotator == 3)) % 5} for i in range(6)}
+        hooks.post(
+            "/webhooks/label-studio", json=annotation_event(TAX, annotator, t, annotator, values)
+        )
+    summary = reads.get(
+        "/projects/1/agreement/summary", params={"dimension": "valence", "n_boot": 100}
+    ).json()
+    assert summary["complete_units"] == 6
+    assert summary["icc2"] is not None and summary["icc2k"] is not None
+    assert summary["lin_ccc_pairwise_mean"] is not None
+    nominal = reads.get("/projects/1/agreement/summary", params={"dimension": "emotion"})
+    assert "icc2" not in nominal.json()
