@@ -68,11 +68,26 @@ def main_options(
     state.config = find_config(config)
 
 
-def _project(client: Any) -> Any:
+def _migration(path: Path | None) -> dict[str, dict[str, str]] | None:
+    """A taxonomy migration mapping from YAML: {control: {old label: new label}}."""
+    if path is None:
+        return None
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise AnnotateError(f"{path}: cannot read the migration mapping ({exc})") from None
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise AnnotateError(f"{path}: expected a mapping {{control: {{old label: new label}}}}")
+    return {str(k): {str(a): str(b) for a, b in v.items()} for k, v in raw.items()}
+
+
+def _project(client: Any, migration: Path | None = None) -> Any:
     from annotate.labelstudio import ensure_project, ensure_webhook
 
     s = state.settings
-    project = ensure_project(client, s, _taxonomy())
+    project = ensure_project(client, s, _taxonomy(), _migration(migration))
     ensure_webhook(client, project.id, s.webhook_url, s.service.webhook_secret or "")
     return project
 
@@ -84,16 +99,26 @@ def _taxonomy() -> Any:
     return load_taxonomy(s.path(s.taxonomy) if s.taxonomy else None, extension=s.taxonomy_extension)
 
 
+MigrationOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--migration",
+        help="YAML {control: {old label: new label}} for a taxonomy "
+        "change that removes or renames labels annotations use",
+    ),
+]
+
+
 @app.command()
 @_friendly
-def up() -> None:
+def up(migration: MigrationOpt = None) -> None:
     """Start the local Label Studio and the agreement service, and set up the project."""
     from annotate import stack
     from annotate.labelstudio import connect
 
     s = state.settings
     stack.up(s, state.config, say=console.print)
-    project = _project(connect(s))
+    project = _project(connect(s), migration)
     console.print(f"project {project.id}: {s.label_studio.url}/projects/{project.id}/data")
     _print_login(s)
 
