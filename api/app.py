@@ -236,6 +236,17 @@ def adjudication(
     return _page(clips, skip, limit)
 
 
+@reads.get("/projects/{project_id}/skipped")
+def skipped_items(db: SessionDep, project_id: int) -> dict[str, Any]:
+    """Result items that gave no judgement (cancelled, unknown label, ...), by reason."""
+    if project_id not in store.projects(db):
+        raise HTTPException(
+            404, f"unknown project {project_id}; the store has {store.projects(db)}"
+        )
+    counts = store.skipped(db, project_id)
+    return {"data": counts, "count": sum(counts.values())}
+
+
 @reads.get("/projects/{project_id}/annotators")
 def annotator_activity(
     db: SessionDep, project_id: int, skip: Skip = 0, limit: Limit = 100

@@ -29,10 +29,15 @@ class AnnotationBase(SQLModel):
 
 
 class Annotation(AnnotationBase, table=True):
-    """Stored annotation; ``id`` is Label Studio's annotation id."""
+    """Stored annotation; ``id`` is Label Studio's annotation id.
+
+    ``skipped`` counts, by reason, the result items that gave no judgement (unknown
+    control or label, a value on the wrong region, ...): reported, never dropped silently.
+    """
 
     id: int = Field(primary_key=True)
     received_at: datetime
+    skipped: dict[str, int] = Field(default_factory=dict, sa_column=Column(JSON))
 
 
 class JudgementBase(SQLModel):

@@ -220,6 +220,7 @@ def apply_annotation(
             db.add(ShiftEventRow(project_id=project_id, **s.to_dict()))
         applied.stored = len(decoded.judgements)
         applied.skipped = dict(decoded.skipped)
+    row.skipped = dict(applied.skipped)
     units.commit_sums()
     return applied
 
@@ -327,6 +328,20 @@ def iter_tasks(db: Session, project_id: int) -> Iterator[Task]:
     """The project's live tasks, ordered by id."""
     query = select(Task).where(Task.project_id == project_id, col(Task.deleted).is_(False))
     yield from db.exec(query.order_by(col(Task.id)))
+
+
+def skipped(db: Session, project_id: int) -> dict[str, int]:
+    """Result items of the project's live annotations that gave no judgement, by reason."""
+    totals: dict[str, int] = {}
+    rows = db.exec(
+        select(Annotation.skipped).where(
+            Annotation.project_id == project_id, col(Annotation.deleted).is_(False)
+        )
+    ).all()
+    for counts in rows:
+        for reason, n in (counts or {}).items():
+            totals[reason] = totals.get(reason, 0) + int(n)
+    return totals
 
 
 def projects(db: Session) -> list[int]:

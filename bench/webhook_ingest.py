@@ -521,9 +521,14 @@ def profile_store(database_url: str, events: int) -> None:
             profiler.disable()
         out = io.StringIO()
         stats = pstats.Stats(profiler, stream=out).strip_dirs()
-        print(f"\ncProfile of {events} more events (store.apply_event), top by own time:")
-        stats.sort_stats("tottime").print_stats(15)
-        print("\n".join("  " + line for line in out.getvalue().splitlines()[6:]))
+        stats.sort_stats("cumulative").print_stats(r"(store|incremental|codec)\.py", 14)
+        stats.sort_stats("tottime").print_stats(12)
+        print(f"\ncProfile of {events} more events (store.apply_event; times are inflated by")
+        print("the profiler): the store's own functions by cumulative time, then the top")
+        print("functions by own time")
+        for line in out.getvalue().splitlines():
+            if line.strip() and not line.lstrip().startswith(("Ordered by", "List reduced")):
+                print("  " + line.rstrip())
     finally:
         engine.dispose()
 

@@ -289,3 +289,35 @@ def test_continuous_dimensions_get_icc_and_ccc(served) -> None:
     assert summary["lin_ccc_pairwise_mean"] is not None
     nominal = reads.get("/projects/1/agreement/summary", params={"dimension": "emotion"})
     assert "icc2" not in nominal.json()
+
+
+def test_items_that_give_no_judgement_are_reported(served) -> None:
+    hooks, reads, _ = served
+    payload = annotation_event(TAX, 1, task(1, dialogue(2)), 7, {0: {"emotion": "joy"}})
+    payload["annotation"]["result"] += [
+        {
+            "id": "x",
+            "from_name": "mood",
+            "to_name": "dialogue",
+            "type": "choices",
+            "value": {"start": "0", "end": "0", "choices": ["meh"]},
+        },
+        {
+            "id": "turn1",
+            "from_name": "emotion",
+            "to_name": "dialogue",
+            "type": "choices",
+            "value": {"start": "1", "end": "1", "choices": ["glee"]},
+        },
+    ]
+    answer = hooks.post("/webhooks/label-studio", json=payload)
+    assert answer.json()["skipped"] == {"unknown control": 1, "unknown label": 1}
+    assert reads.get("/projects/1/skipped").json() == {
+        "data": {"unknown control": 1, "unknown label": 1},
+        "count": 2,
+    }
+    cancelled = annotation_event(
+        TAX, 2, task(1, dialogue(2)), 8, {0: {"emotion": "joy"}}, was_cancelled=True
+    )
+    hooks.post("/webhooks/label-studio", json=cancelled)
+    assert reads.get("/projects/1/skipped").json()["data"]["cancelled"] == 1
