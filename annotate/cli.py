@@ -87,7 +87,9 @@ def _project(client: Any, migration: Path | None = None) -> Any:
     from annotate.labelstudio import ensure_project, ensure_webhook
 
     s = state.settings
-    project = ensure_project(client, s, _taxonomy(), _migration(migration))
+    project = ensure_project(
+        client, s, _taxonomy(), _migration(migration), video=s.label_studio.video
+    )
     ensure_webhook(client, project.id, s.webhook_url, s.service.webhook_secret or "")
     return project
 
@@ -196,6 +198,7 @@ def _import(path: Path, dry_run: bool = False) -> Any:
         max_seconds=s.clips.max_seconds,
         push=push,
         progress=lambda msg: console.print(f"  {msg}"),
+        video=s.label_studio.video,
     )
     for session in report.sessions:
         console.print(

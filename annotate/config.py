@@ -43,6 +43,7 @@ class LabelStudioSettings(_Section):
     project_title: str = "Improv emotion shifts"
     command: str = ".venv-ls/bin/label-studio"
     maximum_annotations: int = Field(3, ge=1)
+    video: bool = False
 
 
 class ServiceSettings(_Section):

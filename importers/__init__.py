@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from importers.clips import build_task, cut_clip_audio, make_clips
+from importers.clips import build_task, cut_clip_audio, cut_clip_video, make_clips
 from importers.session import find_sessions, load_session
-from schemas.errors import AnnotateError
+from schemas.errors import AnnotateError, SessionError
 from schemas.records import Session
 from schemas.taxonomy import Taxonomy
 
@@ -41,16 +41,36 @@ def media_url(session_id: str, file_name: str) -> str:
 
 
 def prepare_session(
-    folder: Path, media_root: Path, taxonomy: Taxonomy, max_seconds: float
+    folder: Path,
+    media_root: Path,
+    taxonomy: Taxonomy,
+    max_seconds: float,
+    *,
+    video: bool = False,
 ) -> tuple[Session, list[dict[str, Any]]]:
-    """Load and check a session, cut its clips' audio into ``media_root``, build its tasks."""
+    """Load and check a session, cut its clips' media into ``media_root``, build its tasks.
+
+    ``video``: the project shows video, so the session must have one (``video:`` in its
+    session.yaml) and each clip gets its own cut.
+    """
     session = load_session(folder)
+    if video and session.video is None:
+        raise SessionError(
+            f"{folder / 'session.yaml'}: the project shows video (label_studio.video) but the "
+            "session has none; expected a 'video:' file"
+        )
     clips = make_clips(session, max_seconds)
     tasks = []
     for clip in clips:
         name = f"{clip.id}.wav"
         cut_clip_audio(session, clip, media_root / session.id / name)
-        tasks.append(build_task(session, clip, media_url(session.id, name), taxonomy, len(clips)))
+        video_url = None
+        if video:
+            cut_clip_video(session, clip, media_root / session.id / f"{clip.id}.mp4")
+            video_url = media_url(session.id, f"{clip.id}.mp4")
+        tasks.append(
+            build_task(session, clip, media_url(session.id, name), taxonomy, len(clips), video_url)
+        )
     return session, tasks
 
 
@@ -62,6 +82,7 @@ def import_sessions(
     max_seconds: float,
     push: Callable[[Session, list[dict[str, Any]]], tuple[int, int]] | None,
     progress: Callable[[str], None] = lambda _: None,
+    video: bool = False,
 ) -> ImportReport:
     """Import every session at ``path`` (a session folder or a folder of them).
 
@@ -72,7 +93,7 @@ def import_sessions(
     for folder in find_sessions(path):
         progress(f"reading {folder}")
         try:
-            session, tasks = prepare_session(folder, media_root, taxonomy, max_seconds)
+            session, tasks = prepare_session(folder, media_root, taxonomy, max_seconds, video=video)
         except AnnotateError as exc:
             report.failed[str(folder)] = str(exc)
             continue

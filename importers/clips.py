@@ -7,6 +7,7 @@ under the media root so the waveform annotators see matches the dialogue beside 
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ import numpy as np
 import soundfile as sf
 
 from schemas.codec import PREDICTION_VERSION, turn_regions
+from schemas.errors import MediaError
 from schemas.records import Clip, Session
 from schemas.taxonomy import Taxonomy
 
@@ -68,6 +70,57 @@ def cut_clip_audio(session: Session, clip: Clip, target: Path) -> Path:
     return target
 
 
+# Clip videos are re-encoded at this frame rate, so frame numbers map to seconds exactly.
+VIDEO_FPS = 25
+
+
+def cut_clip_video(session: Session, clip: Clip, target: Path) -> Path:
+    """Cut the clip's window of the session's video to an H.264 MP4 (no audio track: the
+    clip's audio plays in sync beside it); skip if present."""
+    if target.exists() or session.video is None:
+        return target
+    start, end = audio_window(session, clip)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".part.mp4")
+    done = subprocess.run(
+        [
+            "ffmpeg",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            "-y",
+            "-ss",
+            f"{start:.3f}",
+            "-t",
+            f"{end - start:.3f}",
+            "-i",
+            session.video,
+            "-an",
+            "-vf",
+            f"fps={VIDEO_FPS},scale=-2:360",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "30",
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart",
+            str(partial),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise MediaError(f"{session.video}: cannot cut clip {clip.id} ({done.stderr.strip()})")
+    partial.replace(target)
+    return target
+
+
 def _clock(seconds: float) -> str:
     """``m:ss.s`` for a time in seconds (rounded first, so 59.96 s is 1:00.0)."""
     tenths = round(seconds * 10)
@@ -75,7 +128,12 @@ def _clock(seconds: float) -> str:
 
 
 def build_task(
-    session: Session, clip: Clip, audio_url: str, taxonomy: Taxonomy, n_clips: int
+    session: Session,
+    clip: Clip,
+    audio_url: str,
+    taxonomy: Taxonomy,
+    n_clips: int,
+    video_url: str | None = None,
 ) -> dict[str, Any]:
     """The Label Studio task of a clip, with one pre-annotated region per turn."""
     offset = audio_window(session, clip)[0]
@@ -110,5 +168,7 @@ def build_task(
         "taxonomy": taxonomy.name,
         "taxonomy_version": taxonomy.version,
     }
+    if video_url is not None:
+        data.update(video=video_url, fps=VIDEO_FPS)
     prediction = {"model_version": PREDICTION_VERSION, "result": turn_regions(dialogue)}
     return {"data": data, "predictions": [prediction]}

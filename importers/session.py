@@ -12,7 +12,10 @@ Everything is checked before anything is pushed: a problem raises an error namin
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,41 @@ def media_duration(path: Path) -> float:
     if info.frames <= 0:
         raise MediaError(f"{path}: media has no audio samples")
     return info.frames / info.samplerate
+
+
+def video_duration(path: Path) -> float:
+    """Duration in seconds of a video file's first video stream (ffprobe, header only)."""
+    if not path.is_file():
+        raise MediaError(f"{path}: video file not found")
+    ffprobe = shutil.which("ffprobe")
+    if ffprobe is None:
+        raise MediaError(f"{path}: reading video needs ffprobe (Debian package ffmpeg)")
+    probe = subprocess.run(
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-select_streams",
+            "v:0",
+            "-show_entries",
+            "stream=duration:format=duration",
+            "-of",
+            "json",
+            str(path),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    try:
+        info = json.loads(probe.stdout or "{}")
+    except json.JSONDecodeError:
+        info = {}
+    if probe.returncode != 0 or not info.get("streams"):
+        raise MediaError(f"{path}: no video stream ({probe.stderr.strip() or 'ffprobe failed'})")
+    stream = info["streams"][0]
+    duration = stream.get("duration") or info.get("format", {}).get("duration")
+    return float(duration or 0.0)
 
 
 def _field(meta: dict[str, Any], key: str, source: Path) -> Any:
@@ -97,6 +135,10 @@ def load_session(folder: str | Path) -> Session:
     )
     media = _inside(folder, str(_field(meta, "media", source)), source, "media")
     duration = media_duration(media)
+    video = None
+    if meta.get("video"):
+        video = _inside(folder, str(meta["video"]), source, "video")
+        video_duration(video)
     transcript = _inside(folder, str(_field(meta, "transcript", source)), source, "transcript")
     by_key = {p.id: p for p in performers} | {p.name: p for p in performers}
     turns = []
@@ -141,6 +183,7 @@ def load_session(folder: str | Path) -> Session:
         turns=tuple(turns),
         intended=tuple(intended),
         synthetic=_flag(meta.get("synthetic", False), source, "synthetic"),
+        video=None if video is None else str(video),
     )
 
 

@@ -105,6 +105,7 @@ class Session(_Record):
     turns: tuple[Turn, ...]
     intended: tuple[IntendedEmotion, ...] = ()
     synthetic: bool = False
+    video: str | None = None
 
     @classmethod
     def _nested(cls) -> dict[str, type[_Record]]:
