@@ -343,27 +343,141 @@ def _sync(project_id: int, full: bool) -> None:
 @_friendly
 def export(
     project: ProjectOpt = None,
-    out: Annotated[Path | None, typer.Option(help="output file")] = None,
-    fmt: Annotated[str, typer.Option("--format", help="output format")] = "jsonl",
+    out: Annotated[Path | None, typer.Option(help="output folder")] = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="comma-separated: jsonl, csv, parquet, flat-csv")
+    ] = "jsonl",
+    min_annotators: Annotated[int, typer.Option(min=0, help="skip turns with fewer")] = 0,
+    min_clip_agreement: Annotated[
+        float | None, typer.Option(help="skip clips whose emotion alpha is below this")
+    ] = None,
+    include_cancelled: Annotated[bool, typer.Option(help="list who cancelled a clip")] = False,
+    session: Annotated[list[str] | None, typer.Option(help="only these sessions")] = None,
+    since: Annotated[str | None, typer.Option(help="annotations updated from (ISO date)")] = None,
+    until: Annotated[str | None, typer.Option(help="annotations updated until (ISO date)")] = None,
+    label_space: Annotated[str, typer.Option(help="ours, meld or iemocap")] = "ours",
+    real_ids: Annotated[bool, typer.Option(help="annotator ids instead of pseudonyms")] = False,
+    seed: Annotated[int, typer.Option(help="seed of the train/dev/test split")] = 0,
+    from_label_studio: Annotated[
+        Path | None, typer.Option(help="export offline from a Label Studio JSON export file")
+    ] = None,
 ) -> None:
-    """Write the turn-level dataset of a project (JSONL) from the service's store."""
-    _export(_project_id(project), out, fmt)
+    """Write a project's turn-level dataset with a data card (from the service's store)."""
+    options = _export_options(
+        min_annotators,
+        min_clip_agreement,
+        include_cancelled,
+        session,
+        since,
+        until,
+        label_space,
+        real_ids,
+    )
+    formats = [f.strip() for f in fmt.split(",") if f.strip()]
+    if from_label_studio is not None:
+        from exporters import export_label_studio_file
+
+        folder = out or state.settings.data_path / "exports" / from_label_studio.stem
+        report = export_label_studio_file(
+            from_label_studio, _taxonomy(), folder, formats=formats, options=options, seed=seed
+        )
+        _print_export(report)
+        return
+    _export(_project_id(project), out, formats, options, seed)
 
 
-def _export(project_id: int, out: Path | None, fmt: str = "jsonl") -> Path:
+def _export_options(
+    min_annotators: int = 0,
+    min_clip_agreement: float | None = None,
+    include_cancelled: bool = False,
+    sessions: list[str] | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    label_space: str = "ours",
+    real_ids: bool = False,
+) -> Any:
+    from datetime import UTC, datetime
+
+    from annotate.config import local_secrets
+    from exporters import ExportOptions
+
+    def when(value: str | None, name: str) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            raise AnnotateError(f"--{name}: {value!r} is not an ISO date or time") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    try:
+        return ExportOptions(
+            min_annotators=min_annotators,
+            min_clip_agreement=min_clip_agreement,
+            include_cancelled=include_cancelled,
+            sessions=tuple(sessions) if sessions else None,
+            since=when(since, "since"),
+            until=when(until, "until"),
+            label_space=label_space,
+            real_ids=real_ids,
+            salt=local_secrets(state.settings.data_path)["export_salt"],
+        )
+    except ValueError as exc:
+        raise AnnotateError(str(exc)) from None
+
+
+def _print_export(report: Any) -> None:
+    acc = report.accounting
+    console.print(
+        f"wrote {acc.turns} turn rows ({acc.exported} judgements) to "
+        f"[bold]{report.folder}[/bold]: {', '.join(p.name for p in report.files.values())}, "
+        "README.md (data card), schema.json"
+    )
+    skipped = ", ".join(f"{n} {reason}" for reason, n in sorted(acc.skipped.items()))
+    console.print(
+        f"judgements read {acc.read}, exported {acc.exported}, skipped "
+        f"{sum(acc.skipped.values())}{' (' + skipped + ')' if skipped else ''}; "
+        f"splits {report.splits}"
+    )
+
+
+def _export(
+    project_id: int,
+    out: Path | None,
+    formats: list[str] | None = None,
+    options: Any = None,
+    seed: int = 0,
+) -> Path:
+    from rich.progress import Progress, SpinnerColumn, TextColumn
     from sqlmodel import Session
 
-    from api.db import make_engine
-    from exporters import iter_turn_rows, writer
+    from api.db import init_db, make_engine
+    from exporters import export_dataset
 
     s = state.settings
-    write = writer(fmt)
-    out = out or s.data_path / "exports" / f"project-{project_id}.{fmt}"
+    folder = out or s.data_path / "exports" / f"project-{project_id}"
     engine = make_engine(s.database_url)
-    with Session(engine) as db:
-        n = write(iter_turn_rows(db, project_id, _taxonomy()), out)
-    console.print(f"wrote {n} turn rows to [bold]{out}[/bold]")
-    return out
+    init_db(engine)
+    with (
+        Session(engine) as db,
+        Progress(
+            SpinnerColumn(), TextColumn("{task.description}"), console=console, transient=True
+        ) as bar,
+    ):
+        job = bar.add_task("exporting", total=None)
+        report = export_dataset(
+            db,
+            project_id,
+            _taxonomy(),
+            folder,
+            formats=formats or ["jsonl"],
+            options=options or _export_options(),
+            seed=seed,
+            progress=lambda n: bar.update(job, description=f"exporting: {n} turns"),
+        )
+    engine.dispose()
+    _print_export(report)
+    return folder
 
 
 @app.command()

@@ -156,7 +156,7 @@ def load_settings(path: str | Path | None = None) -> Settings:
         raise ConfigError(f"{file or 'settings'}: {problems}") from None
 
 
-_SECRET_KEYS = ("ls_token", "ls_password", "webhook_secret", "api_key")
+_SECRET_KEYS = ("ls_token", "ls_password", "webhook_secret", "api_key", "export_salt")
 
 
 def local_secrets(data_dir: Path) -> dict[str, str]:

@@ -151,6 +151,7 @@ def build_task(
                 "end": round(turn.end - offset, 3),
                 "turn_id": turn.id,
                 "turn_index": turn.index,
+                "intended": session.intended_for(turn),
             }
         )
     minutes = f"{_clock(clip.start)}-{_clock(clip.end)}"

@@ -198,25 +198,31 @@ def test_two_users_annotate_and_judgements_arrive_by_webhook(
     from sqlmodel import Session
 
     from api.db import make_engine
-    from exporters import iter_turn_rows, read_jsonl, write_jsonl
+    from exporters import ExportOptions, export_dataset, read_jsonl
 
-    out = tmp_path / "turns.jsonl"
-    with Session(make_engine(label_studio.database_url)) as db:
-        n = write_jsonl(iter_turn_rows(db, proj.id, TAX), out)
-    rows = list(read_jsonl(out))
-    assert n == len(rows) == n_turns
+    engine = make_engine(label_studio.database_url)
+    with Session(engine) as db:
+        report = export_dataset(
+            db, proj.id, TAX, tmp_path / "export", options=ExportOptions(real_ids=True), n_boot=50
+        )
+    engine.dispose()
+    rows = list(read_jsonl(report.files["jsonl"]))
+    assert report.accounting.read == report.accounting.exported == 2 * n_turns * len(TAX.dimensions)
+    assert len(rows) == n_turns
     for row, turn in zip(rows, session.turns, strict=True):
         assert (row["turn_id"], row["speaker"], row["text"]) == (turn.id, turn.speaker, turn.text)
         assert row["start"] == pytest.approx(turn.start, abs=1e-3)
         assert row["end"] == pytest.approx(turn.end, abs=1e-3)
+        assert row["intended_emotion"] == intended[turn.index]
         assert row["n_annotators"] == 2
         labels = {a: v["emotion"] for a, v in row["labels"].items()}
         assert labels == {str(u.id): expected[(str(u.id), turn.id)] for u in users}
+        emotion = row["aggregates"]["emotion"]
         if len(set(labels.values())) == 1:
-            assert row["majority"]["emotion"] == next(iter(labels.values()))
+            assert emotion["majority"] == next(iter(labels.values()))
         else:
-            assert row["majority"]["emotion"] is None
-            assert row["majority_tie"]["emotion"] == sorted(labels.values())
+            assert emotion["majority"] is None
+            assert emotion["tied"] == sorted(labels.values())
 
 
 def _cli(
@@ -282,10 +288,11 @@ def test_cli_agreement_export_status(
     done = _cli(stack_config, "agreement", "--project", str(proj.id))
     assert done.returncode == 0, done.stderr
     assert "Krippendorff's alpha (nominal) on emotion" in done.stdout
-    out = Path(service.data_path) / "cli-export.jsonl"
-    done = _cli(stack_config, "export", "--out", str(out))
+    out = Path(service.data_path) / "cli-export"
+    done = _cli(stack_config, "export", "--out", str(out), "--format", "jsonl,csv")
     assert done.returncode == 0, done.stderr
-    assert out.exists() and out.read_text().count("\n") > 0
+    assert (out / "turns.jsonl").read_text().count("\n") > 0
+    assert (out / "turns.csv").exists() and (out / "README.md").exists()
 
 
 def test_cli_names_the_unreachable_url(tmp_path: Path) -> None:

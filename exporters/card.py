@@ -1,0 +1,270 @@
+"""The data card: a README.md beside the exported files, with a JSON Schema and two plots."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from exporters.rows import TOOL_VERSION, Accounting, ExportOptions
+from schemas.taxonomy import Taxonomy
+
+SPLITS = ("train", "dev", "test")
+
+
+def row_schema(taxonomy: Taxonomy) -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of one exported row."""
+    nullable_str = {"type": ["string", "null"]}
+    number = {"type": "number"}
+    dims = {d.name: {"type": "string"} for d in taxonomy.dimensions}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": f"{taxonomy.name} {taxonomy.version} turn",
+        "type": "object",
+        "required": [
+            "taxonomy",
+            "taxonomy_version",
+            "session_id",
+            "turn_id",
+            "speaker",
+            "start",
+            "end",
+            "labels",
+            "aggregates",
+            "shift",
+            "split",
+        ],
+        "properties": {
+            "taxonomy": {"type": "string"},
+            "taxonomy_version": {"type": "string"},
+            "label_space": {"enum": ["ours", "meld", "iemocap"]},
+            "project_id": {"type": "integer"},
+            "task_id": {"type": "integer"},
+            "annotation_ids": {"type": "array", "items": {"type": "integer"}},
+            "session_id": {"type": "string"},
+            "clip_id": {"type": "string"},
+            "turn_id": {"type": "string"},
+            "turn_index": {"type": "integer"},
+            "speaker": {"type": "string", "description": "performer id"},
+            "start": number,
+            "end": number,
+            "text": nullable_str,
+            "media": {**nullable_str, "description": "clip audio, relative to the media root"},
+            "media_start": number,
+            "media_end": number,
+            "prompt": nullable_str,
+            "intended_emotion": nullable_str,
+            "labels": {
+                "type": "object",
+                "description": "annotator (pseudonymised unless real ids were asked for) -> "
+                "dimension -> value",
+                "additionalProperties": {"type": "object", "properties": dims},
+            },
+            "n_annotators": {"type": "integer"},
+            "cancelled_by": {"type": ["array", "null"], "items": {"type": "string"}},
+            "aggregates": {
+                "type": "object",
+                "description": "per dimension: n, majority (null on a tie), tied; choices: "
+                "soft label distribution, Dawid-Skene label and posterior (emotion); scales: "
+                "mean and std",
+            },
+            "shift": {
+                "type": "object",
+                "properties": {
+                    "previous_same_speaker": nullable_str,
+                    "previous_any_speaker": nullable_str,
+                    "shift_speaker": {"type": "boolean"},
+                    "shift_adjacent": {"type": "boolean"},
+                    "from": nullable_str,
+                    "to": nullable_str,
+                    "types": {"type": "array", "items": {"type": "string"}},
+                    "marked": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+            "agreement": {
+                "type": "object",
+                "properties": {"clip": {"type": "object"}, "turn": {"type": "object"}},
+            },
+            "prosody": {"type": ["object", "null"]},
+            "split": {"enum": [*SPLITS, None]},
+            "exported_at": {"type": "string"},
+            "tool_version": {"type": "string"},
+        },
+    }
+
+
+def _plots(
+    folder: Path,
+    distribution: Mapping[str, Counter[str]],
+    labels: Sequence[str],
+    agreement: Mapping[str, Mapping[str, Any]],
+) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    files = []
+    fig, ax = plt.subplots(figsize=(8, 3.5))
+    width = 0.8 / max(1, len(distribution))
+    for k, (split, counts) in enumerate(distribution.items()):
+        total = sum(counts.values()) or 1
+        ax.bar(
+            [i + k * width for i in range(len(labels))],
+            [counts.get(label, 0) / total for label in labels],
+            width,
+            label=split,
+        )
+    ax.set_xticks([i + width * (len(distribution) - 1) / 2 for i in range(len(labels))])
+    ax.set_xticklabels(labels, rotation=30, ha="right")
+    ax.set_ylabel("share of turns")
+    ax.set_title("Majority emotion per split")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(folder / "labels.png", dpi=110)
+    plt.close(fig)
+    files.append("labels.png")
+
+    names = [d for d, f in agreement.items() if f.get("alpha") is not None]
+    if names:
+        fig, ax = plt.subplots(figsize=(8, 3.5))
+        alphas = [agreement[d]["alpha"] for d in names]
+        low = [
+            a - (agreement[d]["ci_low"] if agreement[d]["ci_low"] is not None else a)
+            for d, a in zip(names, alphas, strict=True)
+        ]
+        high = [
+            (agreement[d]["ci_high"] if agreement[d]["ci_high"] is not None else a) - a
+            for d, a in zip(names, alphas, strict=True)
+        ]
+        ax.bar(names, alphas, yerr=[low, high], capsize=4, color="#3b7dd8")
+        ax.set_ylim(min(-0.2, min(alphas) - 0.1), 1)
+        ax.set_ylabel("Krippendorff's alpha")
+        ax.set_title("Agreement per dimension (95% bootstrap CI)")
+        fig.tight_layout()
+        fig.savefig(folder / "agreement.png", dpi=110)
+        plt.close(fig)
+        files.append("agreement.png")
+    return files
+
+
+def _fmt(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def write_card(
+    folder: Path,
+    *,
+    taxonomy: Taxonomy,
+    options: ExportOptions,
+    accounting: Accounting,
+    stats: Mapping[str, Any],
+    distribution: Mapping[str, Counter[str]],
+    agreement: Mapping[str, Mapping[str, Any]],
+    files: Sequence[str],
+    seed: int,
+) -> Path:
+    """Write README.md, schema.json and the plots into ``folder``; the README's path."""
+    schema = row_schema(taxonomy)
+    (folder / "schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
+    labels = (
+        list(taxonomy.emotion.values)
+        if options.label_space == "ours"
+        else sorted(set(taxonomy.mapping(options.label_space).values()))
+    )
+    plots = _plots(folder, distribution, labels, agreement)
+    filters = {
+        k: (v.isoformat() if isinstance(v, datetime) else v)
+        for k, v in asdict(options).items()
+        if k != "salt"
+    }
+    lines = [
+        f"# {taxonomy.name} {taxonomy.version}: turn-level emotion-shift labels",
+        "",
+        f"Exported {datetime.now(UTC).isoformat(timespec='seconds')} by improv-annotate "
+        f"{TOOL_VERSION}. One row per turn of improvised two-performer scenes, with every "
+        "annotator's labels, aggregates that keep the disagreement (soft labels, ties, "
+        "Dawid-Skene), emotion shifts under both definitions, and agreement.",
+        "",
+        "## Files",
+        "",
+        *[f"- `{f}`" for f in files],
+        "- `schema.json`: the JSON Schema of a row",
+        "",
+        "## Counts",
+        "",
+        "| sessions | turns | hours of speech | annotators | judgements |",
+        "|---|---|---|---|---|",
+        f"| {stats['sessions']} | {stats['turns']} | {stats['hours']:.3f} | "
+        f"{stats['annotators']} | {accounting.exported} |",
+        "",
+        f"Judgements read: {accounting.read}; exported: {accounting.exported}; skipped: "
+        + (", ".join(f"{n} ({r})" for r, n in sorted(accounting.skipped.items())) or "none")
+        + ".",
+        "",
+        "## Splits",
+        "",
+        f"Train / dev / test by whole sessions, never one performer or one session in two "
+        f"splits (sessions that share a performer stay together), seeded ({seed}), "
+        "stratified by the majority emotion as far as whole sessions allow.",
+        "",
+        "| split | turns | " + " | ".join(labels) + " |",
+        "|---|---|" + "---|" * len(labels),
+    ]
+    for split, counts in distribution.items():
+        lines.append(
+            f"| {split} | {sum(counts.values())} | "
+            + " | ".join(str(counts.get(label, 0)) for label in labels)
+            + " |"
+        )
+    lines += [
+        "",
+        "![Majority emotion per split](labels.png)",
+        "",
+        "## Agreement",
+        "",
+        "Krippendorff's alpha at each dimension's level, 95% bootstrap CI over turns.",
+        "",
+        "| dimension | level | alpha | CI low | CI high |",
+        "|---|---|---|---|---|",
+    ]
+    for dim in taxonomy.dimensions:
+        figures = agreement.get(dim.name, {})
+        lines.append(
+            f"| {dim.name} | {dim.level} | {_fmt(figures.get('alpha'))} | "
+            f"{_fmt(figures.get('ci_low'))} | {_fmt(figures.get('ci_high'))} |"
+        )
+    if "agreement.png" in plots:
+        lines += ["", "![Agreement per dimension](agreement.png)"]
+    lines += ["", "## Taxonomy", "", f"{taxonomy.description}", ""]
+    for dim in taxonomy.dimensions:
+        values = ", ".join(dim.values) if dim.kind == "choice" else f"{dim.min}..{dim.max}"
+        lines.append(f"- **{dim.name}** ({dim.level}): {values}")
+    lines.append(
+        f"- **{taxonomy.shift.name}** spans: trigger {', '.join(taxonomy.shift.trigger)}"
+        f"; onset {', '.join(taxonomy.shift.onset)}"
+    )
+    lines += [
+        "",
+        f"Label space of the emotion columns: `{options.label_space}`.",
+        "",
+        "## Filters",
+        "",
+        "```json",
+        json.dumps(filters, indent=2),
+        "```",
+        "",
+        "## Row schema",
+        "",
+        "```json",
+        json.dumps(schema, indent=2),
+        "```",
+        "",
+    ]
+    readme = folder / "README.md"
+    readme.write_text("\n".join(lines), encoding="utf-8")
+    return readme

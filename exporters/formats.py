@@ -1,0 +1,204 @@
+"""Writers of turn rows: JSONL, CSV, Parquet, and a flat CSV (one row per annotator per turn).
+
+Each writer streams rows to a temporary file and renames it at the end, so a failed export
+never leaves a half-written file under the final name. CSV cells that a spreadsheet would
+run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) are
+prefixed with a single quote.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from exporters.jsonl import write_jsonl
+
+# Columns of the CSV and Parquet files; nested values are JSON text in them.
+COLUMNS = (
+    "taxonomy",
+    "taxonomy_version",
+    "label_space",
+    "project_id",
+    "task_id",
+    "annotation_ids",
+    "session_id",
+    "clip_id",
+    "turn_id",
+    "turn_index",
+    "speaker",
+    "start",
+    "end",
+    "text",
+    "media",
+    "media_start",
+    "media_end",
+    "prompt",
+    "intended_emotion",
+    "labels",
+    "n_annotators",
+    "cancelled_by",
+    "aggregates",
+    "shift",
+    "agreement",
+    "prosody",
+    "split",
+    "exported_at",
+    "tool_version",
+)
+NESTED = {"annotation_ids", "labels", "cancelled_by", "aggregates", "shift", "agreement", "prosody"}
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+class _Atomic:
+    """Open ``path``'s temporary twin for writing; rename on success, remove on failure."""
+
+    def __init__(self, path: Path, mode: str = "w") -> None:
+        self.path = path
+        self.partial = path.with_name(path.name + ".part")
+        self.mode = mode
+
+    def __enter__(self) -> Any:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.mode == "w":
+            self.handle = open(self.partial, "w", encoding="utf-8", newline="")
+            return self.handle
+        return self.partial
+
+    def __exit__(self, kind: Any, *_: Any) -> None:
+        if self.mode == "w":
+            self.handle.close()
+        if kind is None:
+            os.replace(self.partial, self.path)
+        else:
+            self.partial.unlink(missing_ok=True)
+
+
+def safe_cell(value: Any) -> Any:
+    """A CSV cell that spreadsheets will not evaluate (formula injection guard)."""
+    if isinstance(value, str) and value.startswith(_FORMULA):
+        return "'" + value
+    return value
+
+
+def flat(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row with its nested values as JSON text, in :data:`COLUMNS` order."""
+    out = {}
+    for column in COLUMNS:
+        value = row.get(column)
+        if column in NESTED and value is not None:
+            value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+        out[column] = value
+    return out
+
+
+def write_csv(rows: Iterable[Mapping[str, Any]], path: Path) -> int:
+    """The rows as CSV with :data:`COLUMNS`; nested values as JSON text."""
+    n = 0
+    with _Atomic(path) as out:
+        writer = csv.DictWriter(out, fieldnames=COLUMNS)
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({k: safe_cell(v) for k, v in flat(row).items()})
+            n += 1
+    return n
+
+
+_SCHEMA = pa.schema(
+    [
+        (
+            c,
+            pa.float64()
+            if c in ("start", "end", "media_start", "media_end")
+            else pa.int64()
+            if c in ("project_id", "task_id", "turn_index", "n_annotators")
+            else pa.string(),
+        )
+        for c in COLUMNS
+    ]
+)
+
+
+def write_parquet(rows: Iterable[Mapping[str, Any]], path: Path, batch: int = 20_000) -> int:
+    """The rows as Parquet (same columns as the CSV), written in row groups of ``batch``."""
+    n = 0
+    with _Atomic(path, mode="path") as partial:
+        writer = pq.ParquetWriter(str(partial), _SCHEMA)
+        try:
+            for chunk in _chunks((flat(r) for r in rows), batch):
+                table = pa.Table.from_pylist(chunk, schema=_SCHEMA)
+                writer.write_table(table)
+                n += len(chunk)
+        finally:
+            writer.close()
+    return n
+
+
+def _chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+FLAT_COLUMNS = (
+    "session_id",
+    "clip_id",
+    "turn_id",
+    "turn_index",
+    "speaker",
+    "start",
+    "end",
+    "text",
+    "annotator",
+    "split",
+)
+
+
+def write_flat_csv(rows: Iterable[Mapping[str, Any]], path: Path) -> int:
+    """One row per annotator per turn, one column per dimension; the number of lines."""
+    n = 0
+    with _Atomic(path) as out:
+        writer: csv.DictWriter[str] | None = None
+        for row in rows:
+            for annotator, values in row["labels"].items():
+                line = {c: row.get(c) for c in FLAT_COLUMNS if c != "annotator"}
+                line["annotator"] = annotator
+                dims = sorted(row["aggregates"])
+                if writer is None:
+                    writer = csv.DictWriter(out, fieldnames=[*FLAT_COLUMNS, *dims])
+                    writer.writeheader()
+                line.update({d: values.get(d) for d in dims})
+                writer.writerow({k: safe_cell(v) for k, v in line.items()})
+                n += 1
+        if writer is None:
+            csv.writer(out).writerow(FLAT_COLUMNS)
+    return n
+
+
+Writer = Callable[[Iterable[Mapping[str, Any]], Path], int]
+FORMATS: dict[str, tuple[str, Writer]] = {
+    "jsonl": ("turns.jsonl", write_jsonl),
+    "csv": ("turns.csv", write_csv),
+    "parquet": ("turns.parquet", write_parquet),
+    "flat-csv": ("judgements.csv", write_flat_csv),
+}
+
+
+def writer(name: str) -> tuple[str, Writer]:
+    """(file name, writer) of format ``name``; an unknown name lists the known ones."""
+    try:
+        return FORMATS[name]
+    except KeyError:
+        known = sorted(FORMATS)
+        raise ValueError(f"unknown export format {name!r}; expected one of {known}") from None

@@ -1,0 +1,248 @@
+"""Exports from the store (SQLite and PostgreSQL): rows, formats, filters, splits, data card."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from api import store
+from api.db import init_db, make_engine
+from exporters import ExportOptions, export_dataset, export_label_studio_file, read_jsonl
+from exporters.formats import flat
+from schemas.taxonomy import load_taxonomy
+from tests.payloads import annotation_event, dialogue, task
+
+TAX = load_taxonomy()
+EMOTIONS = ["neutral", "joy", "sadness", "anger", "fear"]
+
+
+def _events() -> list[dict]:
+    """Four sessions with their own performers, 3 annotators; one clip disagrees a lot."""
+    events = []
+    ids = 0
+    for k in range(4):
+        session = f"s{k}"
+        lines = dialogue(5, session_id=session, clip=k)
+        for line in lines:
+            line["performer"] = f"{line['performer']}-{session}"
+        lines[0]["text"] = "=SUM(A1) said nobody"
+        lines[1]["intended"] = "joy"
+        t = task(k + 1, lines, session_id=session)
+        for annotator in (1, 2, 3):
+            values = {}
+            for i in range(5):
+                label = EMOTIONS[(i + k) % 5]
+                if k == 3 and annotator == 3:
+                    label = EMOTIONS[(i + 2) % 5]
+                values[i] = {"emotion": label, "intensity": 1 + (i + annotator) % 5}
+            ids += 1
+            shifts = (
+                [
+                    {
+                        "start": 2.0,
+                        "end": 2.6,
+                        "from": "neutral",
+                        "to": "joy",
+                        "trigger": "partner-induced",
+                        "onset": "abrupt",
+                    }
+                ]
+                if annotator < 3
+                else []
+            )
+            events.append(
+                annotation_event(
+                    TAX,
+                    ids,
+                    t,
+                    annotator,
+                    values,
+                    shifts=shifts,
+                    updated_at=f"2026-11-2{k}T10:00:00Z",
+                )
+            )
+    return events
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    init_db(eng)
+    with Session(eng) as db:
+        for payload in _events():
+            store.apply_event(db, payload, TAX)
+    yield eng
+    eng.dispose()
+
+
+def _export(engine: Engine, folder: Path, **kwargs) -> object:
+    kwargs.setdefault("options", ExportOptions(salt="test salt"))
+    with Session(engine) as db:
+        return export_dataset(db, 1, TAX, folder, n_boot=50, **kwargs)
+
+
+def test_all_formats_hold_the_same_rows(engine: Engine, tmp_path: Path) -> None:
+    report = _export(engine, tmp_path / "out", formats=["jsonl", "csv", "parquet", "flat-csv"])
+    acc = report.accounting
+    assert acc.read == acc.exported == 4 * 3 * 5 * 2 and not acc.skipped
+    rows = list(read_jsonl(report.files["jsonl"]))
+    assert len(rows) == acc.turns == 20
+    # JSONL loads with pandas, and back into the same records
+    frame = pd.read_json(report.files["jsonl"], lines=True)
+    assert list(frame["turn_id"]) == [r["turn_id"] for r in rows]
+    # Parquet and CSV hold the same rows (nested values as JSON text)
+    expected = [flat(r) for r in rows]
+    parquet = pq.read_table(report.files["parquet"]).to_pylist()
+    assert parquet == expected
+    with open(report.files["csv"], newline="", encoding="utf-8") as handle:
+        from_csv = list(csv.DictReader(handle))
+    assert [r["turn_id"] for r in from_csv] == [r["turn_id"] for r in rows]
+    assert from_csv[0]["text"] == "'=SUM(A1) said nobody"  # formula injection guarded
+    assert json.loads(from_csv[3]["labels"]) == rows[3]["labels"]
+    with open(report.files["flat-csv"], newline="", encoding="utf-8") as handle:
+        flat_rows = list(csv.DictReader(handle))
+    assert len(flat_rows) == 20 * 3
+    assert {r["emotion"] for r in flat_rows} <= set(EMOTIONS)
+    # the data card and the row schema, which every row satisfies
+    folder = report.folder
+    assert (folder / "README.md").read_text().startswith("# improv-emotion-shift 1.0.0")
+    assert (folder / "labels.png").exists() and (folder / "agreement.png").exists()
+    schema = json.loads((folder / "schema.json").read_text())
+    for row in rows:
+        jsonschema.validate(row, schema)
+
+
+def test_rows_keep_the_disagreement(engine: Engine, tmp_path: Path) -> None:
+    report = _export(engine, tmp_path / "out", options=ExportOptions(real_ids=True))
+    rows = {r["turn_id"]: r for r in read_jsonl(report.files["jsonl"])}
+    agreed = rows["s0-t00000"]
+    assert agreed["labels"] == {
+        a: {"emotion": "neutral", "intensity": str(1 + a_ % 5)}
+        for a, a_ in (("1", 1), ("2", 2), ("3", 3))
+    }
+    emotion = agreed["aggregates"]["emotion"]
+    assert (emotion["majority"], emotion["n"], emotion["tied"]) == ("neutral", 3, [])
+    assert emotion["soft"]["neutral"] == 1.0 and sum(emotion["soft"].values()) == 1.0
+    assert emotion["dawid_skene"] == "neutral"
+    intensity = agreed["aggregates"]["intensity"]
+    assert (intensity["mean"], intensity["majority"]) == (3.0, None)  # 2, 3, 4: a tie
+    assert intensity["std"] == pytest.approx(1.0)
+    split = rows["s3-t00300"]  # annotator 3 disagrees on session s3
+    assert split["aggregates"]["emotion"]["soft"] == pytest.approx(
+        {**dict.fromkeys(TAX.emotion.values, 0.0), "anger": 2 / 3, "sadness": 1 / 3}
+    )
+    assert split["agreement"]["turn"]["emotion"] == pytest.approx(1 / 3)
+    assert split["agreement"]["clip"]["emotion"] < agreed["agreement"]["clip"]["emotion"]
+    assert rows["s0-t00001"]["intended_emotion"] == "joy"
+    # shift fields: both definitions and the marked events
+    second = rows["s0-t00001"]  # p02 after p01: adjacent differs, no same-speaker turn yet
+    assert second["shift"]["shift_adjacent"] is True
+    assert second["shift"]["shift_speaker"] is False
+    third = rows["s0-t00002"]  # p01 again: neutral -> sadness
+    assert third["shift"]["previous_same_speaker"] == "neutral"
+    assert (third["shift"]["shift_speaker"], third["shift"]["from"], third["shift"]["to"]) == (
+        True,
+        "neutral",
+        "sadness",
+    )
+    marked = rows["s0-t00000"]["shift"]["marked"] + rows["s0-t00001"]["shift"]["marked"]
+    assert {
+        "from": "neutral",
+        "to": "joy",
+        "trigger": "partner-induced",
+        "onset": "abrupt",
+        "annotators": 2,
+    } in marked
+
+
+def test_pseudonyms_are_stable_and_real_ids_on_request(engine: Engine, tmp_path: Path) -> None:
+    first = _export(engine, tmp_path / "a", options=ExportOptions(salt="pepper"))
+    second = _export(engine, tmp_path / "b", options=ExportOptions(salt="pepper"))
+    other = _export(engine, tmp_path / "c", options=ExportOptions(salt="salt"))
+    names = [set(next(read_jsonl(r.files["jsonl"]))["labels"]) for r in (first, second, other)]
+    assert names[0] == names[1] != names[2]
+    assert not names[0] & {"1", "2", "3"}
+
+
+def test_filters_count_what_they_skip(engine: Engine, tmp_path: Path) -> None:
+    only = _export(engine, tmp_path / "a", options=ExportOptions(sessions=("s1",), salt="s"))
+    assert only.accounting.turns == 5
+    assert only.accounting.skipped == {"session not selected": 3 * 30}
+    agreeing = _export(
+        engine, tmp_path / "b", options=ExportOptions(min_clip_agreement=0.9, salt="s")
+    )
+    assert agreeing.accounting.skipped == {"clip agreement below the minimum": 30}
+    recent = _export(
+        engine,
+        tmp_path / "c",
+        options=ExportOptions(since=datetime(2026, 11, 22, tzinfo=UTC), salt="s"),
+    )
+    assert recent.accounting.skipped == {"outside the date range": 60}
+    many = _export(engine, tmp_path / "d", options=ExportOptions(min_annotators=4, salt="s"))
+    assert many.accounting.turns == 0
+    assert many.accounting.skipped == {"fewer annotators than the minimum": 120}
+    for report in (only, agreeing, recent, many):
+        report.accounting.check()
+
+
+def test_label_space_mapping(engine: Engine, tmp_path: Path) -> None:
+    report = _export(
+        engine, tmp_path / "out", options=ExportOptions(label_space="iemocap", salt="s")
+    )
+    rows = list(read_jsonl(report.files["jsonl"]))
+    emotions = {v["emotion"] for r in rows for v in r["labels"].values()}
+    assert "happiness" in emotions and "joy" not in emotions
+    assert "happiness" in rows[1]["aggregates"]["emotion"]["soft"]
+    with pytest.raises(ValueError, match="unknown label space 'goemotions'"):
+        ExportOptions(label_space="goemotions", salt="s")
+
+
+def test_splits_never_leak_sessions_or_performers(engine: Engine, tmp_path: Path) -> None:
+    report = _export(engine, tmp_path / "out", fractions=(0.5, 0.25, 0.25), seed=3)
+    rows = list(read_jsonl(report.files["jsonl"]))
+    for key in ("session_id", "speaker"):
+        splits: dict[str, set[str]] = {}
+        for r in rows:
+            splits.setdefault(r[key], set()).add(r["split"])
+        assert all(len(s) == 1 for s in splits.values()), key
+    assert set(report.splits) == {"train", "dev", "test"}
+
+
+def test_offline_export_from_a_label_studio_json_export(engine: Engine, tmp_path: Path) -> None:
+    tasks: dict[int, dict] = {}
+    for payload in _events():
+        t = tasks.setdefault(payload["task"]["id"], {**payload["task"], "annotations": []})
+        t["annotations"].append(payload["annotation"])
+    source = tmp_path / "project-1-export.json"
+    source.write_text(json.dumps(list(tasks.values())))
+    offline = export_label_studio_file(
+        source, TAX, tmp_path / "offline", n_boot=50, options=ExportOptions(salt="x")
+    )
+    online = _export(engine, tmp_path / "online", options=ExportOptions(salt="x"))
+    strip = ("exported_at",)
+
+    def load(path: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k not in strip} for r in read_jsonl(path)]
+
+    assert load(offline.files["jsonl"]) == load(online.files["jsonl"])
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"id": 1}]))
+    with pytest.raises(ValueError, match="item 0 is not a task with an id and data"):
+        export_label_studio_file(bad, TAX, tmp_path / "x", options=ExportOptions(salt="x"))
+
+
+def test_hugging_face_datasets_loads_the_jsonl(engine: Engine, tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    report = _export(engine, tmp_path / "out")
+    loaded = datasets.load_dataset("json", data_files=str(report.files["jsonl"]), split="train")
+    assert len(loaded) == 20
