@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import json
 import tempfile
+from array import array
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sqlmodel import Session
 
-from annotate.agreement import bootstrap_ci, krippendorff_alpha, pivot
+from annotate.agreement import bootstrap_ci, krippendorff_alpha
 from exporters.card import SPLITS, write_card
 from exporters.formats import FORMATS, writer
 from exporters.jsonl import read_jsonl, write_jsonl
-from exporters.rows import Accounting, ExportOptions, iter_rows
-from exporters.splits import group_split
+from exporters.rows import Accounting, ExportOptions, iter_rows, plan_splits
 from schemas.errors import AnnotateError
 from schemas.taxonomy import Taxonomy
 
@@ -50,30 +51,6 @@ class ExportReport:
     splits: dict[str, int] = field(default_factory=dict)
 
 
-def _agreement(
-    values: dict[str, list[tuple[str, str, float]]], taxonomy: Taxonomy, n_boot: int, seed: int
-) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for dim in taxonomy.dimensions:
-        triples = values.get(dim.name, [])
-        figures: dict[str, Any] = {"alpha": None, "ci_low": None, "ci_high": None}
-        if triples:
-            units, annotators, codes = zip(*triples, strict=True)
-            matrix = pivot(units, annotators, codes)[0]
-            try:
-                point, low, high = bootstrap_ci(
-                    lambda m, level=dim.level: krippendorff_alpha(m, level=level),
-                    matrix,
-                    n_boot=n_boot,
-                    seed=seed,
-                )
-                figures = {"alpha": float(point), "ci_low": float(low), "ci_high": float(high)}
-            except ValueError:
-                pass
-        out[dim.name] = figures
-    return out
-
-
 def export_dataset(
     db: Session,
     project_id: int,
@@ -89,89 +66,126 @@ def export_dataset(
 ) -> ExportReport:
     """Export a project's turns into ``folder`` in ``formats``, with a data card.
 
-    Rows are streamed once into a temporary JSONL file (collecting what the splits and the
-    card need), then each format is written from it with the split filled in.
+    The splits are planned first (from sessions, performers and majority labels); rows are
+    then built once and streamed into the JSONL file, and the other formats are written
+    from it. What the data card needs is collected on the way, in compact arrays.
     """
     targets = {name: writer(name) for name in formats}
     folder.mkdir(parents=True, exist_ok=True)
     report = ExportReport(folder=folder)
-    light: list[dict[str, Any]] = []
-    values: dict[str, list[tuple[str, str, float]]] = {d.name: [] for d in taxonomy.dimensions}
-    # choice values coded by declared order; labels of another label space get new codes
-    codes = {
-        d.name: ({v: float(i) for i, v in enumerate(d.values)} if d.kind == "choice" else None)
-        for d in taxonomy.dimensions
-    }
-    emotion = taxonomy.emotion.name
+    split_of = plan_splits(db, project_id, taxonomy, fractions=fractions, seed=seed)
+    card = _CardData(taxonomy)
     with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        staged = Path(scratch) / "rows.jsonl"
-        with open(staged, "w", encoding="utf-8") as out:
+        staged = folder / "turns.jsonl" if "jsonl" in targets else Path(scratch) / "turns.jsonl"
+
+        def rows() -> Iterator[dict[str, Any]]:
             for n, row in enumerate(
-                iter_rows(db, project_id, taxonomy, options, report.accounting), start=1
+                iter_rows(db, project_id, taxonomy, options, report.accounting, split_of),
+                start=1,
             ):
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-                light.append(
-                    {
-                        "session": row["session_id"],
-                        "performer": row["speaker"],
-                        "label": row["aggregates"][emotion]["majority"],
-                        "seconds": row["end"] - row["start"],
-                    }
-                )
-                for annotator, dims in row["labels"].items():
-                    for dim, value in dims.items():
-                        table = codes[dim]
-                        code = (
-                            float(value)
-                            if table is None
-                            else table.setdefault(value, float(len(table)))
-                        )
-                        values[dim].append((row["turn_id"], annotator, code))
+                card.add(row)
                 if n % 1000 == 0:
                     progress(n)
-        report.accounting.check()
-        split_of = group_split(
-            light,
-            session_key="session",
-            performer_key="performer",
-            label_key="label",
-            fractions=fractions,
-            seed=seed,
-        )
-        split_names = [split_of.get(i) for i in range(len(light))]
-        report.splits = dict(Counter(s for s in split_names if s))
-
-        def staged_rows() -> Iterator[dict[str, Any]]:
-            for i, row in enumerate(read_jsonl(staged)):
-                row["split"] = split_names[i]
                 yield row
 
+        report.rows = write_jsonl(rows(), staged)
+        report.accounting.check()
         for name, (file_name, write) in targets.items():
             path = folder / file_name
-            report.rows = write(staged_rows(), path)
+            if name != "jsonl":
+                write(read_jsonl(staged), path)
             report.files[name] = path
-    distribution: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
-    for item, split in zip(light, split_names, strict=True):
-        if split and item["label"] is not None:
-            distribution[split][item["label"]] += 1
-    stats = {
-        "sessions": len({item["session"] for item in light}),
-        "turns": len(light),
-        "hours": sum(item["seconds"] for item in light) / 3600,
-        "annotators": len({a for triples in values.values() for _, a, _ in triples}),
-    }
+    report.splits = dict(Counter(s for s in card.splits if s))
     write_card(
         folder,
         taxonomy=taxonomy,
         options=options,
         accounting=report.accounting,
-        stats=stats,
-        distribution=distribution,
-        agreement=_agreement(values, taxonomy, n_boot, seed),
+        stats=card.stats(),
+        distribution=card.distribution(),
+        agreement=card.agreement(n_boot, seed),
         files=[p.name for p in report.files.values()],
         seed=seed,
     )
     return report
+
+
+class _CardData:
+    """What the data card needs, gathered row by row in compact arrays."""
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self.emotion = taxonomy.emotion.name
+        self.sessions: set[str] = set()
+        self.seconds = 0.0
+        self.splits: list[str | None] = []
+        self.labels: list[str | None] = []
+        self.units: dict[str, array] = {d.name: array("i") for d in taxonomy.dimensions}
+        self.raters: dict[str, array] = {d.name: array("i") for d in taxonomy.dimensions}
+        self.codes: dict[str, array] = {d.name: array("d") for d in taxonomy.dimensions}
+        self.annotator_index: dict[str, int] = {}
+        self.tables = {
+            d.name: ({v: float(i) for i, v in enumerate(d.values)} if d.kind == "choice" else None)
+            for d in taxonomy.dimensions
+        }
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Take what the card needs from one row."""
+        unit = len(self.splits)
+        self.splits.append(row.get("split"))
+        self.labels.append(row["aggregates"][self.emotion]["majority"])
+        self.sessions.add(str(row["session_id"]))
+        self.seconds += row["end"] - row["start"]
+        for annotator, dims in row["labels"].items():
+            rater = self.annotator_index.setdefault(annotator, len(self.annotator_index))
+            for dim, value in dims.items():
+                table = self.tables[dim]
+                # choices coded by declared order; labels of another label space get new codes
+                code = float(value) if table is None else table.setdefault(value, float(len(table)))
+                self.units[dim].append(unit)
+                self.raters[dim].append(rater)
+                self.codes[dim].append(code)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for the card."""
+        return {
+            "sessions": len(self.sessions),
+            "turns": len(self.splits),
+            "hours": self.seconds / 3600,
+            "annotators": len(self.annotator_index),
+        }
+
+    def distribution(self) -> dict[str, Counter[str]]:
+        """Majority emotion counts per split (turns without a majority as '(tie)')."""
+        out: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
+        for split, label in zip(self.splits, self.labels, strict=True):
+            if split:
+                out[split][label if label is not None else "(tie)"] += 1
+        return out
+
+    def agreement(self, n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
+        """Alpha per dimension with a bootstrap CI over the exported turns."""
+        out: dict[str, dict[str, Any]] = {}
+        for dim in self.taxonomy.dimensions:
+            figures: dict[str, Any] = {"alpha": None, "ci_low": None, "ci_high": None}
+            if len(self.codes[dim.name]):
+                matrix = np.full((len(self.annotator_index), len(self.splits)), np.nan)
+                raters = np.frombuffer(self.raters[dim.name], dtype=np.int32)
+                units = np.frombuffer(self.units[dim.name], dtype=np.int32)
+                matrix[raters, units] = np.frombuffer(self.codes[dim.name], dtype=np.float64)
+                matrix = matrix[:, ~np.isnan(matrix).all(axis=0)]
+                try:
+                    point, low, high = bootstrap_ci(
+                        lambda m, level=dim.level: krippendorff_alpha(m, level=level),
+                        matrix,
+                        n_boot=n_boot,
+                        seed=seed,
+                    )
+                    figures = {"alpha": float(point), "ci_low": float(low), "ci_high": float(high)}
+                except ValueError:
+                    pass
+            out[dim.name] = figures
+        return out
 
 
 class LabelStudioExportError(AnnotateError, ValueError):

@@ -7,9 +7,10 @@ read is either in a row or counted under a skip reason (:class:`Accounting`).
 
 from __future__ import annotations
 
+import functools
 import itertools
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from sqlmodel import Session, col, select
 from annotate.agreement import krippendorff_alpha, pivot
 from api.models import Annotation, Judgement, ShiftEventRow, Task
 from exporters.aggregate import dawid_skene, majority, pseudonym, scale_stats, soft_labels
+from exporters.splits import group_split
 from schemas.shifts import TurnLabel, previous_turns, shift_types
 from schemas.taxonomy import Dimension, Taxonomy
 
@@ -121,8 +123,12 @@ def iter_rows(
     taxonomy: Taxonomy,
     options: ExportOptions,
     accounting: Accounting | None = None,
+    split_of: Mapping[str, str | None] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """One row per turn of the project's live tasks, in task and turn order."""
+    """One row per turn of the project's live tasks, in task and turn order.
+
+    ``split_of`` maps a turn id to its split (see :func:`plan_splits`).
+    """
     accounting = accounting if accounting is not None else Accounting()
     emotion = taxonomy.emotion
     mapping = None if options.label_space == "ours" else taxonomy.mapping(options.label_space)
@@ -138,19 +144,38 @@ def iter_rows(
     for start in range(0, len(task_ids), BATCH):
         batch = task_ids[start : start + BATCH]
         tasks = {t.id: t for t in db.exec(select(Task).where(col(Task.id).in_(batch))).all()}
+        # plain column rows, not ORM objects: the export reads, it never writes
         annotations = {
             a.id: a
-            for a in db.exec(select(Annotation).where(col(Annotation.task_id).in_(batch))).all()
+            for a in db.exec(
+                select(
+                    Annotation.id,
+                    Annotation.task_id,
+                    Annotation.annotator,
+                    Annotation.was_cancelled,
+                    Annotation.deleted,
+                    Annotation.updated_at,
+                ).where(col(Annotation.task_id).in_(batch))
+            ).all()
         }
-        judgements: dict[int, list[Judgement]] = defaultdict(list)
-        for j in db.exec(select(Judgement).where(col(Judgement.task_id).in_(batch))).all():
+        judgements: dict[int, list[Any]] = defaultdict(list)
+        for j in db.exec(
+            select(
+                Judgement.annotation_id,
+                Judgement.task_id,
+                Judgement.turn_id,
+                Judgement.annotator,
+                Judgement.dimension,
+                Judgement.value,
+            ).where(col(Judgement.task_id).in_(batch))
+        ).all():
             judgements[j.task_id].append(j)
         shifts: dict[int, list[ShiftEventRow]] = defaultdict(list)
         for s in db.exec(select(ShiftEventRow).where(col(ShiftEventRow.task_id).in_(batch))):
             shifts[s.task_id].append(s)
         for task_id in batch:
             task = tasks[task_id]
-            yield from _task_rows(
+            for row in _task_rows(
                 task,
                 judgements[task_id],
                 annotations,
@@ -161,7 +186,55 @@ def iter_rows(
                 ds,
                 exported_at,
                 accounting,
+            ):
+                row["split"] = split_of.get(row["turn_id"]) if split_of else None
+                yield row
+
+
+def plan_splits(
+    db: Session,
+    project_id: int,
+    taxonomy: Taxonomy,
+    *,
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+) -> dict[str, str | None]:
+    """Turn id -> train/dev/test for every turn of the project, before any row is built.
+
+    Whole sessions go to one split, and sessions sharing a performer go together
+    (:func:`exporters.splits.group_split`), stratified by each turn's majority emotion.
+    """
+    votes: dict[str, list[str]] = defaultdict(list)
+    for turn_id, value in db.exec(
+        select(Judgement.turn_id, Judgement.value).where(
+            Judgement.project_id == project_id, Judgement.dimension == taxonomy.emotion.name
+        )
+    ):
+        votes[turn_id].append(value)
+    turns: list[dict[str, Any]] = []
+    tasks = db.exec(
+        select(Task.data).where(Task.project_id == project_id, col(Task.deleted).is_(False))
+    )
+    for data in tasks:
+        for line in data.get("dialogue") or []:
+            turn_id = str(line.get("turn_id"))
+            turns.append(
+                {
+                    "turn": turn_id,
+                    "session": data.get("session_id"),
+                    "performer": line.get("performer") or line.get("speaker"),
+                    "label": majority(votes.get(turn_id, []))[0],
+                }
             )
+    split = group_split(
+        turns,
+        session_key="session",
+        performer_key="performer",
+        label_key="label",
+        fractions=fractions,
+        seed=seed,
+    )
+    return {t["turn"]: split.get(i) for i, t in enumerate(turns)}
 
 
 def _task_rows(
@@ -195,7 +268,7 @@ def _task_rows(
         if alpha is None or alpha < options.min_clip_agreement:
             accounting.skipped["clip agreement below the minimum"] += len(kept)
             return
-    name = (lambda a: a) if options.real_ids else (lambda a: pseudonym(a, options.salt))
+    name = (lambda a: a) if options.real_ids else _pseudonyms(options.salt)
     by_turn: dict[str, list[Judgement]] = defaultdict(list)
     for j in kept:
         by_turn[j.turn_id].append(j)
@@ -209,7 +282,7 @@ def _task_rows(
         values = [
             j.value for j in by_turn.get(str(line["turn_id"]), []) if j.dimension == emotion.name
         ]
-        majorities.append(majority(values, emotion.values)[0])
+        majorities.append(majority(values)[0])
     turn_labels = [
         TurnLabel(
             str(line["turn_id"]),
@@ -222,10 +295,14 @@ def _task_rows(
     ]
     prev_speaker = previous_turns(turn_labels, "speaker")
     prev_any = previous_turns(turn_labels, "adjacent")
-    cancelled = sorted(
-        name(a.annotator or "")
-        for a in annotations.values()
-        if a.task_id == task.id and a.was_cancelled and not a.deleted
+    cancelled = (
+        sorted(
+            name(a.annotator or "")
+            for a in annotations.values()
+            if a.was_cancelled and not a.deleted and a.task_id == task.id
+        )
+        if options.include_cancelled
+        else None
     )
     for i, line in enumerate(dialogue):
         turn_id = str(line["turn_id"])
@@ -265,7 +342,7 @@ def _task_rows(
             "intended_emotion": _mapped(line.get("intended"), mapping),
             "labels": dict(sorted(labels.items())),
             "n_annotators": len(annotators),
-            "cancelled_by": cancelled if options.include_cancelled else None,
+            "cancelled_by": cancelled,
             "aggregates": _aggregates(items, taxonomy, mapping, ds, turn_id),
             "shift": _shift_fields(
                 i,
@@ -285,6 +362,12 @@ def _task_rows(
             "tool_version": TOOL_VERSION,
         }
         yield row
+
+
+@functools.lru_cache(maxsize=64)
+def _pseudonyms(salt: str) -> Callable[[str], str]:
+    """A cached pseudonym function for one salt (annotators repeat on every row)."""
+    return functools.lru_cache(maxsize=100_000)(lambda a: pseudonym(a, salt))
 
 
 def _mapped(value: Any, mapping: Mapping[str, str] | None) -> Any:
@@ -311,7 +394,7 @@ def _aggregates(
     for dim in taxonomy.dimensions:
         values = [j.value for j in items if j.dimension == dim.name]
         if dim.kind == "choice":
-            label, tied = majority(values, dim.values)
+            label, tied = majority(values)
             soft = soft_labels(values, dim.values)
             entry: dict[str, Any] = {
                 "n": len(values),
@@ -327,7 +410,7 @@ def _aggregates(
             out[dim.name] = entry
         else:
             mean, std = scale_stats([float(v) for v in values])
-            label, tied = majority(values, tuple(map(str, dim.scale)))
+            label, tied = majority(values)
             out[dim.name] = {
                 "n": len(values),
                 "mean": mean,
@@ -437,4 +520,4 @@ def _shift_fields(
     }
 
 
-__all__ = ["Accounting", "ExportOptions", "iter_rows"]
+__all__ = ["Accounting", "ExportOptions", "iter_rows", "plan_splits"]

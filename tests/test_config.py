@@ -257,7 +257,7 @@ def test_with_local_secrets_generates_them_once(tmp_path: Path) -> None:
     assert secrets_file.exists()
     assert stat.S_IMODE(secrets_file.stat().st_mode) == 0o600
     stored = json.loads(secrets_file.read_text(encoding="utf-8"))
-    assert sorted(stored) == ["api_key", "ls_password", "ls_token", "webhook_secret"]
+    assert sorted(stored) == ["api_key", "export_salt", "ls_password", "ls_token", "webhook_secret"]
     assert all(re.fullmatch(r"[0-9a-f]{40}", v) for v in stored.values())
     assert len(set(stored.values())) == 4
     assert first.label_studio.token == stored["ls_token"]
