@@ -51,6 +51,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import cProfile
 import io
 import itertools
@@ -66,7 +67,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -141,6 +142,7 @@ class Workload:
         self.overlap = min(OVERLAP, annotators)
         self._tasks: dict[int, dict[str, Any]] = {}
         self._truths: dict[tuple[int, int, str], str | int] = {}
+        self.team = [Annotator(self, a) for a in range(annotators)]
         self.latest_sent: dict[int, Sent] = {}
         self.latest_ok: dict[int, Sent] = {}
 
@@ -187,10 +189,14 @@ class Annotator:
         self.mine: list[int] = []
         self.created = 0
 
-    def next_event(self) -> tuple[int, Sent, bytes]:
-        """(annotation id, what is sent, JSON body) of this annotator's next event."""
+    def next_payload(self, *, create: bool = False) -> tuple[int, Sent, dict[str, Any]]:
+        """(annotation id, what is sent, webhook payload) of this annotator's next event.
+
+        A new annotation, or (25% of the time unless ``create``) a newer version of one of
+        the annotator's earlier annotations.
+        """
         w, n = self.workload, self.workload.annotators
-        if self.mine and self.rng.random() < UPDATE_SHARE:
+        if not create and self.mine and self.rng.random() < UPDATE_SHARE:
             annotation_id = self.rng.choice(self.mine)
             previous = w.latest_sent[annotation_id]
             item = Sent(
@@ -218,7 +224,88 @@ class Annotator:
             project_id=PROJECT,
         )
         w.latest_sent[annotation_id] = item
+        return annotation_id, item, payload
+
+    def next_event(self) -> tuple[int, Sent, bytes]:
+        """(annotation id, what is sent, JSON body) of this annotator's next event."""
+        annotation_id, item, payload = self.next_payload()
         return annotation_id, item, json.dumps(payload).encode()
+
+
+def preload(database_url: str, workload: Workload, judgements: int) -> int:
+    """Fill an empty store with about ``judgements`` judgements, bypassing the service.
+
+    New annotations of the workload's annotators (decoded with the real codec) are written
+    with bulk inserts, and the incremental sums with ``recompute_sums`` + ``add_sums``, so
+    the store is what the service would have built; they count as sent and acknowledged.
+    Returns the number of judgements written.
+    """
+    from sqlalchemy import insert
+
+    from api.models import Annotation, Judgement, Task
+    from schemas.codec import decode_annotation
+
+    per_event = TURNS * len(workload.taxonomy.dimensions)
+    events = judgements // per_event
+    engine = make_engine(database_url)
+    init_db(engine)
+    now = datetime.now(UTC)
+    tasks: dict[int, dict[str, Any]] = {}
+    annotations: list[dict[str, Any]] = []
+    rows: list[dict[str, Any]] = []
+    written = 0
+    try:
+        with Session(engine) as db:
+            for i in range(events):
+                annotator = workload.team[i % workload.annotators]
+                annotation_id, item, payload = annotator.next_payload(create=True)
+                workload.latest_ok[annotation_id] = item
+                data = payload["task"]["data"]
+                tasks.setdefault(
+                    item.task_id,
+                    {
+                        "id": item.task_id,
+                        "project_id": PROJECT,
+                        "clip_id": data["clip_id"],
+                        "session_id": data["session_id"],
+                        "data": data,
+                        "deleted": False,
+                    },
+                )
+                annotation = payload["annotation"]
+                decoded = decode_annotation(annotation, data, workload.taxonomy)
+                rows.extend({"project_id": PROJECT, **j.to_dict()} for j in decoded.judgements)
+                annotations.append(
+                    {
+                        "id": annotation_id,
+                        "project_id": PROJECT,
+                        "task_id": item.task_id,
+                        "annotator": str(annotation["completed_by"]),
+                        "was_cancelled": False,
+                        "ground_truth": False,
+                        "created_at": store.parse_time(annotation["created_at"], "created_at"),
+                        "updated_at": store.parse_time(annotation["updated_at"], "updated_at"),
+                        "deleted": False,
+                        "lead_time": annotation["lead_time"],
+                        "received_at": now,
+                    }
+                )
+                if len(rows) >= 50_000 or i == events - 1:
+                    db.execute(insert(Judgement.__table__), rows)  # type: ignore[attr-defined]
+                    db.execute(insert(Annotation.__table__), annotations)  # type: ignore[attr-defined]
+                    written += len(rows)
+                    rows, annotations = [], []
+            if tasks:
+                db.execute(insert(Task.__table__), list(tasks.values()))  # type: ignore[attr-defined]
+            db.commit()
+            sums = store.recompute_sums(db, PROJECT)
+            changes = {(d, k): v for d, by_key in sums.items() for k, v in by_key.items()}
+            if changes:
+                store.add_sums(db, PROJECT, changes)
+            db.commit()
+    finally:
+        engine.dispose()
+    return written
 
 
 # ---------------------------------------------------------------------------- load
@@ -235,6 +322,7 @@ class LoadResult:
     client_cpu: float = 0.0
     server_cpu: float = 0.0
     postgres_cpu: float = 0.0
+    health_ms: list[float] = field(default_factory=list)
 
     def window(self) -> list[Record]:
         return [r for r in self.records if r.start >= self.warm_end]
@@ -265,7 +353,7 @@ def drive(url: str, workload: Workload, seconds: float, server_pid: int | None) 
     One thread per annotator, each with its own ``httpx.Client`` (one keep-alive
     connection) and one request in flight at a time.
     """
-    annotators = [Annotator(workload, a) for a in range(workload.annotators)]
+    annotators = workload.team
     headers = {SECRET_HEADER: SECRET, "content-type": "application/json"}
     records: list[Record] = []
     errors: Counter[str] = Counter()
@@ -300,10 +388,25 @@ def drive(url: str, workload: Workload, seconds: float, server_pid: int | None) 
                     if len(samples) < 5:
                         samples.append(f"{status}: {detail}")
 
-    with ThreadPoolExecutor(len(annotators), thread_name_prefix="annotator") as pool:
-        for done in [pool.submit(run, a) for a in annotators]:
+    probes: list[float] = []
+
+    def probe() -> None:
+        """GET /health every 100 ms: how long a read waits behind the webhooks."""
+        with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
+            while time.perf_counter() < deadline:
+                t0 = time.perf_counter()
+                with contextlib.suppress(httpx.HTTPError):
+                    client.get("/health")
+                    if t0 >= start + WARMUP:
+                        probes.append(time.perf_counter() - t0)
+                time.sleep(0.1)
+
+    with ThreadPoolExecutor(len(annotators) + 1, thread_name_prefix="annotator") as pool:
+        jobs = [pool.submit(run, a) for a in annotators] + [pool.submit(probe)]
+        for done in jobs:
             done.result()
     result = LoadResult(records, start + WARMUP, errors, samples)
+    result.health_ms = [p * 1000 for p in probes]
     result.client_cpu = time.process_time() - cpu0
     result.server_cpu = (_cpu_seconds(server_pid) - server0) if server_pid else 0.0
     result.postgres_cpu = _postgres_cpu() - postgres0
@@ -355,8 +458,13 @@ def postgres_database() -> Iterator[str]:
 
 
 @contextmanager
-def real_service(folder: Path, database_url: str | None) -> Iterator[tuple[Settings, int | None]]:
-    """The agreement service, started as the ``served`` test fixture starts it."""
+def real_service(
+    folder: Path, database_url: str | None, before_start: Callable[[str], None] | None = None
+) -> Iterator[tuple[Settings, int | None]]:
+    """The agreement service, started as the ``served`` test fixture starts it.
+
+    ``before_start`` is called with the store's database URL before the service starts.
+    """
     service: dict[str, object] = {
         "webhook_secret": SECRET,
         "api_key": API_KEY,
@@ -366,6 +474,8 @@ def real_service(folder: Path, database_url: str | None) -> Iterator[tuple[Setti
         service["database_url"] = database_url
     config = write_config(folder, service=service)
     settings = with_local_secrets(load_settings(config))
+    if before_start is not None:
+        before_start(settings.database_url)
     stack.start_service(settings, config)
     pid_file = settings.data_path / "run" / f"{stack.SERVICE}.pid"
     try:
@@ -439,7 +549,19 @@ def verify(settings: Settings, workload: Workload) -> bool:
     with httpx.Client(
         base_url=settings.service.url, headers={"X-API-Key": API_KEY}, timeout=120
     ) as reads:
-        total = reads.get(f"/projects/{PROJECT}/judgements", params={"limit": 1}).json()["count"]
+
+        def count() -> int:
+            answer = reads.get(f"/projects/{PROJECT}/judgements", params={"limit": 1})
+            return int(answer.json()["count"])
+
+        # Requests the client gave up on may still be applied: wait until the store is quiet.
+        total, deadline = count(), time.monotonic() + 120
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            again = count()
+            if again == total:
+                break
+            total = again
         want_total = len(sent) * TURNS * len(TAX.dimensions)
         flag = "ok" if total == want_total else "MISMATCH"
         print(f"  GET /judgements count {total:,}, expected {want_total:,}: {flag}")
@@ -509,8 +631,7 @@ def profile_store(database_url: str, events: int) -> None:
         spans["sql"] += time.perf_counter() - conn.info.pop("t0")
 
     workload = Workload(TAX, 20)
-    annotators = [Annotator(workload, a) for a in range(20)]
-    payloads = [json.loads(annotators[i % 20].next_event()[2]) for i in range(2 * events)]
+    payloads = [workload.team[i % 20].next_payload()[2] for i in range(2 * events)]
     try:
         _spans(engine, payloads[:events], spans)
         profiler = cProfile.Profile()
@@ -584,9 +705,15 @@ def report(name: str, result: LoadResult) -> dict[str, float]:
         f"  {name:<20}{figures['rate']:>9.1f}{thirds[0]:>8.0f}{thirds[-1]:>8.0f}"
         f"{figures['p50']:>8.1f}{figures['p95']:>8.1f}{figures['p99']:>8.1f}{figures['max']:>8.0f}"
         f"{int(figures['errors']):>7}{result.server_cpu:>7.1f}{result.client_cpu:>7.1f}"
-        f"{result.postgres_cpu:>7.1f}"
+        f"{result.postgres_cpu:>7.1f}{_health(result.health_ms):>19}"
     )
     return figures
+
+
+def _health(values: list[float]) -> str:
+    if not values:
+        return "-"
+    return f"{np.percentile(values, 50):.1f} / {np.percentile(values, 99):.1f}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -598,12 +725,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="5 s runs")
     parser.add_argument("--no-peer", action="store_true", help="skip the bare peer run")
     parser.add_argument("--profile", action="store_true", help="profile the store path too")
+    parser.add_argument(
+        "--preload",
+        type=int,
+        default=0,
+        metavar="JUDGEMENTS",
+        help="fill the store with this many judgements first (bulk, not through the service)",
+    )
     args = parser.parse_args(argv)
     if not 1 <= args.annotators <= 200:
         parser.error("--annotators must be between 1 and 200")
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     if not 2.0 <= seconds <= 300.0:
         parser.error("--seconds must be between 2 and 300")
+    if not 0 <= args.preload <= 2_000_000:
+        parser.error("--preload must be between 0 and 2,000,000 judgements")
 
     print(f"webhook_ingest: the agreement service on {args.db} vs a bare FastAPI webhook (peer)")
     print(f"  cores {os.cpu_count()}, load average {_load()} at start")
@@ -615,6 +751,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"  {'server':<20}{'events/s':>9}{'1st 1/3':>8}{'3rd 1/3':>8}{'p50 ms':>8}{'p95 ms':>8}"
         f"{'p99 ms':>8}{'max ms':>8}{'errors':>7}{'srv s':>7}{'gen s':>7}{'pg s':>7}"
+        f"{'health p50/p99 ms':>19}"
     )
     rows: dict[str, dict[str, float]] = {}
     results: dict[str, LoadResult] = {}
@@ -626,11 +763,19 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     with tempfile.TemporaryDirectory(prefix="improv-bench-") as tmp, _database(args.db) as db_url:
         workload = Workload(TAX, args.annotators)
-        with real_service(Path(tmp), db_url) as (settings, pid):
+
+        def fill(url: str) -> None:
+            if args.preload:
+                start = time.perf_counter()
+                written = preload(url, workload, args.preload)
+                print(f"  preloaded {written:,} judgements in {time.perf_counter() - start:.0f} s")
+
+        with real_service(Path(tmp), db_url, fill) as (settings, pid):
             results[f"service ({args.db})"] = drive(settings.service.url, workload, seconds, pid)
             print("\nresults: events/s after warm-up, and in the first and last third of that;")
             print("latency send -> answer; CPU seconds of the server (srv), the load generator")
-            print("(gen) and all postgres processes (pg) during the run")
+            print("(gen) and all postgres processes (pg) during the run; latency of GET /health")
+            print("probed every 100 ms during the run (waits behind the webhooks)")
             print(header)
             for name, result in results.items():
                 rows[name] = report(name, result)
