@@ -259,7 +259,7 @@ def test_with_local_secrets_generates_them_once(tmp_path: Path) -> None:
     stored = json.loads(secrets_file.read_text(encoding="utf-8"))
     assert sorted(stored) == ["api_key", "export_salt", "ls_password", "ls_token", "webhook_secret"]
     assert all(re.fullmatch(r"[0-9a-f]{40}", v) for v in stored.values())
-    assert len(set(stored.values())) == 4
+    assert len(set(stored.values())) == 5
     assert first.label_studio.token == stored["ls_token"]
     assert first.label_studio.password == stored["ls_password"]
     assert first.service.webhook_secret == stored["webhook_secret"]
