@@ -17,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI
 from sqlmodel import Session
 
-from annotate.labelstudio import LabelStudioError, connect, pull_events
+from annotate.labelstudio import LabelStudioError, connect, find_project, pull_events
 from api import store
 
 log = logging.getLogger("improv_annotate.sync")
@@ -40,11 +40,24 @@ def reconcile_project(state: Any, project_id: int, *, full: bool) -> store.Recon
         )
 
 
+def projects_to_pull(state: Any) -> list[int]:
+    """The projects the store knows, and the configured project even before its first
+    event (found in Label Studio by its title)."""
+    with Session(state.engine) as db:
+        project_ids = set(store.projects(db))
+    try:
+        found = find_project(connect(state.settings), state.settings.label_studio.project_title)
+    except LabelStudioError as exc:
+        log.warning("cannot look up the configured project: %s", exc)
+        found = None
+    if found is not None:
+        project_ids.add(int(found.id))
+    return sorted(project_ids)
+
+
 def _loop(app: FastAPI, stop: threading.Event, every: float) -> None:
     while not stop.wait(every):
-        with Session(app.state.engine) as db:
-            project_ids = store.projects(db)
-        for project_id in project_ids:
+        for project_id in projects_to_pull(app.state):
             try:
                 report = reconcile_project(app.state, project_id, full=False)
                 log.info("reconciled project %s: %s", project_id, report)

@@ -51,7 +51,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import io
 import itertools
@@ -238,6 +237,7 @@ def preload(database_url: str, workload: Workload, judgements: int) -> int:
     New annotations of the workload's annotators (decoded with the real codec) are written
     with bulk inserts, and the incremental sums with ``recompute_sums`` + ``add_sums``, so
     the store is what the service would have built; they count as sent and acknowledged.
+    On PostgreSQL the tables are then analysed, as autovacuum would do after a bulk load.
     Returns the number of judgements written.
     """
     from sqlalchemy import insert
@@ -303,6 +303,10 @@ def preload(database_url: str, workload: Workload, judgements: int) -> int:
             if changes:
                 store.add_sums(db, PROJECT, changes)
             db.commit()
+        if engine.dialect.name == "postgresql":
+            # What autovacuum would do shortly after a bulk load: planner statistics.
+            with engine.connect() as conn:
+                conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("ANALYZE")
     finally:
         engine.dispose()
     return written
@@ -395,10 +399,13 @@ def drive(url: str, workload: Workload, seconds: float, server_pid: int | None) 
         with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
             while time.perf_counter() < deadline:
                 t0 = time.perf_counter()
-                with contextlib.suppress(httpx.HTTPError):
+                try:
                     client.get("/health")
-                    if t0 >= start + WARMUP:
-                        probes.append(time.perf_counter() - t0)
+                    waited = time.perf_counter() - t0
+                except httpx.HTTPError:
+                    waited = float("inf")  # timed out
+                if t0 >= start + WARMUP:
+                    probes.append(waited)
                 time.sleep(0.1)
 
     with ThreadPoolExecutor(len(annotators) + 1, thread_name_prefix="annotator") as pool:
@@ -406,7 +413,7 @@ def drive(url: str, workload: Workload, seconds: float, server_pid: int | None) 
         for done in jobs:
             done.result()
     result = LoadResult(records, start + WARMUP, errors, samples)
-    result.health_ms = [p * 1000 for p in probes]
+    result.health_ms = [p * 1000 for p in probes]  # inf: timed out
     result.client_cpu = time.process_time() - cpu0
     result.server_cpu = (_cpu_seconds(server_pid) - server0) if server_pid else 0.0
     result.postgres_cpu = _postgres_cpu() - postgres0
@@ -705,15 +712,18 @@ def report(name: str, result: LoadResult) -> dict[str, float]:
         f"  {name:<20}{figures['rate']:>9.1f}{thirds[0]:>8.0f}{thirds[-1]:>8.0f}"
         f"{figures['p50']:>8.1f}{figures['p95']:>8.1f}{figures['p99']:>8.1f}{figures['max']:>8.0f}"
         f"{int(figures['errors']):>7}{result.server_cpu:>7.1f}{result.client_cpu:>7.1f}"
-        f"{result.postgres_cpu:>7.1f}{_health(result.health_ms):>19}"
+        f"{result.postgres_cpu:>7.1f}  {_health(result.health_ms)}"
     )
     return figures
 
 
 def _health(values: list[float]) -> str:
-    if not values:
-        return "-"
-    return f"{np.percentile(values, 50):.1f} / {np.percentile(values, 99):.1f}"
+    answered = [v for v in values if v != float("inf")]
+    if not answered:
+        return f"{len(values)} timed out" if values else "-"
+    text = f"{np.percentile(answered, 50):.0f} / {np.percentile(answered, 99):.0f}"
+    lost = len(values) - len(answered)
+    return f"{text} ({lost} t/o)" if lost else text
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -751,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"  {'server':<20}{'events/s':>9}{'1st 1/3':>8}{'3rd 1/3':>8}{'p50 ms':>8}{'p95 ms':>8}"
         f"{'p99 ms':>8}{'max ms':>8}{'errors':>7}{'srv s':>7}{'gen s':>7}{'pg s':>7}"
-        f"{'health p50/p99 ms':>19}"
+        f"  {'health p50/p99 ms'}"
     )
     rows: dict[str, dict[str, float]] = {}
     results: dict[str, LoadResult] = {}

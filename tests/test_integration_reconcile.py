@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -100,3 +101,49 @@ def test_pull_adds_what_webhooks_missed_and_records_deletions(
     live = svc.get(f"/projects/{project.id}/agreement").json()
     assert live["judgements"] == 2 * n_turns - gone_turns
     svc.close()
+
+
+def test_periodic_pull_runs_without_being_asked(label_studio: Settings, tmp_path) -> None:
+    """A service with service.reconcile_seconds set pulls on its own."""
+    from annotate import stack
+    from annotate.config import load_settings, with_local_secrets
+    from tests.conftest import write_config
+
+    settings = label_studio.model_copy(
+        update={
+            "label_studio": label_studio.label_studio.model_copy(
+                update={"project_title": "Missed webhooks"}
+            )
+        }
+    )
+    client = connect(settings)
+    project = ensure_project(client, settings, TAX)
+    expected = sum(len(a) for t in iter_tasks(client, project.id) for a in [t.annotations or []])
+    assert expected > 0  # the annotations the test above made, no webhook registered
+    config = write_config(
+        tmp_path,
+        label_studio={
+            "url": settings.label_studio.url,
+            "token": settings.label_studio.token,
+            "password": settings.label_studio.password,
+            "project_title": "Missed webhooks",
+        },
+        service={"reconcile_seconds": 1, "webhook_secret": "s", "api_key": "k"},
+    )
+    own = with_local_secrets(load_settings(config))
+    stack.start_service(own, config)
+    try:
+        with httpx.Client(base_url=own.service.url, headers={"X-API-Key": "k"}) as svc:
+
+            def stored() -> int:
+                answer = svc.get(f"/projects/{project.id}/annotators")
+                if answer.status_code != 200:
+                    return 0
+                return sum(a["annotations"] for a in answer.json()["data"])
+
+            deadline = time.monotonic() + 60
+            while stored() < expected and time.monotonic() < deadline:
+                time.sleep(0.5)
+            assert stored() == expected
+    finally:
+        stack.stop(own, stack.SERVICE)
