@@ -177,7 +177,7 @@ def import_(
 
 
 def _import(path: Path, dry_run: bool = False) -> Any:
-    from annotate.labelstudio import connect, ensure_local_storage, push_tasks
+    from annotate.labelstudio import connect, session_pusher
     from importers import import_sessions
 
     s = state.settings
@@ -187,9 +187,7 @@ def _import(path: Path, dry_run: bool = False) -> Any:
         client = connect(s)
         project = _project(client)
 
-        def push(session: Any, tasks: list[dict[str, Any]]) -> tuple[int, int]:
-            ensure_local_storage(client, project.id, s.media_path / session.id)
-            return push_tasks(client, project.id, tasks)
+        push = session_pusher(client, project.id, s.media_path)
 
     report = import_sessions(
         path,

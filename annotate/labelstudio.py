@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -248,3 +248,16 @@ def pull_events(
                 }
             )
         yield task.id, events
+
+
+def session_pusher(
+    client: LabelStudio, project_id: int, media_root: Path
+) -> Callable[[Any, list[dict[str, Any]]], tuple[int, int]]:
+    """The ``push(session, tasks)`` the importers call: serve the session's media folder to
+    the project, then import the tasks it lacks; returns (created, already there)."""
+
+    def push(session: Any, tasks: list[dict[str, Any]]) -> tuple[int, int]:
+        ensure_local_storage(client, project_id, media_root / session.id)
+        return push_tasks(client, project_id, tasks)
+
+    return push

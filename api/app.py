@@ -120,6 +120,12 @@ def _frame(request: Request, db: Session, project_id: int, dimension: str) -> re
         raise HTTPException(404, str(exc)) from None
 
 
+def _known(db: Session, project_id: int) -> None:
+    known = store.projects(db)
+    if project_id not in known:
+        raise HTTPException(404, f"unknown project {project_id}; the store has {known}")
+
+
 def _page(items: list[Any], skip: int, limit: int) -> dict[str, Any]:
     return {"data": items[skip : skip + limit], "count": len(items)}
 
@@ -210,10 +216,7 @@ def agreement_shifts(
 ) -> dict[str, Any]:
     """Shift events: matching F1 within ``tolerance`` seconds, from -> to and trigger
     agreement on matched events, and Krippendorff's unitizing alpha."""
-    if project_id not in store.projects(db):
-        raise HTTPException(
-            404, f"unknown project {project_id}; the store has {store.projects(db)}"
-        )
+    _known(db, project_id)
     return reports.shifts(db, project_id, tolerance)
 
 
@@ -239,10 +242,7 @@ def adjudication(
 @reads.get("/projects/{project_id}/skipped")
 def skipped_items(db: SessionDep, project_id: int) -> dict[str, Any]:
     """Result items that gave no judgement (cancelled, unknown label, ...), by reason."""
-    if project_id not in store.projects(db):
-        raise HTTPException(
-            404, f"unknown project {project_id}; the store has {store.projects(db)}"
-        )
+    _known(db, project_id)
     counts = store.skipped(db, project_id)
     return {"data": counts, "count": sum(counts.values())}
 

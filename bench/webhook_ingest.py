@@ -19,6 +19,18 @@ clips of 8 turns, all 6 dimensions of the default taxonomy, so 48 judgements per
 each task is annotated by 3 annotators (seeded values, 70% agreeing with a per-turn truth).
 The first second is warm-up and left out of the figures (its events are still verified).
 
+By default the load is a closed loop (each annotator sends its next event as soon as the
+last one is answered): events/s is then the server's capacity and the latency is latency at
+saturation. ``--rate R`` makes it an open loop: the annotators together send R events/s on
+a fixed schedule, latency counts from the scheduled send time (so falling behind is
+charged, no coordinated omission), and events not sent by the end are reported. The target
+below is an open-loop statement; ``--rate 500`` checks it directly.
+
+``--preload N`` first fills the store with about N judgements (new annotations of the same
+annotators, decoded with the real codec, bulk-inserted with their incremental sums, not
+through the service; PostgreSQL is then analysed as autovacuum would), to measure ingest
+into a project that is already large. They count as sent in the verification.
+
 Reported: events/s sustained (200 answers after warm-up / time), the rate in the first and
 last third of the run (the store grows during the run), p50/p95/p99/max latency (send to
 answer, ms), errors, and CPU seconds of the service process, of the load generator (this
@@ -45,7 +57,9 @@ Usage::
     .venv/bin/python bench/webhook_ingest.py                 # SQLite, 20 annotators, 30 s
     .venv/bin/python bench/webhook_ingest.py --db postgres   # PostgreSQL
     .venv/bin/python bench/webhook_ingest.py --quick         # 5 s
-    .venv/bin/python bench/webhook_ingest.py --profile --quick
+    .venv/bin/python bench/webhook_ingest.py --rate 500      # open loop at the target rate
+    .venv/bin/python bench/webhook_ingest.py --preload 1000000 --no-peer
+    .venv/bin/python bench/webhook_ingest.py --profile --quick --no-peer
 """
 
 from __future__ import annotations
@@ -327,6 +341,7 @@ class LoadResult:
     server_cpu: float = 0.0
     postgres_cpu: float = 0.0
     health_ms: list[float] = field(default_factory=list)
+    scheduled: int = 0  # open loop: events scheduled before the deadline
 
     def window(self) -> list[Record]:
         return [r for r in self.records if r.start >= self.warm_end]
@@ -351,11 +366,21 @@ class LoadResult:
         return np.asarray([(r.end - r.start) * 1000 for r in self.window() if r.status == 200])
 
 
-def drive(url: str, workload: Workload, seconds: float, server_pid: int | None) -> LoadResult:
+def drive(
+    url: str,
+    workload: Workload,
+    seconds: float,
+    server_pid: int | None,
+    rate: float | None = None,
+) -> LoadResult:
     """Run the annotators against ``url`` for ``seconds``; record every request.
 
     One thread per annotator, each with its own ``httpx.Client`` (one keep-alive
-    connection) and one request in flight at a time.
+    connection) and one request in flight at a time. Without ``rate`` (closed loop) each
+    annotator sends its next event as soon as the previous one is answered, so the figures
+    are the server's capacity and the latency under saturation. With ``rate`` (open loop)
+    the annotators together send ``rate`` events/s on a fixed schedule and latency counts
+    from the scheduled time, so a server that falls behind is charged for the wait.
     """
     annotators = workload.team
     headers = {SECRET_HEADER: SECRET, "content-type": "application/json"}
@@ -369,12 +394,22 @@ def drive(url: str, workload: Workload, seconds: float, server_pid: int | None) 
     postgres0 = _postgres_cpu()
     start = time.perf_counter()
     deadline = start + seconds
+    interval = len(annotators) / rate if rate else 0.0
 
     def run(annotator: Annotator) -> None:
+        scheduled = start + interval * annotator.index / len(annotators)
         with httpx.Client(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT) as client:
-            while time.perf_counter() < deadline and next(tickets) < MAX_EVENTS:
+            while next(tickets) < MAX_EVENTS:
+                if interval:
+                    scheduled += interval
+                    if scheduled >= deadline:
+                        break
+                if time.perf_counter() >= deadline:
+                    break  # open loop: what was scheduled but not sent is counted as unsent
                 annotation_id, item, body = annotator.next_event()
-                t0 = time.perf_counter()
+                if interval:
+                    time.sleep(max(0.0, scheduled - time.perf_counter()))
+                t0 = scheduled if interval else time.perf_counter()
                 status: int | str
                 detail = ""
                 try:
@@ -413,11 +448,25 @@ def drive(url: str, workload: Workload, seconds: float, server_pid: int | None) 
         for done in jobs:
             done.result()
     result = LoadResult(records, start + WARMUP, errors, samples)
+    if rate:
+        result.scheduled = sum(
+            _slots(start, deadline, interval, a.index, len(annotators)) for a in annotators
+        )
     result.health_ms = [p * 1000 for p in probes]  # inf: timed out
     result.client_cpu = time.process_time() - cpu0
     result.server_cpu = (_cpu_seconds(server_pid) - server0) if server_pid else 0.0
     result.postgres_cpu = _postgres_cpu() - postgres0
     return result
+
+
+def _slots(start: float, deadline: float, interval: float, index: int, n: int) -> int:
+    """How many events annotator ``index`` of ``n`` is scheduled to send (as in ``drive``)."""
+    scheduled, slots = start + interval * index / n, 0
+    while True:
+        scheduled += interval
+        if scheduled >= deadline:
+            return slots
+        slots += 1
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -733,6 +782,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--annotators", type=int, default=20, help="concurrent annotators")
     parser.add_argument("--seconds", type=float, default=None, help="duration (default 30)")
     parser.add_argument("--quick", action="store_true", help="5 s runs")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=None,
+        help="open loop: send this many events/s in all (default: closed loop, as fast as "
+        "the server answers)",
+    )
     parser.add_argument("--no-peer", action="store_true", help="skip the bare peer run")
     parser.add_argument("--profile", action="store_true", help="profile the store path too")
     parser.add_argument(
@@ -743,11 +799,15 @@ def main(argv: list[str] | None = None) -> int:
         help="fill the store with this many judgements first (bulk, not through the service)",
     )
     args = parser.parse_args(argv)
+    # A SIGTERM (e.g. from timeout) unwinds like Ctrl-C: servers stop, the database is dropped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if not 1 <= args.annotators <= 200:
         parser.error("--annotators must be between 1 and 200")
     seconds = args.seconds or (5.0 if args.quick else 30.0)
     if not 2.0 <= seconds <= 300.0:
         parser.error("--seconds must be between 2 and 300")
+    if args.rate is not None and not 1.0 <= args.rate <= 5000.0:
+        parser.error("--rate must be between 1 and 5000 events/s")
     if not 0 <= args.preload <= 2_000_000:
         parser.error("--preload must be between 0 and 2,000,000 judgements")
 
@@ -758,6 +818,10 @@ def main(argv: list[str] | None = None) -> int:
         f", events of {TURNS} turns x {len(TAX.dimensions)} dimensions, "
         f"{UPDATE_SHARE:.0%} updates"
     )
+    if args.rate:
+        print(f"  open loop: {args.rate:g} events/s scheduled; latency from the scheduled time")
+    else:
+        print("  closed loop: each annotator sends its next event when the last is answered")
     header = (
         f"  {'server':<20}{'events/s':>9}{'1st 1/3':>8}{'3rd 1/3':>8}{'p50 ms':>8}{'p95 ms':>8}"
         f"{'p99 ms':>8}{'max ms':>8}{'errors':>7}{'srv s':>7}{'gen s':>7}{'pg s':>7}"
@@ -768,7 +832,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_peer:
         with bare_service() as (url, pid):
             results["bare FastAPI (peer)"] = drive(
-                url, Workload(TAX, args.annotators), seconds, pid
+                url, Workload(TAX, args.annotators), seconds, pid, args.rate
             )
     ok = True
     with tempfile.TemporaryDirectory(prefix="improv-bench-") as tmp, _database(args.db) as db_url:
@@ -781,7 +845,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  preloaded {written:,} judgements in {time.perf_counter() - start:.0f} s")
 
         with real_service(Path(tmp), db_url, fill) as (settings, pid):
-            results[f"service ({args.db})"] = drive(settings.service.url, workload, seconds, pid)
+            results[f"service ({args.db})"] = drive(
+                settings.service.url, workload, seconds, pid, args.rate
+            )
             print("\nresults: events/s after warm-up, and in the first and last third of that;")
             print("latency send -> answer; CPU seconds of the server (srv), the load generator")
             print("(gen) and all postgres processes (pg) during the run; latency of GET /health")
@@ -790,6 +856,13 @@ def main(argv: list[str] | None = None) -> int:
             for name, result in results.items():
                 rows[name] = report(name, result)
             for name, result in results.items():
+                if result.scheduled:
+                    unsent = result.scheduled - len(result.records)
+                    behind = f"; {unsent:,} not sent by the end (it fell behind)" if unsent else ""
+                    print(
+                        f"  {name}: {len(result.records):,} of {result.scheduled:,} scheduled "
+                        f"events sent{behind}"
+                    )
                 for sample in result.error_samples:
                     print(f"  {name} error: {sample}")
             ok = verify(settings, workload)
@@ -803,12 +876,17 @@ def main(argv: list[str] | None = None) -> int:
         print("\nratio to the peer (bare FastAPI webhook, same load, same run)")
         print(f"  throughput: service / peer = {service['rate'] / peer['rate']:.2f}")
         print(f"  p99 latency: service / peer = {service['p99'] / peer['p99']:.1f}x")
-    met = service["rate"] >= 500 and service["p99"] < 50 and service["errors"] == 0
-    print("\ntarget: >= 500 events/s sustained, p99 < 50 ms")
-    print(
-        f"  {service['rate']:.0f} events/s, p99 {service['p99']:.1f} ms, "
-        f"{int(service['errors'])} errors -> {'met' if met else 'MISSED'}"
-    )
+    print("\ntarget: >= 500 events/s sustained, p99 < 50 ms (the peer shows what this machine")
+    print("and load generator allow)")
+    for name, figures in rows.items():
+        result = results[name]
+        unsent = result.scheduled - len(result.records) if result.scheduled else 0
+        met = figures["rate"] >= 500 and figures["p99"] < 50 and figures["errors"] == 0
+        met = met and unsent <= 0.01 * max(result.scheduled, 1)
+        print(
+            f"  {name:<20} {figures['rate']:6.0f} events/s, p99 {figures['p99']:8.1f} ms, "
+            f"{int(figures['errors'])} errors -> {'met' if met else 'MISSED'}"
+        )
     print(f"  load average {_load()} at end")
     return 0 if ok else 1
 

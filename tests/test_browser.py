@@ -35,11 +35,10 @@ from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from annotate.config import Settings
 from annotate.labelstudio import (
     connect,
-    ensure_local_storage,
     ensure_project,
     ensure_webhook,
     iter_tasks,
-    push_tasks,
+    session_pusher,
 )
 from importers import import_sessions
 from schemas.codec import decode_annotation
@@ -97,9 +96,7 @@ def project(label_studio: Settings, service: Settings) -> Project:
     proj = ensure_project(client, settings, TAX)
     ensure_webhook(client, proj.id, settings.webhook_url, settings.service.webhook_secret or "")
 
-    def push(session: Any, tasks: list[dict[str, Any]]) -> tuple[int, int]:
-        ensure_local_storage(client, proj.id, settings.media_path / session.id)
-        return push_tasks(client, proj.id, tasks)
+    push = session_pusher(client, proj.id, settings.media_path)
 
     report = import_sessions(
         EXAMPLE,

@@ -24,11 +24,10 @@ from annotate.config import Settings
 from annotate.labelstudio import (
     connect,
     ensure_account,
-    ensure_local_storage,
     ensure_project,
     ensure_webhook,
     iter_tasks,
-    push_tasks,
+    session_pusher,
 )
 from annotate.simulate import simulate_values
 from importers import import_sessions, load_session
@@ -41,11 +40,7 @@ TAX = load_taxonomy()
 
 
 def _push(client: LabelStudio, project_id: int, settings: Settings):
-    def push(session: Any, tasks: list[dict[str, Any]]) -> tuple[int, int]:
-        ensure_local_storage(client, project_id, settings.media_path / session.id)
-        return push_tasks(client, project_id, tasks)
-
-    return push
+    return session_pusher(client, project_id, settings.media_path)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import httpx
 import numpy as np
@@ -14,10 +13,9 @@ from annotate.config import Settings
 from annotate.labelstudio import (
     connect,
     ensure_account,
-    ensure_local_storage,
     ensure_project,
     iter_tasks,
-    push_tasks,
+    session_pusher,
 )
 from annotate.simulate import simulate_values
 from importers import import_sessions, load_session
@@ -43,9 +41,7 @@ def test_pull_adds_what_webhooks_missed_and_records_deletions(
     client = connect(settings)
     project = ensure_project(client, settings, TAX)
 
-    def push(session: Any, tasks: list[dict[str, Any]]) -> tuple[int, int]:
-        ensure_local_storage(client, project.id, settings.media_path / session.id)
-        return push_tasks(client, project.id, tasks)
+    push = session_pusher(client, project.id, settings.media_path)
 
     import_sessions(
         EXAMPLE,

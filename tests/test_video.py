@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -13,10 +12,9 @@ import pytest
 from annotate.config import Settings
 from annotate.labelstudio import (
     connect,
-    ensure_local_storage,
     ensure_project,
     iter_tasks,
-    push_tasks,
+    session_pusher,
 )
 from importers import import_sessions, prepare_session
 from importers.clips import VIDEO_FPS, audio_window, make_clips
@@ -141,9 +139,7 @@ def test_video_project_on_the_real_server(label_studio: Settings, tmp_path: Path
     project = ensure_project(client, settings, TAX, video=True)
     assert "<TimelineLabels" in client.projects.get(id=project.id).label_config
 
-    def push(session: Any, tasks: list[dict[str, Any]]) -> tuple[int, int]:
-        ensure_local_storage(client, project.id, settings.media_path / session.id)
-        return push_tasks(client, project.id, tasks)
+    push = session_pusher(client, project.id, settings.media_path)
 
     report = import_sessions(
         _video_session(tmp_path),
