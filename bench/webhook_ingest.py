@@ -33,8 +33,10 @@ into a project that is already large. They count as sent in the verification.
 
 Reported: events/s sustained (200 answers after warm-up / time), the rate in the first and
 last third of the run (the store grows during the run), p50/p95/p99/max latency (send to
-answer, ms), errors, and CPU seconds of the service process, of the load generator (this
-process) and of all PostgreSQL processes on the machine.
+answer, ms), errors, CPU seconds of the service process, of the load generator (this
+process) and of all PostgreSQL processes on the machine, and the latency of ``GET /health``
+probed every 100 ms during the run (how long other requests wait behind the webhooks).
+A SIGTERM ends the load early; verification and clean-up still run.
 
 Afterwards it verifies that no event was lost: per dimension the service's ``judgements``
 (``GET /projects/1/agreement``) equals 8 x the annotations sent, ``GET /projects/1/judgements``
@@ -121,6 +123,7 @@ WARMUP = 1.0  # seconds left out of the figures
 REQUEST_TIMEOUT = 30.0
 MAX_EVENTS = 200_000  # hard cap on events per run, whatever the duration
 BASE_TIME = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+STOP = threading.Event()  # set by SIGTERM: the load ends early, cleanup still runs
 TAX = load_taxonomy()
 
 
@@ -344,23 +347,26 @@ class LoadResult:
     scheduled: int = 0  # open loop: events scheduled before the deadline
 
     def window(self) -> list[Record]:
+        """Requests sent (or, open loop, scheduled) after warm-up: the latency sample."""
         return [r for r in self.records if r.start >= self.warm_end]
 
+    def _answered(self) -> list[float]:
+        """When each 200 answer after warm-up arrived."""
+        return [r.end for r in self.records if r.status == 200 and r.end >= self.warm_end]
+
     def rate(self) -> float:
-        window = self.window()
-        ok = [r for r in window if r.status == 200]
-        if not ok:
-            return 0.0
-        return len(ok) / (max(r.end for r in window) - self.warm_end)
+        """200 answers per second from the end of warm-up to the last answer."""
+        ends = self._answered()
+        return len(ends) / (max(ends) - self.warm_end) if ends else 0.0
 
     def thirds(self) -> list[float]:
-        """events/s (200 answers) in each third of the time after warm-up."""
-        ok = [r.end for r in self.window() if r.status == 200]
-        if not ok:
+        """The same rate in each third of that time."""
+        ends = self._answered()
+        if not ends:
             return [0.0, 0.0, 0.0]
-        third = (max(ok) - self.warm_end) / 3
+        third = (max(ends) - self.warm_end) / 3
         edges = [self.warm_end + i * third for i in range(4)]
-        return [float(c) / third for c in np.histogram(ok, bins=edges)[0]]
+        return [float(c) / third for c in np.histogram(ends, bins=edges)[0]]
 
     def latencies_ms(self) -> np.ndarray:
         return np.asarray([(r.end - r.start) * 1000 for r in self.window() if r.status == 200])
@@ -399,7 +405,7 @@ def drive(
     def run(annotator: Annotator) -> None:
         scheduled = start + interval * annotator.index / len(annotators)
         with httpx.Client(base_url=url, headers=headers, timeout=REQUEST_TIMEOUT) as client:
-            while next(tickets) < MAX_EVENTS:
+            while next(tickets) < MAX_EVENTS and not STOP.is_set():
                 if interval:
                     scheduled += interval
                     if scheduled >= deadline:
@@ -432,15 +438,14 @@ def drive(
     def probe() -> None:
         """GET /health every 100 ms: how long a read waits behind the webhooks."""
         with httpx.Client(base_url=url, timeout=REQUEST_TIMEOUT) as client:
-            while time.perf_counter() < deadline:
+            while time.perf_counter() < deadline and not STOP.is_set():
                 t0 = time.perf_counter()
                 try:
                     client.get("/health")
                     waited = time.perf_counter() - t0
                 except httpx.HTTPError:
                     waited = float("inf")  # timed out
-                if t0 >= start + WARMUP:
-                    probes.append(waited)
+                probes.append(waited)
                 time.sleep(0.1)
 
     with ThreadPoolExecutor(len(annotators) + 1, thread_name_prefix="annotator") as pool:
@@ -532,9 +537,9 @@ def real_service(
     settings = with_local_secrets(load_settings(config))
     if before_start is not None:
         before_start(settings.database_url)
-    stack.start_service(settings, config)
     pid_file = settings.data_path / "run" / f"{stack.SERVICE}.pid"
     try:
+        stack.start_service(settings, config)
         yield settings, int(pid_file.read_text())
     finally:
         stack.stop(settings, stack.SERVICE)
@@ -799,8 +804,7 @@ def main(argv: list[str] | None = None) -> int:
         help="fill the store with this many judgements first (bulk, not through the service)",
     )
     args = parser.parse_args(argv)
-    # A SIGTERM (e.g. from timeout) unwinds like Ctrl-C: servers stop, the database is dropped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGTERM, _on_sigterm)
     if not 1 <= args.annotators <= 200:
         parser.error("--annotators must be between 1 and 200")
     seconds = args.seconds or (5.0 if args.quick else 30.0)
@@ -848,10 +852,16 @@ def main(argv: list[str] | None = None) -> int:
             results[f"service ({args.db})"] = drive(
                 settings.service.url, workload, seconds, pid, args.rate
             )
-            print("\nresults: events/s after warm-up, and in the first and last third of that;")
-            print("latency send -> answer; CPU seconds of the server (srv), the load generator")
-            print("(gen) and all postgres processes (pg) during the run; latency of GET /health")
-            print("probed every 100 ms during the run (waits behind the webhooks)")
+            if STOP.is_set():
+                print("  SIGTERM: the load was ended early")
+            for line in (
+                "results: events/s (200 answers) after warm-up, and in the first and last",
+                "third of that; latency from send (open loop: scheduled send) to answer; CPU",
+                "seconds of the server (srv), the load generator (gen) and all postgres",
+                "processes (pg) during the run; latency of GET /health probed every 100 ms",
+                "during the whole run, warm-up included (it waits behind the webhooks)",
+            ):
+                print(("\n" if line.startswith("results") else "") + line)
             print(header)
             for name, result in results.items():
                 rows[name] = report(name, result)
@@ -889,6 +899,13 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"  load average {_load()} at end")
     return 0 if ok else 1
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    """First SIGTERM: end the load now (then verify and clean up); second: exit."""
+    if STOP.is_set():
+        raise SystemExit(128 + signum)
+    STOP.set()
 
 
 @contextmanager

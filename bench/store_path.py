@@ -1,0 +1,212 @@
+"""The store path in-process (no HTTP): cost per event vs project size, and concurrent writers.
+
+What it measures
+----------------
+``api.store.apply_event`` (what the webhook route runs for each Label Studio event), called
+directly on a throwaway store, SQLite file (default) or PostgreSQL (``--db postgres``,
+a database created on 127.0.0.1:5432 and dropped afterwards). Events are those of
+``bench/webhook_ingest.py``: clips of 8 turns, 6 dimensions, 48 judgements per event.
+
+1. **size**: milliseconds per event (100 events, one session, sequential) on a store that
+   already holds 0, 200,000 and 1,000,000 judgements (bulk-loaded as in
+   ``webhook_ingest.py --preload``; ``--quick``: 0 and 100,000). Then, on the same store,
+   the same after adding an index on ``judgement (project_id, turn_id)``, and after
+   ``ANALYZE`` as well: what-if columns that show whether the query plan is what grows
+   (they change only this throwaway database). The peer is the empty store.
+2. **writers**: events/s and errors when 8 threads (``--threads``) apply events at once,
+   each with its own session, as happens when the periodic reconcile thread or
+   ``POST /projects/{id}/reconcile`` runs next to webhooks, or with more than one worker.
+   On PostgreSQL the wait events of the store's connections are sampled from
+   ``pg_stat_activity`` every 50 ms. The peer is 1 thread. Bounded by ``--seconds``.
+
+Usage::
+
+    .venv/bin/python bench/store_path.py                  # SQLite
+    .venv/bin/python bench/store_path.py --db postgres
+    .venv/bin/python bench/store_path.py --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import webhook_ingest as wi
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from api import store
+from api.db import init_db, make_engine
+
+EVENTS = 100  # per size measurement
+
+
+@contextmanager
+def fresh_store(kind: str, folder: Path, name: str) -> Iterator[str]:
+    """The URL of a new, empty store of ``kind``."""
+    if kind == "postgres":
+        with wi.postgres_database() as url:
+            yield url
+    else:
+        yield f"sqlite:///{folder / name}.db"
+
+
+def _engine(url: str) -> Engine:
+    engine = make_engine(url, immediate=url.startswith("sqlite"))
+    init_db(engine)
+    return engine
+
+
+def per_event_ms(engine: Engine, workload: wi.Workload, events: int = EVENTS) -> float:
+    """Milliseconds per ``apply_event`` over ``events`` new events, one session."""
+    payloads = [workload.team[i % workload.annotators].next_payload()[2] for i in range(events)]
+    with Session(engine) as db:
+        start = time.perf_counter()
+        for payload in payloads:
+            store.apply_event(db, payload, wi.TAX)
+        return (time.perf_counter() - start) / events * 1000
+
+
+def sizes(kind: str, folder: Path, judgements: list[int]) -> None:
+    """Table 1: ms per event vs the number of judgements already stored."""
+    print(f"\n1. ms per event vs project size ({kind}, {EVENTS} events, sequential)")
+    print(f"  {'judgements stored':>18}{'as is':>10}{'+ index':>10}{'+ ANALYZE':>12}")
+    base = None
+    for size in judgements:
+        with fresh_store(kind, folder, f"size{size}") as url:
+            workload = wi.Workload(wi.TAX, 20)
+            if size:
+                wi.preload(url, workload, size)
+            engine = _engine(url)
+            try:
+                as_is = per_event_ms(engine, workload)
+                base = base or as_is
+                cells = [f"{as_is:>10.1f}"]
+                if size:
+                    with engine.begin() as conn:
+                        conn.execute(
+                            text(
+                                "CREATE INDEX ix_bench_project_turn "
+                                "ON judgement (project_id, turn_id)"
+                            )
+                        )
+                    cells.append(f"{per_event_ms(engine, workload):>10.1f}")
+                    with engine.begin() as conn:
+                        conn.execute(text("ANALYZE"))
+                    cells.append(f"{per_event_ms(engine, workload):>12.1f}")
+                print(f"  {size:>18,}{''.join(cells)}   ({as_is / base:.1f}x the empty store)")
+            finally:
+                engine.dispose()
+    if kind == "postgres":
+        print("  (the preload has analysed the tables already, as autovacuum would)")
+
+
+def writers(kind: str, folder: Path, threads: int, seconds: float) -> dict[str, Any]:
+    """Table 2: events/s and errors with ``threads`` concurrent writers."""
+    with fresh_store(kind, folder, f"writers{threads}") as url:
+        engine = _engine(url)
+        workload = wi.Workload(wi.TAX, 20)
+        streams = [[workload.team[a].next_payload()[2] for _ in range(200)] for a in range(20)]
+        done: Counter[str] = Counter()
+        lock = threading.Lock()
+        waits: Counter[str] = Counter()
+        deadline = time.perf_counter() + seconds
+
+        def run(k: int) -> None:
+            with Session(engine) as db:
+                for a in range(k, 20, threads):
+                    for payload in streams[a]:
+                        if time.perf_counter() > deadline:
+                            return
+                        try:
+                            store.apply_event(db, payload, wi.TAX)
+                            outcome = "ok"
+                        except Exception as exc:  # counted and reported, the run goes on
+                            outcome = type(getattr(exc, "orig", None) or exc).__name__
+                        with lock:
+                            done[outcome] += 1
+
+        pool = [threading.Thread(target=run, args=(k,)) for k in range(threads)]
+        start = time.perf_counter()
+        for t in pool:
+            t.start()
+        if kind == "postgres":
+            _sample_waits(url, pool, waits)
+        for t in pool:
+            t.join()
+        elapsed = time.perf_counter() - start
+        engine.dispose()
+    return {"threads": threads, "done": done, "elapsed": elapsed, "waits": waits}
+
+
+def _sample_waits(url: str, pool: list[threading.Thread], waits: Counter[str]) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    query = (
+        "SELECT coalesce(wait_event_type, 'CPU') || ':' || coalesce(wait_event, '-') || '  '"
+        " || left(regexp_replace(query, '\\s+', ' ', 'g'), 40) FROM pg_stat_activity"
+        " WHERE datname = %s AND state = 'active'"
+    )
+    with psycopg.connect(wi.PG_ADMIN_URL, autocommit=True, connect_timeout=5) as conn:
+        while any(t.is_alive() for t in pool):
+            for (row,) in conn.execute(query, (name,)):
+                waits[row] += 1
+            time.sleep(0.05)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run both parts and print their tables."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--quick", action="store_true", help="smaller stores, 10 s writers")
+    parser.add_argument("--threads", type=int, default=8, help="concurrent writers (part 2)")
+    parser.add_argument("--seconds", type=float, default=None, help="writers run time")
+    args = parser.parse_args(argv)
+    if not 2 <= args.threads <= 32:
+        parser.error("--threads must be between 2 and 32")
+    seconds = args.seconds or (10.0 if args.quick else 30.0)
+    if not 2.0 <= seconds <= 120.0:
+        parser.error("--seconds must be between 2 and 120")
+    judgements = [0, 100_000] if args.quick else [0, 200_000, 1_000_000]
+    print(f"store_path: api.store.apply_event in-process on {args.db}")
+    print(f"  cores {os.cpu_count()}, load average {_load()} at start")
+    with tempfile.TemporaryDirectory(prefix="improv-bench-") as tmp:
+        sizes(args.db, Path(tmp), judgements)
+        print(f"\n2. concurrent writers ({args.db}, {seconds:g} s each, one session per thread)")
+        print(f"  {'threads':>8}{'events/s':>10}{'ok':>7}  errors")
+        results = [writers(args.db, Path(tmp), n, seconds) for n in (1, args.threads)]
+    for r in results:
+        done: Counter[str] = r["done"]
+        errors = {k: v for k, v in done.items() if k != "ok"}
+        rate = done["ok"] / r["elapsed"]
+        print(f"  {r['threads']:>8}{rate:>10.1f}{done['ok']:>7}  {errors or 'none'}")
+    single, many = results
+    ratio = (many["done"]["ok"] / many["elapsed"]) / max(
+        single["done"]["ok"] / single["elapsed"], 1e-9
+    )
+    print(f"  {args.threads} threads / 1 thread (peer): {ratio:.2f}x the events/s")
+    if many["waits"]:
+        total = sum(many["waits"].values())
+        print(f"  what the {args.threads} writers' connections were doing (share of samples):")
+        for what, n in many["waits"].most_common(6):
+            print(f"    {n / total:6.1%}  {what}")
+    print(f"  load average {_load()} at end")
+    return 0
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
