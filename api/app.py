@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import hmac
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, func, select
 
 from annotate.config import Settings, load_settings, with_local_secrets
@@ -71,6 +74,26 @@ def _dead_letter(engine: Engine, reason: str, body: bytes) -> None:
         db.commit()
 
 
+def _apply(state: Any, payload: Any) -> store.Applied:
+    """Apply one event, retrying when the database reports a deadlock or a conflict with a
+    concurrent writer (the whole transaction is rolled back, so a retry is clean)."""
+    for attempt in range(4):
+        with Session(state.writer) as db:
+            try:
+                return store.apply_event(db, payload, state.taxonomy)
+            except (OperationalError, IntegrityError) as exc:
+                if attempt == 3 or not _retryable(exc):
+                    raise
+        time.sleep(0.01 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def _retryable(exc: Exception) -> bool:
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    text = str(exc).lower()
+    return code in {"40P01", "40001", "23505"} or "database is locked" in text
+
+
 @router.post("/webhooks/label-studio")
 async def webhook(request: Request) -> dict[str, Any]:
     """Apply one Label Studio event (authenticated by the shared-secret header)."""
@@ -88,12 +111,15 @@ async def webhook(request: Request) -> dict[str, Any]:
     except ValueError:
         _dead_letter(state.engine, "body: not JSON", body)
         raise HTTPException(422, "body: expected a JSON object") from None
-    with Session(state.writer) as db:
-        try:
-            applied = store.apply_event(db, payload, state.taxonomy)
-        except store.PayloadError as exc:
-            _dead_letter(state.engine, str(exc), body)
-            raise HTTPException(422, str(exc)) from None
+    try:
+        # the store is synchronous: run it in the thread pool, never on the event loop
+        applied = await run_in_threadpool(_apply, state, payload)
+    except store.PayloadError as exc:
+        _dead_letter(state.engine, str(exc), body)
+        raise HTTPException(422, str(exc)) from None
+    except Exception as exc:  # kept for inspection and a later pull, then a 500
+        _dead_letter(state.engine, f"not applied: {type(exc).__name__}: {exc}"[:2000], body)
+        raise
     return {
         "action": applied.action,
         "stored": applied.stored,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, UniqueConstraint
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -57,7 +57,11 @@ class JudgementBase(SQLModel):
 class Judgement(JudgementBase, table=True):
     """Stored judgement; one per annotation, turn and dimension."""
 
-    __table_args__ = (UniqueConstraint("annotation_id", "turn_id", "dimension"),)
+    __table_args__ = (
+        UniqueConstraint("annotation_id", "turn_id", "dimension"),
+        # the units an event touches are read by (project, turn) on every event
+        Index("ix_judgement_project_turn", "project_id", "turn_id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
 

@@ -10,6 +10,7 @@ delete changes nothing.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -86,20 +87,28 @@ def _project_id(payload: Mapping[str, Any]) -> int:
     raise PayloadError("project: expected an object with an id")
 
 
-def upsert_task(db: Session, project_id: int, task: Mapping[str, Any]) -> Task:
-    """Store (or refresh) a task's data."""
+def _insert(db: Session) -> Any:
+    return pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def upsert_task(db: Session, project_id: int, task: Mapping[str, Any]) -> tuple[int, dict]:
+    """Store (or refresh) a task's data in one statement; (task id, data)."""
     task_id = _need(task, "id", int, "task.")
     data = task.get("data") or {}
     if not isinstance(data, Mapping):
         raise PayloadError("task.data: expected an object")
-    row = db.get(Task, task_id)
-    if row is None:
-        row = Task(id=task_id, project_id=project_id)
-    row.data = dict(data)
-    row.clip_id = data.get("clip_id")
-    row.session_id = data.get("session_id")
-    db.add(row)
-    return row
+    data = dict(data)
+    values = {
+        "project_id": project_id,
+        "data": data,
+        "clip_id": data.get("clip_id"),
+        "session_id": data.get("session_id"),
+    }
+    table = Task.__table__  # type: ignore[attr-defined]
+    statement = _insert(db)(table).values(id=task_id, deleted=False, **values)
+    statement = statement.on_conflict_do_update(index_elements=["id"], set_=values)
+    db.exec(statement)  # type: ignore[call-overload]
+    return task_id, data
 
 
 def lock(db: Session, keys: Iterable[str]) -> None:
@@ -110,9 +119,14 @@ def lock(db: Session, keys: Iterable[str]) -> None:
     """
     if db.get_bind().dialect.name != "postgresql":
         return
-    for key in sorted(set(keys)):
+    ordered = sorted(set(keys))
+    if ordered:
         db.exec(  # type: ignore[call-overload]
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), params={"k": key}
+            text(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+                "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"
+            ),
+            params={"keys": ordered},
         )
 
 
@@ -154,22 +168,27 @@ class _Units:
 
 def add_sums(db: Session, project_id: int, changes: Mapping[tuple[str, str], float]) -> None:
     """Add ``{(dimension, key): amount}`` to the stored agreement sums (upsert)."""
+    # sorted, so that concurrent writers take the rows' locks in one order (no deadlocks);
+    # one fixed statement executed for many rows, so it is compiled once
     rows = [
         {"project_id": project_id, "dimension": dim, "key": key, "value": amount}
-        for (dim, key), amount in changes.items()
+        for (dim, key), amount in sorted(changes.items())
         if amount
     ]
     if not rows:
         return
+    db.connection().execute(_sums_statement(db.get_bind().dialect.name), rows)
+
+
+@functools.cache
+def _sums_statement(dialect: str) -> Any:
     table = AgreementSum.__table__  # type: ignore[attr-defined]
-    dialect = db.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    statement = insert(table).values(rows)
-    statement = statement.on_conflict_do_update(
+    statement = insert(table)
+    return statement.on_conflict_do_update(
         index_elements=["project_id", "dimension", "key"],
         set_={"value": table.c.value + statement.excluded.value},
     )
-    db.exec(statement)  # type: ignore[call-overload]
 
 
 def apply_annotation(
@@ -184,7 +203,7 @@ def apply_annotation(
     annotation_id = _need(annotation, "id", int, "annotation.")
     updated = parse_time(annotation.get("updated_at"), "annotation.updated_at")
     lock(db, [f"a{annotation_id}"])
-    task_row = upsert_task(db, project_id, task)
+    task_id, task_data = upsert_task(db, project_id, task)
     row = db.get(Annotation, annotation_id)
     if row is not None and row.deleted:
         applied.ignored = "deleted"
@@ -193,12 +212,12 @@ def apply_annotation(
         applied.ignored = "not newer"
         return applied
     try:
-        decoded = decode_annotation({**annotation, "task": task_row.id}, task_row.data, taxonomy)
+        decoded = decode_annotation({**annotation, "task": task_id}, task_data, taxonomy)
     except (KeyError, TypeError, ValueError) as exc:
         raise PayloadError(f"annotation.result: cannot be decoded ({exc})") from None
     if row is None:
         row = Annotation(id=annotation_id, project_id=project_id, received_at=_now())
-    row.task_id = task_row.id
+    row.task_id = task_id
     row.annotator = annotator_of(annotation)
     row.was_cancelled = bool(annotation.get("was_cancelled"))
     row.ground_truth = bool(annotation.get("ground_truth"))
@@ -208,16 +227,23 @@ def apply_annotation(
     row.lead_time = float(lead_time) if isinstance(lead_time, int | float) else None
     row.received_at = _now()
     db.add(row)
-    dialogue_turns = [str(line.get("turn_id")) for line in task_row.data.get("dialogue") or []]
+    dialogue_turns = [str(line.get("turn_id")) for line in task_data.get("dialogue") or []]
     units = _Units(db, project_id, [*dialogue_turns, *_turns_of(db, [annotation_id])])
     applied.removed = _remove_judgements(db, [annotation_id])
     if row.was_cancelled:
         applied.skipped = {"cancelled": len(decoded.judgements)}
     else:
-        for j in decoded.judgements:
-            db.add(Judgement(project_id=project_id, **j.to_dict()))
-        for s in decoded.shifts:
-            db.add(ShiftEventRow(project_id=project_id, **s.to_dict()))
+        connection = db.connection()
+        if decoded.judgements:
+            connection.execute(
+                Judgement.__table__.insert(),  # type: ignore[attr-defined]
+                [{"project_id": project_id, **j.to_dict()} for j in decoded.judgements],
+            )
+        if decoded.shifts:
+            connection.execute(
+                ShiftEventRow.__table__.insert(),  # type: ignore[attr-defined]
+                [{"project_id": project_id, **s.to_dict()} for s in decoded.shifts],
+            )
         applied.stored = len(decoded.judgements)
         applied.skipped = dict(decoded.skipped)
     row.skipped = dict(applied.skipped)

@@ -321,3 +321,47 @@ def test_items_that_give_no_judgement_are_reported(served) -> None:
     )
     hooks.post("/webhooks/label-studio", json=cancelled)
     assert reads.get("/projects/1/skipped").json()["data"]["cancelled"] == 1
+
+
+def test_concurrent_events_on_the_same_clips_lose_nothing(served) -> None:
+    """8 threads post events for the same 2 clips; every event lands, sums stay exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from api import store
+
+    hooks, reads, database_url = served
+    tasks = [task(k + 1, dialogue(6, clip=k)) for k in (0, 1)]
+    payloads = [
+        annotation_event(
+            TAX,
+            n + 1,
+            tasks[n % 2],
+            n % 8,
+            {i: {"emotion": EMOTIONS[(i + n) % 5], "intensity": 1 + n % 5} for i in range(6)},
+        )
+        for n in range(64)
+    ]
+    url = f"{_u(hooks)}/webhooks/label-studio"
+
+    def post(payload: dict) -> int:
+        return httpx.post(
+            url, json=payload, headers={SECRET_HEADER: "s3cret"}, timeout=60
+        ).status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        codes = list(pool.map(post, payloads))
+    assert codes == [200] * 64
+    live = reads.get("/projects/1/agreement").json()
+    assert live["judgements"] == 64 * 6
+    engine = make_engine(database_url)
+    with Session(engine) as db:
+        batch = store.recompute_sums(db, 1)
+        for dim in ("emotion", "intensity"):
+            stored = store.stored_sums(db, 1, dim)
+            keys = {
+                k
+                for k in stored.keys() | batch[dim].keys()
+                if abs(stored.get(k, 0)) > 1e-9 or abs(batch[dim].get(k, 0)) > 1e-9
+            }
+            assert all(abs(stored.get(k, 0) - batch[dim].get(k, 0)) < 1e-6 for k in keys), dim
+    engine.dispose()
