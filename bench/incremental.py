@@ -49,22 +49,12 @@ if str(ROOT) not in sys.path:
 
 from annotate import incremental  # noqa: E402
 from annotate.agreement import krippendorff_alpha  # noqa: E402
+from bench.alpha_batch import nominal_data  # noqa: E402
 
 SEED = 20261126
 CATEGORIES = 10
 RATERS = 5
 FloatArray = npt.NDArray[np.float64]
-
-
-def nominal_data(units: int, raters: int = RATERS, categories: int = CATEGORIES) -> FloatArray:
-    """Seeded (raters, units) nominal codes, 10% NaN (as in ``bench/alpha_batch.py``)."""
-    rng = np.random.default_rng(SEED)
-    truth = rng.integers(0, categories, size=units)
-    noise = rng.integers(0, categories, size=(raters, units))
-    agree = rng.random((raters, units)) < 0.6
-    data = np.where(agree, truth[None, :], noise).astype(np.float64)
-    data[rng.random((raters, units)) < 0.1] = np.nan
-    return data
 
 
 def unit_lists(data: FloatArray) -> list[list[str]]:
