@@ -168,17 +168,38 @@ def status() -> None:
 @_friendly
 def import_(
     path: Annotated[Path, typer.Argument(help="a session folder, or a folder of them")],
-    dry_run: Annotated[bool, typer.Option(help="check and report, push nothing")] = False,
+    dry_run: Annotated[
+        bool, typer.Option(help="read, check and report every session; push nothing")
+    ] = False,
+    transcript_format: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="read transcripts as this format (vtt, srt, rttm, whisperx, eaf, textgrid, "
+            "csv) instead of choosing by extension",
+        ),
+    ] = None,
+    prosody: Annotated[
+        bool | None,
+        typer.Option(help="compute per-turn prosody features (default: import.prosody)"),
+    ] = None,
 ) -> None:
-    """Import session folders into the Label Studio project (idempotent)."""
-    report = _import(path, dry_run=dry_run)
+    """Import session folders into the Label Studio project (idempotent, resumable)."""
+    report = _import(path, dry_run=dry_run, transcript_format=transcript_format, prosody=prosody)
     if report.failed:
         raise typer.Exit(1)
 
 
-def _import(path: Path, dry_run: bool = False) -> Any:
+def _import(
+    path: Path,
+    dry_run: bool = False,
+    transcript_format: str | None = None,
+    prosody: bool | None = None,
+) -> Any:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from annotate.labelstudio import connect, session_pusher
-    from importers import import_sessions
+    from importers import ImportOptions, import_sessions
 
     s = state.settings
     taxonomy = _taxonomy()
@@ -186,30 +207,64 @@ def _import(path: Path, dry_run: bool = False) -> Any:
     if not dry_run:
         client = connect(s)
         project = _project(client)
-
         push = session_pusher(client, project.id, s.media_path)
-
-    report = import_sessions(
-        path,
-        media_root=s.media_path,
-        taxonomy=taxonomy,
+    options = ImportOptions(
         max_seconds=s.clips.max_seconds,
-        push=push,
-        progress=lambda msg: console.print(f"  {msg}"),
+        context_turns=s.clips.context_turns,
         video=s.label_studio.video,
+        prosody=s.importer.prosody if prosody is None else prosody,
+        transcript_format=transcript_format,
     )
+    bars: dict[str, Any] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=False,
+        disable=not console.is_terminal,
+    ) as shown:
+
+        def progress(session: str, stage: str, done: int, total: int) -> None:
+            if session not in bars:
+                bars[session] = shown.add_task(session, total=None)
+            shown.update(
+                bars[session], description=f"{session}: {stage}", completed=done, total=total
+            )
+
+        report = import_sessions(
+            path,
+            media_root=s.media_path,
+            taxonomy=taxonomy,
+            push=push,
+            options=options,
+            progress=progress,
+        )
+    _print_import(report)
+    return report
+
+
+def _print_import(report: Any) -> None:
     for session in report.sessions:
         console.print(
             f"session [bold]{session.id}[/bold]: {len(session.turns)} turns, "
             f"{session.duration:.1f} s"
         )
+    verb = "would push" if report.dry_run else "pushed"
     console.print(
-        f"tasks created {report.created}, already there {report.existing}, "
-        f"sessions {len(report.sessions)}, failed {len(report.failed)}"
+        f"sessions {len(report.sessions)} {verb}, failed {len(report.failed)}; "
+        f"turns {report.turns}, clips {report.clips}, hours {report.hours:.2f}"
     )
+    if not report.dry_run:
+        console.print(
+            f"tasks created {report.created}, already there {report.existing}, "
+            f"updated {report.updated}"
+        )
+    for folder, warnings in report.warnings.items():
+        for warning in warnings:
+            err.print(f"[yellow]warning[/yellow] {folder}: {warning}")
     for folder, problem in report.failed.items():
         err.print(f"[red]skipped session[/red] {folder}: {problem}")
-    return report
 
 
 def _project_id(project: int | None) -> int:

@@ -61,6 +61,13 @@ class ClipSettings(_Section):
     """How turns are grouped into clips (one Label Studio task each)."""
 
     max_seconds: float = Field(45.0, gt=0)
+    context_turns: int = Field(2, ge=0)
+
+
+class ImporterSettings(_Section):
+    """What the importer computes besides clips."""
+
+    prosody: bool = True
 
 
 class Settings(BaseSettings):
@@ -76,6 +83,7 @@ class Settings(BaseSettings):
     label_studio: LabelStudioSettings = LabelStudioSettings()
     service: ServiceSettings = ServiceSettings()
     clips: ClipSettings = ClipSettings()
+    importer: ImporterSettings = ImporterSettings()
     taxonomy: str | None = None
     taxonomy_extension: bool = False
     data_dir: str = "data"

@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from label_studio_sdk import LabelStudio
@@ -158,16 +158,72 @@ def iter_tasks(client: LabelStudio, project_id: int) -> Iterator[Any]:
     yield from client.tasks.list(project=project_id, fields="all", page_size=500)
 
 
+# Tasks are imported this many per request (Label Studio parses and commits each batch).
+PUSH_BATCH = 1000
+
+
+class Pushed(NamedTuple):
+    """What a push did to the project's tasks."""
+
+    created: int
+    existing: int
+    updated: int
+
+
+def iter_clip_keys(client: LabelStudio, project_id: int) -> dict[int, tuple[str, str | None]]:
+    """``{task id: (clip key, content hash)}`` of the project's tasks (only those fields are
+    fetched). A task without a ``clip_key`` (imported by an older version) is keyed by its
+    ``clip_id``."""
+    found: dict[int, tuple[str, str | None]] = {}
+    page = 1
+    while True:
+        answer = client.tasks.list(
+            project=project_id, page=page, page_size=1000, include="id,data", fields="task_only"
+        )
+        items = list(answer.items or [])
+        for task in items:
+            data = task.data or {}
+            key = data.get("clip_key") or data.get("clip_id")
+            if key:
+                found[int(task.id)] = (str(key), data.get("content_hash"))
+        if len(items) < 1000:
+            return found
+        page += 1
+
+
 def push_tasks(
     client: LabelStudio, project_id: int, tasks: Iterable[dict[str, Any]]
-) -> tuple[int, int]:
-    """Import the tasks whose ``clip_id`` the project lacks; return (created, already there)."""
+) -> Pushed:
+    """Make the project hold ``tasks``, idempotently.
+
+    A task is identified by its ``data.clip_key`` (session id and clip times): a clip the
+    project lacks is imported (in batches of :data:`PUSH_BATCH`), one whose
+    ``data.content_hash`` changed (new text, speakers or features) has its data and
+    pre-annotation replaced in place (annotations made on it are kept), one that is
+    unchanged is left alone. An interrupted push resumes: the next one imports only what
+    is missing.
+    """
     tasks = list(tasks)
-    have = {t.data.get("clip_id") for t in iter_tasks(client, project_id)}
-    fresh = [t for t in tasks if t["data"]["clip_id"] not in have]
-    if fresh:
-        client.projects.import_tasks(id=project_id, request=fresh, return_task_ids=True)
-    return len(fresh), len(tasks) - len(fresh)
+    have: dict[str, tuple[int, str | None]] = {}
+    for task_id, (key, digest) in iter_clip_keys(client, project_id).items():
+        have.setdefault(key, (task_id, digest))
+    fresh, changed = [], []
+    for task in tasks:
+        key = task["data"].get("clip_key") or task["data"]["clip_id"]
+        if key not in have:
+            fresh.append(task)
+        elif have[key][1] != task["data"].get("content_hash"):
+            changed.append((have[key][0], task))
+    for i in range(0, len(fresh), PUSH_BATCH):
+        client.projects.import_tasks(id=project_id, request=fresh[i : i + PUSH_BATCH])
+    for task_id, task in changed:
+        client.tasks.update(id=str(task_id), data=task["data"])
+        for prediction in client.predictions.list(task=task_id):
+            if prediction.model_version == PREDICTION_VERSION:
+                client.predictions.delete(id=prediction.id)
+        for prediction in task.get("predictions", []):
+            client.predictions.create(task=task_id, **prediction)
+    return Pushed(len(fresh), len(tasks) - len(fresh) - len(changed), len(changed))
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,11 +308,11 @@ def pull_events(
 
 def session_pusher(
     client: LabelStudio, project_id: int, media_root: Path
-) -> Callable[[Any, list[dict[str, Any]]], tuple[int, int]]:
+) -> Callable[[Any, list[dict[str, Any]]], Pushed]:
     """The ``push(session, tasks)`` the importers call: serve the session's media folder to
-    the project, then import the tasks it lacks; returns (created, already there)."""
+    the project, then import or update its tasks (:func:`push_tasks`)."""
 
-    def push(session: Any, tasks: list[dict[str, Any]]) -> tuple[int, int]:
+    def push(session: Any, tasks: list[dict[str, Any]]) -> Pushed:
         ensure_local_storage(client, project_id, media_root / session.id)
         return push_tasks(client, project_id, tasks)
 

@@ -1,7 +1,9 @@
 """Importers: session folders in, Label Studio tasks out.
 
 Public entry point: :func:`import_sessions`. A session that fails any check is reported and
-not pushed at all; the other sessions of the same import still are.
+not pushed at all; the other sessions of the same import still are. Warnings (a transcript
+read as Windows-1252, a speaker guessed from a channel, ...) are reported per session and do
+not stop it.
 """
 
 from __future__ import annotations
@@ -9,30 +11,109 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from importers.clips import build_task, cut_clip_audio, cut_clip_video, make_clips
+from importers.clips import build_task, clip_file, cut_clip_audio, cut_clip_video, make_clips
 from importers.session import find_sessions, load_session
 from schemas.errors import AnnotateError, SessionError
 from schemas.records import Session
 from schemas.taxonomy import Taxonomy
 
-__all__ = ["ImportReport", "import_sessions", "load_session", "prepare_session"]
+__all__ = ["ImportOptions", "ImportReport", "import_sessions", "load_session", "prepare_session"]
+
+
+class Progress(Protocol):
+    """Told how far an import is: ``(session id, stage, done, total)``."""
+
+    def __call__(self, session: str, stage: str, done: int, total: int) -> None: ...
+
+
+def _quiet(session: str, stage: str, done: int, total: int) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ImportOptions:
+    """How sessions become tasks.
+
+    ``max_seconds``: longest clip (turns are never split); ``context_turns``: turns shown
+    before each clip; ``video``: the project shows video; ``prosody``: compute per-turn
+    prosody features; ``transcript_format``: read every transcript as this format instead of
+    choosing by its extension.
+    """
+
+    max_seconds: float = 45.0
+    context_turns: int = 2
+    video: bool = False
+    prosody: bool = False
+    transcript_format: str | None = None
+
+
+@dataclass(slots=True)
+class SessionOutcome:
+    """What happened to one session folder."""
+
+    folder: str
+    session: Session | None = None
+    clips: int = 0
+    created: int = 0
+    existing: int = 0
+    updated: int = 0
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
 class ImportReport:
-    """What an import did: sessions pushed, tasks created or already there, failures."""
+    """What an import did: per session, and totals."""
 
-    sessions: list[Session] = field(default_factory=list)
-    created: int = 0
-    existing: int = 0
-    failed: dict[str, str] = field(default_factory=dict)
+    outcomes: list[SessionOutcome] = field(default_factory=list)
+    dry_run: bool = False
+
+    @property
+    def sessions(self) -> list[Session]:
+        """The sessions read without errors (pushed unless it was a dry run)."""
+        return [o.session for o in self.outcomes if o.session is not None and o.error is None]
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """``{folder: problem}`` of the sessions that were not pushed."""
+        return {o.folder: o.error for o in self.outcomes if o.error is not None}
+
+    @property
+    def warnings(self) -> dict[str, list[str]]:
+        """``{folder: warnings}`` of the sessions that had any."""
+        return {o.folder: o.warnings for o in self.outcomes if o.warnings}
 
     @property
     def turns(self) -> int:
-        """Turns in the sessions that were pushed."""
+        """Turns in the sessions read without errors."""
         return sum(len(s.turns) for s in self.sessions)
+
+    @property
+    def clips(self) -> int:
+        """Clips (tasks) of the sessions read without errors."""
+        return sum(o.clips for o in self.outcomes if o.error is None)
+
+    @property
+    def hours(self) -> float:
+        """Hours of media of the sessions read without errors."""
+        return sum(s.duration for s in self.sessions) / 3600
+
+    @property
+    def created(self) -> int:
+        """Tasks created in Label Studio."""
+        return sum(o.created for o in self.outcomes)
+
+    @property
+    def existing(self) -> int:
+        """Tasks that were already there, unchanged."""
+        return sum(o.existing for o in self.outcomes)
+
+    @property
+    def updated(self) -> int:
+        """Tasks that were there and updated in place (their clip changed)."""
+        return sum(o.updated for o in self.outcomes)
 
 
 def media_url(session_id: str, file_name: str) -> str:
@@ -44,33 +125,51 @@ def prepare_session(
     folder: Path,
     media_root: Path,
     taxonomy: Taxonomy,
-    max_seconds: float,
+    options: ImportOptions,
     *,
-    video: bool = False,
+    progress: Progress = _quiet,
+    warnings: list[str] | None = None,
 ) -> tuple[Session, list[dict[str, Any]]]:
     """Load and check a session, cut its clips' media into ``media_root``, build its tasks.
 
-    ``video``: the project shows video, so the session must have one (``video:`` in its
-    session.yaml) and each clip gets its own cut.
+    With ``options.video`` the session must have a video (``video:`` in its session.yaml)
+    and each clip gets its own cut. Warnings are appended to ``warnings``.
     """
-    session = load_session(folder)
-    if video and session.video is None:
+    session = load_session(
+        folder,
+        transcript_format=options.transcript_format,
+        prosody=options.prosody,
+        warnings=warnings,
+        progress=lambda stage, done, total: progress(folder.name, stage, done, total),
+    )
+    if options.video and session.video is None:
         raise SessionError(
             f"{folder / 'session.yaml'}: the project shows video (label_studio.video) but the "
             "session has none; expected a 'video:' file"
         )
-    clips = make_clips(session, max_seconds)
+    clips = make_clips(session, options.max_seconds)
     tasks = []
-    for clip in clips:
-        name = f"{clip.id}.wav"
+    for done, clip in enumerate(clips):
+        progress(session.id, "cutting clips", done, len(clips))
+        name = clip_file(clip, "wav")
         cut_clip_audio(session, clip, media_root / session.id / name)
         video_url = None
-        if video:
-            cut_clip_video(session, clip, media_root / session.id / f"{clip.id}.mp4")
-            video_url = media_url(session.id, f"{clip.id}.mp4")
+        if options.video:
+            video_name = clip_file(clip, "mp4")
+            cut_clip_video(session, clip, media_root / session.id / video_name)
+            video_url = media_url(session.id, video_name)
         tasks.append(
-            build_task(session, clip, media_url(session.id, name), taxonomy, len(clips), video_url)
+            build_task(
+                session,
+                clip,
+                media_url(session.id, name),
+                taxonomy,
+                len(clips),
+                video_url,
+                context_turns=options.context_turns,
+            )
         )
+    progress(session.id, "cutting clips", len(clips), len(clips))
     return session, tasks
 
 
@@ -79,27 +178,40 @@ def import_sessions(
     *,
     media_root: Path,
     taxonomy: Taxonomy,
-    max_seconds: float,
-    push: Callable[[Session, list[dict[str, Any]]], tuple[int, int]] | None,
-    progress: Callable[[str], None] = lambda _: None,
-    video: bool = False,
+    push: Callable[[Session, list[dict[str, Any]]], Any] | None,
+    options: ImportOptions | None = None,
+    progress: Progress = _quiet,
+    **legacy: Any,
 ) -> ImportReport:
     """Import every session at ``path`` (a session folder or a folder of them).
 
-    ``push(session, tasks)`` sends one session's tasks and returns (created, existing);
-    ``None`` is a dry run. Failures are collected per session in ``report.failed``.
+    ``push(session, tasks)`` sends one session's tasks and returns its
+    ``(created, existing, updated)`` counts; ``None`` is a dry run (everything is read,
+    checked and cut, nothing is sent). A session with an error is reported in
+    ``report.failed`` and not pushed; the others are. ``max_seconds=`` and ``video=`` may be
+    given directly instead of in ``options``.
     """
-    report = ImportReport()
+    options = ImportOptions(**{**(_fields(options) if options else {}), **legacy})
+    report = ImportReport(dry_run=push is None)
     for folder in find_sessions(path):
-        progress(f"reading {folder}")
+        outcome = SessionOutcome(str(folder))
+        report.outcomes.append(outcome)
         try:
-            session, tasks = prepare_session(folder, media_root, taxonomy, max_seconds, video=video)
+            session, tasks = prepare_session(
+                folder, media_root, taxonomy, options, progress=progress, warnings=outcome.warnings
+            )
         except AnnotateError as exc:
-            report.failed[str(folder)] = str(exc)
+            outcome.error = str(exc)
             continue
+        outcome.session, outcome.clips = session, len(tasks)
         if push is not None:
-            created, existing = push(session, tasks)
-            report.created += created
-            report.existing += existing
-        report.sessions.append(session)
+            progress(session.id, "pushing", 0, len(tasks))
+            counts = tuple(push(session, tasks))
+            outcome.created, outcome.existing = counts[0], counts[1]
+            outcome.updated = counts[2] if len(counts) > 2 else 0
+            progress(session.id, "pushed", len(tasks), len(tasks))
     return report
+
+
+def _fields(options: ImportOptions) -> dict[str, Any]:
+    return {name: getattr(options, name) for name in ImportOptions.__slots__}

@@ -7,6 +7,8 @@ under the media root so the waveform annotators see matches the dialogue beside 
 
 from __future__ import annotations
 
+import hashlib
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,12 @@ def make_clips(session: Session, max_seconds: float) -> tuple[Clip, ...]:
             )
         )
     return tuple(clips)
+
+
+def clip_file(clip: Clip, extension: str) -> str:
+    """The file name of a clip's media cut, e.g. ``cafe-c002_41250-80100.wav``: its id and
+    its times in ms, so a clip whose times change after a re-import gets a new cut."""
+    return f"{clip.id}_{round(clip.start * 1000)}-{round(clip.end * 1000)}.{extension}"
 
 
 def audio_window(session: Session, clip: Clip) -> tuple[float, float]:
@@ -134,32 +142,49 @@ def build_task(
     taxonomy: Taxonomy,
     n_clips: int,
     video_url: str | None = None,
+    *,
+    context_turns: int = 0,
 ) -> dict[str, Any]:
-    """The Label Studio task of a clip, with one pre-annotated region per turn."""
+    """The Label Studio task of a clip, with one pre-annotated region per turn.
+
+    ``context_turns`` turns before the clip are shown above it as read-only text (``context``),
+    so annotators know what led into the clip's first turn. A turn's prosody features, when
+    the import computed them, travel in its dialogue line (``prosody``).
+    """
     offset = audio_window(session, clip)[0]
     names = {p.id: p.name for p in session.performers}
     turns = {t.id: t for t in session.turns}
     dialogue = []
     for turn_id in clip.turn_ids:
         turn = turns[turn_id]
-        dialogue.append(
-            {
-                "speaker": names.get(turn.speaker, turn.speaker),
-                "performer": turn.speaker,
-                "text": turn.text,
-                "start": round(turn.start - offset, 3),
-                "end": round(turn.end - offset, 3),
-                "turn_id": turn.id,
-                "turn_index": turn.index,
-                "intended": session.intended_for(turn),
-            }
+        line = {
+            "speaker": names.get(turn.speaker, turn.speaker),
+            "performer": turn.speaker,
+            "text": turn.text,
+            "start": round(turn.start - offset, 3),
+            "end": round(turn.end - offset, 3),
+            "turn_id": turn.id,
+            "turn_index": turn.index,
+            "intended": session.intended_for(turn),
+        }
+        if turn.prosody is not None:
+            line["prosody"] = dict(turn.prosody)
+        dialogue.append(line)
+    first = turns[clip.turn_ids[0]].index
+    before = session.turns[max(0, first - context_turns) : first] if context_turns > 0 else ()
+    if before:
+        context = "Before this clip: " + " / ".join(
+            f"{names.get(t.speaker, t.speaker)}: {t.text or '(no transcript)'}" for t in before
         )
+    else:
+        context = "" if context_turns <= 0 or first > 0 else "(the scene starts here)"
     minutes = f"{_clock(clip.start)}-{_clock(clip.end)}"
     data = {
         "audio": audio_url,
         "dialogue": dialogue,
         "title": f"{session.title}: clip {clip.index + 1} of {n_clips} ({minutes})",
         "prompt": session.prompt,
+        "context": context,
         "session_id": session.id,
         "clip_id": clip.id,
         "clip_index": clip.index,
@@ -171,5 +196,25 @@ def build_task(
     }
     if video_url is not None:
         data.update(video=video_url, fps=VIDEO_FPS)
+    data["clip_key"] = clip_key(clip)
     prediction = {"model_version": PREDICTION_VERSION, "result": turn_regions(dialogue)}
-    return {"data": data, "predictions": [prediction]}
+    task = {"data": data, "predictions": [prediction]}
+    data["content_hash"] = content_hash(task)
+    return task
+
+
+def clip_key(clip: Clip) -> str:
+    """A clip's identity across imports: its session and times (ms), e.g. ``cafe@1.250-39.800``.
+
+    Re-importing a session finds its tasks by this key: the same clip is not imported twice,
+    a clip whose text or features changed is updated in place.
+    """
+    return f"{clip.session_id}@{clip.start:.3f}-{clip.end:.3f}"
+
+
+def content_hash(task: dict[str, Any]) -> str:
+    """A digest of everything a task shows (its data, but not this hash, and its
+    pre-annotations), to tell a changed clip from an unchanged one."""
+    data = {k: v for k, v in task["data"].items() if k != "content_hash"}
+    text = json.dumps([data, task.get("predictions")], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]

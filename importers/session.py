@@ -16,6 +16,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -101,7 +102,14 @@ def _flag(value: Any, source: Path, key: str) -> bool:
     return value
 
 
-def load_session(folder: str | Path) -> Session:
+def load_session(
+    folder: str | Path,
+    *,
+    transcript_format: str | None = None,
+    prosody: bool = False,
+    warnings: list[str] | None = None,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> Session:
     """Read and validate the session in ``folder``.
 
     Raises :class:`SessionError`, :class:`MediaError` or ``TranscriptError`` (all

@@ -28,6 +28,7 @@ VIDEO = "video"
 DIALOGUE = "dialogue"
 TURN = "turn"
 NOTE = "note"
+CONTEXT = "context"
 SHIFT_PARTS = ("from", "to", "trigger", "onset")
 
 
@@ -113,8 +114,9 @@ def label_config(taxonomy: Taxonomy, *, video: bool = False) -> str:
     """The Label Studio XML label config for ``taxonomy``.
 
     The task data it expects: ``audio`` (URL of the clip's audio), ``dialogue`` (a list of
-    ``{"speaker", "text", "start", "end"}`` with times in clip seconds), ``title`` and
-    ``prompt``; with ``video``, also ``video`` (URL of the clip's video) and ``fps`` (its
+    ``{"speaker", "text", "start", "end"}`` with times in clip seconds), ``title``,
+    ``prompt`` and ``context`` (the turns before the clip, as read-only text); with
+    ``video``, also ``video`` (URL of the clip's video) and ``fps`` (its
     frame rate). Shift spans are marked on the audio waveform, or with ``video`` on the
     video's timeline (TimelineLabels, in frames), and the video plays in sync with the audio.
     """
@@ -124,6 +126,8 @@ def label_config(taxonomy: Taxonomy, *, video: bool = False) -> str:
         "<View>",
         '  <Header value="$title"/>',
         '  <View style="color:#555;margin-bottom:8px"><Text name="prompt" value="$prompt"/></View>',
+        f'  <View style="color:#777;font-style:italic;margin-bottom:8px">'
+        f"<Text {_attrs(name=CONTEXT, value='$context')}/></View>",
     ]
     if video:
         lines += [

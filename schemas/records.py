@@ -15,6 +15,7 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Self
 
@@ -67,13 +68,23 @@ class Turn(_Record):
     start: float
     end: float
     text: str
+    prosody: Mapping[str, float | None] | None = None
 
     @classmethod
     def make(
-        cls, session_id: str, index: int, speaker: str, start: float, end: float, text: str
+        cls,
+        session_id: str,
+        index: int,
+        speaker: str,
+        start: float,
+        end: float,
+        text: str,
+        prosody: Mapping[str, float | None] | None = None,
     ) -> Turn:
         """A turn with its id derived from the session id and index."""
-        return cls(f"{session_id}-t{index:05d}", session_id, index, speaker, start, end, text)
+        return cls(
+            f"{session_id}-t{index:05d}", session_id, index, speaker, start, end, text, prosody
+        )
 
     @property
     def duration(self) -> float:

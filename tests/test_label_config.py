@@ -171,7 +171,7 @@ def test_label_studio_sdk_accepts_it(taxonomy: Taxonomy) -> None:
         "note": ("TextArea", ("dialogue",)),
     }
     assert controls == expected
-    assert sorted(o.name for o in interface.objects) == ["audio", "dialogue", "prompt"]
+    assert sorted(o.name for o in interface.objects) == ["audio", "context", "dialogue", "prompt"]
     assert interface.get_control("emotion").labels == list(taxonomy.emotion.values)
     assert interface.get_control("shift_trigger").labels == list(taxonomy.shift.trigger)
 

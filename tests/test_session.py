@@ -335,23 +335,26 @@ def test_import_sessions_dry_run_reports_failures(tmp_path: Path) -> None:
     write_session(sessions / "good", n_turns=4)
     bad = write_session(sessions / "bad", n_turns=4)
     edit_meta(bad, media="../escape.wav")
-    messages: list[str] = []
+    messages: list[tuple[str, str, int, int]] = []
     report = import_sessions(
         sessions,
         media_root=tmp_path / "media",
         taxonomy=load_taxonomy(),
         max_seconds=3.0,
         push=None,
-        progress=messages.append,
+        progress=lambda *args: messages.append(args),
     )
     assert [s.id for s in report.sessions] == ["good"]
     assert report.turns == 4
     assert list(report.failed) == [str(bad)]
     assert "points outside the session folder" in report.failed[str(bad)]
-    assert (report.created, report.existing) == (0, 0)
-    assert len(messages) == 2
+    assert (report.created, report.existing, report.updated) == (0, 0, 0)
+    assert report.dry_run and report.clips == len(messages) - 1 > 0
+    assert {m[:2] for m in messages} == {("good", "cutting clips")}
+    assert messages[-1][2:] == (report.clips, report.clips)
     clips = sorted(p.name for p in (tmp_path / "media" / "good").iterdir())
-    assert clips and all(re.fullmatch(r"good-c\d{3}\.wav", name) for name in clips)
+    assert len(clips) == report.clips
+    assert all(re.fullmatch(r"good-c\d{3}_\d+-\d+\.wav", name) for name in clips)
 
 
 # --- make_clips -----------------------------------------------------------------------------

@@ -16,8 +16,8 @@ from annotate.labelstudio import (
     iter_tasks,
     session_pusher,
 )
-from importers import import_sessions, prepare_session
-from importers.clips import VIDEO_FPS, audio_window, make_clips
+from importers import ImportOptions, import_sessions, prepare_session
+from importers.clips import VIDEO_FPS, audio_window, clip_file, make_clips
 from importers.session import load_session, video_duration
 from schemas.codec import decode_annotation, encode_annotation
 from schemas.errors import MediaError, SessionError
@@ -69,21 +69,21 @@ def _duration(path: Path) -> float:
 def test_video_clips_are_cut_and_tasks_carry_them(tmp_path: Path) -> None:
     folder = _video_session(tmp_path)
     media = tmp_path / "media"
-    session, tasks = prepare_session(folder, media, TAX, 45.0, video=True)
+    session, tasks = prepare_session(folder, media, TAX, ImportOptions(45.0, video=True))
     clips = make_clips(session, 45.0)
     assert len(tasks) == len(clips)
     for clip, t in zip(clips, tasks, strict=True):
         data = t["data"]
-        assert data["video"] == f"/data/local-files/?d=cafe-video/{clip.id}.mp4"
+        assert data["video"] == f"/data/local-files/?d=cafe-video/{clip_file(clip, 'mp4')}"
         assert data["fps"] == VIDEO_FPS
         start, end = audio_window(session, clip)
-        cut = _duration(media / "cafe-video" / f"{clip.id}.mp4")
+        cut = _duration(media / "cafe-video" / clip_file(clip, "mp4"))
         assert cut == pytest.approx(end - start, abs=0.1)
 
 
 def test_video_project_needs_video_and_bad_video_is_named(tmp_path: Path) -> None:
     with pytest.raises(SessionError, match=r"the project shows video .* but the session has none"):
-        prepare_session(EXAMPLE, tmp_path / "media", TAX, 45.0, video=True)
+        prepare_session(EXAMPLE, tmp_path / "media", TAX, ImportOptions(45.0, video=True))
     folder = _video_session(tmp_path)
     (folder / "scene.mp4").write_bytes(b"not a video at all")
     with pytest.raises(MediaError, match=r"scene\.mp4: no video stream"):
