@@ -23,7 +23,7 @@ from typing import Any
 import soundfile as sf
 import yaml
 
-from importers.webvtt import read_webvtt
+from importers.transcripts import read_transcript
 from schemas.errors import MediaError, SessionError
 from schemas.records import IntendedEmotion, Performer, Session, Turn
 
@@ -102,6 +102,33 @@ def _flag(value: Any, source: Path, key: str) -> bool:
     return value
 
 
+def _key(name: str | None) -> str:
+    return " ".join(str(name or "").split()).casefold()
+
+
+def _speaker_map(
+    raw: list[dict[str, Any]], performers: tuple[Performer, ...], source: Path
+) -> dict[str, Performer]:
+    """How transcript speakers name performers: by id, display name or one of the
+    performer's ``aliases`` (e.g. a diariser's ``SPEAKER_00``), case-insensitively."""
+    found: dict[str, Performer] = {}
+    for item, performer in zip(raw, performers, strict=True):
+        aliases = item.get("aliases") or []
+        if not isinstance(aliases, list):
+            raise SessionError(
+                f"{source}: performer {performer.id!r}: aliases must be a list of names, "
+                f"got {aliases!r}"
+            )
+        for name in (performer.id, performer.name, *map(str, aliases)):
+            other = found.setdefault(_key(name), performer)
+            if other != performer:
+                raise SessionError(
+                    f"{source}: the name {name!r} is given to performers {other.id!r} and "
+                    f"{performer.id!r}; expected each id, name and alias to name one performer"
+                )
+    return found
+
+
 def load_session(
     folder: str | Path,
     *,
@@ -116,6 +143,7 @@ def load_session(
     ``AnnotateError``) naming the file, line and value that is wrong.
     """
     folder = Path(folder)
+    notes = warnings if warnings is not None else []
     source = folder / SESSION_FILE
     try:
         meta = yaml.safe_load(source.read_text(encoding="utf-8-sig"))
@@ -148,21 +176,34 @@ def load_session(
         video = _inside(folder, str(meta["video"]), source, "video")
         video_duration(video)
     transcript = _inside(folder, str(_field(meta, "transcript", source)), source, "transcript")
-    by_key = {p.id: p for p in performers} | {p.name: p for p in performers}
+    companion = None
+    if meta.get("transcript_text"):
+        companion = _inside(folder, str(meta["transcript_text"]), source, "transcript_text")
+    read = read_transcript(
+        transcript,
+        transcript_format or meta.get("transcript_format"),
+        text=companion,
+        media_duration=duration,
+    )
+    notes.extend(f"{transcript.name}: {w}" for w in read.warnings)
+    speaker_of = _speaker_map(performers_raw, performers, source)
     turns = []
-    for index, cue in enumerate(read_webvtt(transcript)):
-        performer = by_key.get(cue.speaker)
+    unknown: dict[str, str] = {}
+    for index, seg in enumerate(read.segments):
+        performer = speaker_of.get(_key(seg.speaker))
         if performer is None:
-            raise SessionError(
-                f"{transcript}:{cue.line}: speaker {cue.speaker!r} is not a performer of "
-                f"{source.name}; expected one of {sorted(p.name for p in performers)}"
+            unknown.setdefault(str(seg.speaker), seg.where)
+            continue
+        turns.append(Turn.make(session_id, index, performer.id, seg.start, seg.end, seg.text))
+    if unknown:
+        names = sorted(p.name for p in performers)
+        raise SessionError(
+            "\n".join(
+                f"{transcript}:{where}: speaker {name!r} is not a performer of {source.name}; "
+                f"expected one of {names}"
+                for name, where in unknown.items()
             )
-        if cue.end > duration + _END_TOLERANCE:
-            raise SessionError(
-                f"{transcript}:{cue.line}: cue ends at {cue.end:.3f}s, past the end of "
-                f"{media.name} ({duration:.3f}s)"
-            )
-        turns.append(Turn.make(session_id, index, performer.id, cue.start, cue.end, cue.text))
+        )
     if not turns:
         raise SessionError(f"{transcript}: no cues; expected at least one turn")
     intended = []

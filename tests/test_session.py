@@ -186,12 +186,14 @@ def test_cue_past_the_media_end_names_the_line(tmp_path: Path) -> None:
         tmp_path / "short", n_turns=6, rng=np.random.default_rng(2), media_seconds=cut
     )
     transcript = folder.resolve() / "transcript.vtt"
-    line = 3 + 4 * 3 + 1  # header, blank; 4 lines per cue (id, timing, text, blank)
-    message = (
-        rf"^{esc(transcript)}:{line}: cue ends at {spans[3][1]:.3f}s, past the end of "
-        rf"audio\.wav \({cut:.3f}s\)$"
-    )
-    with pytest.raises(SessionError, match=message):
+    # every cue past the end is listed, each with its line (header, blank; 4 lines per cue)
+    lines = [
+        rf"{esc(transcript)}:{3 + 4 * i + 1}: ends at {spans[i][1]:.3f}s, past the end of the "
+        rf"media \({cut:.3f}s\)"
+        for i in range(3, 6)
+    ]
+    message = rf"^{esc(transcript)}: 3 problems:\n" + r"\n".join(lines) + "$"
+    with pytest.raises(TranscriptError, match=message):
         load_session(folder)
 
 
