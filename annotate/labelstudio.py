@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 
 import httpx
 from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
 
 from annotate.config import Settings
 from schemas.codec import PREDICTION_VERSION, label_usage, migrate_result
@@ -177,9 +178,14 @@ def iter_clip_keys(client: LabelStudio, project_id: int) -> dict[int, tuple[str,
     found: dict[int, tuple[str, str | None]] = {}
     page = 1
     while True:
-        answer = client.tasks.list(
-            project=project_id, page=page, page_size=1000, include="id,data", fields="task_only"
-        )
+        try:
+            answer = client.tasks.list(
+                project=project_id, page=page, page_size=1000, include="id,data", fields="task_only"
+            )
+        except ApiError as exc:
+            if exc.status_code == 404:  # Label Studio's answer for a page past the last
+                return found
+            raise
         items = list(answer.items or [])
         for task in items:
             data = task.data or {}
@@ -191,9 +197,7 @@ def iter_clip_keys(client: LabelStudio, project_id: int) -> dict[int, tuple[str,
         page += 1
 
 
-def push_tasks(
-    client: LabelStudio, project_id: int, tasks: Iterable[dict[str, Any]]
-) -> Pushed:
+def push_tasks(client: LabelStudio, project_id: int, tasks: Iterable[dict[str, Any]]) -> Pushed:
     """Make the project hold ``tasks``, idempotently.
 
     A task is identified by its ``data.clip_key`` (session id and clip times): a clip the
@@ -218,11 +222,21 @@ def push_tasks(
         client.projects.import_tasks(id=project_id, request=fresh[i : i + PUSH_BATCH])
     for task_id, task in changed:
         client.tasks.update(id=str(task_id), data=task["data"])
-        for prediction in client.predictions.list(task=task_id):
-            if prediction.model_version == PREDICTION_VERSION:
-                client.predictions.delete(id=prediction.id)
-        for prediction in task.get("predictions", []):
-            client.predictions.create(task=task_id, **prediction)
+    if changed:
+        # our pre-annotations are the tasks' only predictions: replace them in two requests
+        ids = [task_id for task_id, _ in changed]
+        client.actions.create(
+            id="delete_tasks_predictions",
+            project=project_id,
+            selected_items={"all": False, "included": ids},
+        )
+        predictions = [
+            {"task": task_id, **prediction}
+            for task_id, task in changed
+            for prediction in task.get("predictions", [])
+        ]
+        if predictions:
+            client.projects.import_predictions(id=project_id, request=predictions)
     return Pushed(len(fresh), len(tasks) - len(fresh) - len(changed), len(changed))
 
 
@@ -313,7 +327,20 @@ def session_pusher(
     the project, then import or update its tasks (:func:`push_tasks`)."""
 
     def push(session: Any, tasks: list[dict[str, Any]]) -> Pushed:
-        ensure_local_storage(client, project_id, media_root / session.id)
-        return push_tasks(client, project_id, tasks)
+        try:
+            ensure_local_storage(client, project_id, media_root / session.id)
+            return push_tasks(client, project_id, tasks)
+        except (httpx.HTTPError, ApiError) as exc:
+            raise LabelStudioError(
+                f"Label Studio at {_base_url(client)} failed while the tasks of session "
+                f"{session.id!r} were pushed ({type(exc).__name__}: {exc}); check that it "
+                "runs ('improv-annotate status'), then run the import again: it adds only "
+                "the tasks that are missing"
+            ) from None
 
     return push
+
+
+def _base_url(client: LabelStudio) -> str:
+    wrapper = getattr(client, "_client_wrapper", None)
+    return str(wrapper.get_base_url()) if wrapper is not None else "(the configured URL)"
