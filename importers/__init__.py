@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from importers.clips import build_task, clip_file, cut_clip_audio, cut_clip_video, make_clips
+from importers.media import probe
 from importers.session import find_sessions, load_session
 from schemas.errors import AnnotateError, SessionError
 from schemas.records import Session
@@ -148,11 +149,12 @@ def prepare_session(
             "session has none; expected a 'video:' file"
         )
     clips = make_clips(session, options.max_seconds)
+    info = probe(session.media)
     tasks = []
     for done, clip in enumerate(clips):
         progress(session.id, "cutting clips", done, len(clips))
         name = clip_file(clip, "wav")
-        cut_clip_audio(session, clip, media_root / session.id / name)
+        cut_clip_audio(session, clip, media_root / session.id / name, info)
         video_url = None
         if options.video:
             video_name = clip_file(clip, "mp4")

@@ -13,9 +13,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import soundfile as sf
-
+from importers.media import MediaInfo, cut_audio
 from schemas.codec import PREDICTION_VERSION, turn_regions
 from schemas.errors import MediaError
 from schemas.records import Clip, Session
@@ -61,21 +59,15 @@ def audio_window(session: Session, clip: Clip) -> tuple[float, float]:
     return max(0.0, clip.start - MARGIN), min(session.duration, clip.end + MARGIN)
 
 
-def cut_clip_audio(session: Session, clip: Clip, target: Path) -> Path:
-    """Write the clip's audio (mono, the media's sample rate) to ``target``; skip if present."""
+def cut_clip_audio(
+    session: Session, clip: Clip, target: Path, info: MediaInfo | None = None
+) -> Path:
+    """Write the clip's audio (mono 16-bit WAV, the media's sample rate) to ``target``; skip
+    if present. Any format the importer reads (``info``: the media's probe, to skip it)."""
     if target.exists():
         return target
     start, end = audio_window(session, clip)
-    with sf.SoundFile(session.media) as media:
-        rate = media.samplerate
-        media.seek(round(start * rate))
-        samples = media.read(round((end - start) * rate), dtype="float32", always_2d=True)
-    mono = samples.mean(axis=1) if samples.shape[1] > 1 else samples[:, 0]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part.wav")
-    sf.write(partial, np.ascontiguousarray(mono), rate, subtype="PCM_16")
-    partial.replace(target)
-    return target
+    return cut_audio(session.media, start, end, target, info=info)
 
 
 # Clip videos are re-encoded at this frame rate, so frame numbers map to seconds exactly.

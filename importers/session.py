@@ -12,6 +12,7 @@ Everything is checked before anything is pushed: a problem raises an error namin
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -20,10 +21,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import soundfile as sf
+import numpy as np
 import yaml
 
+from importers.media import ChannelLayout, channel_roles, probe, read_audio
+from importers.prosody import ANALYSIS_RATE, turn_features
 from importers.transcripts import read_transcript
+from importers.vad import UNKNOWN_SPEAKER, segments_to_turns, voice_activity
 from schemas.errors import MediaError, SessionError
 from schemas.records import IntendedEmotion, Performer, Session, Turn
 
@@ -34,18 +38,8 @@ _END_TOLERANCE = 0.0015
 
 
 def media_duration(path: Path) -> float:
-    """Duration in seconds of an audio file, read from its header only."""
-    if not path.is_file():
-        raise MediaError(f"{path}: media file not found")
-    try:
-        info = sf.info(str(path))
-    except (RuntimeError, sf.LibsndfileError) as exc:
-        raise MediaError(
-            f"{path}: cannot read media header ({exc}); expected WAV, FLAC or MP3"
-        ) from None
-    if info.frames <= 0:
-        raise MediaError(f"{path}: media has no audio samples")
-    return info.frames / info.samplerate
+    """Duration in seconds of a recording's audio, read from its header only."""
+    return probe(path).duration
 
 
 def video_duration(path: Path) -> float:
@@ -129,6 +123,129 @@ def _speaker_map(
     return found
 
 
+def _transcript_turns(
+    folder: Path,
+    meta: dict[str, Any],
+    source: Path,
+    session_id: str,
+    cast: tuple[list[dict[str, Any]], tuple[Performer, ...]],
+    duration: float,
+    transcript_format: str | None,
+    notes: list[str],
+) -> list[Turn]:
+    """The turns of the session's transcript (any format), speakers matched to performers."""
+    performers_raw, performers = cast
+    transcript = _inside(folder, str(_field(meta, "transcript", source)), source, "transcript")
+    companion = None
+    if meta.get("transcript_text"):
+        companion = _inside(folder, str(meta["transcript_text"]), source, "transcript_text")
+    read = read_transcript(
+        transcript,
+        transcript_format or meta.get("transcript_format"),
+        text=companion,
+        media_duration=duration,
+    )
+    notes.extend(f"{transcript.name}: {w}" for w in read.warnings)
+    speaker_of = _speaker_map(performers_raw, performers, source)
+    turns = []
+    unknown: dict[str, str] = {}
+    for index, seg in enumerate(read.segments):
+        performer = speaker_of.get(_key(seg.speaker))
+        if performer is None:
+            unknown.setdefault(str(seg.speaker), seg.where)
+            continue
+        turns.append(Turn.make(session_id, index, performer.id, seg.start, seg.end, seg.text))
+    if unknown:
+        names = sorted(p.name for p in performers)
+        raise SessionError(
+            "\n".join(
+                f"{transcript}:{where}: speaker {name!r} is not a performer of {source.name}; "
+                f"expected one of {names}"
+                for name, where in unknown.items()
+            )
+        )
+    if not turns:
+        raise SessionError(f"{transcript}: no cues; expected at least one turn")
+    return turns
+
+
+def _channels(
+    raw: list[dict[str, Any]], performers: tuple[Performer, ...], source: Path, channels: int
+) -> dict[str, int]:
+    """``{performer id: channel}`` from the performers' ``channel:`` keys (0-based)."""
+    found: dict[str, int] = {}
+    for item, performer in zip(raw, performers, strict=True):
+        if "channel" not in item:
+            continue
+        channel = item["channel"]
+        if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < channels:
+            raise SessionError(
+                f"{source}: performer {performer.id!r}: channel {channel!r}; expected a whole "
+                f"number from 0 to {channels - 1} (the media has {channels} channel(s))"
+            )
+        found[performer.id] = channel
+    return found
+
+
+def _speaker_per_channel(
+    performers: tuple[Performer, ...],
+    channel_of: dict[str, int],
+    layout: ChannelLayout,
+    channels: int,
+) -> list[str] | None:
+    """Performer id per channel when each performer has a channel of their own, else None."""
+    if not layout.separate:
+        return None
+    if channel_of:
+        by_channel = {c: p for p, c in channel_of.items()}
+        if len(by_channel) == channels:
+            return [by_channel[c] for c in range(channels)]
+        return None
+    if len(performers) == channels:
+        return [p.id for p in performers]
+    return None
+
+
+def _with_prosody(
+    turns: list[Turn],
+    audio: np.ndarray,
+    layout: ChannelLayout,
+    channel_of: dict[str, int],
+    progress: Callable[[str, int, int], None] | None,
+) -> list[Turn]:
+    """The turns with their prosody features, each measured on its speaker's channel when
+    performers have channels of their own (declared, or one per channel in the order of
+    session.yaml), else on the mix."""
+    mix: np.ndarray | None = None
+    features: dict[str, dict[str, float | None]] = {}
+    spans = [(t.start, t.end) for t in turns]
+    groups: dict[int | None, list[Turn]] = {}
+    for turn in turns:
+        channel = channel_of.get(turn.speaker) if layout.separate else None
+        groups.setdefault(channel, []).append(turn)
+    done = 0
+    for channel, group in groups.items():
+        if progress is not None:
+            progress("prosody", done, len(turns))
+        if channel is None:
+            if mix is None:
+                mix = audio.mean(axis=0) if audio.shape[0] > 1 else audio[0]
+            signal = mix
+        else:
+            signal = audio[channel]
+        values = turn_features(
+            signal,
+            ANALYSIS_RATE,
+            [(t.start, t.end, t.text or None) for t in group],
+            all_turns=spans,
+        )
+        features.update({t.id: v for t, v in zip(group, values, strict=True)})
+        done += len(group)
+    if progress is not None:
+        progress("prosody", len(turns), len(turns))
+    return [dataclasses.replace(t, prosody=features[t.id]) for t in turns]
+
+
 def load_session(
     folder: str | Path,
     *,
@@ -170,42 +287,60 @@ def load_session(
         for p in performers_raw
     )
     media = _inside(folder, str(_field(meta, "media", source)), source, "media")
-    duration = media_duration(media)
+    info = probe(media)
+    duration = info.duration
     video = None
     if meta.get("video"):
         video = _inside(folder, str(meta["video"]), source, "video")
         video_duration(video)
-    transcript = _inside(folder, str(_field(meta, "transcript", source)), source, "transcript")
-    companion = None
-    if meta.get("transcript_text"):
-        companion = _inside(folder, str(meta["transcript_text"]), source, "transcript_text")
-    read = read_transcript(
-        transcript,
-        transcript_format or meta.get("transcript_format"),
-        text=companion,
-        media_duration=duration,
-    )
-    notes.extend(f"{transcript.name}: {w}" for w in read.warnings)
-    speaker_of = _speaker_map(performers_raw, performers, source)
-    turns = []
-    unknown: dict[str, str] = {}
-    for index, seg in enumerate(read.segments):
-        performer = speaker_of.get(_key(seg.speaker))
-        if performer is None:
-            unknown.setdefault(str(seg.speaker), seg.where)
-            continue
-        turns.append(Turn.make(session_id, index, performer.id, seg.start, seg.end, seg.text))
-    if unknown:
-        names = sorted(p.name for p in performers)
-        raise SessionError(
-            "\n".join(
-                f"{transcript}:{where}: speaker {name!r} is not a performer of {source.name}; "
-                f"expected one of {names}"
-                for name, where in unknown.items()
-            )
+    elif info.has_video:
+        video = media
+    audio: np.ndarray | None = None
+    layout: ChannelLayout | None = None
+
+    def decoded() -> tuple[np.ndarray, ChannelLayout]:
+        nonlocal audio, layout
+        if audio is None or layout is None:
+            if progress is not None:
+                progress("decoding audio", 0, 1)
+            audio = read_audio(media, ANALYSIS_RATE, info=info)
+            layout = channel_roles(audio, ANALYSIS_RATE)
+        return audio, layout
+
+    channel_of = _channels(performers_raw, performers, source, info.channels)
+    if meta.get("transcript"):
+        turns = _transcript_turns(
+            folder,
+            meta,
+            source,
+            session_id,
+            (performers_raw, performers),
+            duration,
+            transcript_format,
+            notes,
         )
-    if not turns:
-        raise SessionError(f"{transcript}: no cues; expected at least one turn")
+    else:
+        samples, found = decoded()
+        activity = voice_activity(samples, ANALYSIS_RATE, separate=found.separate)
+        speakers = _speaker_per_channel(performers, channel_of, found, info.channels)
+        turns = list(segments_to_turns(activity, session_id, speakers=speakers))
+        if not turns:
+            raise SessionError(
+                f"{media}: no transcript and no voice activity found; expected speech above "
+                "the recording's noise floor, or a 'transcript:' in session.yaml"
+            )
+        how = "one performer per channel" if found.separate else f"{found.kind} audio"
+        notes.append(
+            f"{media.name}: no transcript; {len(turns)} turns found by voice activity "
+            f"({how}), text left empty" + ("" if speakers else "; speakers unknown")
+        )
+        if not speakers:
+            performers = (*performers, Performer(UNKNOWN_SPEAKER, "Unknown speaker"))
+    if prosody:
+        samples, found = decoded()
+        if found.separate and not channel_of and len(performers) == info.channels:
+            channel_of = {p.id: i for i, p in enumerate(performers)}
+        turns = _with_prosody(turns, samples, found, channel_of, progress)
     intended = []
     for i, item in enumerate(meta.get("intended") or []):
         try:
