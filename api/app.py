@@ -8,25 +8,35 @@ from __future__ import annotations
 
 import hmac
 import json
-import time
-from collections.abc import Iterator
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict
-from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.concurrency import run_in_threadpool
-from fastapi.responses import FileResponse, HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, func, select
 
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
 from api import dashboard, reports, store, sync
 from api.db import init_db, make_engine
-from api.models import DeadLetter, JudgementPublic, JudgementsPublic
+from api.ingest import GroupCommit
+from api.models import JudgementPublic, JudgementsPublic
 from schemas.taxonomy import load_taxonomy
+
+try:  # orjson parses webhook bodies several times faster; the standard library also works
+    from orjson import dumps as _dumps
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    from json import loads as _loads
+
+    def _dumps(value: Any) -> bytes:
+        return json.dumps(value).encode()
+
 
 MAX_BODY = 2 * 1024 * 1024
 
@@ -59,44 +69,24 @@ def health(request: Request, db: SessionDep) -> dict[str, Any]:
     """Liveness and store reachability."""
     db.exec(select(1)).one()
     taxonomy = request.app.state.taxonomy
-    return {"status": "ok", "taxonomy": taxonomy.name, "version": taxonomy.version}
+    writer: GroupCommit = request.app.state.ingest
+    return {
+        "status": "ok",
+        "taxonomy": taxonomy.name,
+        "version": taxonomy.version,
+        # this worker process's group commit so far (events per transaction)
+        "ingest": {"pid": os.getpid(), "events": writer.events, "transactions": writer.batches},
+    }
 
 
-def _dead_letter(engine: Engine, reason: str, body: bytes) -> None:
-    with Session(engine) as db:
-        db.add(
-            DeadLetter(
-                received_at=datetime.now(UTC),
-                reason=reason,
-                body=body[:MAX_BODY].decode("utf-8", "replace"),
-            )
-        )
-        db.commit()
+@router.post("/webhooks/label-studio", response_model=None)
+async def webhook(request: Request) -> Response:
+    """Apply one Label Studio event (authenticated by the shared-secret header).
 
-
-def _apply(state: Any, payload: Any) -> store.Applied:
-    """Apply one event, retrying when the database reports a deadlock or a conflict with a
-    concurrent writer (the whole transaction is rolled back, so a retry is clean)."""
-    for attempt in range(4):
-        with Session(state.writer) as db:
-            try:
-                return store.apply_event(db, payload, state.taxonomy)
-            except (OperationalError, IntegrityError) as exc:
-                if attempt == 3 or not _retryable(exc):
-                    raise
-        time.sleep(0.01 * 2**attempt)
-    raise AssertionError("unreachable")
-
-
-def _retryable(exc: Exception) -> bool:
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
-    text = str(exc).lower()
-    return code in {"40P01", "40001", "23505"} or "database is locked" in text
-
-
-@router.post("/webhooks/label-studio")
-async def webhook(request: Request) -> dict[str, Any]:
-    """Apply one Label Studio event (authenticated by the shared-secret header)."""
+    Answers 200 only once the event is committed; events arriving together are committed
+    together (group commit, see ``api.ingest``). A malformed payload gets 422 naming the
+    field, and is kept in the dead-letter table.
+    """
     state = request.app.state
     given = request.headers.get(SECRET_HEADER, "")
     if not state.webhook_secret or not hmac.compare_digest(
@@ -106,27 +96,31 @@ async def webhook(request: Request) -> dict[str, Any]:
     body = await request.body()
     if len(body) > MAX_BODY:
         raise HTTPException(413, f"body of {len(body)} bytes; at most {MAX_BODY}")
+    writer: GroupCommit = state.ingest
     try:
-        payload = json.loads(body)
-    except ValueError:
-        _dead_letter(state.engine, "body: not JSON", body)
+        payload = _loads(body)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's
+        await writer.dead_letter("body: not JSON", body)
         raise HTTPException(422, "body: expected a JSON object") from None
     try:
-        # the store is synchronous: run it in the thread pool, never on the event loop
-        applied = await run_in_threadpool(_apply, state, payload)
+        event = store.parse_event(payload, state.taxonomy)
     except store.PayloadError as exc:
-        _dead_letter(state.engine, str(exc), body)
+        await writer.dead_letter(str(exc), body)
         raise HTTPException(422, str(exc)) from None
-    except Exception as exc:  # kept for inspection and a later pull, then a 500
-        _dead_letter(state.engine, f"not applied: {type(exc).__name__}: {exc}"[:2000], body)
-        raise
-    return {
-        "action": applied.action,
-        "stored": applied.stored,
-        "removed": applied.removed,
-        "ignored": applied.ignored,
-        "skipped": applied.skipped,
-    }
+    # the writer dead-letters an event the store refuses, then raises here (500 / 503)
+    applied = await writer.apply(event, body)
+    return Response(
+        _dumps(
+            {
+                "action": applied.action,
+                "stored": applied.stored,
+                "removed": applied.removed,
+                "ignored": applied.ignored,
+                "skipped": applied.skipped,
+            }
+        ),
+        media_type="application/json",
+    )
 
 
 @reads.get("/projects")
@@ -340,10 +334,30 @@ def dashboard_page(
     return HTMLResponse(page)
 
 
+def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the database cannot be reached (e.g. PostgreSQL restarting): the request
+    was not applied; the client (or the next pull from Label Studio) may try again."""
+    return JSONResponse(
+        {"detail": f"the store is unavailable ({type(exc).__name__}); try again shortly"},
+        status_code=503,
+        headers={"Retry-After": "5"},
+    )
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The periodic pull while the service runs; at the end, the writer drains its queue."""
+    try:
+        async with sync.lifespan(app):
+            yield
+    finally:
+        app.state.ingest.stop()
+
+
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """The service for ``settings`` (secrets must be filled in; see ``with_local_secrets``)."""
     app = FastAPI(
-        lifespan=sync.lifespan,
+        lifespan=_lifespan,
         title="improv-annotate agreement service",
         version="0.1.0",
         description="Receives Label Studio annotation events and serves inter-annotator "
@@ -360,9 +374,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.writer = (
         app.state.engine if same else make_engine(settings.database_url, immediate=True)
     )
+    app.state.ingest = GroupCommit(app.state.writer)
     app.state.settings = settings
     app.state.webhook_secret = settings.service.webhook_secret or ""
     app.state.api_key = settings.service.api_key or ""
+    app.add_exception_handler(OperationalError, store_unavailable)
     app.include_router(router)
     app.include_router(reads)
     return app

@@ -26,8 +26,11 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout and their folder created.
 
     ``immediate`` (SQLite only): every transaction begins IMMEDIATE, taking the write lock
-    at once, so that read-then-write transactions of concurrent writers never interleave.
-    Use it for the engine that applies events.
+    at once, so that read-then-write transactions of concurrent writers never interleave,
+    and every commit is synced to disk (``synchronous=FULL``: an acknowledged event
+    survives a power loss too, not only a crash of the process; the webhook's group commit
+    shares that sync among the events committed together). Use it for the engine that
+    applies events.
     """
     url = normalise_url(url)
     if url.startswith("sqlite"):
@@ -41,7 +44,7 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
             conn.isolation_level = None  # transactions are begun below, not by the driver
             cursor = conn.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={'FULL' if immediate else 'NORMAL'}")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.close()
 

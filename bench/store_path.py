@@ -13,7 +13,11 @@ a database created on 127.0.0.1:5432 and dropped afterwards). Events are those o
    the same after adding an index on ``judgement (project_id, turn_id)``, and after
    ``ANALYZE`` as well: what-if columns that show whether the query plan is what grows
    (they change only this throwaway database). The peer is the empty store.
-2. **writers**: events/s and errors when 8 threads (``--threads``) apply events at once,
+2. **batches**: milliseconds (wall and CPU of this process) per event when the events are
+   applied in batches of 1, 4, 16 and 64 (``api.store.apply_events`` and one commit per
+   batch, as the webhook's group commit does), on a fresh store, 640 events each. The
+   peer is the batch of 1 (one transaction per event).
+3. **writers**: events/s and errors when 8 threads (``--threads``) apply events at once,
    each with its own session, as happens when the periodic reconcile thread or
    ``POST /projects/{id}/reconcile`` runs next to webhooks, or with more than one worker.
    On PostgreSQL the wait events of the store's connections are sampled from
@@ -24,6 +28,7 @@ Usage::
     .venv/bin/python bench/store_path.py                  # SQLite
     .venv/bin/python bench/store_path.py --db postgres
     .venv/bin/python bench/store_path.py --quick
+    .venv/bin/python bench/store_path.py --parts batches [--db postgres]
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 import webhook_ingest as wi
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -110,8 +115,51 @@ def sizes(kind: str, folder: Path, judgements: list[int]) -> None:
         print("  (the preload has analysed the tables already, as autovacuum would)")
 
 
+BATCH_EVENTS = 640
+
+
+def batches(kind: str, folder: Path, sizes: tuple[int, ...] = (1, 4, 16, 64)) -> None:
+    """Table 2: ms per event vs the number of events per transaction."""
+    print(
+        f"\n2. ms per event vs events per transaction ({kind}, {BATCH_EVENTS} events, fresh store)"
+    )
+    print(f"  {'per transaction':>16}{'wall ms':>10}{'cpu ms':>9}{'statements':>12}  vs 1")
+    base = None
+    for size in sizes:
+        with fresh_store(kind, folder, f"batch{size}") as url:
+            engine = _engine(url)
+            statements = [0]
+
+            @event.listens_for(engine, "after_cursor_execute")
+            def _count(*_: Any, statements: list[int] = statements) -> None:
+                statements[0] += 1
+
+            workload = wi.Workload(wi.TAX, 20)
+            payloads = [
+                workload.team[i % workload.annotators].next_payload()[2]
+                for i in range(BATCH_EVENTS)
+            ]
+            try:
+                events = [store.parse_event(p, wi.TAX) for p in payloads]
+                cpu, start = time.process_time(), time.perf_counter()
+                with Session(engine) as db:
+                    for k in range(0, BATCH_EVENTS, size):
+                        store.apply_events(db, events[k : k + size])
+                        db.commit()
+                wall = (time.perf_counter() - start) / BATCH_EVENTS * 1000
+                cpu = (time.process_time() - cpu) / BATCH_EVENTS * 1000
+            finally:
+                engine.dispose()
+            base = base or wall
+            print(
+                f"  {size:>16}{wall:>10.2f}{cpu:>9.2f}{statements[0] / BATCH_EVENTS:>12.2f}"
+                f"  {base / wall:.1f}x faster"
+            )
+    print("  (statements: those SQLAlchemy sees; the read of the units goes to the driver)")
+
+
 def writers(kind: str, folder: Path, threads: int, seconds: float) -> dict[str, Any]:
-    """Table 2: events/s and errors with ``threads`` concurrent writers."""
+    """Table 3: events/s and errors with ``threads`` concurrent writers."""
     with fresh_store(kind, folder, f"writers{threads}") as url:
         engine = _engine(url)
         workload = wi.Workload(wi.TAX, 20)
@@ -171,7 +219,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller stores, 10 s writers")
     parser.add_argument("--threads", type=int, default=8, help="concurrent writers (part 2)")
     parser.add_argument("--seconds", type=float, default=None, help="writers run time")
+    parser.add_argument(
+        "--parts",
+        default="size,batches,writers",
+        help="comma-separated parts to run (size, batches, writers; default all)",
+    )
     args = parser.parse_args(argv)
+    parts = set(args.parts.split(","))
+    if not parts <= {"size", "batches", "writers"}:
+        parser.error(f"--parts: expected some of size, batches, writers; got {args.parts}")
     if not 2 <= args.threads <= 32:
         parser.error("--threads must be between 2 and 32")
     seconds = args.seconds or (10.0 if args.quick else 30.0)
@@ -181,8 +237,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"store_path: api.store.apply_event in-process on {args.db}")
     print(f"  cores {os.cpu_count()}, load average {_load()} at start")
     with tempfile.TemporaryDirectory(prefix="improv-bench-") as tmp:
-        sizes(args.db, Path(tmp), judgements)
-        print(f"\n2. concurrent writers ({args.db}, {seconds:g} s each, one session per thread)")
+        if "size" in parts:
+            sizes(args.db, Path(tmp), judgements)
+        if "batches" in parts:
+            batches(args.db, Path(tmp))
+        if "writers" not in parts:
+            print(f"  load average {_load()} at end")
+            return 0
+        print(f"\n3. concurrent writers ({args.db}, {seconds:g} s each, one session per thread)")
         print(f"  {'threads':>8}{'events/s':>10}{'ok':>7}  errors")
         results = [writers(args.db, Path(tmp), n, seconds) for n in (1, args.threads)]
     for r in results:

@@ -12,7 +12,7 @@ Task data the codec relies on (written by the importer): ``dialogue`` (list of t
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,7 +20,7 @@ from typing import Any
 from schemas.errors import CodecError
 from schemas.label_config import AUDIO, DIALOGUE, NOTE, TURN, VIDEO, shift_control
 from schemas.records import Judgement, ShiftEvent
-from schemas.taxonomy import Taxonomy
+from schemas.taxonomy import Dimension, Taxonomy
 
 # The model_version of the per-turn pre-annotations.
 PREDICTION_VERSION = "improv-annotate-turns"
@@ -67,6 +67,21 @@ def _paragraph_index(value: Mapping[str, Any]) -> int | None:
         return None
 
 
+# A judgement as a plain tuple, in the field order of :class:`Judgement`.
+JudgementRow = tuple[int, int, str, str, str, str, str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedRows:
+    """:class:`Decoded` with the judgements as plain tuples (:data:`JudgementRow`): what
+    the store inserts, without building a record per judgement."""
+
+    judgements: tuple[JudgementRow, ...]
+    shifts: tuple[ShiftEvent, ...]
+    note: str | None
+    skipped: Mapping[str, int] = field(default_factory=dict)
+
+
 def decode_annotation(
     annotation: Mapping[str, Any], task_data: Mapping[str, Any], taxonomy: Taxonomy
 ) -> Decoded:
@@ -81,15 +96,24 @@ def decode_annotation(
     taxonomy : Taxonomy
         The taxonomy the project was set up with.
     """
+    rows = decode_rows(annotation, task_data, taxonomy)
+    judgements = tuple(Judgement(*row) for row in rows.judgements)
+    return Decoded(judgements, rows.shifts, rows.note, rows.skipped)
+
+
+def decode_rows(
+    annotation: Mapping[str, Any], task_data: Mapping[str, Any], taxonomy: Taxonomy
+) -> DecodedRows:
+    """:func:`decode_annotation` with judgements as tuples (:class:`DecodedRows`)."""
     dialogue: Sequence[Mapping[str, Any]] = task_data.get("dialogue") or []
     offset = float(task_data.get("audio_offset") or 0.0)
     annotation_id = int(annotation["id"])
     task_id = int(annotation.get("task") or task_data.get("task_id") or 0)
     annotator = annotator_of(annotation)
-    dims = {d.name: d for d in taxonomy.dimensions}
-    shift_parts = {shift_control(taxonomy, p): p for p in ("from", "to", "trigger", "onset")}
-    skipped: Counter[str] = Counter()
-    judgements: dict[tuple[str, str], Judgement] = {}
+    table = _table(taxonomy)
+    dims, shift_parts = table.dims, table.shift_parts
+    skipped: defaultdict[str, int] = defaultdict(int)
+    judgements: dict[tuple[str, str], JudgementRow] = {}
     spans: dict[str, dict[str, Any]] = {}
     note = None
     for item in annotation.get("result") or []:
@@ -138,20 +162,15 @@ def decode_annotation(
         if raw is None:
             skipped["empty value"] += 1
             continue
-        try:
-            number = dim.code(raw)
-        except (ValueError, TypeError):
+        text = _value_text(dim, table.choices.get(name), raw)
+        if text is None:
             skipped["unknown label"] += 1
             continue
-        if dim.kind == "rating" and not number.is_integer():
-            skipped["unknown label"] += 1
-            continue
-        text = str(int(number)) if dim.kind == "rating" else str(raw)
         turn_id = str(dialogue[index]["turn_id"])
         if (turn_id, dim.name) in judgements:
             skipped["second value for a turn"] += 1
             continue
-        judgements[(turn_id, dim.name)] = Judgement(
+        judgements[(turn_id, dim.name)] = (
             annotation_id,
             task_id,
             annotator,
@@ -162,12 +181,11 @@ def decode_annotation(
             taxonomy.version,
         )
     shifts = []
-    emotions = set(taxonomy.emotion.values)
+    allowed = table.shift_values
     for span in spans.values():
         if span.get("start") is None or span.get("end") is None:
             skipped["shift without times"] += 1
             continue
-        allowed = (emotions, emotions, set(taxonomy.shift.trigger), set(taxonomy.shift.onset))
         parts = [span.get(p) for p in ("from", "to", "trigger", "onset")]
         if any(v is not None and v not in ok for v, ok in zip(parts, allowed, strict=True)):
             skipped["unknown label"] += 1
@@ -186,7 +204,57 @@ def decode_annotation(
                 span.get("onset"),
             )
         )
-    return Decoded(tuple(judgements.values()), tuple(shifts), note, dict(skipped))
+    return DecodedRows(tuple(judgements.values()), tuple(shifts), note, dict(skipped))
+
+
+@dataclass(frozen=True, slots=True)
+class _Table:
+    """What decoding needs of a taxonomy, worked out once per taxonomy."""
+
+    dims: Mapping[str, Dimension]
+    choices: Mapping[str, frozenset[str]]  # the values of each choice dimension
+    shift_parts: Mapping[str, str]  # control name -> from / to / trigger / onset
+    shift_values: tuple[frozenset[str], ...]  # allowed from, to, trigger, onset values
+
+
+_TABLES: dict[int, tuple[Taxonomy, _Table]] = {}
+
+
+def _table(taxonomy: Taxonomy) -> _Table:
+    known = _TABLES.get(id(taxonomy))
+    if known is not None and known[0] is taxonomy:
+        return known[1]
+    emotions = frozenset(taxonomy.emotion.values)
+    table = _Table(
+        dims={d.name: d for d in taxonomy.dimensions},
+        choices={d.name: frozenset(d.values) for d in taxonomy.dimensions if d.kind == "choice"},
+        shift_parts={shift_control(taxonomy, p): p for p in ("from", "to", "trigger", "onset")},
+        shift_values=(
+            emotions,
+            emotions,
+            frozenset(taxonomy.shift.trigger),
+            frozenset(taxonomy.shift.onset),
+        ),
+    )
+    if len(_TABLES) >= 32:  # a few taxonomies per process at most; never grow without bound
+        _TABLES.clear()
+    _TABLES[id(taxonomy)] = (taxonomy, table)
+    return table
+
+
+def _value_text(dim: Dimension, choices: frozenset[str] | None, raw: Any) -> str | None:
+    """The stored text of a value of ``dim`` (None: not a value of it); as ``dim.code``
+    accepts values, with ratings as whole numbers."""
+    if choices is not None:
+        text = str(raw)
+        return text if text in choices else None
+    try:
+        number = dim.code(raw)
+    except (ValueError, TypeError):
+        return None
+    if dim.kind == "rating":
+        return str(int(number)) if number.is_integer() else None
+    return str(raw)
 
 
 def _paragraph_value(index: int, text: str) -> dict[str, Any]:

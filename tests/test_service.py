@@ -365,3 +365,38 @@ def test_concurrent_events_on_the_same_clips_lose_nothing(served) -> None:
             }
             assert all(abs(stored.get(k, 0) - batch[dim].get(k, 0)) < 1e-6 for k in keys), dim
     engine.dispose()
+
+
+def test_webhooks_go_through_the_group_commit_and_are_stored_once(served) -> None:
+    """16 threads post 48 events, each twice (a repeated delivery): every answer is 200,
+    each annotation is stored once, and the writer counted every event it committed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    hooks, reads, _ = served
+    tasks = [task(k + 1, dialogue(4, clip=k)) for k in range(3)]
+    payloads = [
+        annotation_event(
+            TAX,
+            n + 1,
+            tasks[n % 3],
+            n % 6,
+            {i: {"emotion": EMOTIONS[(i * n) % 5], "intensity": 1 + (n + i) % 5} for i in range(4)},
+        )
+        for n in range(48)
+    ]
+    url = f"{_u(hooks)}/webhooks/label-studio"
+
+    def post(payload: dict) -> dict:
+        answer = httpx.post(url, json=payload, headers={SECRET_HEADER: "s3cret"}, timeout=60)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(post, payloads + payloads))
+    stored = sorted(a["stored"] for a in answers)
+    assert stored == [0] * 48 + [8] * 48  # one of the two deliveries stored, one ignored
+    assert sorted(a["ignored"] or "" for a in answers) == [""] * 48 + ["not newer"] * 48
+    assert reads.get("/projects/1/agreement").json()["judgements"] == 48 * 4
+    ingest = reads.get("/health").json()["ingest"]
+    assert ingest["events"] == 96
+    assert 1 <= ingest["transactions"] <= 96
