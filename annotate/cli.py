@@ -7,6 +7,7 @@ exits non-zero on failure with a message instead of a traceback.
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -66,6 +67,10 @@ def main_options(
 ) -> None:
     """Options shared by every command."""
     state.config = find_config(config)
+    from importers.prosody import configure_numba_cache
+
+    # before anything imports numba: compiled pitch kernels are then kept once per machine
+    configure_numba_cache()
 
 
 def _migration(path: Path | None) -> dict[str, dict[str, str]] | None:
@@ -232,14 +237,16 @@ def _import(
                 bars[session], description=f"{session}: {stage}", completed=done, total=total
             )
 
-        report = import_sessions(
-            path,
-            media_root=s.media_path,
-            taxonomy=taxonomy,
-            push=push,
-            options=options,
-            progress=progress,
-        )
+        with tempfile.TemporaryDirectory(prefix="improv-annotate-dry-run-") as scratch:
+            # a dry run cuts the clips too (to check them), but keeps nothing
+            report = import_sessions(
+                path,
+                media_root=Path(scratch) if dry_run else s.media_path,
+                taxonomy=taxonomy,
+                push=push,
+                options=options,
+                progress=progress,
+            )
     _print_import(report)
     return report
 

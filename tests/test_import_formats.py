@@ -121,7 +121,7 @@ def test_overlapping_turns_of_one_speaker_stop_the_session_not_the_import(
     _session(good, "vtt")
     bad = tmp_path / "all" / "bad"
     rows = _session(bad, "srt")
-    speaker, start, end, text = rows[0]
+    speaker, start, end, _ = rows[0]
     rows[1] = (speaker, start + 0.1, end + 0.1, "again")
     (bad / "transcript.srt").write_text(WRITERS["srt"][1](rows), encoding="utf-8")
     report = import_sessions(
@@ -134,3 +134,32 @@ def test_overlapping_turns_of_one_speaker_stop_the_session_not_the_import(
     assert [s.id for s in report.sessions] == ["good"]
     assert "overlap" in report.failed[str(bad)]
     assert "transcript.srt" in report.failed[str(bad)]
+
+
+def test_cli_dry_run_reports_every_session_and_keeps_nothing(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, write_config
+
+    batch = tmp_path / "batch"
+    _session(batch / "good", "eaf")
+    bad = batch / "bad"
+    rows = _session(bad, "csv")
+    rows[3] = (rows[3][0], -1.0, rows[3][2], rows[3][3])
+    (bad / "transcript.csv").write_text(WRITERS["csv"][1](rows), encoding="utf-8")
+    config = write_config(tmp_path)  # nothing listens there: a dry run needs no server
+    done = subprocess.run(
+        [sys.executable, "-m", "annotate.cli", "--config", str(config), "import", "--dry-run",
+         "--no-prosody", str(batch)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert done.returncode == 1
+    text = " ".join((done.stdout + done.stderr).split())
+    assert "session good: 12 turns" in text
+    assert "sessions 1 would push, failed 1; turns 12, clips" in text
+    assert "skipped session" in text and "bad/transcript.csv:5" in text
+    assert "-1" in text and "Traceback" not in text
+    assert not (tmp_path / "data" / "media").exists()
