@@ -333,12 +333,19 @@ def session_pusher(
         except (httpx.HTTPError, ApiError) as exc:
             raise LabelStudioError(
                 f"Label Studio at {_base_url(client)} failed while the tasks of session "
-                f"{session.id!r} were pushed ({type(exc).__name__}: {exc}); check that it "
+                f"{session.id!r} were pushed ({_describe(exc)}); check that it "
                 "runs ('improv-annotate status'), then run the import again: it adds only "
                 "the tasks that are missing"
             ) from None
 
     return push
+
+
+def _describe(exc: Exception) -> str:
+    """An SDK or transport error without its response headers (they carry session cookies)."""
+    if isinstance(exc, ApiError):
+        return f"HTTP {exc.status_code}: {exc.body}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _base_url(client: LabelStudio) -> str:

@@ -165,8 +165,14 @@ def start_label_studio(settings: Settings, timeout: float = 180.0) -> bool:
     return True
 
 
-def start_service(settings: Settings, config: Path | None, timeout: float = 60.0) -> bool:
-    """Start the agreement service (uvicorn) unless it already answers; True if started."""
+def start_service(
+    settings: Settings, config: Path | None, timeout: float = 60.0, *, workers: int = 1
+) -> bool:
+    """Start the agreement service (uvicorn) unless it already answers; True if started.
+
+    ``workers`` > 1 runs that many uvicorn worker processes (for a PostgreSQL store; every
+    piece of shared state lives in the database).
+    """
     url = settings.service.url
     if healthy(url):
         return False
@@ -188,6 +194,8 @@ def start_service(settings: Settings, config: Path | None, timeout: float = 60.0
         "--log-level",
         "warning",
     ]
+    if workers > 1:
+        argv += ["--workers", str(workers)]
     pid = _spawn(settings, SERVICE, argv, env)
     _wait(settings, SERVICE, url, pid, timeout)
     return True

@@ -57,12 +57,20 @@ def projects_to_pull(state: Any) -> list[int]:
 
 def _loop(app: FastAPI, stop: threading.Event, every: float) -> None:
     while not stop.wait(every):
-        for project_id in projects_to_pull(app.state):
-            try:
-                report = reconcile_project(app.state, project_id, full=False)
-                log.info("reconciled project %s: %s", project_id, report)
-            except (LabelStudioError, OSError) as exc:
-                log.warning("reconcile of project %s failed: %s", project_id, exc)
+        try:
+            pull_all(app.state)
+        except Exception as exc:  # e.g. the store is down: try again next time, never stop
+            log.warning("periodic pull failed: %s: %s", type(exc).__name__, exc)
+
+
+def pull_all(state: Any) -> None:
+    """One round of the periodic pull: every known project, incrementally."""
+    for project_id in projects_to_pull(state):
+        try:
+            report = reconcile_project(state, project_id, full=False)
+            log.info("reconciled project %s: %s", project_id, report)
+        except (LabelStudioError, OSError) as exc:
+            log.warning("reconcile of project %s failed: %s", project_id, exc)
 
 
 @asynccontextmanager

@@ -1,0 +1,388 @@
+"""Load: simulated annotators saving against the real service, then an exact loss check.
+
+What it does
+------------
+Starts the agreement service the way the tests do (``tests.faultkit.make_service`` +
+``annotate.stack.start_service``: uvicorn on a free loopback port, explicit secret and API
+key, no periodic pull) on a SQLite file or on a throwaway PostgreSQL database (created on
+127.0.0.1:5432, dropped afterwards), and drives it with ``--annotators`` simulated
+annotators (default 100), one thread and one ``httpx.Client`` each, for ``--seconds``
+(default 60).
+
+Together the annotators offer ``--rate`` events/s (default 500, the issue's target) on a
+fixed schedule (open loop: each annotator has its own evenly spaced send times; one that
+falls behind sends its next event as soon as the last is answered, and its latency counts
+from the scheduled time, so falling behind is charged). Each event is, with the annotator's
+seeded generator: a new annotation of a random clip (70%), an update of one of its own
+annotations with a newer ``updated_at`` and new values (20%), or the deletion of one of its
+own annotations (10%); clips of 8 turns, 3 dimensions per turn (24 judgements per save),
+built with ``tests.payloads.annotation_event``.
+
+Bounded and self-stopping: nothing is sent after ``--seconds`` (an annotator that fell
+behind its schedule stops too; "sent of planned" shows how much of the plan was sent);
+each request times out after 10 s, so the run ends at most 10 s after ``--seconds``;
+SIGINT / SIGTERM stop the load early and the check still runs.
+
+Afterwards, read straight from the store: the set of (annotation, turn, dimension, value)
+must equal what the acknowledged events imply (the last acknowledged version of every
+annotation not deleted): "lost" counts annotations whose stored judgements differ, "extra"
+those stored but not expected; the stored incremental agreement sums must equal
+``api.store.recompute_sums``. Events that were not acknowledged (errors, timeouts) are
+counted and their annotations left out of the comparison (they may or may not have landed).
+
+Peer: ``bench/bare_app.py`` (a FastAPI webhook under uvicorn that checks the secret and
+parses the body, storing nothing) driven by the same load just before each service run;
+the ratio service / peer separates the cost of the store from that of HTTP and of the load
+generator, which shares the machine's cores with the server.
+
+Usage::
+
+    .venv/bin/python bench/load.py                      # SQLite then PostgreSQL, 100 x 60 s
+    .venv/bin/python bench/load.py --db sqlite --seconds 10
+    .venv/bin/python bench/load.py --rate 50            # below capacity
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from annotate import stack  # noqa: E402
+from schemas.codec import decode_annotation  # noqa: E402
+from schemas.taxonomy import load_taxonomy  # noqa: E402
+from tests.conftest import free_port  # noqa: E402
+from tests.faultkit import SECRET, make_service, store_rows, sum_differences  # noqa: E402
+from tests.payloads import annotation_event, delete_event, dialogue, task  # noqa: E402
+
+TAX = load_taxonomy()
+EMOTIONS = list(TAX.emotion.values)
+HOOK = "/webhooks/label-studio"
+PG_ADMIN = os.environ.get("IMPROV_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+BASE = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
+CLIPS = 40
+TURNS = 8
+STOP = threading.Event()
+
+
+@dataclass(slots=True)
+class Result:
+    """What one run measured."""
+
+    db: str
+    annotators: int
+    seconds: float
+    rate: float
+    planned: int = 0
+    scheduled: int = 0
+    acknowledged: int = 0
+    errors: int = 0
+    events_per_s: float = 0.0
+    p50_ms: float = 0.0
+    p99_ms: float = 0.0
+    p50_service_ms: float = 0.0
+    p99_service_ms: float = 0.0
+    max_ms: float = 0.0
+    compared_annotations: int = 0
+    stored_judgements: int = 0
+    lost: int = 0
+    extra: int = 0
+    sums_equal: bool = False
+    load: str = ""
+    error_kinds: dict[str, int] = field(default_factory=dict)
+
+
+@contextmanager
+def database(kind: str, folder: Path) -> Iterator[str]:
+    """A fresh store: a SQLite file, or a throwaway PostgreSQL database."""
+    if kind == "sqlite":
+        yield f"sqlite:///{folder / 'load.db'}"
+        return
+    import psycopg
+
+    name = f"improv_load_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextmanager
+def bare_peer() -> Iterator[str]:
+    """``bench/bare_app.py`` (checks the secret, parses, stores nothing) under uvicorn."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "--app-dir",
+            str(ROOT / "bench"),
+            "bare_app:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+        ],
+        env={**os.environ, "BENCH_WEBHOOK_SECRET": SECRET},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while not stack.healthy(url) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+def _rows(payload: dict[str, Any]) -> set[tuple[int, str, str, str]]:
+    annotation, t = payload["annotation"], payload["task"]
+    decoded = decode_annotation({**annotation, "task": t["id"]}, t["data"], TAX)
+    return {(j.annotation_id, j.turn_id, j.dimension, j.value) for j in decoded.judgements}
+
+
+class Annotator(threading.Thread):
+    """One simulated annotator: its own schedule, client and seeded choices."""
+
+    def __init__(self, k: int, n: int, url: str, secret: str, args: argparse.Namespace) -> None:
+        super().__init__(daemon=True)
+        self.k, self.url, self.secret = k, url, secret
+        self.interval = n / args.rate
+        self.first = k * self.interval / n
+        self.seconds = args.seconds
+        self.rng = random.Random(args.seed * 1_000_003 + k)
+        self.tasks = [task(c + 1, dialogue(TURNS, clip=c)) for c in range(CLIPS)]
+        self.latencies: list[float] = []
+        self.service: list[float] = []
+        self.errors: dict[str, int] = {}
+        self.scheduled = 0
+        self.final: dict[int, dict[str, Any] | None] = {}  # last acknowledged version
+        self.unsure: set[int] = set()  # annotations with an unacknowledged event
+        self.made = 0
+        self.last = 0.0
+
+    def _event(self, n: int) -> tuple[int, dict[str, Any]]:
+        mine = [a for a, p in self.final.items() if p is not None]
+        draw = self.rng.random()
+        when = (BASE + timedelta(milliseconds=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        if mine and draw < 0.1:
+            victim = self.rng.choice(mine)
+            return victim, delete_event([victim])
+        if mine and draw < 0.3:
+            annotation_id = self.rng.choice(mine)
+            t = self.final[annotation_id]["task"]  # type: ignore[index]
+            action = "ANNOTATION_UPDATED"
+        else:
+            self.made += 1
+            annotation_id = self.k * 1_000_000 + self.made
+            t = self.rng.choice(self.tasks)
+            action = "ANNOTATION_CREATED"
+        values = {
+            i: {
+                "emotion": self.rng.choice(EMOTIONS),
+                "intensity": self.rng.randint(1, 5),
+                "valence": self.rng.randint(1, 5),
+            }
+            for i in range(TURNS)
+        }
+        payload = annotation_event(
+            TAX, annotation_id, t, self.k, values, updated_at=when, action=action
+        )
+        return annotation_id, payload
+
+    def run(self) -> None:
+        started = START[0]
+        with httpx.Client(
+            base_url=self.url, headers={"X-Improv-Annotate-Secret": self.secret}, timeout=10
+        ) as client:
+            n = 0
+            while not STOP.is_set():
+                due = started + self.first + n * self.interval
+                if due - started >= self.seconds or time.monotonic() - started >= self.seconds:
+                    break  # the plan is over, or the time is (an annotator behind stops too)
+                wait = due - time.monotonic()
+                if wait > 0 and STOP.wait(wait):
+                    break
+                annotation_id, payload = self._event(n)
+                self.scheduled += 1
+                sent = time.monotonic()
+                try:
+                    answer = client.post(HOOK, json=payload)
+                    ok = answer.status_code == 200
+                    kind = str(answer.status_code)
+                except httpx.HTTPError as exc:
+                    ok, kind = False, type(exc).__name__
+                done = self.last = time.monotonic()
+                n += 1
+                if not ok:
+                    self.errors[kind] = self.errors.get(kind, 0) + 1
+                    self.unsure.add(annotation_id)
+                    continue
+                self.latencies.append(done - due)
+                self.service.append(done - sent)
+                self.final[annotation_id] = (
+                    None if payload["action"] == "ANNOTATIONS_DELETED" else payload
+                )
+
+
+START = [0.0]
+
+
+def drive(url: str, args: argparse.Namespace, result: Result) -> list[Annotator]:
+    """Run the annotators against ``url`` and fill in the load figures of ``result``."""
+    STOP.clear()
+    people = [Annotator(k + 1, args.annotators, url, SECRET, args) for k in range(args.annotators)]
+    START[0] = time.monotonic() + 0.5
+    for person in people:
+        person.start()
+    # nothing is sent after --seconds; the last requests end within their 10 s timeout
+    for person in people:
+        person.join()
+    elapsed = max(p.last for p in people) - START[0]
+    result.load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    latencies = np.array([x for p in people for x in p.latencies]) * 1000
+    service = np.array([x for p in people for x in p.service]) * 1000
+    result.planned = int(args.rate * args.seconds)
+    result.scheduled = sum(p.scheduled for p in people)
+    result.acknowledged = len(latencies)
+    result.errors = result.scheduled - result.acknowledged
+    for p in people:
+        for k, v in p.errors.items():
+            result.error_kinds[k] = result.error_kinds.get(k, 0) + v
+    result.events_per_s = result.acknowledged / max(elapsed, 1e-9)
+    if len(latencies):
+        result.p50_ms, result.p99_ms = np.percentile(latencies, [50, 99]).tolist()
+        result.p50_service_ms, result.p99_service_ms = np.percentile(service, [50, 99]).tolist()
+        result.max_ms = float(latencies.max())
+    return people
+
+
+def peer(args: argparse.Namespace) -> Result:
+    """The same load against the bare peer (nothing stored, so nothing to check)."""
+    result = Result("bare FastAPI (peer)", args.annotators, args.seconds, args.rate)
+    with bare_peer() as url:
+        drive(url, args, result)
+    result.sums_equal = True
+    return result
+
+
+def run(kind: str, args: argparse.Namespace) -> Result:
+    """One run on one database; the service is started and stopped here."""
+    STOP.clear()
+    result = Result(kind, args.annotators, args.seconds, args.rate)
+    with (
+        tempfile.TemporaryDirectory(prefix="improv-load-") as tmp,
+        database(kind, Path(tmp)) as url,
+    ):
+        served = make_service(Path(tmp), url)
+        served.start()
+        try:
+            people = drive(served.url, args, result)
+            expected: set[tuple[int, str, str, str]] = set()
+            compared: set[int] = set()
+            for p in people:
+                for annotation_id, payload in p.final.items():
+                    if annotation_id in p.unsure:
+                        continue
+                    compared.add(annotation_id)
+                    if payload is not None:
+                        expected |= _rows(payload)
+            stored = {r for r in store_rows(url, 1) if r[0] in compared}
+            result.compared_annotations = len(compared)
+            result.stored_judgements = len(stored)
+            differ = {r[0] for r in expected ^ stored}
+            expected_ids = {r[0] for r in expected}
+            result.lost = len(differ & expected_ids)
+            result.extra = len(differ - expected_ids)
+            worst = sum_differences(url, 1)
+            result.sums_equal = all(d < 1e-6 for d in worst.values())
+        finally:
+            STOP.set()
+            served.stop()
+    return result
+
+
+def _row(r: Result) -> str:
+    return (
+        f"| {r.db} | {r.annotators} | {r.rate:.0f} | {r.scheduled:,} of {r.planned:,} | "
+        f"{r.acknowledged:,} | "
+        f"{r.events_per_s:.1f} | {r.p50_ms:,.0f} | {r.p99_ms:,.0f} | {r.p50_service_ms:,.0f} | "
+        f"{r.p99_service_ms:,.0f} | {r.errors} | {r.lost} | {r.extra} | "
+        f"{'yes' if r.sums_equal else 'NO'} | {r.load} |"
+    )
+
+
+def main() -> None:
+    """Parse the arguments, run, print a Markdown table (and JSON lines with --json)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--db", choices=("sqlite", "postgres", "both"), default="both")
+    parser.add_argument("--annotators", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=500.0, help="events/s offered in total")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="also print each result as JSON")
+    parser.add_argument("--no-peer", action="store_true", help="skip the bare peer runs")
+    args = parser.parse_args()
+    if args.annotators < 1 or args.seconds <= 0 or args.rate <= 0:
+        parser.error("--annotators, --seconds and --rate must be positive")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: STOP.set())
+    kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    print(
+        "| store | annotators | offered/s | sent of planned | acknowledged | events/s | p50 ms | "
+        "p99 ms | p50 svc ms | p99 svc ms | errors | lost | extra | sums equal | load 1/5/15 |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|")
+    results = []
+    for kind in kinds:
+        if not args.no_peer:
+            bare = peer(args)
+            print(_row(bare), flush=True)
+        result = run(kind, args)
+        results.append(result)
+        print(_row(result), flush=True)
+        if not args.no_peer and bare.events_per_s and bare.p99_ms:
+            print(
+                f"| ratio {kind} / peer | | | | | {result.events_per_s / bare.events_per_s:.2f} "
+                f"| | {result.p99_ms / bare.p99_ms:.1f}x | | "
+                f"{result.p99_service_ms / max(bare.p99_service_ms, 1e-9):.1f}x | | | | | |",
+                flush=True,
+            )
+    if args.json:
+        for result in results:
+            print(json.dumps(asdict(result)))
+    if any(r.lost or r.extra or not r.sums_equal for r in results):
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

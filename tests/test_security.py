@@ -1,0 +1,344 @@
+"""Security measures, each tested against the real service or the real code path.
+
+Webhook secret, API key on every read endpoint, no annotator emails, CORS closed, body size
+limit, importer paths kept inside the session folder, YAML loaded safely, CSV formula guard,
+and no secret in the logs or the CLI's output after a demo run.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from annotate.config import ConfigError, Settings, load_settings, local_secrets
+from annotate.labelstudio import SECRET_HEADER
+from exporters.formats import safe_cell, write_csv
+from importers import load_session
+from schemas.errors import SessionError, TaxonomyError
+from schemas.taxonomy import load_taxonomy
+from tests.conftest import EXAMPLE, ROOT, write_config
+from tests.faultkit import KEY, SECRET, Served, make_service, store_rows
+from tests.payloads import annotation_event, dialogue, task
+
+TAX = load_taxonomy()
+HOOK = "/webhooks/label-studio"
+EMAIL = "ann.o.tator@example.org"
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One service (SQLite) holding one project whose annotator has an email address."""
+    folder = tmp_path_factory.mktemp("security")
+    service = make_service(folder, f"sqlite:///{folder / 'store.db'}")
+    service.start()
+    t = task(1, dialogue(4))
+    with service.hooks() as hooks:
+        for annotator in (7, 8):
+            payload = annotation_event(
+                TAX, annotator, t, annotator, {i: {"emotion": "joy"} for i in range(4)}
+            )
+            # Label Studio sends the user object and the creator's email along
+            payload["annotation"]["completed_by"] = {
+                "id": annotator,
+                "email": f"{annotator}{EMAIL}",
+                "first_name": "Ann",
+            }
+            payload["annotation"]["created_username"] = f"{annotator}{EMAIL}, {annotator}"
+            payload["task"]["data"]["uploaded_by"] = EMAIL
+            assert hooks.post(HOOK, json=payload).status_code == 200
+    try:
+        yield service
+    finally:
+        service.stop()
+
+
+def _read_paths(served: Served) -> list[str]:
+    """Every GET endpoint of the OpenAPI schema with its path parameters filled in."""
+    schema = httpx.get(f"{served.url}/openapi.json").json()
+    paths = []
+    for path, operations in schema["paths"].items():
+        if "get" not in operations:
+            continue
+        paths.append(path.replace("{project_id}", "1").replace("{breakdown}", "annotator"))
+    return paths
+
+
+# -- webhook secret ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {SECRET_HEADER: ""},
+        {SECRET_HEADER: SECRET[:-1]},
+        {SECRET_HEADER: SECRET + "x"},
+        {SECRET_HEADER: SECRET.upper()},
+        {SECRET_HEADER: "é" + SECRET},
+        {"Authorization": f"Bearer {SECRET}"},
+        {"X-API-Key": KEY},
+    ],
+    ids=["none", "empty", "prefix", "longer", "case", "non-ascii", "bearer", "api-key"],
+)
+def test_webhook_without_the_right_secret_is_401_and_changes_nothing(
+    served: Served, headers: dict[str, str]
+) -> None:
+    before = store_rows(served.settings.database_url, 1)
+    payload = annotation_event(TAX, 99, task(1, dialogue(4)), 9, {0: {"emotion": "anger"}})
+    encoded = {k: v.encode("utf-8") for k, v in headers.items()}
+    answer = httpx.post(f"{served.url}{HOOK}", json=payload, headers=encoded)
+    assert answer.status_code == 401
+    assert answer.json()["detail"] == f"missing or wrong {SECRET_HEADER} header"
+    assert store_rows(served.settings.database_url, 1) == before
+
+
+def test_secrets_are_compared_in_constant_time() -> None:
+    """Both secrets go through hmac.compare_digest (no early exit on the first difference)."""
+    source = (ROOT / "api" / "app.py").read_text(encoding="utf-8")
+    assert source.count("hmac.compare_digest(") >= 3  # webhook, API key, dashboard key
+    assert not re.search(r"(webhook_secret|api_key)\s*[!=]=", source)
+
+
+# -- API key on reads --------------------------------------------------------------------------
+
+
+def test_every_read_endpoint_needs_the_api_key(served: Served) -> None:
+    paths = _read_paths(served)
+    protected = [p for p in paths if p not in {"/health", "/openapi.json"}]
+    assert len(protected) >= 12
+    checked = 0
+    for path in protected:
+        for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
+            answer = httpx.get(f"{served.url}{path}", headers=headers, timeout=30)
+            assert answer.status_code == 401, (path, headers, answer.status_code)
+            checked += 1
+        key = {"key": KEY} if path.startswith("/dashboard/") else {}  # the page takes ?key=
+        good = httpx.get(f"{served.url}{path}", headers={"X-API-Key": KEY}, params=key, timeout=60)
+        assert good.status_code == 200, (path, good.text)
+    # the dashboard takes the key as ?key=
+    assert httpx.get(f"{served.url}/dashboard/1?key=wrong").status_code == 401
+    answer = httpx.post(f"{served.url}/projects/1/reconcile")
+    assert answer.status_code == 401
+    assert checked == 3 * len(protected)
+
+
+# -- no annotator emails -----------------------------------------------------------------------
+
+
+def test_no_response_reveals_an_annotator_email(served: Served) -> None:
+    bodies = []
+    with served.reads() as reads:
+        for path in _read_paths(served):
+            answer = reads.get(path, params={"n_boot": 50, "key": KEY})
+            assert answer.status_code == 200, (path, answer.text)
+            bodies.append((path, answer.text))
+    leaking = [path for path, body in bodies if "@" in body and EMAIL in body]
+    assert leaking == []
+    annotators = {
+        row["annotator"] for row in json.loads(dict(bodies)["/projects/1/annotators"])["data"]
+    }
+    assert annotators == {"7", "8"}  # Label Studio user ids, not emails
+
+
+# -- CORS ---------------------------------------------------------------------------------------
+
+
+def test_cross_origin_requests_get_no_cors_grant(served: Served) -> None:
+    origin = {"Origin": "https://evil.example"}
+    preflight = httpx.request(
+        "OPTIONS",
+        f"{served.url}/projects/1/agreement",
+        headers={
+            **origin,
+            "Access-Control-Request-Method": "GET",
+            "Access-Control-Request-Headers": "x-api-key",
+        },
+    )
+    assert preflight.status_code in (401, 405)
+    assert not any(h.lower().startswith("access-control-") for h in preflight.headers)
+    simple = httpx.get(f"{served.url}/projects/1/agreement", headers={**origin, "X-API-Key": KEY})
+    assert simple.status_code == 200
+    assert "access-control-allow-origin" not in simple.headers
+
+
+# -- body size -----------------------------------------------------------------------------------
+
+
+def test_oversized_webhook_body_is_413_and_not_stored(served: Served) -> None:
+    before = store_rows(served.settings.database_url, 1)
+    payload = annotation_event(TAX, 98, task(1, dialogue(4)), 9, {0: {"emotion": "fear"}})
+    payload["annotation"]["padding"] = "x" * (2 * 1024 * 1024)
+    with served.hooks() as hooks:
+        answer = hooks.post(HOOK, json=payload)
+    assert answer.status_code == 413
+    assert re.match(r"body of \d+ bytes; at most 2097152", answer.json()["detail"])
+    assert store_rows(served.settings.database_url, 1) == before
+
+
+# -- importer paths ------------------------------------------------------------------------------
+
+
+def _session_with(folder: Path, **changes: str) -> Path:
+    session = folder / "s"
+    session.mkdir(parents=True)
+    for name in ("audio.wav", "transcript.vtt"):
+        (session / name).write_bytes((EXAMPLE / name).read_bytes())
+    meta = yaml.safe_load((EXAMPLE / "session.yaml").read_text(encoding="utf-8"))
+    (session / "session.yaml").write_text(yaml.safe_dump({**meta, **changes}), encoding="utf-8")
+    return session
+
+
+@pytest.mark.parametrize("key", ["media", "transcript"])
+@pytest.mark.parametrize(
+    "value",
+    ["../outside.wav", "../../etc/passwd", "/etc/passwd", "sub/../../outside.wav"],
+)
+def test_session_paths_cannot_leave_the_session_folder(
+    tmp_path: Path, key: str, value: str
+) -> None:
+    (tmp_path / "outside.wav").write_bytes((EXAMPLE / "audio.wav").read_bytes())
+    session = _session_with(tmp_path, **{key: value})
+    with pytest.raises(
+        SessionError, match=rf"session\.yaml: {key} '{re.escape(value)}' points outside"
+    ):
+        load_session(session)
+
+
+@pytest.mark.parametrize("key", ["media", "transcript"])
+def test_a_symlink_out_of_the_session_folder_is_refused(tmp_path: Path, key: str) -> None:
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    source = "audio.wav" if key == "media" else "transcript.vtt"
+    (outside / source).write_bytes((EXAMPLE / source).read_bytes())
+    session = _session_with(tmp_path, **{key: "linked"})
+    (session / "linked").symlink_to(outside / source)
+    with pytest.raises(SessionError, match=rf"session\.yaml: {key} 'linked' points outside"):
+        load_session(session)
+
+
+@pytest.mark.parametrize("bad", ["../escape", "/abs", "a/b", ".hidden", "UPPER"])
+def test_a_session_id_cannot_name_a_path(tmp_path: Path, bad: str) -> None:
+    """The id names the session's folder under the media root: no separators, no '..'."""
+    session = _session_with(tmp_path, id=bad)
+    with pytest.raises(SessionError, match=rf"id '{re.escape(bad)}' must be lower-case"):
+        load_session(session)
+
+
+# -- YAML loaded safely --------------------------------------------------------------------------
+
+PAYLOAD = "!!python/object/apply:os.system ['touch {marker}']"
+
+
+def test_yaml_tags_never_run_code(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    evil = PAYLOAD.format(marker=marker)
+    session = _session_with(tmp_path)
+    (session / "session.yaml").write_text(f"id: {evil}\n", encoding="utf-8")
+    with pytest.raises(SessionError, match=r"session\.yaml: not valid YAML"):
+        load_session(session)
+    config = tmp_path / "config.yaml"
+    config.write_text(f"data_dir: {evil}\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"config\.yaml: not valid YAML"):
+        load_settings(config)
+    taxonomy = tmp_path / "taxonomy.yaml"
+    taxonomy.write_text(f"name: {evil}\n", encoding="utf-8")
+    with pytest.raises(TaxonomyError, match=r"taxonomy\.yaml: not valid YAML"):
+        load_taxonomy(taxonomy)
+    assert not marker.exists()
+
+
+# -- CSV formula injection -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_cells_that_would_run_as_formulas_are_quoted(tmp_path: Path, start: str) -> None:
+    text = f'{start}HYPERLINK("http://evil.example")'
+    assert safe_cell(text) == "'" + text
+    path = tmp_path / "rows.csv"
+    write_csv([{"turn_id": "s1-t00000", "text": text, "speaker": start + "cmd"}], path)
+    with open(path, newline="", encoding="utf-8") as handle:
+        (row,) = list(csv.DictReader(handle))
+    assert row["text"] == "'" + text and row["speaker"] == "'" + start + "cmd"
+    assert safe_cell("joy") == "joy" and safe_cell(3) == 3
+
+
+# -- secrets stay out of logs and output -----------------------------------------------------------
+
+
+@pytest.mark.integration
+def test_no_secret_in_logs_or_cli_output_after_a_demo(
+    label_studio: Settings, tmp_path: Path
+) -> None:
+    ls = label_studio.label_studio
+    config = write_config(
+        tmp_path,
+        label_studio={
+            "url": ls.url,
+            "token": ls.token,
+            "password": ls.password,
+            "project_title": "Security demo",
+        },
+        service={"reconcile_seconds": 1},
+        media_root=str(label_studio.media_path),  # the folder that Label Studio serves
+    )
+    settings = load_settings(config)
+    generated = local_secrets(settings.data_path)  # what the local stack generates
+    try:
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "annotate.cli",
+                "--config",
+                str(config),
+                "demo",
+                "--annotators",
+                "2",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        assert run.returncode == 0, run.stdout + run.stderr
+    finally:
+        subprocess.run(
+            [sys.executable, "-m", "annotate.cli", "--config", str(config), "down"],
+            cwd=ROOT,
+            capture_output=True,
+            timeout=120,
+            check=False,
+        )
+    secrets = {
+        "label studio token": ls.token or "",
+        "label studio password": ls.password or "",
+        **{
+            key: value for key, value in generated.items() if key not in ("ls_token", "ls_password")
+        },
+    }
+    logs = {
+        path.name: path.read_text(errors="replace")
+        for folder in (settings.data_path / "logs", label_studio.data_path / "logs")
+        for path in folder.glob("*.log")
+    }
+    texts = {"stdout": run.stdout, "stderr": run.stderr, **logs}
+    assert "service.log" in texts and "label-studio.log" in texts
+    found = [
+        (name, where)
+        for name, secret in secrets.items()
+        for where, text in texts.items()
+        if secret and secret in text
+    ]
+    assert found == []
+    assert "Krippendorff's alpha" in run.stdout  # the demo did run to the end
