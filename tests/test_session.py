@@ -142,7 +142,8 @@ def test_missing_session_yaml(tmp_path: Path) -> None:
 
 def test_missing_media(folder: Path) -> None:
     (folder / "audio.wav").unlink()
-    with pytest.raises(MediaError, match=r"audio\.wav: media file not found; expected an audio or video file"):
+    expected = r"audio\.wav: media file not found; expected an audio or video file"
+    with pytest.raises(MediaError, match=expected):
         load_session(folder)
 
 
@@ -156,7 +157,8 @@ def test_unreadable_media(folder: Path) -> None:
 
 def test_media_without_samples(folder: Path) -> None:
     sf.write(folder / "audio.wav", np.zeros(0, dtype=np.float32), RATE)
-    with pytest.raises(MediaError, match=r"audio\.wav: the WAV header declares 0 audio samples; expected a recording$"):
+    expected = r"audio\.wav: the WAV header declares 0 audio samples; expected a recording$"
+    with pytest.raises(MediaError, match=expected):
         load_session(folder)
 
 
