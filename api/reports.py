@@ -41,6 +41,10 @@ def _alpha(matrix: np.ndarray, level: str) -> float | None:
         return None
 
 
+def _stamp(when: datetime | None) -> float:
+    return when.timestamp() if when is not None else float("-inf")
+
+
 class Frame:
     """The judgements of one dimension with the context each breakdown needs."""
 
@@ -80,6 +84,28 @@ class Frame:
         gold = {a[0] for a in annotations if a[2]}
         self.time: list[datetime | None] = [when.get(a) for a in self.annotation]
         self.gold = [a in gold for a in self.annotation]
+        self._separate_second_annotations(when)
+
+    def _separate_second_annotations(self, when: dict[int, datetime | None]) -> None:
+        """An annotator with more than one annotation of a task (Label Studio allows it):
+        the newest keeps the annotator's name, each older one becomes a rater of its own,
+        ``"<annotator> (annotation <id>)"``. Alpha then counts every annotation as a coder,
+        as the live sums do, and the breakdowns show the extra annotation instead of hiding
+        it."""
+        by_pair: dict[tuple[str, int], set[int]] = defaultdict(set)
+        for annotator, task, annotation in zip(
+            self.annotator, self.task, self.annotation, strict=True
+        ):
+            by_pair[(annotator, task)].add(annotation)
+        renamed: dict[int, str] = {}
+        for (annotator, _), ids in by_pair.items():
+            if len(ids) < 2:
+                continue
+            newest = max(ids, key=lambda a: (_stamp(when.get(a)), a))
+            renamed.update({a: f"{annotator} (annotation {a})" for a in ids - {newest}})
+        if renamed:
+            pairs = zip(self.annotation, self.annotator, strict=True)
+            self.annotator = [renamed.get(a, name) for a, name in pairs]
 
     def __len__(self) -> int:
         return len(self.turn)
