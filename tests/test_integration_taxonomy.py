@@ -63,6 +63,7 @@ def test_taxonomy_change_is_refused_then_migrated(label_studio: Settings) -> Non
         "audio": "/data/local-files/?d=x/none.wav",
         "title": "t",
         "prompt": "p",
+        "context": "",
         "clip_id": "x-c000",
         "session_id": "x",
     }
