@@ -35,6 +35,8 @@ SESSION_FILE = "session.yaml"
 _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 # Cue times are rounded to milliseconds; allow that much past the media's end.
 _END_TOLERANCE = 0.0015
+# Prosody features are kept to this many decimals (Hz, dB, semitones, seconds).
+PROSODY_DECIMALS = 4
 
 
 def media_duration(path: Path) -> float:
@@ -239,7 +241,12 @@ def _with_prosody(
             [(t.start, t.end, t.text or None) for t in group],
             all_turns=spans,
         )
-        features.update({t.id: v for t, v in zip(group, values, strict=True)})
+        for turn, row in zip(group, values, strict=True):
+            # rounded: enough for any analysis, and stable across runs for content hashes
+            features[turn.id] = {
+                k: round(v, PROSODY_DECIMALS) if isinstance(v, float) else v
+                for k, v in row.items()
+            }
         done += len(group)
     if progress is not None:
         progress("prosody", len(turns), len(turns))
