@@ -421,8 +421,21 @@ def export(
     from_label_studio: Annotated[
         Path | None, typer.Option(help="export offline from a Label Studio JSON export file")
     ] = None,
+    turn_audio: Annotated[
+        bool,
+        typer.Option(
+            help="also write one WAV per turn (audio/<session>/<turn>.wav), cut from the "
+            "session recording under --sessions-dir, else from the clip Label Studio serves"
+        ),
+    ] = False,
+    sessions_dir: Annotated[
+        Path | None,
+        typer.Option(help="folder of session folders holding the original recordings"),
+    ] = None,
 ) -> None:
     """Write a project's turn-level dataset with a data card (from the service's store)."""
+    import dataclasses
+
     options = _export_options(
         min_annotators,
         min_clip_agreement,
@@ -433,6 +446,13 @@ def export(
         label_space,
         real_ids,
     )
+    if turn_audio:
+        options = dataclasses.replace(
+            options,
+            turn_audio=True,
+            media_root=state.settings.media_path,
+            sessions_root=sessions_dir,
+        )
     formats = [f.strip() for f in fmt.split(",") if f.strip()]
     if from_label_studio is not None:
         from exporters import export_label_studio_file
@@ -499,6 +519,9 @@ def _print_export(report: Any) -> None:
         f"{sum(acc.skipped.values())}{' (' + skipped + ')' if skipped else ''}; "
         f"splits {report.splits}"
     )
+    if acc.audio_written or acc.audio_skipped:
+        missing = ", ".join(f"{n} {reason}" for reason, n in sorted(acc.audio_skipped.items()))
+        console.print(f"turn audio files {acc.audio_written}; without one: {missing or 'none'}")
 
 
 def _export(

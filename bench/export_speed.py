@@ -2,19 +2,24 @@
 
 Builds a SQLite store of ``--turns`` turns x 5 annotators (emotion only: one judgement per
 annotator per turn; 10 turns a clip), bulk-inserted, then times ``export_dataset`` (JSONL
-and the data card) in a fresh subprocess and reads its peak RSS. Run it at two sizes to see
-whether memory grows with the data. Peer: Label Studio's own JSON snapshot export, measured
-on 2 cores at 12.5 s for 10,000 annotations (see bench/export_vs_label_studio.py for the
-side-by-side run).
+and the data card) in a fresh subprocess per run and reads the peak RSS of that process
+and of its worker processes. Each size is exported in-process (``workers=1``, the peer) and
+with a pool of worker processes (``--workers``, default 2); the ratio is printed. Several
+sizes show whether memory grows with the data. Label Studio's own JSON snapshot export is
+timed side by side in bench/export_vs_label_studio.py.
 
-    .venv/bin/python bench/export_speed.py --turns 200000
+    .venv/bin/python bench/export_speed.py                       # 20k, 60k, 200k turns
+    .venv/bin/python bench/export_speed.py --turns 200000 --workers 2
+    .venv/bin/python bench/export_speed.py --quick               # 2,000 turns
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -127,12 +132,13 @@ def build(db_path: Path, turns: int, seed: int = 0) -> int:
     return turns * ANNOTATORS
 
 
-def run_export(db_path: Path, out: Path) -> None:
+def run_export(db_path: Path, out: Path, workers: int) -> None:
     """The measured part (in its own process): export JSONL with the data card."""
     from exporters import ExportOptions, export_dataset
 
     engine = make_engine(f"sqlite:///{db_path}")
     started = time.perf_counter()
+    cpu = time.process_time()
     with Session(engine) as db:
         report = export_dataset(
             db,
@@ -142,50 +148,77 @@ def run_export(db_path: Path, out: Path) -> None:
             formats=["jsonl"],
             options=ExportOptions(salt="bench"),
             n_boot=200,
+            workers=workers,
         )
     seconds = time.perf_counter() - started
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(
         json.dumps(
             {
                 "seconds": seconds,
-                "peak_mb": peak,
+                "cpu": time.process_time() - cpu + children.ru_utime + children.ru_stime,
+                "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                "worker_peak_mb": children.ru_maxrss / 1024 if workers > 1 else 0.0,
                 "rows": report.rows,
                 "judgements": report.accounting.exported,
+                "bytes": (out / "turns.jsonl").stat().st_size,
             }
         )
     )
 
 
+def _load() -> str:
+    return "load average " + ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def measure(db: Path, out: Path, workers: int) -> dict[str, float]:
+    """One export in a fresh process; its figures."""
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", str(db), str(out), str(workers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    shutil.rmtree(out, ignore_errors=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
-    """Build the store, export it in a subprocess, print the figures."""
+    """Build the stores, export each in subprocesses, print the table."""
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--turns", type=int, default=200_000)
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--turns", type=int, nargs="+", default=[20_000, 60_000, 200_000])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--quick", action="store_true", help="one small store (2,000 turns)")
+    parser.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        run_export(Path(args.child[0]), Path(args.child[1]))
+        run_export(Path(args.child[0]), Path(args.child[1]), int(args.child[2]))
         return
-    with tempfile.TemporaryDirectory() as scratch:
-        db = Path(scratch) / "store.db"
-        started = time.perf_counter()
-        n = build(db, args.turns)
-        print(
-            f"store: {args.turns} turns, {n} judgements, built in "
-            f"{time.perf_counter() - started:.1f} s"
-        )
-        done = subprocess.run(
-            [sys.executable, __file__, "--child", str(db), str(Path(scratch) / "out")],
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        figures = json.loads(done.stdout.strip().splitlines()[-1])
+    sizes = [2_000] if args.quick else args.turns
+    print(f"start: {_load()} (2 cores shared with other work)")
     print(
-        f"export: {figures['rows']} rows ({figures['judgements']} judgements) in "
-        f"{figures['seconds']:.1f} s, {figures['judgements'] / figures['seconds']:,.0f} "
-        f"judgements/s, peak RSS {figures['peak_mb']:.0f} MB"
+        "| turns | judgements | workers | time | judgements/s | CPU | peak RSS main | "
+        "peak RSS worker | vs 1 process |"
     )
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for turns in sizes:
+        with tempfile.TemporaryDirectory() as scratch:
+            db = Path(scratch) / "store.db"
+            n = build(db, turns)
+            peer = None
+            for workers in (1, args.workers) if args.workers > 1 else (1,):
+                f = measure(db, Path(scratch) / "out", workers)
+                peer = peer or f["seconds"]
+                print(
+                    f"| {turns:,} | {n:,} | {workers} | {f['seconds']:.1f} s | "
+                    f"{f['judgements'] / f['seconds']:,.0f} | {f['cpu']:.1f} s | "
+                    f"{f['peak_mb']:.0f} MB | "
+                    + (f"{f['worker_peak_mb']:.0f} MB" if workers > 1 else "-")
+                    + f" | {peer / f['seconds']:.2f}x |",
+                    flush=True,
+                )
+    print(f"end: {_load()}")
+    print("target: 1,000,000 judgements in < 30 s, memory flat in the data")
 
 
 if __name__ == "__main__":

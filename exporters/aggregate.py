@@ -4,7 +4,8 @@ Pure functions on plain Python values and numpy, no I/O: :func:`majority` (hard 
 an explicit tie policy), :func:`soft_labels` (the vote distribution over the whole
 taxonomy), :func:`scale_stats` (mean and sample standard deviation of a rating scale),
 :func:`dawid_skene` (the Dawid & Skene (1979) EM estimator of true labels and annotator
-confusion matrices) and :func:`pseudonym` (stable salted annotator pseudonyms).
+confusion matrices; :func:`dawid_skene_codes` runs it on compact integer codes) and
+:func:`pseudonym` (stable salted annotator pseudonyms).
 
 Labels are any hashable values (in practice the taxonomy's label strings); ``labels`` or
 ``order`` arguments are the taxonomy's declared labels, in declared order.
@@ -26,8 +27,11 @@ from schemas.errors import AnnotateError
 
 __all__ = [
     "AggregateError",
+    "DawidSkeneFit",
     "DawidSkeneResult",
+    "check_labels",
     "dawid_skene",
+    "dawid_skene_codes",
     "majority",
     "pseudonym",
     "scale_stats",
@@ -35,6 +39,7 @@ __all__ = [
 ]
 
 TIE_BREAKS = ("order",)
+E_STEP_BLOCK = 16_384  # items per block of the Dawid-Skene E-step
 
 
 class AggregateError(AnnotateError, ValueError):
@@ -59,6 +64,21 @@ def _check_known(values: Iterable[Hashable], index: dict[Hashable, int], where: 
         raise AggregateError(
             f"{where}: unknown labels {', '.join(unknown)}; expected one of {list(index)}"
         )
+
+
+def check_labels(values: Iterable[Hashable], labels: Sequence[Hashable], where: str) -> None:
+    """Raise :class:`AggregateError` naming the ``values`` that are not among ``labels``.
+
+    Examples
+    --------
+    >>> check_labels(["joy"], ["neutral", "joy"], "export")
+    >>> check_labels(["glee"], ["neutral", "joy"], "export")
+    Traceback (most recent call last):
+    ...
+    exporters.aggregate.AggregateError: export: unknown labels 'glee'; expected one of \
+['neutral', 'joy']
+    """
+    _check_known(values, _label_index(labels, where), where)
 
 
 def majority(
@@ -276,15 +296,136 @@ class DawidSkeneResult:
         }
 
 
-def _per_item_sums(item_idx: np.ndarray, weights: np.ndarray, n_items: int) -> np.ndarray:
-    """Sum the rows of ``weights`` (R, K) into their items: shape (n_items, K)."""
-    return np.stack(
-        [
-            np.bincount(item_idx, weights=weights[:, k], minlength=n_items)
-            for k in range(weights.shape[1])
-        ],
-        axis=1,
+@dataclass(frozen=True, slots=True)
+class DawidSkeneFit:
+    """What :func:`dawid_skene_codes` estimated, as arrays indexed by integer codes.
+
+    Attributes
+    ----------
+    posterior : numpy.ndarray, shape (N, K)
+        Posterior probability of each true label (columns in label-code order) per item.
+    confusion : numpy.ndarray, shape (A, K, K)
+        Per annotator, row ``j``: the probability of each given label when the truth is
+        label ``j``; rows sum to 1.
+    priors : numpy.ndarray, shape (K,)
+        Class priors, summing to 1.
+    iterations : int
+        EM iterations run.
+    converged : bool
+        Whether the largest change of any posterior fell below ``tol``.
+    log_likelihood : float
+        Observed-data log-likelihood under the final parameters.
+    """
+
+    posterior: np.ndarray
+    confusion: np.ndarray
+    priors: np.ndarray
+    iterations: int
+    converged: bool
+    log_likelihood: float
+
+
+def dawid_skene_codes(
+    items: np.ndarray,
+    annotators: np.ndarray,
+    given: np.ndarray,
+    *,
+    n_items: int,
+    n_annotators: int,
+    n_labels: int,
+    max_iter: int = 100,
+    tol: float = 1e-6,
+    smoothing: float = 0.01,
+) -> DawidSkeneFit:
+    """The Dawid & Skene EM of :func:`dawid_skene` on integer-coded ratings.
+
+    Parameters
+    ----------
+    items, annotators, given : numpy.ndarray, shape (R,)
+        Per rating: the item's code in ``0..n_items-1``, the annotator's in
+        ``0..n_annotators-1`` and the given label's in ``0..n_labels-1``. Any integer
+        dtype; compact ones (``int32``, ``int8``) keep the memory down.
+    n_items, n_annotators, n_labels : int
+        Sizes of the three code ranges; every item code must occur.
+    max_iter, tol, smoothing
+        As for :func:`dawid_skene` (not checked again here).
+
+    Returns
+    -------
+    DawidSkeneFit
+
+    Notes
+    -----
+    Memory: the three code arrays, one float64 column of ``R`` values at a time, and a few
+    ``(N, K)`` posterior arrays; nothing of shape ``(R, K)``. Each EM step sums the
+    ratings in the order given (one ``np.bincount`` per label), so the result depends on
+    that order only through floating-point rounding, and the same order always gives the
+    same bits.
+
+    Examples
+    --------
+    >>> fit = dawid_skene_codes(
+    ...     np.array([0, 0, 1, 1]), np.array([0, 1, 0, 1]), np.array([1, 1, 0, 1]),
+    ...     n_items=2, n_annotators=2, n_labels=2,
+    ... )
+    >>> fit.posterior.argmax(axis=1).tolist()
+    [1, 1]
+    """
+    items_ = np.asarray(items)
+    annotators_ = np.asarray(annotators)
+    given_ = np.asarray(given)
+    cells = n_annotators * n_labels
+    # (annotator, given label) of each rating, as bincount wants it
+    cell = annotators_.astype(np.intp) * n_labels + given_
+
+    def m_step(post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        priors = (post.sum(axis=0) + smoothing) / (n_items + n_labels * smoothing)
+        counts = np.empty((cells, n_labels))
+        for j in range(n_labels):
+            # weight of each rating for true class j
+            counts[:, j] = np.bincount(cell, weights=post[items_, j], minlength=cells)
+        counts = counts.reshape(n_annotators, n_labels, n_labels)  # (A, K given, K true)
+        counts = counts.transpose(0, 2, 1) + smoothing  # (A, K true, K given)
+        return priors, counts / counts.sum(axis=2, keepdims=True)
+
+    def e_step(priors: np.ndarray, confusion: np.ndarray) -> tuple[np.ndarray, float]:
+        log_confusion = np.log(confusion)
+        sums = np.empty((n_items, n_labels))
+        for k in range(n_labels):
+            rating = log_confusion[annotators_, k, given_]  # log P(given | true k), (R,)
+            sums[:, k] = np.bincount(items_, weights=rating, minlength=n_items)
+        log_priors = np.log(priors)
+        log_norm = np.empty((n_items, 1))
+        # row blocks: every step is per item, so blocks give the same bits, in less memory
+        for a in range(0, n_items, E_STEP_BLOCK):
+            log_joint = log_priors + sums[a : a + E_STEP_BLOCK]
+            top = log_joint.max(axis=1, keepdims=True)
+            norm = top + np.log(np.exp(log_joint - top).sum(axis=1, keepdims=True))
+            sums[a : a + E_STEP_BLOCK] = np.exp(log_joint - norm)
+            log_norm[a : a + E_STEP_BLOCK] = norm
+        return sums, float(log_norm.sum())
+
+    # start from the vote shares (exact integer counts)
+    posterior = (
+        np.bincount(items_.astype(np.intp) * n_labels + given_, minlength=n_items * n_labels)
+        .reshape(n_items, n_labels)
+        .astype(np.float64)
     )
+    posterior /= posterior.sum(axis=1, keepdims=True)
+    iterations, converged = 0, False
+    priors = confusion = np.empty(0)
+    log_likelihood = float("nan")
+    while iterations < max_iter and not converged:
+        iterations += 1
+        priors, confusion = m_step(posterior)
+        updated, log_likelihood = e_step(priors, confusion)
+        change = max(
+            float(np.abs(updated[a : a + E_STEP_BLOCK] - posterior[a : a + E_STEP_BLOCK]).max())
+            for a in range(0, n_items, E_STEP_BLOCK)
+        )
+        converged = change <= tol
+        posterior = updated
+    return DawidSkeneFit(posterior, confusion, priors, iterations, converged, log_likelihood)
 
 
 def dawid_skene(
@@ -402,43 +543,18 @@ def dawid_skene(
         )
     _check_known(rated, label_index, "dawid_skene")
 
-    items_ = np.asarray(item_idx, dtype=np.intp)
-    annotators = np.asarray(annotator_idx, dtype=np.intp)
-    given = np.asarray([label_index[label] for label in rated], dtype=np.intp)
-    n_items, n_annotators = len(item_ids), len(annotator_ids)
-    one_hot = np.eye(n_labels)[given]  # (R, K)
-
-    def m_step(post: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        priors = (post.sum(axis=0) + smoothing) / (n_items + n_labels * smoothing)
-        weights = post[items_]  # (R, K): weight of each rating for each true class
-        cell = annotators * n_labels + given  # (annotator, given label) of each rating
-        counts = np.stack(
-            [
-                np.bincount(cell, weights=weights[:, j], minlength=n_annotators * n_labels)
-                for j in range(n_labels)
-            ],
-            axis=1,
-        ).reshape(n_annotators, n_labels, n_labels)  # (A, K given, K true)
-        counts = counts.transpose(0, 2, 1) + smoothing  # (A, K true, K given)
-        return priors, counts / counts.sum(axis=2, keepdims=True)
-
-    def e_step(priors: np.ndarray, confusion: np.ndarray) -> tuple[np.ndarray, float]:
-        log_rating = np.log(confusion)[annotators, :, given]  # (R, K true)
-        log_joint = np.log(priors) + _per_item_sums(items_, log_rating, n_items)
-        top = log_joint.max(axis=1, keepdims=True)
-        log_norm = top + np.log(np.exp(log_joint - top).sum(axis=1, keepdims=True))
-        return np.exp(log_joint - log_norm), float(log_norm.sum())
-
-    posterior = _per_item_sums(items_, one_hot, n_items)
-    posterior /= posterior.sum(axis=1, keepdims=True)
-    iterations, converged = 0, False
-    while iterations < max_iter and not converged:
-        iterations += 1
-        priors, confusion = m_step(posterior)
-        updated, log_likelihood = e_step(priors, confusion)
-        converged = float(np.abs(updated - posterior).max()) <= tol
-        posterior = updated
-
+    fit = dawid_skene_codes(
+        np.asarray(item_idx, dtype=np.intp),
+        np.asarray(annotator_idx, dtype=np.intp),
+        np.asarray([label_index[label] for label in rated], dtype=np.intp),
+        n_items=len(item_ids),
+        n_annotators=len(annotator_ids),
+        n_labels=n_labels,
+        max_iter=max_iter,
+        tol=tol,
+        smoothing=smoothing,
+    )
+    posterior, confusion, priors = fit.posterior, fit.confusion, fit.priors
     best = posterior.argmax(axis=1)
     return DawidSkeneResult(
         classes=label_list,
@@ -449,9 +565,9 @@ def dawid_skene(
         },
         confusion={annotator: confusion[a].copy() for annotator, a in annotator_ids.items()},
         priors=dict(zip(label_list, priors.tolist(), strict=True)),
-        iterations=iterations,
-        converged=converged,
-        log_likelihood=log_likelihood,
+        iterations=fit.iterations,
+        converged=fit.converged,
+        log_likelihood=fit.log_likelihood,
     )
 
 

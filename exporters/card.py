@@ -10,10 +10,169 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from annotate.agreement import alpha_from_coincidences, unit_coincidences
 from exporters.rows import TOOL_VERSION, Accounting, ExportOptions
 from schemas.taxonomy import Taxonomy
 
 SPLITS = ("train", "dev", "test")
+
+
+class CardStats:
+    """What the data card needs, gathered row by row in memory that does not grow with rows.
+
+    Counts, the majority-emotion distribution per split, and per dimension the number of
+    turns with each *profile* (the sorted values the turn got). Profiles are sufficient
+    statistics for Krippendorff's alpha and for its bootstrap over turns, and there are only
+    as many as multisets of a few values from the taxonomy. Partial stats (of parallel
+    workers) add up with :meth:`merge`.
+    """
+
+    def __init__(self, taxonomy: Taxonomy) -> None:
+        self.taxonomy = taxonomy
+        self.emotion = taxonomy.emotion.name
+        self.sessions: set[str] = set()
+        self.turns = 0
+        self.seconds = 0.0
+        self.annotators: set[str] = set()
+        self.splits: Counter[str] = Counter()
+        self.by_split: dict[str, Counter[str]] = {s: Counter() for s in SPLITS}
+        self.profiles: dict[str, Counter[tuple[Any, ...]]] = {
+            d.name: Counter() for d in taxonomy.dimensions
+        }
+        self.choice = {d.name: d.kind == "choice" for d in taxonomy.dimensions}
+
+    def add(self, row: Mapping[str, Any]) -> None:
+        """Take what the card needs from one row."""
+        self.turns += 1
+        split = row.get("split")
+        if split:
+            self.splits[split] += 1
+            label = row["aggregates"][self.emotion]["majority"]
+            self.by_split[split][label if label is not None else "(tie)"] += 1
+        self.sessions.add(str(row["session_id"]))
+        self.seconds += row["end"] - row["start"]
+        values: dict[str, list[Any]] = {}
+        labels = row["labels"]
+        self.annotators.update(labels)
+        for dims in labels.values():
+            for dim, value in dims.items():
+                values.setdefault(dim, []).append(value if self.choice[dim] else float(value))
+        for dim, given in values.items():
+            self.profiles[dim][tuple(sorted(given))] += 1
+
+    def merge(self, other: CardStats) -> None:
+        """Add another part's stats (same taxonomy) to these."""
+        self.turns += other.turns
+        self.seconds += other.seconds
+        self.sessions |= other.sessions
+        self.annotators |= other.annotators
+        self.splits.update(other.splits)
+        for split, counts in other.by_split.items():
+            self.by_split[split].update(counts)
+        for dim, profiles in other.profiles.items():
+            self.profiles[dim].update(profiles)
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for the card."""
+        return {
+            "sessions": len(self.sessions),
+            "turns": self.turns,
+            "hours": self.seconds / 3600,
+            "annotators": len(self.annotators),
+        }
+
+    def distribution(self) -> dict[str, Counter[str]]:
+        """Majority emotion counts per split (turns without a majority as '(tie)')."""
+        return {s: Counter(c) for s, c in self.by_split.items()}
+
+    def agreement(self, n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
+        """Alpha per dimension with a 95% percentile bootstrap CI over the exported turns.
+
+        Choices are coded by the taxonomy's declared order, labels of another label space
+        after them in sorted order; ratings are their numbers.
+        """
+        out = {}
+        for dim in self.taxonomy.dimensions:
+            profiles: Mapping[tuple[Any, ...], int] = self.profiles[dim.name]
+            if dim.kind == "choice":
+                seen = {v for key in profiles for v in key}
+                order = [*dim.values, *sorted(seen - set(dim.values))]
+                code = {v: float(i) for i, v in enumerate(order)}
+                coded: Counter[tuple[Any, ...]] = Counter()
+                for key, n in profiles.items():
+                    coded[tuple(sorted(code[v] for v in key))] += n
+                profiles = coded
+            out[dim.name] = profile_alpha(profiles, dim.level, n_boot=n_boot, seed=seed)
+        return out
+
+
+def profile_alpha(
+    profiles: Mapping[tuple[float, ...], int],
+    level: str,
+    *,
+    n_boot: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> dict[str, float | None]:
+    """Krippendorff's alpha and a percentile bootstrap CI from unit profiles.
+
+    Parameters
+    ----------
+    profiles : mapping
+        ``sorted values of a unit -> number of units`` (units with one value included:
+        they count when resampling, not in the coincidences).
+    level : str
+        Level of measurement (see :func:`annotate.agreement.krippendorff_alpha`).
+    n_boot : int
+        Resamples. Resampling the N units with replacement draws the profile counts from
+        a multinomial(N, share of each profile), which is what is drawn here.
+    seed : int
+        Seed of the resampling.
+    confidence : float
+        Level of the interval.
+
+    Returns
+    -------
+    dict
+        ``alpha``, ``ci_low``, ``ci_high``; all ``None`` when alpha is undefined on the data
+        or on more than half of the resamples.
+
+    Examples
+    --------
+    >>> figures = profile_alpha({(0.0, 0.0): 3, (0.0, 1.0): 1, (1.0, 1.0): 2}, "nominal",
+    ...                         n_boot=200)
+    >>> round(figures["alpha"], 3), figures["ci_low"] <= figures["alpha"] <= figures["ci_high"]
+    (0.686, True)
+    """
+    none: dict[str, float | None] = {"alpha": None, "ci_low": None, "ci_high": None}
+    keys = list(profiles)
+    domain = np.unique([v for key in keys if len(key) > 1 for v in key])
+    if not keys or not domain.size:
+        return none
+    counts = np.array([profiles[k] for k in keys], dtype=np.float64)
+    blocks = np.stack([unit_coincidences(list(k), domain).reshape(-1) for k in keys])
+    size = (domain.size, domain.size)
+    try:
+        alpha = alpha_from_coincidences((counts @ blocks).reshape(size), domain, level)
+    except ValueError:
+        return none
+    n = int(counts.sum())
+    rng = np.random.default_rng(seed)
+    draws = rng.multinomial(n, counts / n, size=n_boot).astype(np.float64)
+    stats = np.full(n_boot, np.nan)
+    for b, o in enumerate(draws @ blocks):
+        try:
+            stats[b] = alpha_from_coincidences(o.reshape(size), domain, level)
+        except ValueError:
+            continue
+    finite = stats[np.isfinite(stats)]
+    if 2 * (n_boot - finite.size) > n_boot:
+        return none
+    tail = (1.0 - confidence) / 2.0
+    low, high = np.quantile(finite, [tail, 1.0 - tail])
+    return {"alpha": float(alpha), "ci_low": float(low), "ci_high": float(high)}
 
 
 def row_schema(taxonomy: Taxonomy) -> dict[str, Any]:
@@ -56,6 +215,11 @@ def row_schema(taxonomy: Taxonomy) -> dict[str, Any]:
             "media": {**nullable_str, "description": "clip audio, relative to the media root"},
             "media_start": number,
             "media_end": number,
+            "turn_audio": {
+                **nullable_str,
+                "description": "with --turn-audio: the turn's WAV, relative to the export "
+                "folder (null when its media was not found)",
+            },
             "prompt": nullable_str,
             "intended_emotion": nullable_str,
             "labels": {
@@ -180,7 +344,7 @@ def write_card(
     filters = {
         k: (v.isoformat() if isinstance(v, datetime) else v)
         for k, v in asdict(options).items()
-        if k != "salt"
+        if k not in ("salt", "media_root", "sessions_root")  # secret; machine paths
     }
     lines = [
         f"# {taxonomy.name} {taxonomy.version}: turn-level emotion-shift labels",
@@ -205,6 +369,20 @@ def write_card(
         f"Judgements read: {accounting.read}; exported: {accounting.exported}; skipped: "
         + (", ".join(f"{n} ({r})" for r, n in sorted(accounting.skipped.items())) or "none")
         + ".",
+        *(
+            [
+                "",
+                f"Turn audio (`audio/<session>/<turn>.wav`, mono 16-bit): "
+                f"{accounting.audio_written} files; turns without one: "
+                + (
+                    ", ".join(f"{n} ({r})" for r, n in sorted(accounting.audio_skipped.items()))
+                    or "none"
+                )
+                + ".",
+            ]
+            if options.turn_audio
+            else []
+        ),
         "",
         "## Splits",
         "",

@@ -52,6 +52,8 @@ COLUMNS = (
     "exported_at",
     "tool_version",
 )
+# Columns only some exports have (after "media_end" when present).
+OPTIONAL = ("turn_audio",)
 NESTED = {"annotation_ids", "labels", "cancelled_by", "aggregates", "shift", "agreement", "prosody"}
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -87,10 +89,19 @@ def safe_cell(value: Any) -> Any:
     return value
 
 
-def flat(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A row with its nested values as JSON text, in :data:`COLUMNS` order."""
+def columns_of(row: Mapping[str, Any]) -> tuple[str, ...]:
+    """:data:`COLUMNS`, with the :data:`OPTIONAL` columns the row has after "media_end"."""
+    extra = tuple(c for c in OPTIONAL if c in row)
+    if not extra:
+        return COLUMNS
+    at = COLUMNS.index("media_end") + 1
+    return (*COLUMNS[:at], *extra, *COLUMNS[at:])
+
+
+def flat(row: Mapping[str, Any], columns: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """A row with its nested values as JSON text, in :data:`COLUMNS` order (or ``columns``)."""
     out = {}
-    for column in COLUMNS:
+    for column in columns or columns_of(row):
         value = row.get(column)
         if column in NESTED and value is not None:
             value = json.dumps(value, ensure_ascii=False, sort_keys=True)
@@ -102,46 +113,60 @@ def write_csv(rows: Iterable[Mapping[str, Any]], path: Path) -> int:
     """The rows as CSV with :data:`COLUMNS`; nested values as JSON text."""
     n = 0
     with _Atomic(path) as out:
-        writer = csv.DictWriter(out, fieldnames=COLUMNS)
-        writer.writeheader()
+        writer: csv.DictWriter[str] | None = None
+        columns = COLUMNS
         for row in rows:
-            writer.writerow({k: safe_cell(v) for k, v in flat(row).items()})
+            if writer is None:
+                columns = columns_of(row)
+                writer = csv.DictWriter(out, fieldnames=columns)
+                writer.writeheader()
+            writer.writerow({k: safe_cell(v) for k, v in flat(row, columns).items()})
             n += 1
+        if writer is None:
+            csv.DictWriter(out, fieldnames=COLUMNS).writeheader()
     return n
 
 
-_SCHEMA = pa.schema(
-    [
-        (
-            c,
-            pa.float64()
-            if c in ("start", "end", "media_start", "media_end")
-            else pa.int64()
-            if c in ("project_id", "task_id", "turn_index", "n_annotators")
-            else pa.string(),
-        )
-        for c in COLUMNS
-    ]
-)
+def _schema(columns: tuple[str, ...]) -> pa.Schema:
+    return pa.schema(
+        [
+            (
+                c,
+                pa.float64()
+                if c in ("start", "end", "media_start", "media_end")
+                else pa.int64()
+                if c in ("project_id", "task_id", "turn_index", "n_annotators")
+                else pa.string(),
+            )
+            for c in columns
+        ]
+    )
 
 
 def write_parquet(rows: Iterable[Mapping[str, Any]], path: Path, batch: int = 20_000) -> int:
     """The rows as Parquet (same columns as the CSV), written in row groups of ``batch``."""
     n = 0
     with _Atomic(path, mode="path") as partial:
-        writer = pq.ParquetWriter(str(partial), _SCHEMA)
+        writer: pq.ParquetWriter | None = None
         try:
-            for chunk in _chunks((flat(r) for r in rows), batch):
-                table = pa.Table.from_pylist(chunk, schema=_SCHEMA)
+            for chunk in _chunks(iter(rows), batch):
+                if writer is None:
+                    columns = columns_of(chunk[0])
+                    schema = _schema(columns)
+                    writer = pq.ParquetWriter(str(partial), schema)
+                table = pa.Table.from_pylist([flat(r, columns) for r in chunk], schema=schema)
                 writer.write_table(table)
                 n += len(chunk)
+            if writer is None:
+                writer = pq.ParquetWriter(str(partial), _schema(COLUMNS))
         finally:
-            writer.close()
+            if writer is not None:
+                writer.close()
     return n
 
 
-def _chunks(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    chunk: list[dict[str, Any]] = []
+def _chunks(items: Iterator[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
     for item in items:
         chunk.append(item)
         if len(chunk) == size:

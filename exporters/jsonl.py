@@ -19,26 +19,41 @@ from typing import Any
 
 
 def iter_jsonl_lines(rows: Iterable[Mapping[str, Any]]) -> Iterator[str]:
-    """Each row as one JSON line (UTF-8 text kept as is), newline-terminated."""
+    """Each row as one JSON line (UTF-8 text kept as is), newline-terminated.
+
+    The text of ``json.dumps(row, ensure_ascii=False)``, from one encoder made once.
+    """
+    encode = json.JSONEncoder(ensure_ascii=False).encode
     for row in rows:
-        yield json.dumps(row, ensure_ascii=False) + "\n"
+        yield encode(row) + "\n"
 
 
 def write_jsonl(rows: Iterable[Mapping[str, Any]], path: str | Path) -> int:
     """Write rows to ``path`` atomically (a temporary file renamed at the end); the count."""
+    n = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal n
+        for line in iter_jsonl_lines(rows):
+            n += 1
+            yield line
+
+    write_text(lines(), path)
+    return n
+
+
+def write_text(chunks: Iterable[str], path: str | Path) -> None:
+    """Write text chunks (e.g. blocks of JSON lines) to ``path`` atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".part")
-    n = 0
     try:
         with open(partial, "w", encoding="utf-8") as out:
-            for line in iter_jsonl_lines(rows):
-                out.write(line)
-                n += 1
+            for chunk in chunks:
+                out.write(chunk)
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
-    return n
 
 
 def read_jsonl(path: str | Path) -> Iterator[dict[str, Any]]:

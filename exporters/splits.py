@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from schemas.errors import AnnotateError
 
-__all__ = ["SPLITS", "SplitError", "group_split"]
+__all__ = ["SPLITS", "SessionTally", "SplitError", "group_split", "group_split_sessions"]
 
 SPLITS = ("train", "dev", "test")
 
@@ -181,12 +182,21 @@ def group_split(
         members[c].append(i)
         if label is not None:
             cells.append((c, label_column.setdefault(label, len(label_column))))
-    n_components, n_labels = len(members), len(label_column)
     sizes = np.array([len(m) for m in members], dtype=float)
-    label_counts = np.zeros((n_components, n_labels))
+    label_counts = np.zeros((len(members), len(label_column)))
     if cells:
         np.add.at(label_counts, tuple(np.array(cells).T), 1.0)
+    split_of = _place(sizes, label_counts, targets, seed)
+    assigned = {i: SPLITS[split_of[c]] for c, rows_of in enumerate(members) for i in rows_of}
+    return dict(sorted(assigned.items()))
 
+
+def _place(
+    sizes: np.ndarray, label_counts: np.ndarray, targets: np.ndarray, seed: int
+) -> np.ndarray:
+    """Split index of each component (sizes (C,), label counts (C, L)), greedily."""
+    n_components = sizes.size
+    n_labels = label_counts.shape[1]
     target_size = targets * sizes.sum()  # (S,)
     target_labels = np.outer(targets, label_counts.sum(axis=0))  # (S, L)
     size_now = np.zeros(len(SPLITS))
@@ -208,6 +218,86 @@ def group_split(
         split_of[c] = s
         size_now[s] += m
         labels_now[s] += counts
+    return split_of
 
-    assigned = {i: SPLITS[split_of[c]] for c, rows_of in enumerate(members) for i in rows_of}
-    return dict(sorted(assigned.items()))
+
+@dataclass(slots=True)
+class SessionTally:
+    """What :func:`group_split_sessions` needs of one session's rows (turns).
+
+    ``performers``: the performer ids of its rows (``None`` left out); ``labels``: rows
+    per stratification label (``None`` left out); ``rows``: all its rows.
+    """
+
+    performers: set[Hashable] = field(default_factory=set)
+    labels: dict[Hashable, int] = field(default_factory=dict)
+    rows: int = 0
+
+    def add(self, performer: Hashable | None, label: Hashable | None) -> None:
+        """Count one row."""
+        self.rows += 1
+        if performer is not None:
+            self.performers.add(performer)
+        if label is not None:
+            self.labels[label] = self.labels.get(label, 0) + 1
+
+
+def group_split_sessions(
+    sessions: Mapping[Hashable, SessionTally],
+    *,
+    label_order: Sequence[Hashable],
+    fractions: Sequence[float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+) -> dict[Hashable, str]:
+    """:func:`group_split` from per-session tallies instead of rows: session -> split.
+
+    Every row of a session lands in the session's split, so the tallies are all the
+    placement needs; memory is per session, not per row. Given the sessions in the order
+    of their first row and ``label_order``, the labels in the order of their first
+    appearance among the rows (of sessions that are not ``None``), the result is the
+    split :func:`group_split` gives each of those rows.
+
+    Examples
+    --------
+    >>> a, b = SessionTally(), SessionTally()
+    >>> a.add("maya", "joy"); a.add("theo", "anger"); b.add("ines", None)
+    >>> group_split_sessions(
+    ...     {"s1": a, "s3": b}, label_order=["joy", "anger"], fractions=(0.7, 0.3, 0.0)
+    ... )
+    {'s1': 'train', 's3': 'dev'}
+    """
+    targets = _check_fractions(fractions)
+    forest = _UnionFind()
+    node: dict[tuple[str, Hashable], int] = {}
+    order: list[tuple[Hashable, int]] = []
+    for session, tally in sessions.items():
+        if session is None or not tally.rows:
+            continue
+        node[("session", session)] = forest.add()
+        for performer in tally.performers:
+            other = ("performer", performer)
+            if other not in node:
+                node[other] = forest.add()
+            forest.union(node[("session", session)], node[other])
+        order.append((session, node[("session", session)]))
+    if not order:
+        return {}
+    label_column = {label: k for k, label in enumerate(label_order)}
+    component_of_root: dict[int, int] = {}
+    component: dict[Hashable, int] = {}
+    for session, n in order:
+        component[session] = component_of_root.setdefault(forest.find(n), len(component_of_root))
+    sizes = np.zeros(len(component_of_root))
+    label_counts = np.zeros((len(component_of_root), len(label_column)))
+    for session, c in component.items():
+        tally = sessions[session]
+        sizes[c] += tally.rows
+        for label, count in tally.labels.items():
+            if label not in label_column:
+                raise SplitError(
+                    f"session {session!r}: label {label!r} is not in label_order "
+                    f"{list(label_order)}"
+                )
+            label_counts[c, label_column[label]] += count
+    split_of = _place(sizes, label_counts, targets, seed)
+    return {session: SPLITS[split_of[c]] for session, c in component.items()}

@@ -21,6 +21,7 @@ from exporters.aggregate import (
     AggregateError,
     DawidSkeneResult,
     dawid_skene,
+    dawid_skene_codes,
     majority,
     pseudonym,
     scale_stats,
@@ -394,3 +395,70 @@ def test_pseudonym_rejects_empty_salt_and_non_strings() -> None:
         pseudonym("maya", "")
     with pytest.raises(AggregateError, match="annotator_id is 7; expected a string"):
         pseudonym(7, "salt")  # type: ignore[arg-type]
+
+
+def _reference_em(items, annotators, given, n_items, n_annotators, n_labels, max_iter, tol, s):
+    """The EM written with (R, K) arrays of every rating's weights, as in the first version."""
+    one_hot = np.eye(n_labels)[given]
+
+    def per_item(weights: np.ndarray) -> np.ndarray:
+        return np.stack(
+            [np.bincount(items, weights=weights[:, k], minlength=n_items) for k in range(n_labels)],
+            axis=1,
+        )
+
+    posterior = per_item(one_hot)
+    posterior /= posterior.sum(axis=1, keepdims=True)
+    for _ in range(max_iter):
+        priors = (posterior.sum(axis=0) + s) / (n_items + n_labels * s)
+        weights = posterior[items]
+        cell = annotators * n_labels + given
+        counts = np.stack(
+            [
+                np.bincount(cell, weights=weights[:, j], minlength=n_annotators * n_labels)
+                for j in range(n_labels)
+            ],
+            axis=1,
+        ).reshape(n_annotators, n_labels, n_labels)
+        counts = counts.transpose(0, 2, 1) + s
+        confusion = counts / counts.sum(axis=2, keepdims=True)
+        log_joint = np.log(priors) + per_item(np.log(confusion)[annotators, :, given])
+        top = log_joint.max(axis=1, keepdims=True)
+        log_norm = top + np.log(np.exp(log_joint - top).sum(axis=1, keepdims=True))
+        updated = np.exp(log_joint - log_norm)
+        done = float(np.abs(updated - posterior).max()) <= tol
+        posterior = updated
+        if done:
+            break
+    return posterior, confusion, priors
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_dawid_skene_codes_same_bits_as_the_full_arrays_and_compact_dtypes(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(exporters.aggregate, "E_STEP_BLOCK", 7)  # many blocks
+    triples, _, _ = simulate(seed)
+    items_of: dict = {}
+    annotators_of: dict = {}
+    items = np.array([items_of.setdefault(t[0], len(items_of)) for t in triples])
+    annotators = np.array([annotators_of.setdefault(t[1], len(annotators_of)) for t in triples])
+    given = np.array([LABELS.index(t[2]) for t in triples])
+    sizes = {"n_items": len(items_of), "n_annotators": len(annotators_of), "n_labels": 4}
+    wide = dawid_skene_codes(items, annotators, given, **sizes, max_iter=300)
+    compact = dawid_skene_codes(
+        items.astype(np.int32),
+        annotators.astype(np.int32),
+        given.astype(np.int8),
+        **sizes,
+        max_iter=300,
+    )
+    posterior, confusion, priors = _reference_em(
+        items, annotators, given, *sizes.values(), 300, 1e-6, 0.01
+    )
+    for fit in (wide, compact):
+        assert np.array_equal(fit.posterior, posterior)
+        assert np.array_equal(fit.confusion, confusion)
+        assert np.array_equal(fit.priors, priors)
+    result = dawid_skene(triples, LABELS, max_iter=300)
+    assert [result.posteriors[i][LABELS[0]] for i in items_of] == posterior[:, 0].tolist()

@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
+import soundfile as sf
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
@@ -246,3 +248,150 @@ def test_hugging_face_datasets_loads_the_jsonl(engine: Engine, tmp_path: Path) -
     report = _export(engine, tmp_path / "out")
     loaded = datasets.load_dataset("json", data_files=str(report.files["jsonl"]), split="train")
     assert len(loaded) == 20
+
+
+def test_workers_write_the_same_bytes(engine: Engine, tmp_path: Path) -> None:
+    options = ExportOptions(salt="w", include_cancelled=True)
+    one = _export(engine, tmp_path / "one", options=options, formats=["jsonl", "csv"])
+    two = _export(engine, tmp_path / "two", options=options, formats=["jsonl", "csv"], workers=2)
+
+    def text(report: object, name: str) -> str:
+        stamp = '"exported_at": "'
+        lines = report.files[name].read_text(encoding="utf-8").splitlines()
+        return "\n".join(line.split(stamp)[0] if stamp in line else line for line in lines)
+
+    assert text(two, "jsonl") == text(one, "jsonl")
+    assert text(two, "csv").count("\n") == text(one, "csv").count("\n") == 20
+    assert two.accounting == one.accounting and two.splits == one.splits
+    card_one = (one.folder / "README.md").read_text().splitlines()[4:]
+    assert (two.folder / "README.md").read_text().splitlines()[4:] == card_one
+
+
+@pytest.fixture
+def recorded(database_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Path, Path]]:
+    """A store of two generated sessions imported for real: clips cut into a media root."""
+    from importers import ImportOptions, prepare_session
+    from tests.builders import write_session
+
+    sessions, media = tmp_path / "sessions", tmp_path / "media"
+    eng = make_engine(database_url)
+    init_db(eng)
+    task_id = annotation_id = 0
+    with Session(eng) as db:
+        for k, name in enumerate(("cafe", "bus")):
+            folder = write_session(sessions / name, n_turns=6, rng=np.random.default_rng(k))
+            _, tasks = prepare_session(folder, media, TAX, ImportOptions(max_seconds=5.0))
+            for built in tasks:
+                task_id += 1
+                t = {"id": task_id, "data": built["data"], "project": 1}
+                for annotator in (1, 2):
+                    annotation_id += 1
+                    values = {
+                        i: {"emotion": EMOTIONS[(i + annotator) % 2]}
+                        for i in range(len(t["data"]["dialogue"]))
+                    }
+                    store.apply_event(
+                        db, annotation_event(TAX, annotation_id, t, annotator, values), TAX
+                    )
+    yield eng, sessions, media
+    eng.dispose()
+
+
+def test_turn_audio_from_the_session_recording_or_the_clip(
+    recorded: tuple[Engine, Path, Path], tmp_path: Path
+) -> None:
+    engine, sessions, media = recorded
+    options = ExportOptions(salt="a", turn_audio=True, media_root=media, sessions_root=sessions)
+    report = _export(engine, tmp_path / "a", options=options, formats=["jsonl", "csv", "parquet"])
+    rows = list(read_jsonl(report.files["jsonl"]))
+    assert len(rows) == 12 and report.accounting.audio_written == 12
+    assert not report.accounting.audio_skipped
+    assert list(rows[0])[list(rows[0]).index("media_end") + 1] == "turn_audio"
+    for row in rows:
+        assert row["turn_audio"] == f"audio/{row['session_id']}/{row['turn_id']}.wav"
+        info = sf.info(report.folder / row["turn_audio"])
+        assert (info.channels, info.samplerate, info.subtype) == (1, 16_000, "PCM_16")
+        assert info.frames == round(row["end"] * 16_000) - round(row["start"] * 16_000)
+        # the very samples of the session's recording over [start, end)
+        recording, rate = sf.read(sessions / row["session_id"] / "audio.wav", dtype="int16")
+        cut, _ = sf.read(report.folder / row["turn_audio"], dtype="int16")
+        assert np.array_equal(cut, recording[round(row["start"] * rate) : round(row["end"] * rate)])
+    assert pq.read_table(report.files["parquet"]).column("turn_audio").to_pylist() == [
+        r["turn_audio"] for r in rows
+    ]
+    assert (
+        "Turn audio (`audio/<session>/<turn>.wav`, mono 16-bit): 12 files"
+        in (report.folder / "README.md").read_text()
+    )
+
+    # without the session folders: cut from the clips Label Studio serves, same audio
+    from_clips = _export(
+        engine, tmp_path / "b", options=ExportOptions(salt="a", turn_audio=True, media_root=media)
+    )
+    assert from_clips.accounting.audio_written == 12
+    for row in rows:
+        a, _ = sf.read(report.folder / row["turn_audio"], dtype="int16")
+        b, _ = sf.read(from_clips.folder / row["turn_audio"], dtype="int16")
+        assert abs(len(a) - len(b)) <= 1  # clip offsets are rounded to the sample
+        n = min(len(a), len(b))
+        assert np.abs(a[:n].astype(int) - b[:n].astype(int)).max() <= 1 or any(
+            np.array_equal(a[s : n - 1 + s], b[: n - 1]) for s in (0, 1)
+        )
+
+    # media missing: rows stay, without a file, and the reason is counted
+    (media / "bus").rename(media / "elsewhere")
+    missing = _export(
+        engine, tmp_path / "c", options=ExportOptions(salt="a", turn_audio=True, media_root=media)
+    )
+    got = list(read_jsonl(missing.files["jsonl"]))
+    assert len(got) == 12 and missing.accounting.audio_written == 6
+    assert missing.accounting.audio_skipped == {"turn audio: media not found": 6}
+    assert {r["session_id"] for r in got if r["turn_audio"] is None} == {"bus"}
+    missing.accounting.check()
+
+
+def test_turn_audio_needs_a_media_folder() -> None:
+    with pytest.raises(ValueError, match="turn_audio needs media_root="):
+        ExportOptions(salt="a", turn_audio=True)
+
+
+def test_cli_export_with_turn_audio_offline(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from annotate import cli
+    from annotate.config import load_settings
+    from importers import ImportOptions, prepare_session
+    from tests.builders import write_session
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path)
+    media = load_settings(config).media_path
+    folder = write_session(tmp_path / "sessions" / "cafe", n_turns=5)
+    _, built = prepare_session(folder, media, TAX, ImportOptions(max_seconds=60.0))
+    tasks = []
+    for task_id, b in enumerate(built, start=1):
+        t = {"id": task_id, "data": b["data"], "project": 7}
+        values = {i: {"emotion": "joy"} for i in range(len(t["data"]["dialogue"]))}
+        annotation = annotation_event(TAX, task_id, t, 1, values, project_id=7)["annotation"]
+        tasks.append({**t, "annotations": [annotation]})
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(tasks))
+    out = tmp_path / "out"
+    cli.state._settings = None  # a fresh command line
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "--config",
+            str(config),
+            "export",
+            "--from-label-studio",
+            str(source),
+            "--out",
+            str(out),
+            "--turn-audio",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "turn audio files 5; without one: none" in result.output
+    rows = list(read_jsonl(out / "turns.jsonl"))
+    assert [(out / r["turn_audio"]).is_file() for r in rows] == [True] * 5

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import exporters.splits
-from exporters.splits import SPLITS, SplitError, group_split
+from exporters.splits import SPLITS, SessionTally, SplitError, group_split, group_split_sessions
 from schemas.errors import AnnotateError
 
 LABELS = ("neutral", "joy", "sadness", "anger")
@@ -202,3 +202,42 @@ def test_missing_key_rejected() -> None:
     rows = [row("s1", "maya"), {"session": "s2", "speaker": "theo", "label": None}]
     with pytest.raises(SplitError, match=r"row 1 has no 'performer'; keys are \["):
         split(rows)
+
+
+def tallies_of(rows: Sequence[Mapping[str, Any]]) -> tuple[dict, list]:
+    """Per-session tallies in order of first row, and labels in order of first appearance."""
+    tallies: dict[Hashable, SessionTally] = {}
+    order: dict[Hashable, None] = {}
+    for r in rows:
+        tallies.setdefault(r["session"], SessionTally()).add(r["performer"], r["label"])
+        if r["session"] is not None and r["label"] is not None:
+            order.setdefault(r["label"])
+    return tallies, list(order)
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows_strategy, fractions_strategy, st.integers(0, 2**32 - 1))
+def test_session_tallies_split_like_rows(
+    rows: list[dict[str, Any]], fractions: tuple[float, float, float], seed: int
+) -> None:
+    by_rows = split(rows, fractions=fractions, seed=seed)
+    tallies, order = tallies_of(rows)
+    by_session = group_split_sessions(tallies, label_order=order, fractions=fractions, seed=seed)
+    assert {
+        i: by_session[r["session"]] for i, r in enumerate(rows) if r["session"] is not None
+    } == (by_rows)
+
+
+def test_session_tallies_on_many_sessions() -> None:
+    rows = many_sessions(4)
+    tallies, order = tallies_of(rows)
+    by_session = group_split_sessions(tallies, label_order=order, seed=9)
+    assert {i: by_session[r["session"]] for i, r in enumerate(rows)} == split(rows, seed=9)
+    assert set(by_session.values()) == set(SPLITS)
+
+
+def test_session_tallies_reject_a_label_missing_from_the_order() -> None:
+    tally = SessionTally()
+    tally.add("maya", "joy")
+    with pytest.raises(SplitError, match=r"session 's1': label 'joy' is not in label_order \[\]"):
+        group_split_sessions({"s1": tally}, label_order=[])
