@@ -212,13 +212,16 @@ def _import(
     if not dry_run:
         client = connect(s)
         project = _project(client)
-        push = session_pusher(client, project.id, s.media_path)
+        push = session_pusher(
+            client, project.id, s.media_path, serve_local=not s.label_studio.media_base_url
+        )
     options = ImportOptions(
         max_seconds=s.clips.max_seconds,
         context_turns=s.clips.context_turns,
         video=s.label_studio.video,
         prosody=s.importer.prosody if prosody is None else prosody,
         transcript_format=transcript_format,
+        media_base_url=s.label_studio.media_base_url,
     )
     bars: dict[str, Any] = {}
     with Progress(

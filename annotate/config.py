@@ -44,6 +44,7 @@ class LabelStudioSettings(_Section):
     command: str = ".venv-ls/bin/label-studio"
     maximum_annotations: int = Field(3, ge=1)
     video: bool = False
+    media_base_url: str | None = None
 
 
 class ServiceSettings(_Section):

@@ -321,14 +321,16 @@ def pull_events(
 
 
 def session_pusher(
-    client: LabelStudio, project_id: int, media_root: Path
+    client: LabelStudio, project_id: int, media_root: Path, *, serve_local: bool = True
 ) -> Callable[[Any, list[dict[str, Any]]], Pushed]:
     """The ``push(session, tasks)`` the importers call: serve the session's media folder to
-    the project, then import or update its tasks (:func:`push_tasks`)."""
+    the project (unless ``serve_local`` is false: the media are served from elsewhere,
+    ``label_studio.media_base_url``), then import or update its tasks (:func:`push_tasks`)."""
 
     def push(session: Any, tasks: list[dict[str, Any]]) -> Pushed:
         try:
-            ensure_local_storage(client, project_id, media_root / session.id)
+            if serve_local:
+                ensure_local_storage(client, project_id, media_root / session.id)
             return push_tasks(client, project_id, tasks)
         except (httpx.HTTPError, ApiError) as exc:
             raise LabelStudioError(

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import quote
 
 from importers.clips import build_task, clip_file, cut_clip_audio, cut_clip_video, make_clips
 from importers.media import probe
@@ -40,7 +41,8 @@ class ImportOptions:
     ``max_seconds``: longest clip (turns are never split); ``context_turns``: turns shown
     before each clip; ``video``: the project shows video; ``prosody``: compute per-turn
     prosody features; ``transcript_format``: read every transcript as this format instead of
-    choosing by its extension.
+    choosing by its extension; ``media_base_url``: where the media root is served from, when
+    not by Label Studio's local-files storage.
     """
 
     max_seconds: float = 45.0
@@ -48,6 +50,7 @@ class ImportOptions:
     video: bool = False
     prosody: bool = False
     transcript_format: str | None = None
+    media_base_url: str | None = None
 
 
 @dataclass(slots=True)
@@ -117,8 +120,12 @@ class ImportReport:
         return sum(o.updated for o in self.outcomes)
 
 
-def media_url(session_id: str, file_name: str) -> str:
-    """The URL Label Studio serves a file of the media root under (local-files storage)."""
+def media_url(session_id: str, file_name: str, base_url: str | None = None) -> str:
+    """The URL of a file of the media root: under ``base_url`` when the media root is served
+    from elsewhere (``<base_url>/<session>/<file>``, e.g. a web server or a bucket), else the
+    URL Label Studio serves it under (local-files storage)."""
+    if base_url:
+        return f"{base_url.rstrip('/')}/{quote(session_id)}/{quote(file_name)}"
     return f"/data/local-files/?d={session_id}/{file_name}"
 
 
@@ -159,12 +166,12 @@ def prepare_session(
         if options.video:
             video_name = clip_file(clip, "mp4")
             cut_clip_video(session, clip, media_root / session.id / video_name)
-            video_url = media_url(session.id, video_name)
+            video_url = media_url(session.id, video_name, options.media_base_url)
         tasks.append(
             build_task(
                 session,
                 clip,
-                media_url(session.id, name),
+                media_url(session.id, name, options.media_base_url),
                 taxonomy,
                 len(clips),
                 video_url,

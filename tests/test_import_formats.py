@@ -163,3 +163,20 @@ def test_cli_dry_run_reports_every_session_and_keeps_nothing(tmp_path: Path) -> 
     assert "skipped session" in text and "bad/transcript.csv:5" in text
     assert "-1" in text and "Traceback" not in text
     assert not (tmp_path / "data" / "media").exists()
+
+
+def test_media_served_from_a_base_url(tmp_path: Path) -> None:
+    from importers import media_url, prepare_session
+
+    assert media_url("s 1", "c.wav") == "/data/local-files/?d=s 1/c.wav"
+    assert media_url("s 1", "c.wav", "https://media.example.org/improv/") == (
+        "https://media.example.org/improv/s%201/c.wav"
+    )
+    folder = tmp_path / "scene"
+    _session(folder, "vtt")
+    options = ImportOptions(max_seconds=10.0, media_base_url="https://media.example.org/x")
+    _, tasks = prepare_session(folder, tmp_path / "media", load_taxonomy(), options)
+    for task in tasks:
+        name = task["data"]["audio"].rsplit("/", 1)[1]
+        assert task["data"]["audio"] == f"https://media.example.org/x/scene/{name}"
+        assert (tmp_path / "media" / "scene" / name).is_file()
