@@ -220,6 +220,7 @@ def _import(
         context_turns=s.clips.context_turns,
         video=s.label_studio.video,
         prosody=s.importer.prosody if prosody is None else prosody,
+        noise_gate=s.importer.pitch_noise_gate,
         transcript_format=transcript_format,
         media_base_url=s.label_studio.media_base_url,
     )

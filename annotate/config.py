@@ -69,6 +69,7 @@ class ImporterSettings(_Section):
     """What the importer computes besides clips."""
 
     prosody: bool = True
+    pitch_noise_gate: bool = True
 
 
 class Settings(BaseSettings):

@@ -40,8 +40,9 @@ class ImportOptions:
 
     ``max_seconds``: longest clip (turns are never split); ``context_turns``: turns shown
     before each clip; ``video``: the project shows video; ``prosody``: compute per-turn
-    prosody features; ``transcript_format``: read every transcript as this format instead of
-    choosing by its extension; ``media_base_url``: where the media root is served from, when
+    prosody features (``noise_gate``: see :func:`importers.session.load_session`);
+    ``transcript_format``: read every transcript as this format instead of choosing by its
+    extension; ``media_base_url``: where the media root is served from, when
     not by Label Studio's local-files storage.
     """
 
@@ -49,6 +50,7 @@ class ImportOptions:
     context_turns: int = 2
     video: bool = False
     prosody: bool = False
+    noise_gate: bool = True
     transcript_format: str | None = None
     media_base_url: str | None = None
 
@@ -147,6 +149,7 @@ def prepare_session(
         folder,
         transcript_format=options.transcript_format,
         prosody=options.prosody,
+        noise_gate=options.noise_gate,
         warnings=warnings,
         progress=lambda stage, done, total: progress(folder.name, stage, done, total),
     )

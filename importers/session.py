@@ -214,6 +214,7 @@ def _with_prosody(
     layout: ChannelLayout,
     channel_of: dict[str, int],
     progress: Callable[[str, int, int], None] | None,
+    noise_gate: bool = True,
 ) -> list[Turn]:
     """The turns with their prosody features, each measured on its speaker's channel when
     performers have channels of their own (declared, or one per channel in the order of
@@ -240,6 +241,7 @@ def _with_prosody(
             ANALYSIS_RATE,
             [(t.start, t.end, t.text or None) for t in group],
             all_turns=spans,
+            skip_silence=noise_gate,
         )
         for turn, row in zip(group, values, strict=True):
             # rounded: enough for any analysis, and stable across runs for content hashes
@@ -260,11 +262,15 @@ def load_session(
     prosody: bool = False,
     warnings: list[str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    noise_gate: bool = True,
 ) -> Session:
     """Read and validate the session in ``folder``.
 
-    Raises :class:`SessionError`, :class:`MediaError` or ``TranscriptError`` (all
-    ``AnnotateError``) naming the file, line and value that is wrong.
+    ``prosody`` adds per-turn prosody features (``noise_gate``: skip pitch frames near the
+    noise floor, where pYIN labels room noise as voiced; false gives plain pYIN, identical
+    to ``librosa.pyin``). Raises :class:`SessionError`, :class:`MediaError` or
+    ``TranscriptError`` (all ``AnnotateError``) naming the file, line and value that is
+    wrong.
     """
     folder = Path(folder)
     notes = warnings if warnings is not None else []
@@ -347,7 +353,7 @@ def load_session(
         samples, found = decoded()
         if found.separate and not channel_of and len(performers) == info.channels:
             channel_of = {p.id: i for i, p in enumerate(performers)}
-        turns = _with_prosody(turns, samples, found, channel_of, progress)
+        turns = _with_prosody(turns, samples, found, channel_of, progress, noise_gate)
     intended = []
     for i, item in enumerate(meta.get("intended") or []):
         try:

@@ -204,3 +204,24 @@ def test_declared_channels_decide_the_speakers(tmp_path: Path) -> None:
     expected = r"performer 'ana': channel 2; expected a whole number from 0 to 1 \(the media has 2"
     with pytest.raises(SessionError, match=expected):
         load_session(folder)
+
+
+def test_plain_pyin_without_the_noise_gate_is_librosa_pyin(call: tuple[Path, list]) -> None:
+    import librosa
+
+    from importers.media import read_audio
+    from importers.prosody import PitchParams
+
+    folder, _ = call
+    session = load_session(folder, prosody=True, noise_gate=False)
+    audio = read_audio(folder / "scene.mp4", 16_000)
+    params = PitchParams()
+    turn = session.turns[1]  # ben, channel 1
+    y = audio[1][round(turn.start * 16_000) : round(turn.end * 16_000)]
+    f0, voiced, _ = librosa.pyin(
+        y, fmin=params.fmin, fmax=params.fmax, sr=16_000,
+        frame_length=params.frame_length, hop_length=params.hop_length,
+    )  # fmt: skip
+    median = float(np.median(f0[voiced]))
+    assert turn.prosody is not None
+    assert turn.prosody["f0_median_hz"] == pytest.approx(median, abs=1e-3)
