@@ -79,6 +79,21 @@ def health(request: Request, db: SessionDep) -> dict[str, Any]:
     }
 
 
+async def _bounded_body(request: Request) -> bytes:
+    """The request body, refused (413) as soon as it is known to pass :data:`MAX_BODY`:
+    from its Content-Length, or while it streams in when there is none."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY:
+        raise HTTPException(413, f"body of {declared} bytes; at most {MAX_BODY}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise HTTPException(413, f"body of more than {MAX_BODY} bytes; at most {MAX_BODY}")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @router.post("/webhooks/label-studio", response_model=None)
 async def webhook(request: Request) -> Response:
     """Apply one Label Studio event (authenticated by the shared-secret header).
@@ -93,9 +108,7 @@ async def webhook(request: Request) -> Response:
         given.encode(), state.webhook_secret.encode()
     ):
         raise HTTPException(401, f"missing or wrong {SECRET_HEADER} header")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, f"body of {len(body)} bytes; at most {MAX_BODY}")
+    body = await _bounded_body(request)
     writer: GroupCommit = state.ingest
     try:
         payload = _loads(body)

@@ -185,6 +185,19 @@ def test_oversized_webhook_body_is_413_and_not_stored(served: Served) -> None:
     assert store_rows(served.settings.database_url, 1) == before
 
 
+def test_streamed_oversized_body_without_length_is_cut_off(served: Served) -> None:
+    before = store_rows(served.settings.database_url, 1)
+    def chunks():  # chunked transfer encoding: no Content-Length to check up front
+        for _ in range(64):
+            yield b"x" * (256 * 1024)
+
+    with served.hooks() as hooks:
+        answer = hooks.post(HOOK, content=chunks())
+    assert answer.status_code == 413
+    assert answer.json()["detail"] == "body of more than 2097152 bytes; at most 2097152"
+    assert store_rows(served.settings.database_url, 1) == before
+
+
 # -- importer paths ------------------------------------------------------------------------------
 
 
