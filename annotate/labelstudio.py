@@ -62,7 +62,8 @@ def connect(settings: Settings) -> LabelStudio:
         client.users.whoami()
     except Exception as exc:  # the SDK raises its own ApiError hierarchy
         raise LabelStudioError(
-            f"Label Studio at {ls.url} refused the token ({exc}); check label_studio.token"
+            f"Label Studio at {ls.url} refused the token ({_describe(exc)}); check "
+            "label_studio.token"
         ) from None
     return client
 

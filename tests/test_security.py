@@ -355,3 +355,14 @@ def test_no_secret_in_logs_or_cli_output_after_a_demo(
     ]
     assert found == []
     assert "Krippendorff's alpha" in run.stdout  # the demo did run to the end
+
+
+def test_a_refused_token_is_reported_without_response_headers(label_studio: Settings) -> None:
+    from annotate.labelstudio import LabelStudioError, connect
+
+    wrong = label_studio.model_copy(
+        update={"label_studio": label_studio.label_studio.model_copy(update={"token": "nope"})}
+    )
+    with pytest.raises(LabelStudioError, match=r"refused the token \(HTTP 401: ") as caught:
+        connect(wrong)
+    assert "sessionid" not in str(caught.value) and "set-cookie" not in str(caught.value)
