@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,7 +29,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import soxr
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -43,6 +41,7 @@ from examples.generate_example import (  # noqa: E402
     SCRIPT,
     Prosody,
     jittered,
+    render_turn,
     vtt_escape,
     vtt_timestamp,
 )
@@ -82,30 +81,7 @@ class LongSession:
 
 def _render(text: str, voice: str, prosody: Prosody, sr: int, folder: Path, n: int) -> np.ndarray:
     """``text`` in ``voice`` at ``sr``, trimmed to the speech (1 % of peak), as int16."""
-    wav = folder / f"turn-{n}.wav"
-    subprocess.run(
-        [
-            "espeak-ng",
-            "-v",
-            voice,
-            "-p",
-            str(prosody.pitch),
-            "-s",
-            str(prosody.rate),
-            "-a",
-            str(prosody.amplitude),
-            "-w",
-            str(wav),
-            text,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    y, native = sf.read(wav, dtype="float32")
-    wav.unlink()
-    if y.ndim > 1:
-        y = y.mean(axis=1)
-    y = soxr.resample(y, native, sr, quality="HQ")
+    y = render_turn("espeak-ng", voice, text, prosody, folder, sr=sr, name=f"turn-{n}.wav")
     loud = np.flatnonzero(np.abs(y) > 0.01 * float(np.abs(y).max()))
     y = y[int(loud[0]) : int(loud[-1]) + 1]
     return np.round(np.clip(y, -1.0, 1.0) * 32767).astype(np.int16)

@@ -177,12 +177,23 @@ def find_espeak() -> str:
     return exe
 
 
-def render_turn(espeak: str, voice: str, text: str, prosody: Prosody, workdir: Path) -> np.ndarray:
-    """Render ``text`` with espeak-ng and return float32 samples at :data:`SAMPLE_RATE`.
+def render_turn(
+    espeak: str,
+    voice: str,
+    text: str,
+    prosody: Prosody,
+    workdir: Path,
+    *,
+    sr: int = SAMPLE_RATE,
+    name: str = "turn.wav",
+) -> np.ndarray:
+    """Render ``text`` with espeak-ng and return float32 samples at ``sr`` (default
+    :data:`SAMPLE_RATE`), mono.
 
-    espeak-ng writes a 22.05 kHz WAV; it is resampled with soxr (deterministic, no dither).
+    espeak-ng writes a 22.05 kHz WAV (``workdir / name``, removed after reading); it is
+    resampled with soxr (deterministic, no dither).
     """
-    wav = workdir / "turn.wav"
+    wav = workdir / name
     subprocess.run(
         [
             espeak,
@@ -202,10 +213,11 @@ def render_turn(espeak: str, voice: str, text: str, prosody: Prosody, workdir: P
         capture_output=True,
     )
     samples, rate = sf.read(wav, dtype="float32", always_2d=False)
+    wav.unlink()
     if samples.ndim > 1:
         samples = samples.mean(axis=1)
-    if rate != SAMPLE_RATE:
-        samples = soxr.resample(samples, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
+    if rate != sr:
+        samples = soxr.resample(samples, rate, sr, quality="HQ").astype(np.float32)
     return samples
 
 
