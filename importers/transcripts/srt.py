@@ -29,7 +29,7 @@ from pathlib import Path
 
 from importers.textio import split_lines
 from importers.transcripts.records import Segment, Transcript, clean, read_with
-from importers.transcripts.vtt import split_by_length
+from importers.transcripts.vtt import divided_warnings, split_by_length
 from schemas.errors import TranscriptError
 
 __all__ = ["parse_srt", "read_srt"]
@@ -118,14 +118,7 @@ def parse_srt(text: str, source: str) -> tuple[list[Segment], list[str]]:
         spans = split_by_length(start, end, [t for _, t in runs])
         for (speaker, words), (a, b) in zip(runs, spans, strict=True):
             segments.append(Segment(speaker, a, b, words, where))
-    warnings = []
-    if divided:
-        warnings.append(
-            f"{source}: {len(divided)} cue(s) name several speakers (lines "
-            f"{', '.join(map(str, divided[:10]))}{' ...' if len(divided) > 10 else ''}); "
-            "their time was divided between the speakers in proportion to their text"
-        )
-    return segments, warnings
+    return segments, divided_warnings(source, divided, "name several speakers", "speakers")
 
 
 def read_srt(path: str | Path) -> Transcript:

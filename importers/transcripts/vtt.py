@@ -159,6 +159,18 @@ def read_webvtt(path: str | Path) -> list[Cue]:
     return list(parse_webvtt(text, str(path)))
 
 
+def divided_warnings(source: str, lines: list[int], what: str, who: str) -> list[str]:
+    """The warning (none if ``lines`` is empty) that cues at ``lines`` were divided between
+    several speakers by :func:`split_by_length`."""
+    if not lines:
+        return []
+    shown = ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
+    return [
+        f"{source}: {len(lines)} cue(s) {what} (lines {shown}); their time was divided "
+        f"between the {who} in proportion to their text"
+    ]
+
+
 def split_by_length(start: float, end: float, texts: list[str]) -> list[tuple[float, float]]:
     """Divide ``start..end`` between ``texts`` in proportion to their lengths (ms rounded).
 
@@ -205,14 +217,7 @@ def parse_vtt(text: str, source: str) -> tuple[list[Segment], list[str]]:
         divided.append(cue.line)
         for (speaker, _), words, (a, b) in zip(parts, texts, spans, strict=True):
             segments.append(Segment(speaker, a, b, words, where))
-    warnings = []
-    if divided:
-        warnings.append(
-            f"{source}: {len(divided)} cue(s) hold several voices (lines "
-            f"{', '.join(map(str, divided[:10]))}{' ...' if len(divided) > 10 else ''}); "
-            "their time was divided between the voices in proportion to their text"
-        )
-    return segments, warnings
+    return segments, divided_warnings(source, divided, "hold several voices", "voices")
 
 
 def read_vtt(path: str | Path) -> Transcript:
