@@ -43,12 +43,12 @@ class Annotation(AnnotationBase, table=True):
 class JudgementBase(SQLModel):
     """One annotator's value for one turn and dimension."""
 
-    project_id: int = Field(index=True)
-    annotation_id: int = Field(index=True)
+    project_id: int
+    annotation_id: int
     task_id: int = Field(index=True)
-    annotator: str = Field(index=True)
-    turn_id: str = Field(index=True)
-    dimension: str = Field(index=True)
+    annotator: str
+    turn_id: str
+    dimension: str
     value: str
     taxonomy: str
     taxonomy_version: str
@@ -57,10 +57,14 @@ class JudgementBase(SQLModel):
 class Judgement(JudgementBase, table=True):
     """Stored judgement; one per annotation, turn and dimension."""
 
+    # Every index is paid for by each of the ~50 rows an event inserts, so there are only
+    # those a query needs: an annotation's rows (replaced or deleted) by the unique key, the
+    # units an event touches by (project, turn), a dimension's rows (reports, exports) by
+    # (project, dimension), a batch of tasks' rows (exports) by task.
     __table_args__ = (
         UniqueConstraint("annotation_id", "turn_id", "dimension"),
-        # the units an event touches are read by (project, turn) on every event
         Index("ix_judgement_project_turn", "project_id", "turn_id"),
+        Index("ix_judgement_project_dimension", "project_id", "dimension"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
