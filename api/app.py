@@ -9,6 +9,7 @@ from __future__ import annotations
 import hmac
 import json
 import os
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -18,15 +19,16 @@ from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, R
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, func, select
+from sqlmodel import Session, col, func, select
 
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
 from api import dashboard, reports, store, sync
 from api.db import init_db, make_engine
+from api.inbox import Applier, Inbox, spawn
 from api.ingest import GroupCommit
-from api.models import JudgementPublic, JudgementsPublic
-from schemas.taxonomy import load_taxonomy
+from api.models import DeadLetter, JudgementPublic, JudgementsPublic
+from schemas.taxonomy import Taxonomy, load_taxonomy
 
 try:  # orjson parses webhook bodies several times faster; the standard library also works
     from orjson import dumps as _dumps
@@ -59,9 +61,16 @@ def require_key(
         raise HTTPException(401, "missing or wrong API key (header X-API-Key)")
 
 
+def applied_first(request: Request) -> None:
+    """Before a read: wait until every event acknowledged so far is applied (at most
+    ``READ_WAIT`` seconds), so that figures count what the webhook has answered for."""
+    request.app.state.inbox.wait_applied(READ_WAIT)
+
+
+READ_WAIT = 10.0
 SessionDep = Annotated[Session, Depends(get_db)]
 router = APIRouter()
-reads = APIRouter(dependencies=[Depends(require_key)])
+reads = APIRouter(dependencies=[Depends(require_key), Depends(applied_first)])
 
 
 @router.get("/health")
@@ -70,12 +79,17 @@ def health(request: Request, db: SessionDep) -> dict[str, Any]:
     db.exec(select(1)).one()
     taxonomy = request.app.state.taxonomy
     writer: GroupCommit = request.app.state.ingest
+    applier: Applier | None = request.app.state.applier
     return {
         "status": "ok",
         "taxonomy": taxonomy.name,
         "version": taxonomy.version,
-        # this worker process's group commit so far (events per transaction)
+        # this worker process's group commit so far (deliveries per transaction)
         "ingest": {"pid": os.getpid(), "events": writer.events, "transactions": writer.batches},
+        # deliveries acknowledged and not yet applied to the store
+        "inbox": {"pending": request.app.state.inbox.pending()},
+        # this process's applier thread, when it runs one (else the applier is a process)
+        "applier": asdict(applier.done) if applier is not None else None,
     }
 
 
@@ -96,11 +110,12 @@ async def _bounded_body(request: Request) -> bytes:
 
 @router.post("/webhooks/label-studio", response_model=None)
 async def webhook(request: Request) -> Response:
-    """Apply one Label Studio event (authenticated by the shared-secret header).
+    """Take one Label Studio event (authenticated by the shared-secret header).
 
-    Answers 200 only once the event is committed; events arriving together are committed
-    together (group commit, see ``api.ingest``). A malformed payload gets 422 naming the
-    field, and is kept in the dead-letter table.
+    Answers 200 once the event is kept durably (committed to the inbox; deliveries arriving
+    together are committed together, see ``api.ingest``); the applier applies it to the
+    store moments later, and reads wait for that (see ``api.inbox``). A malformed payload
+    gets 422 naming the field, and is kept in the dead-letter table.
     """
     state = request.app.state
     given = request.headers.get(SECRET_HEADER, "")
@@ -113,26 +128,16 @@ async def webhook(request: Request) -> Response:
     try:
         payload = _loads(body)
     except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser's
-        await writer.dead_letter("body: not JSON", body)
+        await writer.keep(body, "body: not JSON")
         raise HTTPException(422, "body: expected a JSON object") from None
     try:
         event = store.parse_event(payload, state.taxonomy)
     except store.PayloadError as exc:
-        await writer.dead_letter(str(exc), body)
+        await writer.keep(body, str(exc))
         raise HTTPException(422, str(exc)) from None
-    # the writer dead-letters an event the store refuses, then raises here (500 / 503)
-    applied = await writer.apply(event, body)
+    await writer.keep(body)  # raises (503) when the database cannot be reached
     return Response(
-        _dumps(
-            {
-                "action": applied.action,
-                "stored": applied.stored,
-                "removed": applied.removed,
-                "ignored": applied.ignored,
-                "skipped": applied.skipped,
-            }
-        ),
-        media_type="application/json",
+        _dumps({"action": event.action, "accepted": True}), media_type="application/json"
     )
 
 
@@ -316,6 +321,19 @@ def project_judgements(
     )
 
 
+@reads.get("/dead-letters")
+def dead_letters(
+    db: SessionDep, skip: Skip = 0, limit: Annotated[int, Query(ge=1, le=100)] = 20
+) -> dict[str, Any]:
+    """Deliveries that could not be applied, newest first, with the reason and the body as
+    received (paginated)."""
+    count = db.exec(select(func.count()).select_from(DeadLetter)).one()
+    page = db.exec(
+        select(DeadLetter).order_by(col(DeadLetter.id).desc()).offset(skip).limit(limit)
+    ).all()
+    return {"data": [letter.model_dump(mode="json") for letter in page], "count": int(count)}
+
+
 @router.get("/static/plotly.min.js", include_in_schema=False)
 def plotly_js() -> FileResponse:
     """plotly.js from the plotly package (the dashboard works offline)."""
@@ -334,6 +352,7 @@ def dashboard_page(
     expected = request.app.state.api_key
     if not expected or not hmac.compare_digest(key.encode(), expected.encode()):
         raise HTTPException(401, "missing or wrong API key (query parameter key)")
+    request.app.state.inbox.wait_applied(READ_WAIT)
     try:
         page = dashboard.render(
             db,
@@ -359,16 +378,47 @@ def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The periodic pull while the service runs; at the end, the writer drains its queue."""
+    """The applier and the periodic pull while the service runs; at the end, the writer
+    keeps what is queued and the applier stops."""
+    state = app.state
+    process = spawn() if state.applier_mode == "process" else None
+    if state.applier is not None:
+        state.applier.start()
     try:
         async with sync.lifespan(app):
             yield
     finally:
-        app.state.ingest.stop()
+        state.ingest.stop()
+        if state.applier is not None:
+            state.applier.stop()
+        if process is not None:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    """The service for ``settings`` (secrets must be filled in; see ``with_local_secrets``)."""
+def service_taxonomy(settings: Settings) -> Taxonomy:
+    """The taxonomy the service decodes events with."""
+    return load_taxonomy(
+        settings.path(settings.taxonomy) if settings.taxonomy else None,
+        extension=settings.taxonomy_extension,
+    )
+
+
+def create_app(
+    settings: Settings, engine: Engine | None = None, *, applier: str = "thread"
+) -> FastAPI:
+    """The service for ``settings`` (secrets must be filled in; see ``with_local_secrets``).
+
+    ``applier``: where events are applied to the store, ``"thread"`` (a thread of this
+    process), ``"process"`` (``python -m api.inbox``, configured from the same config file
+    and environment: what :func:`app_from_env` uses) or ``"none"`` (the caller runs
+    ``app.state.applier``-less and applies with its own :class:`api.inbox.Applier`).
+    """
+    if applier not in ("thread", "process", "none"):
+        raise ValueError(f"applier: expected thread, process or none, got {applier!r}")
     app = FastAPI(
         lifespan=_lifespan,
         title="improv-annotate agreement service",
@@ -376,10 +426,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         description="Receives Label Studio annotation events and serves inter-annotator "
         "agreement for emotion-shift labels.",
     )
-    app.state.taxonomy = load_taxonomy(
-        settings.path(settings.taxonomy) if settings.taxonomy else None,
-        extension=settings.taxonomy_extension,
-    )
+    app.state.taxonomy = service_taxonomy(settings)
     app.state.engine = engine or make_engine(settings.database_url)
     init_db(app.state.engine)
     # SQLite: a second engine whose transactions take the write lock at once, for events
@@ -387,7 +434,13 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     app.state.writer = (
         app.state.engine if same else make_engine(settings.database_url, immediate=True)
     )
-    app.state.ingest = GroupCommit(app.state.writer)
+    app.state.inbox = Inbox(app.state.writer)
+    app.state.applier_mode = applier
+    app.state.applier = (
+        Applier(app.state.inbox, app.state.taxonomy) if applier == "thread" else None
+    )
+    wake = app.state.applier.wake if app.state.applier is not None else None
+    app.state.ingest = GroupCommit(app.state.inbox, on_commit=wake)
     app.state.settings = settings
     app.state.webhook_secret = settings.service.webhook_secret or ""
     app.state.api_key = settings.service.api_key or ""
@@ -399,4 +452,4 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
 
 def app_from_env() -> FastAPI:
     """The service configured from config.yaml and the environment (for uvicorn)."""
-    return create_app(with_local_secrets(load_settings()))
+    return create_app(with_local_secrets(load_settings()), applier="process")

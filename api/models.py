@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Column, Index, Integer, LargeBinary, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 
@@ -143,3 +143,20 @@ class DeadLetter(SQLModel, table=True):
     received_at: datetime
     reason: str
     body: str
+
+
+class InboxRow(SQLModel, table=True):
+    """A webhook delivery kept as it arrived, until the applier has applied it to the store
+    (see :mod:`api.inbox`); ``reason`` set: a payload that cannot be applied, to be kept as
+    a dead letter."""
+
+    __tablename__ = "inbox"
+    __table_args__ = {"sqlite_autoincrement": True}  # ids never reused
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(BigInteger().with_variant(Integer(), "sqlite"), primary_key=True),
+    )
+    received_at: datetime
+    reason: str | None = None
+    body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))

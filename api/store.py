@@ -112,6 +112,10 @@ def _task_of(task: Mapping[str, Any]) -> tuple[int, dict]:
         raise PayloadError("task.data: expected an object")
     if not isinstance(data.get("dialogue") or [], list):
         raise PayloadError("task.data.dialogue: expected a list of turns")
+    for key in ("clip_id", "session_id"):  # stored in columns of their own
+        value = data.get(key)
+        if value is not None and not isinstance(value, str | int):
+            raise PayloadError(f"task.data.{key}: expected a string, got {type(value).__name__}")
     return task_id, dict(data)
 
 
@@ -120,10 +124,14 @@ def _task_row(project_id: int, task_id: int, data: Mapping[str, Any]) -> dict[st
         "id": task_id,
         "project_id": project_id,
         "data": data,
-        "clip_id": data.get("clip_id"),
-        "session_id": data.get("session_id"),
+        "clip_id": _text(data.get("clip_id")),
+        "session_id": _text(data.get("session_id")),
         "deleted": False,
     }
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @functools.cache

@@ -90,6 +90,12 @@ def test_malformed_payload_is_422_and_dead_lettered(served) -> None:
     assert answer.json()["detail"] == "annotation: expected Mapping, got NoneType"
     answer = hooks.post("/webhooks/label-studio", content=b"{not json")
     assert answer.status_code == 422
+    letters = reads.get("/dead-letters").json()  # the read waits for the applier
+    assert [d["reason"] for d in letters["data"]] == [
+        "body: not JSON",  # newest first
+        "annotation: expected Mapping, got NoneType",
+    ]
+    assert letters["data"][0]["body"] == "{not json" and letters["count"] == 2
     engine = make_engine(database_url)
     with Session(engine) as db:
         reasons = [d.reason for d in db.exec(select(DeadLetter)).all()]
@@ -311,7 +317,7 @@ def test_items_that_give_no_judgement_are_reported(served) -> None:
         },
     ]
     answer = hooks.post("/webhooks/label-studio", json=payload)
-    assert answer.json()["skipped"] == {"unknown control": 1, "unknown label": 1}
+    assert answer.json() == {"action": "ANNOTATION_CREATED", "accepted": True}
     assert reads.get("/projects/1/skipped").json() == {
         "data": {"unknown control": 1, "unknown label": 1},
         "count": 2,
@@ -369,7 +375,8 @@ def test_concurrent_events_on_the_same_clips_lose_nothing(served) -> None:
 
 def test_webhooks_go_through_the_group_commit_and_are_stored_once(served) -> None:
     """16 threads post 48 events, each twice (a repeated delivery): every answer is 200,
-    each annotation is stored once, and the writer counted every event it committed."""
+    each annotation is stored once, the writer counted every delivery it committed, and
+    the inbox is empty once the applier is done."""
     from concurrent.futures import ThreadPoolExecutor
 
     hooks, reads, _ = served
@@ -393,10 +400,12 @@ def test_webhooks_go_through_the_group_commit_and_are_stored_once(served) -> Non
 
     with ThreadPoolExecutor(16) as pool:
         answers = list(pool.map(post, payloads + payloads))
-    stored = sorted(a["stored"] for a in answers)
-    assert stored == [0] * 48 + [8] * 48  # one of the two deliveries stored, one ignored
-    assert sorted(a["ignored"] or "" for a in answers) == [""] * 48 + ["not newer"] * 48
+    assert answers == [{"action": "ANNOTATION_CREATED", "accepted": True}] * 96
     assert reads.get("/projects/1/agreement").json()["judgements"] == 48 * 4
-    ingest = reads.get("/health").json()["ingest"]
-    assert ingest["events"] == 96
-    assert 1 <= ingest["transactions"] <= 96
+    rows = reads.get("/projects/1/judgements", params={"limit": 1000}).json()
+    assert rows["count"] == 48 * 8  # each annotation once, though delivered twice
+    assert sorted({r["annotation_id"] for r in rows["data"]}) == list(range(1, 49))
+    health = reads.get("/health").json()
+    assert health["ingest"]["events"] == 96
+    assert 1 <= health["ingest"]["transactions"] <= 96
+    assert health["inbox"] == {"pending": 0}  # everything applied

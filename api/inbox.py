@@ -1,0 +1,473 @@
+"""The inbox: every webhook delivery is kept durably before it is acknowledged, and one
+applier applies what the inbox holds to the store, many events per transaction.
+
+Label Studio waits for the webhook inside the annotator's save (1 s timeout, no retry), so
+the answer must come fast and must mean "this event will be counted". Acknowledging an
+event therefore costs one small committed row (:class:`Inbox`, written by the webhook's
+group commit, :mod:`api.ingest`); applying it (its judgement rows, the agreement sums of
+the units it touches) is the applier's work, off the request path, in batches of up to
+``batch`` events (:class:`Applier`).
+
+Where the inbox lives:
+
+- PostgreSQL: the ``inbox`` table of the store. The applier deletes the rows it applied in
+  the same transaction that applies them, so each event is applied exactly once.
+- SQLite: a file of its own beside the store (``annotate.db`` -> ``annotate.inbox.db``),
+  so that keeping an event never waits for the store's write lock while the applier holds
+  it. Rows are deleted after the store's commit; a crash in between applies those events a
+  second time, which changes nothing: the store is idempotent and order-safe (a repeated
+  delivery is "not newer", a deletion is remembered), the same property that makes Label
+  Studio's redeliveries and the reconciling pull safe.
+
+One applier works at a time: service workers and their appliers elect one with a lock (an
+advisory lock on PostgreSQL, a file lock on SQLite); the others wait, ready to take over.
+Correctness does not depend on the election (two appliers would apply some events twice,
+harmlessly); it saves the work.
+
+Reads are consistent with what was acknowledged: :meth:`Inbox.wait_applied` waits until
+every event kept before the call is applied (the read endpoints call it first), so a
+client that got its 200 and then asks for agreement sees its event counted.
+
+Run the applier in a process of its own with ``python -m api.inbox`` (the service does
+this when started by uvicorn, see ``api.app``; it then uses its own core, not the web
+worker's), or in a thread with :meth:`Applier.start`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import bindparam, delete, func, insert, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlmodel import Session
+
+from api import store
+from api.db import make_engine
+from api.models import DeadLetter, InboxRow
+from schemas.taxonomy import Taxonomy
+
+try:  # orjson parses webhook bodies several times faster; the standard library also works
+    from orjson import loads as _loads
+except ImportError:  # pragma: no cover - orjson is a declared dependency
+    from json import loads as _loads
+
+log = logging.getLogger("improv_annotate.inbox")
+
+INBOX = InboxRow.__table__  # type: ignore[attr-defined]
+MAX_BODY = 2 * 1024 * 1024  # characters of a body kept in a dead letter
+ATTEMPTS = 4  # tries of one transaction on a deadlock, a conflict or a locked database
+LEADER_KEY = 72702  # PostgreSQL advisory lock of the applier
+MIN_POLL, MAX_POLL = 0.001, 0.02  # seconds between looks at an empty inbox
+
+
+def retryable(exc: Exception) -> bool:
+    """Whether a failed transaction may simply be tried again: a deadlock, a serialization
+    failure or a unique violation between concurrent writers (PostgreSQL), or a locked
+    database (SQLite). The transaction was rolled back, so a retry is clean."""
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in {"40P01", "40001", "23505"} or "database is locked" in str(exc).lower()
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database cannot be reached or used right now (rather than
+    that it refuses this data): the work is kept and tried again later."""
+    if isinstance(exc, OperationalError):
+        return True
+    return isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+
+
+def transaction(engine: Engine, work: Callable[[Session], Any]) -> Any:
+    """Run ``work`` in one transaction and commit; retried when :func:`retryable`."""
+    for attempt in range(ATTEMPTS):
+        with Session(engine) as db:
+            try:
+                result = work(db)
+                db.commit()
+                return result
+            except (OperationalError, IntegrityError) as exc:
+                db.rollback()
+                if attempt == ATTEMPTS - 1 or not retryable(exc):
+                    raise
+        time.sleep(0.01 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def inbox_path(store_path: str | Path) -> Path:
+    """The SQLite inbox file beside a SQLite store file."""
+    path = Path(store_path)
+    return path.with_name(f"{path.stem}.inbox{path.suffix or '.db'}")
+
+
+def letter(reason: str, body: bytes) -> dict[str, Any]:
+    """A dead-letter row: a payload that cannot be applied, with the reason."""
+    return {
+        "received_at": datetime.now(UTC),
+        "reason": reason[:2000],
+        "body": body[:MAX_BODY].decode("utf-8", "replace"),
+    }
+
+
+class Inbox:
+    """Where acknowledged webhook deliveries wait to be applied.
+
+    Parameters
+    ----------
+    store : Engine
+        The engine that applies events to the store (on SQLite one whose transactions
+        begin IMMEDIATE, see ``api.db.make_engine``).
+    """
+
+    def __init__(self, store: Engine) -> None:
+        self.store = store
+        database = store.url.database if store.dialect.name == "sqlite" else None
+        if database and database != ":memory:":
+            self.path: Path | None = inbox_path(database)
+            self.engine = make_engine(f"sqlite:///{self.path}", immediate=True)
+            INBOX.create(self.engine, checkfirst=True)
+        else:
+            self.path = None
+            self.engine = store
+        self._applied = threading.Condition()
+
+    @property
+    def shared(self) -> bool:
+        """Whether the inbox is a table of the store (PostgreSQL), not a file of its own."""
+        return self.engine is self.store
+
+    def dispose(self) -> None:
+        """Close the inbox's own connections (the store's engine is its owner's)."""
+        if not self.shared:
+            self.engine.dispose()
+
+    # -- writing (the webhook's group commit)
+
+    def keep(self, db: Session, deliveries: Sequence[tuple[bytes, str | None]]) -> None:
+        """Add deliveries ``(body, reason)`` in the session's transaction (no commit);
+        ``reason`` set: a payload that cannot be applied (it becomes a dead letter)."""
+        now = datetime.now(UTC)
+        db.connection().execute(
+            insert(INBOX),
+            [{"received_at": now, "reason": reason, "body": body} for body, reason in deliveries],
+        )
+
+    # -- reading and removing (the applier)
+
+    def take(self, limit: int) -> list[tuple[int, str | None, bytes]]:
+        """The oldest ``limit`` deliveries (id, reason, body), left in the inbox."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(INBOX.c.id, INBOX.c.reason, INBOX.c.body).order_by(INBOX.c.id).limit(limit)
+            ).all()
+        return [(int(i), reason, bytes(body)) for i, reason, body in rows]
+
+    def forget(self, conn: Connection, ids: Sequence[int]) -> None:
+        """Remove applied deliveries (in the connection's transaction)."""
+        conn.execute(
+            delete(INBOX).where(INBOX.c.id.in_(bindparam("ids", expanding=True))),
+            {"ids": list(ids)},
+        )
+
+    def notify_applied(self) -> None:
+        """Wake readers of this process waiting in :meth:`wait_applied`."""
+        with self._applied:
+            self._applied.notify_all()
+
+    # -- what is pending
+
+    def newest(self) -> int | None:
+        """The id of the newest delivery kept, or None when the inbox is empty."""
+        with self.engine.connect() as conn:
+            return conn.execute(select(func.max(INBOX.c.id))).scalar()
+
+    def pending(self, upto: int | None = None) -> int:
+        """How many deliveries wait to be applied (those up to id ``upto``)."""
+        query = select(func.count()).select_from(INBOX)
+        if upto is not None:
+            query = query.where(INBOX.c.id <= upto)
+        with self.engine.connect() as conn:
+            return int(conn.execute(query).scalar() or 0)
+
+    def wait_applied(self, timeout: float = 10.0) -> int:
+        """Wait until every delivery kept before this call is applied; at most ``timeout``
+        seconds. Returns how many of them still wait (0: caught up)."""
+        target = self.newest()
+        if target is None:
+            return 0
+        deadline = time.monotonic() + timeout
+        pause = MIN_POLL
+        while True:
+            left = self.pending(target)
+            remaining = deadline - time.monotonic()
+            if left == 0 or remaining <= 0:
+                return left
+            with self._applied:  # woken at once by an applier of this process
+                self._applied.wait(min(pause, remaining))
+            pause = min(pause * 2, MAX_POLL)
+
+
+@dataclass
+class Applied:
+    """What an applier has done so far (for ``GET /health`` and benchmarks)."""
+
+    events: int = 0
+    transactions: int = 0
+    dead_letters: int = 0
+
+
+class _Leadership:
+    """The lock that makes one applier work at a time (see the module's docstring)."""
+
+    def __init__(self, inbox: Inbox) -> None:
+        self.inbox = inbox
+        self._file: Any = None
+        self._conn: Connection | None = None
+
+    def hold(self) -> bool:
+        """Whether this applier leads (taking the lock when it is free)."""
+        if self._file is not None or self._conn is not None:
+            return True
+        if self.inbox.path is not None:
+            handle = open(self.inbox.path.with_suffix(".lock"), "a+b")  # noqa: SIM115
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                handle.close()
+                return False
+            self._file = handle
+            return True
+        if self.inbox.store.dialect.name != "postgresql":
+            return True  # an in-memory store: one process only
+        conn = self.inbox.store.connect()
+        try:
+            got = conn.exec_driver_sql(f"SELECT pg_try_advisory_lock({LEADER_KEY})").scalar()
+            conn.commit()
+        except Exception:
+            conn.close()
+            raise
+        if got:
+            self._conn = conn
+            return True
+        conn.close()
+        return False
+
+    def release(self) -> None:
+        """Give the lock up (another applier may take it)."""
+        if self._file is not None:
+            self._file.close()  # closing the file releases the lock
+            self._file = None
+        if self._conn is not None:
+            try:
+                self._conn.invalidate()  # the session ends, and with it the advisory lock
+            finally:
+                self._conn = None
+
+
+class Applier:
+    """Applies the inbox's deliveries to the store, oldest first, up to ``batch`` events
+    per transaction.
+
+    Parameters
+    ----------
+    inbox : Inbox
+        The inbox (its ``store`` engine is the one written to).
+    taxonomy : Taxonomy
+        The service's taxonomy (events are decoded with it, as the webhook checked them).
+    batch : int
+        At most this many deliveries per transaction.
+
+    Example
+    -------
+    ``applier = Applier(inbox, taxonomy); applier.start()`` runs it in a thread;
+    ``applier.drain()`` applies everything kept so far, in the calling thread.
+    """
+
+    def __init__(self, inbox: Inbox, taxonomy: Taxonomy, *, batch: int = 128) -> None:
+        if batch < 1:
+            raise ValueError(f"batch: expected at least 1, got {batch}")
+        self.inbox = inbox
+        self.taxonomy = taxonomy
+        self.batch = batch
+        self.done = Applied()
+        self._lead = _Leadership(inbox)
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # -- running
+
+    def start(self) -> None:
+        """Run in a thread until :meth:`stop`."""
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self.run, name="applier", daemon=True)
+            self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """End the thread, after the transaction in progress."""
+        self._stop.set()
+        self._wake.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+
+    def wake(self) -> None:
+        """Look at the inbox now (the group commit calls this after each commit)."""
+        self._wake.set()
+
+    def run(self, alive: Callable[[], bool] = lambda: True) -> None:
+        """Apply deliveries as they come until :meth:`stop` (or ``alive()`` is false)."""
+        pause, backoff = MIN_POLL, 0.1
+        try:
+            while not self._stop.is_set() and alive():
+                try:
+                    if not self._lead.hold():
+                        self._stop.wait(0.5)  # another applier leads; ready to take over
+                        continue
+                    taken = self.step()
+                except Exception as exc:  # the store is down, say: keep everything, retry
+                    log.warning("applier: %s: %s; trying again", type(exc).__name__, exc)
+                    self._lead.release()
+                    self._stop.wait(backoff)
+                    backoff = min(backoff * 2, 2.0)
+                    continue
+                backoff = 0.1
+                if taken:
+                    pause = MIN_POLL
+                    continue
+                self._wake.wait(pause)
+                self._wake.clear()
+                pause = min(pause * 2, MAX_POLL)
+        finally:
+            self._lead.release()
+
+    def drain(self) -> int:
+        """Apply everything the inbox holds now, in this thread; how many deliveries."""
+        total = 0
+        while taken := self.step():
+            total += taken
+        return total
+
+    # -- one transaction
+
+    def step(self) -> int:
+        """Apply the oldest deliveries (at most ``batch``) in one transaction; returns how
+        many were taken (0: the inbox is empty). A batch the store refuses is applied again
+        one delivery at a time, so one event that cannot be stored becomes a dead letter
+        alone; when the store cannot be reached, the error is raised and nothing is lost."""
+        rows = self.inbox.take(self.batch)
+        if not rows:
+            return 0
+        jobs = [self._job(*row) for row in rows]
+        try:
+            self._commit(jobs)
+        except Exception as exc:
+            if unavailable(exc) and not retryable(exc):
+                raise
+            log.warning(
+                "a batch of %d events failed (%s); applying them one by one", len(jobs), exc
+            )
+            for job in jobs:
+                try:
+                    self._commit([job])
+                except Exception as one:
+                    if unavailable(one) and not retryable(one):
+                        raise
+                    reason = f"not applied: {type(one).__name__}: {one}"
+                    self._commit([_Job(job.id, None, reason, job.body)])
+        self.inbox.notify_applied()
+        return len(rows)
+
+    def _job(self, inbox_id: int, reason: str | None, body: bytes) -> _Job:
+        if reason is not None:
+            return _Job(inbox_id, None, reason, body)
+        try:
+            event = store.parse_event(_loads(body), self.taxonomy)
+        except (ValueError, RecursionError) as exc:  # e.g. the taxonomy changed meanwhile
+            return _Job(inbox_id, None, f"not applied: {exc}", body)
+        return _Job(inbox_id, event, "", body)
+
+    def _commit(self, jobs: Sequence[_Job]) -> None:
+        events = [job.event for job in jobs if job.event is not None]
+        letters = [letter(job.reason, job.body) for job in jobs if job.event is None]
+        ids = [job.id for job in jobs]
+
+        def work(db: Session) -> None:
+            store.apply_events(db, events)
+            if letters:
+                db.connection().execute(insert(DeadLetter.__table__), letters)  # type: ignore[attr-defined]
+            if self.inbox.shared:  # the same transaction: applied exactly once
+                self.inbox.forget(db.connection(), ids)
+
+        transaction(self.inbox.store, work)
+        if not self.inbox.shared:  # after the store's commit (see the module's docstring)
+            with self.inbox.engine.begin() as conn:
+                self.inbox.forget(conn, ids)
+        self.done.events += len(events)
+        self.done.transactions += 1
+        self.done.dead_letters += len(letters)
+
+
+@dataclass(slots=True)
+class _Job:
+    id: int
+    event: store.Event | None
+    reason: str
+    body: bytes
+
+
+# ---------------------------------------------------------------------- its own process
+
+
+def spawn() -> Any:
+    """Start ``python -m api.inbox`` for this process (it stops when this process ends)."""
+    import subprocess
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "api.inbox", "--parent", str(os.getpid())],
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The applier as a process of its own, configured as the service is (config file and
+    environment); it ends on SIGTERM or when its parent process is gone."""
+    parser = argparse.ArgumentParser(description="Apply the inbox's webhook deliveries.")
+    parser.add_argument("--parent", type=int, default=0, help="end when this process ends")
+    args = parser.parse_args(argv)
+    from annotate.config import load_settings
+    from api.app import service_taxonomy
+
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+    settings = load_settings()
+    engine = make_engine(settings.database_url, immediate=True)
+    inbox = Inbox(engine)
+    applier = Applier(inbox, service_taxonomy(settings))
+    signal.signal(signal.SIGTERM, lambda *_: applier.stop(timeout=0))
+    signal.signal(signal.SIGINT, lambda *_: applier.stop(timeout=0))
+
+    def alive() -> bool:
+        return not args.parent or os.getppid() == args.parent
+
+    try:
+        applier.run(alive)
+    finally:
+        inbox.dispose()
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
