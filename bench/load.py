@@ -6,8 +6,10 @@ Starts the agreement service the way the tests do (``tests.faultkit.make_service
 ``annotate.stack.start_service``: uvicorn on a free loopback port, explicit secret and API
 key, no periodic pull) on a SQLite file or on a throwaway PostgreSQL database (created on
 127.0.0.1:5432, dropped afterwards), and drives it with ``--annotators`` simulated
-annotators (default 100), one thread and one ``httpx.Client`` each, for ``--seconds``
-(default 60).
+annotators (default 100), for ``--seconds`` (default 60): one coroutine and one keep-alive
+connection each, all on one event loop (``bench/aclient.py``: the generator shares the 2
+cores with the server, and a thread per annotator made its own scheduling delays part of
+the latency).
 
 Together the annotators offer ``--rate`` events/s (default 500, the issue's target) on a
 fixed schedule (open loop: each annotator has its own evenly spaced send times; one that
@@ -45,6 +47,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import random
@@ -62,11 +65,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+import aclient  # noqa: E402
+from aclient import AsyncPoster  # noqa: E402
 
 from annotate import stack  # noqa: E402
 from schemas.codec import decode_annotation  # noqa: E402
@@ -170,11 +175,10 @@ def _rows(payload: dict[str, Any]) -> set[tuple[int, str, str, str]]:
     return {(j.annotation_id, j.turn_id, j.dimension, j.value) for j in decoded.judgements}
 
 
-class Annotator(threading.Thread):
-    """One simulated annotator: its own schedule, client and seeded choices."""
+class Annotator:
+    """One simulated annotator: its own schedule, connection and seeded choices."""
 
     def __init__(self, k: int, n: int, url: str, secret: str, args: argparse.Namespace) -> None:
-        super().__init__(daemon=True)
         self.k, self.url, self.secret = k, url, secret
         self.interval = n / args.rate
         self.first = k * self.interval / n
@@ -219,27 +223,26 @@ class Annotator(threading.Thread):
         )
         return annotation_id, payload
 
-    def run(self) -> None:
+    async def run(self) -> None:
         started = START[0]
-        with httpx.Client(
-            base_url=self.url, headers={"X-Improv-Annotate-Secret": self.secret}, timeout=10
-        ) as client:
+        headers = {"X-Improv-Annotate-Secret": self.secret, "Content-Type": "application/json"}
+        client = AsyncPoster(self.url, headers, timeout=10)
+        try:
             n = 0
             while not STOP.is_set():
                 due = started + self.first + n * self.interval
                 if due - started >= self.seconds or time.monotonic() - started >= self.seconds:
                     break  # the plan is over, or the time is (an annotator behind stops too)
                 wait = due - time.monotonic()
-                if wait > 0 and STOP.wait(wait):
-                    break
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 annotation_id, payload = self._event(n)
                 self.scheduled += 1
                 sent = time.monotonic()
                 try:
-                    answer = client.post(HOOK, json=payload)
-                    ok = answer.status_code == 200
-                    kind = str(answer.status_code)
-                except httpx.HTTPError as exc:
+                    status, _ = await client.post(HOOK, json.dumps(payload).encode())
+                    ok, kind = status == 200, str(status)
+                except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                     ok, kind = False, type(exc).__name__
                 done = self.last = time.monotonic()
                 n += 1
@@ -252,6 +255,8 @@ class Annotator(threading.Thread):
                 self.final[annotation_id] = (
                     None if payload["action"] == "ANNOTATIONS_DELETED" else payload
                 )
+        finally:
+            client.close()
 
 
 START = [0.0]
@@ -262,11 +267,13 @@ def drive(url: str, args: argparse.Namespace, result: Result) -> list[Annotator]
     STOP.clear()
     people = [Annotator(k + 1, args.annotators, url, SECRET, args) for k in range(args.annotators)]
     START[0] = time.monotonic() + 0.5
-    for person in people:
-        person.start()
-    # nothing is sent after --seconds; the last requests end within their 10 s timeout
-    for person in people:
-        person.join()
+
+    async def everyone() -> None:
+        await asyncio.gather(*(person.run() for person in people))
+
+    # one event loop for every annotator (bench/aclient.py); nothing is sent after
+    # --seconds, and the last requests end within their 10 s timeout
+    aclient.run(everyone())
     elapsed = max(p.last for p in people) - START[0]
     result.load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     latencies = np.array([x for p in people for x in p.latencies]) * 1000

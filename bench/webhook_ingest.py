@@ -77,6 +77,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import asyncio
 import cProfile
 import http.client
 import io
@@ -94,7 +95,6 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -109,6 +109,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+import aclient  # noqa: E402
+from aclient import AsyncPoster  # noqa: E402
 from sqlalchemy import event  # noqa: E402
 from sqlalchemy.engine import Engine  # noqa: E402
 from sqlmodel import Session  # noqa: E402
@@ -359,6 +361,8 @@ class LoadResult:
     health_ms: list[float] = field(default_factory=list)
     scheduled: int = 0  # open loop: events scheduled before the deadline
     batching: tuple[int, int] | None = None  # events, transactions (as /health last said)
+    pending_at_end: int | None = None  # deliveries acknowledged, not yet applied, at the end
+    drain_s: float = 0.0  # how long the applier then took to apply them
 
     def window(self) -> list[Record]:
         """Requests sent (or, open loop, scheduled) after warm-up: the latency sample."""
@@ -424,13 +428,13 @@ def drive(
 ) -> LoadResult:
     """Run the annotators against ``url`` for ``seconds``; record every request.
 
-    One thread per annotator, each with its own keep-alive connection (:class:`Poster`)
-    and one request in flight at a time. Without ``rate`` (closed loop) each annotator
-    sends its next event as soon as the previous one is answered, so the figures are the
-    server's capacity and the latency under saturation; events are built as they are sent.
-    With ``rate`` (open loop) the annotators together send ``rate`` events/s on a fixed
-    schedule and latency counts from the scheduled time, so a server that falls behind is
-    charged for the wait; the events are built before the clock starts.
+    One coroutine per annotator on one event loop, each with its own keep-alive connection
+    (``bench/aclient.py``) and one request in flight at a time. Without ``rate`` (closed
+    loop) each annotator sends its next event as soon as the previous one is answered, so
+    the figures are the server's capacity and the latency under saturation; events are built
+    as they are sent. With ``rate`` (open loop) the annotators together send ``rate``
+    events/s on a fixed schedule and latency counts from the scheduled time, so a server
+    that falls behind is charged for the wait; the events are built before the clock starts.
     """
     annotators = workload.team
     headers = {SECRET_HEADER: SECRET, "content-type": "application/json"}
@@ -438,7 +442,6 @@ def drive(
     errors: Counter[str] = Counter()
     samples: list[str] = []
     tickets = itertools.count()
-    lock = threading.Lock()
     interval = len(annotators) / rate if rate else 0.0
     prebuilt: dict[int, list[tuple[int, Sent, bytes]]] = {}
     if rate:
@@ -451,10 +454,10 @@ def drive(
     start = time.perf_counter()
     deadline = start + seconds
 
-    def run(annotator: Annotator) -> None:
+    async def run(annotator: Annotator) -> None:
         scheduled = start + interval * annotator.index / len(annotators)
         queued = iter(prebuilt.get(annotator.index, ()))
-        client = Poster(url, headers)
+        client = AsyncPoster(url, headers, REQUEST_TIMEOUT)
         try:
             while next(tickets) < MAX_EVENTS and not STOP.is_set():
                 if interval:
@@ -465,26 +468,28 @@ def drive(
                     break  # open loop: what was scheduled but not sent is counted as unsent
                 annotation_id, item, body = next(queued, None) or annotator.next_event()
                 if interval:
-                    time.sleep(max(0.0, scheduled - time.perf_counter()))
+                    await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
                 t0 = scheduled if interval else time.perf_counter()
                 workload.latest_sent[annotation_id] = item
                 status: int | str
                 detail = ""
                 try:
-                    status, answer = client.post("/webhooks/label-studio", body)
+                    status, answer = await client.post("/webhooks/label-studio", body)
                     detail = answer[:300].decode("utf-8", "replace") if status != 200 else ""
-                except (OSError, http.client.HTTPException) as exc:
+                except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                     status, detail = type(exc).__name__, str(exc)[:300]
                 records.append(Record(t0, time.perf_counter(), status))
                 if status == 200:
                     workload.latest_ok[annotation_id] = item
                     continue
-                with lock:
-                    errors[str(status)] += 1
-                    if len(samples) < 5:
-                        samples.append(f"{status}: {detail}")
+                errors[str(status)] += 1
+                if len(samples) < 5:
+                    samples.append(f"{status}: {detail}")
         finally:
             client.close()
+
+    async def everyone() -> None:
+        await asyncio.gather(*(run(a) for a in annotators))
 
     probes: list[float] = []
 
@@ -507,22 +512,40 @@ def drive(
                 probes.append(waited)
                 time.sleep(0.1)
 
-    with ThreadPoolExecutor(len(annotators) + 1, thread_name_prefix="annotator") as pool:
-        jobs = [pool.submit(run, a) for a in annotators] + [pool.submit(probe)]
-        for done in jobs:
-            done.result()
+    prober = threading.Thread(target=probe, daemon=True)
+    prober.start()
+    aclient.run(everyone())  # every annotator on one event loop (see bench/aclient.py)
+    prober.join()
+    load_end = time.perf_counter()
+    backlog = _backlog(url)
+    pending_at_end = backlog
+    while backlog and time.perf_counter() - load_end < 300:  # the applier catching up
+        time.sleep(0.05)
+        backlog = _backlog(url)
     result = LoadResult(records, start + WARMUP, errors, samples)
     if rate:
         result.scheduled = sum(
             _slots(start, deadline, interval, a.index, len(annotators)) for a in annotators
         )
     result.health_ms = [p * 1000 for p in probes]  # inf: timed out
+    result.pending_at_end = pending_at_end
+    result.drain_s = time.perf_counter() - load_end if pending_at_end else 0.0
     if ingest:
         result.batching = (sum(e for e, _ in ingest.values()), sum(t for _, t in ingest.values()))
     result.client_cpu = time.process_time() - cpu0
     result.server_cpu = (_tree_cpu(server_pid) - server0) if server_pid else 0.0
     result.postgres_cpu = _postgres_cpu() - postgres0
     return result
+
+
+def _backlog(url: str) -> int | None:
+    """Deliveries the service has acknowledged and not yet applied (None: not reported)."""
+    try:
+        answer = httpx.get(f"{url}/health", timeout=REQUEST_TIMEOUT).json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    inbox = answer.get("inbox")
+    return int(inbox["pending"]) if inbox else None
 
 
 def _slots(start: float, deadline: float, interval: float, index: int, n: int) -> int:
@@ -887,6 +910,14 @@ def report(name: str, result: LoadResult) -> dict[str, float]:
         f"{per_event(result.client_cpu):>7.2f}{per_event(result.postgres_cpu):>7.2f}"
         f"  {_health(result.health_ms)}"
     )
+    if result.pending_at_end is not None:
+        sustained = answered / (result.records[-1].end - result.records[0].start + result.drain_s)
+        print(
+            f"  {name}: {result.pending_at_end} acknowledged events not yet applied when the "
+            f"load ended, all applied {result.drain_s:.2f} s later; applied {sustained:.1f} "
+            "events/s over the run (CPU columns include that catching up)"
+        )
+        figures["applied"] = sustained
     return figures
 
 

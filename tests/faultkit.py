@@ -146,6 +146,15 @@ class Served:
         stack.stop(self.settings, stack.SERVICE)
 
 
+def settled_rows(served: Served, project_id: int) -> set[tuple[Any, ...]]:
+    """:func:`store_rows` once every event the service has acknowledged is applied (a read
+    of the service waits for that)."""
+    with served.reads() as reads:
+        assert reads.get("/projects").status_code == 200
+        assert reads.get("/health").json()["inbox"]["pending"] == 0
+    return store_rows(served.settings.database_url, project_id)
+
+
 def make_service(
     folder: Path,
     database_url: str,

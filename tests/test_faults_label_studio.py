@@ -39,6 +39,7 @@ from tests.faultkit import (
     SECRET,
     label_studio_rows,
     make_service,
+    settled_rows,
     store_rows,
     sum_differences,
     wait_for,
@@ -104,7 +105,7 @@ def test_service_down_while_annotators_save_then_pull_makes_it_equal(
             people[0].annotations.create(id=t.id, result=_result(t, [1, t.id], intended))
             for t in tasks
         ]
-        assert store_rows(database_url, project.id) == label_studio_rows(client, project.id, TAX)
+        assert settled_rows(served, project.id) == label_studio_rows(client, project.id, TAX)
         with served.reads() as reads:  # the pull the service does periodically, once
             assert reads.post(f"/projects/{project.id}/reconcile").status_code == 200
 
@@ -123,7 +124,7 @@ def test_service_down_while_annotators_save_then_pull_makes_it_equal(
         in_label_studio = label_studio_rows(client, project.id, TAX)
 
         served.start()
-        before = store_rows(database_url, project.id)
+        before = settled_rows(served, project.id)
         assert before != in_label_studio  # the gap the outage left
         with served.reads() as reads:
             pulled = reads.post(f"/projects/{project.id}/reconcile")  # incremental

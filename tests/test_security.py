@@ -27,7 +27,7 @@ from importers import load_session
 from schemas.errors import SessionError, TaxonomyError
 from schemas.taxonomy import load_taxonomy
 from tests.conftest import EXAMPLE, ROOT, write_config
-from tests.faultkit import KEY, SECRET, Served, make_service, store_rows
+from tests.faultkit import KEY, SECRET, Served, make_service, settled_rows
 from tests.payloads import annotation_event, dialogue, task
 
 TAX = load_taxonomy()
@@ -93,13 +93,13 @@ def _read_paths(served: Served) -> list[str]:
 def test_webhook_without_the_right_secret_is_401_and_changes_nothing(
     served: Served, headers: dict[str, str]
 ) -> None:
-    before = store_rows(served.settings.database_url, 1)
+    before = settled_rows(served, 1)
     payload = annotation_event(TAX, 99, task(1, dialogue(4)), 9, {0: {"emotion": "anger"}})
     encoded = {k: v.encode("utf-8") for k, v in headers.items()}
     answer = httpx.post(f"{served.url}{HOOK}", json=payload, headers=encoded)
     assert answer.status_code == 401
     assert answer.json()["detail"] == f"missing or wrong {SECRET_HEADER} header"
-    assert store_rows(served.settings.database_url, 1) == before
+    assert settled_rows(served, 1) == before  # after the applier, if anything was kept
 
 
 def test_secrets_are_compared_in_constant_time() -> None:
@@ -175,18 +175,18 @@ def test_cross_origin_requests_get_no_cors_grant(served: Served) -> None:
 
 
 def test_oversized_webhook_body_is_413_and_not_stored(served: Served) -> None:
-    before = store_rows(served.settings.database_url, 1)
+    before = settled_rows(served, 1)
     payload = annotation_event(TAX, 98, task(1, dialogue(4)), 9, {0: {"emotion": "fear"}})
     payload["annotation"]["padding"] = "x" * (2 * 1024 * 1024)
     with served.hooks() as hooks:
         answer = hooks.post(HOOK, json=payload)
     assert answer.status_code == 413
     assert re.match(r"body of \d+ bytes; at most 2097152", answer.json()["detail"])
-    assert store_rows(served.settings.database_url, 1) == before
+    assert settled_rows(served, 1) == before  # after the applier, if anything was kept
 
 
 def test_streamed_oversized_body_without_length_is_cut_off(served: Served) -> None:
-    before = store_rows(served.settings.database_url, 1)
+    before = settled_rows(served, 1)
     def chunks():  # chunked transfer encoding: no Content-Length to check up front
         for _ in range(64):
             yield b"x" * (256 * 1024)
@@ -195,7 +195,7 @@ def test_streamed_oversized_body_without_length_is_cut_off(served: Served) -> No
         answer = hooks.post(HOOK, content=chunks())
     assert answer.status_code == 413
     assert answer.json()["detail"] == "body of more than 2097152 bytes; at most 2097152"
-    assert store_rows(served.settings.database_url, 1) == before
+    assert settled_rows(served, 1) == before  # after the applier, if anything was kept
 
 
 # -- importer paths ------------------------------------------------------------------------------
