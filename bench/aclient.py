@@ -61,12 +61,11 @@ class AsyncPoster:
             f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body
         )
-        status_line = await reader.readline()
-        if not status_line:
-            raise ConnectionResetError("the server closed the connection")
-        status = int(status_line.split(b" ", 2)[1])
+        head = await reader.readuntil(b"\r\n\r\n")  # the status line and the headers
+        lines = head.split(b"\r\n")
+        status = int(lines[0].split(b" ", 2)[1])
         length, closing = 0, False
-        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+        for line in lines[1:]:
             name, _, value = line.partition(b":")
             name = name.strip().lower()
             if name == b"content-length":
