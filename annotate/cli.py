@@ -30,6 +30,7 @@ console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
 F = TypeVar("F", bound=Callable[..., Any])
 DEMO_ANNOTATORS = 3
+EXPORT_WAIT = 30.0  # seconds an export waits for events the service has not applied yet
 
 
 class _State:
@@ -539,12 +540,23 @@ def _export(
     from sqlmodel import Session
 
     from api.db import init_db, make_engine
+    from api.inbox import Inbox
     from exporters import export_dataset
 
     s = state.settings
     folder = out or s.data_path / "exports" / f"project-{project_id}"
     engine = make_engine(s.database_url)
     init_db(engine)
+    inbox = Inbox(engine)
+    try:  # events the service acknowledged and has not applied yet: wait, or say so
+        waiting = inbox.wait_applied(timeout=EXPORT_WAIT)
+    finally:
+        inbox.dispose()
+    if waiting:
+        console.print(
+            f"[yellow]{waiting} events the service acknowledged are not applied yet (is the "
+            "service running?); this export leaves them out[/yellow]"
+        )
     with (
         Session(engine) as db,
         Progress(

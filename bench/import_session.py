@@ -67,9 +67,7 @@ def run_import(folder: Path) -> dict:
         "prosody": "prosody per turn",
         "cutting clips": "cut clip WAVs, build tasks",
     }
-    stages = [
-        (names.get(a[0], a[0]), b[1] - a[1]) for a, b in itertools.pairwise(stamps)
-    ]
+    stages = [(names.get(a[0], a[0]), b[1] - a[1]) for a, b in itertools.pairwise(stamps)]
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     return {
         "stages": stages,

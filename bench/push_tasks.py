@@ -49,8 +49,9 @@ def build_tasks(n: int, *, changed: float = 0.0) -> list[dict]:
         session = make_session(spans, session_id=f"bench-{session_no:05d}")
         clips = make_clips(session, max_seconds=2.0 * TURNS_PER_CLIP - 0.1)
         for clip in clips:
-            task = build_task(session, clip, f"/data/local-files/?d=x/{clip.id}.wav", taxonomy,
-                              len(clips))
+            task = build_task(
+                session, clip, f"/data/local-files/?d=x/{clip.id}.wav", taxonomy, len(clips)
+            )
             tasks.append(task)
         session_no += 1
     tasks = tasks[:n]
@@ -114,11 +115,15 @@ def main() -> None:
     print(f"\n{args.tasks} tasks of {TURNS_PER_CLIP} turns (with pre-annotations)\n")
     print(f"{'run':<14} {'seconds':>8} {'tasks/s':>8} {'created':>8} {'there':>7} {'updated':>8}")
     for name, seconds, created, existing, updated in rows:
-        print(f"{name:<14} {seconds:8.2f} {args.tasks / seconds:8.0f} {created:8d} "
-              f"{existing:7d} {updated:8d}")
+        print(
+            f"{name:<14} {seconds:8.2f} {args.tasks / seconds:8.0f} {created:8d} "
+            f"{existing:7d} {updated:8d}"
+        )
     first = rows[0][1]
-    print(f"\npeer (SDK tasks.create + predictions.create per task, {args.peer_tasks} timed, "
-          f"scaled): {peer:.1f} s; ratio peer/ours {peer / first:.1f}x")
+    print(
+        f"\npeer (SDK tasks.create + predictions.create per task, {args.peer_tasks} timed, "
+        f"scaled): {peer:.1f} s; ratio peer/ours {peer / first:.1f}x"
+    )
     print(f"project holds {total} tasks for {len(keys)} clips; duplicates {duplicates}")
 
 

@@ -246,8 +246,7 @@ def _with_prosody(
         for turn, row in zip(group, values, strict=True):
             # rounded: enough for any analysis, and stable across runs for content hashes
             features[turn.id] = {
-                k: round(v, PROSODY_DECIMALS) if isinstance(v, float) else v
-                for k, v in row.items()
+                k: round(v, PROSODY_DECIMALS) if isinstance(v, float) else v for k, v in row.items()
             }
         done += len(group)
     if progress is not None:

@@ -395,3 +395,46 @@ def test_cli_export_with_turn_audio_offline(tmp_path: Path) -> None:
     assert "turn audio files 5; without one: none" in result.output
     rows = list(read_jsonl(out / "turns.jsonl"))
     assert [(out / r["turn_audio"]).is_file() for r in rows] == [True] * 5
+
+
+def test_cli_export_says_what_the_service_has_not_applied_yet(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events kept in the inbox and not applied (no applier runs here) are waited for,
+    then reported as left out; the export still has everything applied."""
+    from sqlmodel import Session
+    from typer.testing import CliRunner
+
+    from annotate import cli
+    from api import store
+    from api.db import init_db, make_engine
+    from api.inbox import Inbox, transaction
+    from tests.conftest import write_config
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    config = write_config(tmp_path, service={"database_url": url})
+    engine = make_engine(url, immediate=True)
+    init_db(engine)
+    t = task(1, dialogue(3))
+    with Session(engine) as db:
+        for annotator in (1, 2):
+            values = {i: {"emotion": "joy"} for i in range(3)}
+            store.apply_event(db, annotation_event(TAX, annotator, t, annotator, values), TAX)
+    late = annotation_event(TAX, 3, t, 3, {i: {"emotion": "anger"} for i in range(3)})
+    inbox = Inbox(engine)
+    transaction(inbox.engine, lambda db: inbox.keep(db, [(json.dumps(late).encode(), None)]))
+    inbox.dispose()
+    engine.dispose()
+    monkeypatch.setattr(cli, "EXPORT_WAIT", 0.2)
+    cli.state._settings = None  # a fresh command line
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli.app, ["--config", str(config), "export", "--project", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    said = " ".join(result.output.split())
+    assert "1 events the service acknowledged are not applied yet" in said
+    rows = list(read_jsonl(out / "turns.jsonl"))
+    assert len(rows) == 3
+    assert [r["n_annotators"] for r in rows] == [2, 2, 2]  # the late one is not applied
+    assert all(r["annotation_ids"] == [1, 2] for r in rows)

@@ -98,9 +98,7 @@ def test_windows_text_is_read_with_a_warning_and_reported(tmp_path: Path) -> Non
     _session(folder, "csv")
     csv = folder / "transcript.csv"
     csv.write_bytes(csv.read_text(encoding="utf-8").replace("Theo", "Théo").encode("cp1252"))
-    edit_meta(
-        folder, performers=[{"id": "p01", "name": "Maya"}, {"id": "p02", "name": "Théo"}]
-    )
+    edit_meta(folder, performers=[{"id": "p01", "name": "Maya"}, {"id": "p02", "name": "Théo"}])
     report = import_sessions(
         folder,
         media_root=tmp_path / "media",

@@ -264,9 +264,7 @@ def test_cli_import_skips_bad_sessions_and_pushes_good_ones(
     assert done.returncode == 1
     text = " ".join((done.stdout + done.stderr).split())
     assert "broken/transcript.vtt:8: malformed cue timing" in text
-    assert (
-        f"late/transcript.vtt:{last + 1}: ends at 599.000s, past the end of the media" in text
-    )
+    assert f"late/transcript.vtt:{last + 1}: ends at 599.000s, past the end of the media" in text
     assert "missing/audio.wav: media file not found" in text
     assert "Traceback" not in text
     sessions = {t.data["session_id"] for t in iter_tasks(client, proj.id)}

@@ -33,8 +33,7 @@ def _tasks(session_id: str = "reimport") -> list[dict[str, Any]]:
     session = make_session([(2.0 * i, 2.0 * i + 1.5) for i in range(12)], session_id=session_id)
     clips = make_clips(session, 6.0)
     return [
-        build_task(session, c, f"/data/local-files/?d=x/{c.id}.wav", TAX, len(clips))
-        for c in clips
+        build_task(session, c, f"/data/local-files/?d=x/{c.id}.wav", TAX, len(clips)) for c in clips
     ]
 
 

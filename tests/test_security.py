@@ -187,6 +187,7 @@ def test_oversized_webhook_body_is_413_and_not_stored(served: Served) -> None:
 
 def test_streamed_oversized_body_without_length_is_cut_off(served: Served) -> None:
     before = settled_rows(served, 1)
+
     def chunks():  # chunked transfer encoding: no Content-Length to check up front
         for _ in range(64):
             yield b"x" * (256 * 1024)
