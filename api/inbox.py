@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import gc
 import logging
 import os
 import signal
@@ -486,6 +487,16 @@ def spawn() -> Any:
     )
 
 
+def _yield_cores() -> None:
+    """Run this process only on what the web workers leave of the cores: the idle
+    scheduling class where the system has it (a waking web worker then takes the core at
+    once), a lower priority elsewhere."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+    except (AttributeError, OSError):
+        os.nice(NICENESS)
+
+
 def main(argv: list[str] | None = None) -> int:
     """The applier as a process of its own, configured as the service is (config file and
     environment); it ends on SIGTERM or when its parent process is gone."""
@@ -495,11 +506,13 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
     # the webhook answers Label Studio while the annotator waits; applying can wait a little:
     # the web workers get the cores first, the applier takes what they leave
-    os.nice(NICENESS)
+    _yield_cores()
     settings = load_settings()
     engine = make_engine(settings.database_url, immediate=True)
     inbox = Inbox(engine)
     applier = Applier(inbox, service_taxonomy(settings))
+    gc.collect()  # as the web worker does (``api.app.settle_heap``)
+    gc.freeze()
     signal.signal(signal.SIGTERM, lambda *_: applier.stop(timeout=0))
     signal.signal(signal.SIGINT, lambda *_: applier.stop(timeout=0))
 
