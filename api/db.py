@@ -22,6 +22,9 @@ def normalise_url(url: str) -> str:
     return url
 
 
+CACHE_KIB = 128 * 1024  # page cache of a SQLite connection, at most (grows as pages are read)
+
+
 def make_engine(url: str, *, immediate: bool = False) -> Engine:
     """An engine for ``url``; SQLite files get WAL, a busy timeout and their folder created.
 
@@ -46,6 +49,10 @@ def make_engine(url: str, *, immediate: bool = False) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={'FULL' if immediate else 'NORMAL'}")
             cursor.execute("PRAGMA busy_timeout=30000")
+            # SQLite caches 2 MB of pages by default: once the judgement table and its
+            # indexes outgrow it, every row inserted re-reads index pages from the OS
+            # (the applier's cost per event grew by half over its first 8,000 events)
+            cursor.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
             cursor.close()
 
         @event.listens_for(engine, "begin")

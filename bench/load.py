@@ -15,10 +15,19 @@ Together the annotators offer ``--rate`` events/s (default 500, the issue's targ
 fixed schedule (open loop: each annotator has its own evenly spaced send times; one that
 falls behind sends its next event as soon as the last is answered, and its latency counts
 from the scheduled time, so falling behind is charged). Each event is, with the annotator's
-seeded generator: a new annotation of a random clip (70%), an update of one of its own
-annotations with a newer ``updated_at`` and new values (20%), or the deletion of one of its
-own annotations (10%); clips of 8 turns, 3 dimensions per turn (24 judgements per save),
-built with ``tests.payloads.annotation_event``.
+seeded generator: a new annotation (70%), an update of one of its own annotations with a
+newer ``updated_at`` and new values (20%), or the deletion of one of its own annotations
+(10%); clips of 8 turns, 3 dimensions per turn (24 judgements per save), built with
+``tests.payloads.annotation_event``. Every annotator's events are built before the clock
+starts (the generator shares the cores with the server; building them while sending made
+it late on its own schedule, which showed as a p99 of about 1 s even against the bare
+peer).
+
+Which clip a new annotation is of: by default each clip gets ``--overlap`` annotations
+(3) from different annotators, as Label Studio's overlap setting distributes tasks, so a
+60 s run at 500 events/s covers about 7,000 clips. ``--clips C`` sends every new
+annotation to one of C clips at random instead: with 100 annotators and ``--clips 40``,
+hundreds of annotations per clip, the extreme case for the incremental figures.
 
 Bounded and self-stopping: nothing is sent after ``--seconds`` (an annotator that fell
 behind its schedule stops too; "sent of planned" shows how much of the plan was sent);
@@ -42,6 +51,7 @@ Usage::
     .venv/bin/python bench/load.py                      # SQLite then PostgreSQL, 100 x 60 s
     .venv/bin/python bench/load.py --db sqlite --seconds 10
     .venv/bin/python bench/load.py --rate 50            # below capacity
+    .venv/bin/python bench/load.py --clips 40           # 100 annotators crowding 40 clips
 """
 
 from __future__ import annotations
@@ -49,6 +59,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import random
 import signal
@@ -85,7 +96,6 @@ EMOTIONS = list(TAX.emotion.values)
 HOOK = "/webhooks/label-studio"
 PG_ADMIN = os.environ.get("IMPROV_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BASE = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
-CLIPS = 40
 TURNS = 8
 STOP = threading.Event()
 
@@ -177,15 +187,22 @@ def _rows(payload: dict[str, Any]) -> set[tuple[int, str, str, str]]:
 
 
 class Annotator:
-    """One simulated annotator: its own schedule, connection and seeded choices."""
+    """One simulated annotator: its own schedule, connection and seeded plan of events.
 
-    def __init__(self, k: int, n: int, url: str, secret: str, args: argparse.Namespace) -> None:
-        self.k, self.url, self.secret = k, url, secret
+    The plan (every event's body) is built before the clock starts, so that building
+    payloads while sending does not make the generator, which shares the cores with the
+    server, late on its own schedule.
+    """
+
+    def __init__(
+        self, k: int, n: int, url: str, secret: str, args: argparse.Namespace, clips: Clips
+    ) -> None:
+        self.k, self.n, self.url, self.secret = k, n, url, secret
         self.interval = n / args.rate
         self.first = k * self.interval / n
         self.seconds = args.seconds
         self.rng = random.Random(args.seed * 1_000_003 + k)
-        self.tasks = [task(c + 1, dialogue(TURNS, clip=c)) for c in range(CLIPS)]
+        self.clips = clips
         self.latencies: list[float] = []
         self.service: list[float] = []
         self.errors: dict[str, int] = {}
@@ -194,22 +211,27 @@ class Annotator:
         self.unsure: set[int] = set()  # annotations with an unacknowledged event
         self.made = 0
         self.last = 0.0
+        self.live: dict[int, dict[str, Any]] = {}  # the plan's annotations not deleted
+        events = math.ceil(args.seconds / self.interval) + 1
+        self.plan = [self._event(i) for i in range(events)]
 
-    def _event(self, n: int) -> tuple[int, dict[str, Any]]:
-        mine = [a for a, p in self.final.items() if p is not None]
+    def _event(self, n: int) -> tuple[int, dict[str, Any], bytes]:
+        mine = list(self.live)
         draw = self.rng.random()
         when = (BASE + timedelta(milliseconds=n)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         if mine and draw < 0.1:
             victim = self.rng.choice(mine)
-            return victim, delete_event([victim])
+            del self.live[victim]
+            payload = delete_event([victim])
+            return victim, payload, json.dumps(payload).encode()
         if mine and draw < 0.3:
             annotation_id = self.rng.choice(mine)
-            t = self.final[annotation_id]["task"]  # type: ignore[index]
+            t = self.live[annotation_id]["task"]
             action = "ANNOTATION_UPDATED"
         else:
             self.made += 1
             annotation_id = self.k * 1_000_000 + self.made
-            t = self.rng.choice(self.tasks)
+            t = self.clips.next(self.rng, (self.made - 1) * self.n + self.k - 1)
             action = "ANNOTATION_CREATED"
         values = {
             i: {
@@ -222,31 +244,31 @@ class Annotator:
         payload = annotation_event(
             TAX, annotation_id, t, self.k, values, updated_at=when, action=action
         )
-        return annotation_id, payload
+        self.live[annotation_id] = payload
+        return annotation_id, payload, json.dumps(payload).encode()
 
     async def run(self) -> None:
         started = START[0]
         headers = {"X-Improv-Annotate-Secret": self.secret, "Content-Type": "application/json"}
         client = AsyncPoster(self.url, headers, timeout=10)
         try:
-            n = 0
-            while not STOP.is_set():
+            for n, (annotation_id, payload, body) in enumerate(self.plan):
+                if STOP.is_set():
+                    break
                 due = started + self.first + n * self.interval
                 if due - started >= self.seconds or time.monotonic() - started >= self.seconds:
                     break  # the plan is over, or the time is (an annotator behind stops too)
                 wait = due - time.monotonic()
                 if wait > 0:
                     await asyncio.sleep(wait)
-                annotation_id, payload = self._event(n)
                 self.scheduled += 1
                 sent = time.monotonic()
                 try:
-                    status, _ = await client.post(HOOK, json.dumps(payload).encode())
+                    status, _ = await client.post(HOOK, body)
                     ok, kind = status == 200, str(status)
                 except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as exc:
                     ok, kind = False, type(exc).__name__
                 done = self.last = time.monotonic()
-                n += 1
                 if not ok:
                     self.errors[kind] = self.errors.get(kind, 0) + 1
                     self.unsure.add(annotation_id)
@@ -260,13 +282,44 @@ class Annotator:
             client.close()
 
 
+class Clips:
+    """Which clip a new annotation is of.
+
+    With ``crowd`` 0 (the default), clips are handed out as Label Studio's overlap setting
+    does: each clip gets ``overlap`` annotations from different annotators, then the next
+    clip is opened (the n-th new annotation of the whole team, counted round-robin over
+    the annotators, is of clip ``n // overlap``). With ``crowd`` C > 0, every new
+    annotation is of one of C clips drawn at random: with many annotators, hundreds of
+    annotations per clip, the extreme case for incremental agreement (each event rereads
+    and re-sums units that hold hundreds of values).
+    """
+
+    def __init__(self, overlap: int, crowd: int) -> None:
+        self.overlap, self.crowd = overlap, crowd
+        self._tasks: dict[int, dict[str, Any]] = {}
+
+    def _task(self, c: int) -> dict[str, Any]:
+        if c not in self._tasks:
+            self._tasks[c] = task(c + 1, dialogue(TURNS, clip=c))
+        return self._tasks[c]
+
+    def next(self, rng: random.Random, slot: int) -> dict[str, Any]:
+        """The task of the team's ``slot``-th new annotation."""
+        if self.crowd:
+            return self._task(rng.randrange(self.crowd))
+        return self._task(slot // self.overlap)
+
+
 START = [0.0]
 
 
 def drive(url: str, args: argparse.Namespace, result: Result) -> list[Annotator]:
     """Run the annotators against ``url`` and fill in the load figures of ``result``."""
     STOP.clear()
-    people = [Annotator(k + 1, args.annotators, url, SECRET, args) for k in range(args.annotators)]
+    clips = Clips(args.overlap, args.clips)
+    people = [
+        Annotator(k + 1, args.annotators, url, SECRET, args, clips) for k in range(args.annotators)
+    ]
     START[0] = time.monotonic() + 0.5
 
     async def everyone() -> None:
@@ -365,11 +418,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=500.0, help="events/s offered in total")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--overlap", type=int, default=3, help="annotations per clip (Label Studio's overlap)"
+    )
+    parser.add_argument(
+        "--clips",
+        type=int,
+        default=0,
+        help="new annotations go to this many clips at random instead (crowded clips)",
+    )
     parser.add_argument("--json", action="store_true", help="also print each result as JSON")
     parser.add_argument("--no-peer", action="store_true", help="skip the bare peer runs")
     args = parser.parse_args()
-    if args.annotators < 1 or args.seconds <= 0 or args.rate <= 0:
-        parser.error("--annotators, --seconds and --rate must be positive")
+    if args.annotators < 1 or args.seconds <= 0 or args.rate <= 0 or args.overlap < 1:
+        parser.error("--annotators, --seconds, --rate and --overlap must be positive")
+    if args.clips < 0:
+        parser.error("--clips: expected 0 (use --overlap) or a positive number of clips")
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: STOP.set())
     kinds = ["sqlite", "postgres"] if args.db == "both" else [args.db]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -13,7 +14,7 @@ from sqlmodel import Session, select
 
 from annotate.agreement import krippendorff_alpha
 from api import store
-from api.db import init_db, make_engine
+from api.db import CACHE_KIB, init_db, make_engine
 from api.models import Annotation, Judgement, ShiftEventRow
 from schemas.taxonomy import Taxonomy, load_taxonomy
 from tests.payloads import annotation_event, delete_event, dialogue, task
@@ -309,3 +310,17 @@ def test_incremental_sums_equal_a_full_recompute(engine: Engine, events: list) -
                 assert live["alpha"] is None
             else:
                 assert live["alpha"] == pytest.approx(expected, abs=1e-9)
+
+
+def test_sqlite_connections_get_wal_a_busy_timeout_and_a_large_page_cache(tmp_path: Path) -> None:
+    """Each setting is read back from a new connection of each kind of engine."""
+    for immediate, synchronous in ((False, 1), (True, 2)):  # NORMAL, FULL
+        engine = make_engine(f"sqlite:///{tmp_path / 'pragmas.db'}", immediate=immediate)
+        try:
+            with engine.connect() as conn:
+                assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+                assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == synchronous
+                assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() == 30000
+                assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -CACHE_KIB
+        finally:
+            engine.dispose()
