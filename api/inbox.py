@@ -339,6 +339,7 @@ class Applier:
         self.batch = batch
         self.done = Applied()
         self._lead = _Leadership(inbox)
+        self._statistics = _Statistics(inbox.store)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -441,14 +442,16 @@ class Applier:
         letters = [letter(job.reason, job.body) for job in jobs if job.event is None]
         ids = [job.id for job in jobs]
 
-        def work(db: Session) -> None:
-            store.apply_events(db, events)
+        def work(db: Session) -> int:
+            applied = store.apply_events(db, events)
             if letters:
                 db.connection().execute(insert(DeadLetter.__table__), letters)  # type: ignore[attr-defined]
             if self.inbox.shared:  # the same transaction: applied exactly once
                 self.inbox.forget(db.connection(), ids)
+            return sum(a.stored for a in applied)
 
-        transaction(self.inbox.store, work)
+        stored = transaction(self.inbox.store, work)
+        self._statistics.grew(stored)
         if not self.inbox.shared:  # after the store's commit (see the module's docstring)
             with self.inbox.engine.begin() as conn:
                 self.inbox.forget(conn, ids)
@@ -456,6 +459,44 @@ class Applier:
         self.done.events += len(events)
         self.done.transactions += 1
         self.done.dead_letters += len(letters)
+
+
+class _Statistics:
+    """Keeps PostgreSQL's statistics of the judgement table up to date while it grows.
+
+    The applier inserts up to 24,000 judgements a second, far faster than autovacuum
+    analyses (it looks once a minute, and then only past 10% growth): with statistics of
+    a table 100 times smaller, PostgreSQL read the whole table to find a batch's units (100
+    ms a batch instead of 15 ms). The applier therefore analyses the table once
+    it has added half its size since the last time (at least ``floor`` rows): a planner
+    that knows the table's size within a factor of two uses its indexes. An analysis
+    samples a fixed number of rows, about 0.1 s whatever the table's size.
+    """
+
+    def __init__(self, engine: Engine, floor: int = 50_000) -> None:
+        self.engine = engine
+        self.on = engine.dialect.name == "postgresql"
+        self.floor = floor
+        self.added = 0
+        self.size = 0  # judgement rows at the last analysis
+        self.analysed = 0  # analyses run (benchmarks, tests)
+
+    def grew(self, rows: int) -> None:
+        """Count ``rows`` judgements added; analyse when they reach the threshold."""
+        if not self.on:
+            return
+        self.added += rows
+        if self.added < max(self.floor, self.size // 2):
+            return
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            conn.exec_driver_sql("ANALYZE judgement")
+            reltuples = conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE relname = 'judgement'"
+            ).scalar()
+        self.size = max(int(reltuples or 0), 0)
+        self.added = 0
+        self.analysed += 1
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ import numpy as np
 from sqlalchemy import bindparam, delete, func, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from annotate import incremental
@@ -375,11 +376,18 @@ class _Batch:
         if not turn_ids and not annotation_ids:
             return []
         if self.dialect == "postgresql":
+            # joins against the wanted keys, not "turn_id = ANY(..) OR annotation_id =
+            # ANY(..)": with statistics behind a fast-growing table, PostgreSQL planned
+            # that as a scan of the whole table (100 ms instead of 15 ms a batch)
             sql = (
-                "SELECT project_id, turn_id, dimension, annotation_id, value FROM judgement "
-                "WHERE (project_id = %s AND turn_id = ANY(%s)) OR annotation_id = ANY(%s)"
+                "SELECT j.project_id, j.turn_id, j.dimension, j.annotation_id, j.value "
+                "FROM unnest(%s::text[]) AS w(turn_id) JOIN judgement j "
+                "ON j.project_id = %s AND j.turn_id = w.turn_id "
+                "UNION ALL "
+                "SELECT j.project_id, j.turn_id, j.dimension, j.annotation_id, j.value "
+                "FROM unnest(%s::int[]) AS a(id) JOIN judgement j ON j.annotation_id = a.id"
             )
-            params: tuple[Any, ...] = (project_id or 0, turn_ids, annotation_ids)
+            params: tuple[Any, ...] = (turn_ids, project_id or 0, annotation_ids)
         else:
             sql = (
                 "SELECT project_id, turn_id, dimension, annotation_id, value FROM judgement "
@@ -585,7 +593,11 @@ _TASK_COLUMNS = (
 )
 _TASK_CONFLICT = (
     "ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, data = excluded.data, "
-    "clip_id = excluded.clip_id, session_id = excluded.session_id"
+    "clip_id = excluded.clip_id, session_id = excluded.session_id "
+    # every event carries its task: rewrite the row only when it changed (an update that
+    # changes nothing still writes a new row version, its index entries and its log)
+    "WHERE (task.project_id, task.data::text, task.clip_id, task.session_id) IS DISTINCT "
+    "FROM (excluded.project_id, excluded.data::text, excluded.clip_id, excluded.session_id)"
 )
 _ANNOTATION_COLUMNS = (
     ("id", "int"),
@@ -625,10 +637,28 @@ def _bulk(
     rows: Sequence[Sequence[Any]],
     conflict: str = "",
 ) -> None:
-    """Insert many rows in one statement: on PostgreSQL an ``INSERT ... SELECT`` from one
-    array per column (one round trip, one execution), on SQLite one executemany."""
+    """Insert many rows in one statement: on PostgreSQL ``COPY`` (no ``conflict``) or an
+    ``INSERT ... SELECT`` from one array per column (one round trip, one execution), on
+    SQLite one executemany."""
     names = ", ".join(c for c, _ in columns)
-    if dialect == "postgresql":
+    if dialect == "postgresql" and not conflict:
+        # COPY parses and inserts rows about twice as fast as INSERT ... SELECT FROM
+        # unnest (judgements: 48 rows per event, most of the database's work per event)
+        sql = f"COPY {table} ({names}) FROM STDIN"
+        driver = conn.dialect.loaded_dbapi
+        cursor = conn.connection.dbapi_connection.cursor()
+        try:
+            with cursor.copy(sql) as copy:
+                for row in rows:
+                    copy.write_row(row)
+        except driver.Error as exc:  # raised as SQLAlchemy raises the driver's errors
+            invalidated = bool(getattr(conn.connection.dbapi_connection, "closed", False))
+            raise DBAPIError.instance(
+                sql, None, exc, driver.Error, connection_invalidated=invalidated
+            ) from exc
+        finally:
+            cursor.close()
+    elif dialect == "postgresql":
         arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
         conn.exec_driver_sql(
             f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {conflict}",

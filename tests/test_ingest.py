@@ -399,3 +399,31 @@ def test_the_running_service_keeps_its_startup_heap_out_of_garbage_collections(
         assert client.get("/health").status_code == 200
         assert gc.get_freeze_count() > 10_000  # modules, classes, the app: all frozen
     assert gc.get_freeze_count() == 0
+
+
+def test_the_applier_keeps_postgres_planner_statistics_of_the_judgements(
+    writer_engine: Engine,
+) -> None:
+    """PostgreSQL: once the applier has added half the judgement table's size since the
+    last analysis (at least ``floor`` rows), it analyses the table; SQLite: never."""
+    inbox = Inbox(writer_engine)
+    applier = Applier(inbox, TAX, batch=10)
+    applier._statistics.floor = 100  # 10 events of 10 judgements per transaction
+    try:
+        transaction(
+            inbox.engine, lambda db: inbox.keep(db, [(_body(p), None) for p in _burst(30, seed=8)])
+        )
+        assert applier.drain() == 30
+    finally:
+        inbox.dispose()
+    if writer_engine.dialect.name != "postgresql":
+        assert applier._statistics.analysed == 0
+        return
+    # 100 rows (floor) -> analysed at 100; then max(100, 100 // 2) -> at 200 and at 300
+    assert applier._statistics.analysed == 3
+    assert applier._statistics.size == 300
+    with writer_engine.connect() as conn:
+        analysed = conn.exec_driver_sql(
+            "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'judgement'"
+        ).scalar()
+    assert analysed is not None
