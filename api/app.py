@@ -26,7 +26,7 @@ from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
 from api import dashboard, reports, store, sync
 from api.db import init_db, make_engine
-from api.inbox import Applier, Inbox, service_taxonomy, spawn
+from api.inbox import Applier, Inbox, service_taxonomy, settle_heap, spawn
 from api.ingest import GroupCommit
 from api.models import DeadLetter, JudgementPublic, JudgementsPublic
 
@@ -467,14 +467,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-def settle_heap() -> None:
-    """Collect, then exempt everything alive now (modules, the app, its engines) from
-    later garbage collections. A full collection otherwise walks that whole heap: in the
-    web worker it took 170 ms, and every webhook arriving meanwhile waited for it."""
-    gc.collect()
-    gc.freeze()
 
 
 def create_app(
