@@ -7,6 +7,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 import yaml
@@ -17,6 +18,22 @@ from annotate.config import Settings, load_settings, with_local_secrets
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "sessions" / "cafe-breakup"
 PG_ADMIN_URL = os.environ.get("IMPROV_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def on_ci() -> bool:
+    """Whether the tests run under CI (``CI`` set, and not to false, 0 or no)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def missing(what: str) -> NoReturn:
+    """Skip a test whose real part is missing; under CI fail instead, with the same message.
+
+    ``what`` names what is missing and how to get it, e.g. ``"ffmpeg is not on PATH
+    (scripts/system-deps.sh test installs it)"``.
+    """
+    if on_ci():
+        pytest.fail(f"{what}; under CI=true every test must run", pytrace=False)
+    pytest.skip(what)
 
 
 def free_port() -> int:
@@ -94,9 +111,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'store.db'}"
         return
     if not _postgres_reachable():
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is not reachable at {PG_ADMIN_URL}; CI must have it")
-        pytest.skip(f"PostgreSQL is not reachable at {PG_ADMIN_URL}")
+        missing(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL} (IMPROV_TEST_PG); 'make test' "
+            "runs the tests with scripts/with-postgres.sh, which provides one"
+        )
     import psycopg
 
     name = f"improv_test_{uuid.uuid4().hex[:12]}"

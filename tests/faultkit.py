@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 from sqlmodel import Session, select
 
 from annotate import stack
@@ -28,13 +27,21 @@ from api.db import make_engine
 from api.models import AgreementSum, Annotation, Judgement
 from schemas.codec import decode_annotation
 from schemas.taxonomy import Taxonomy
-from tests.conftest import free_port, write_config
+from tests.conftest import free_port, missing, write_config
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
 SECRET = "fault-secret"
 KEY = "fault-key"
 # (annotation id, turn id, dimension, value): one judgement, comparable across sources
 Row = tuple[int, str, str, str]
+
+
+def postgres_bin() -> Path | None:
+    """The folder of PostgreSQL's server programs (Debian's newest version), or None."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
+    return found[-1].parent if found else None
 
 
 class PrivatePostgres:
@@ -42,8 +49,13 @@ class PrivatePostgres:
     which a test may kill and start again without touching the machine's shared one."""
 
     def __init__(self) -> None:
-        if not (PG_BIN / "initdb").exists():
-            pytest.skip(f"PostgreSQL server binaries not found in {PG_BIN}")
+        bin_dir = postgres_bin()
+        if bin_dir is None:
+            missing(
+                "PostgreSQL's server programs are not in /usr/lib/postgresql/<version>/bin "
+                "(scripts/system-deps.sh test installs Debian's package postgresql)"
+            )
+        self.bin = bin_dir
         self.port = free_port()
         self.root = Path(tempfile.mkdtemp(prefix="improv-pg-"))
         self.data = self.root / "data"
@@ -51,7 +63,7 @@ class PrivatePostgres:
         if self._as_postgres:  # initdb refuses to run as root
             shutil.chown(self.root, "postgres")
         self._run(
-            str(PG_BIN / "initdb"),
+            str(self.bin / "initdb"),
             "-D",
             str(self.data),
             "-A",
@@ -80,7 +92,7 @@ class PrivatePostgres:
             "-c max_connections=200"
         )
         self._run(
-            str(PG_BIN / "pg_ctl"),
+            str(self.bin / "pg_ctl"),
             "-D",
             str(self.data),
             "-o",
@@ -93,7 +105,7 @@ class PrivatePostgres:
 
     def crash(self) -> None:
         """Stop the server at once, as a crash would (no checkpoint, connections cut)."""
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop")
 
     def close(self) -> None:
         """Stop the server (if running) and remove its files."""

@@ -44,7 +44,7 @@ from importers import import_sessions
 from schemas.codec import decode_annotation
 from schemas.label_config import TURN, shift_control
 from schemas.taxonomy import load_taxonomy
-from tests.conftest import EXAMPLE, ROOT
+from tests.conftest import EXAMPLE, ROOT, missing
 
 pytestmark = pytest.mark.integration
 TAX = load_taxonomy()
@@ -65,10 +65,7 @@ SHIFT = {"from": "joy", "to": "anger", "trigger": "partner-induced", "onset": "a
 
 def _chromium_or_skip() -> None:
     if not CHROMIUM.exists():
-        message = f"Chromium is not installed at {CHROMIUM} (scripts/system-deps.sh installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"Chromium is not installed at {CHROMIUM} (scripts/system-deps.sh installs it)")
 
 
 # --- fixtures -------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from annotate.labelstudio import SECRET_HEADER
 from api.db import make_engine
 from api.models import DeadLetter
 from schemas.taxonomy import load_taxonomy
-from tests.conftest import ROOT, write_config
+from tests.conftest import ROOT, missing, write_config
 from tests.payloads import annotation_event, delete_event, dialogue, task
 
 TAX = load_taxonomy()
@@ -197,7 +197,10 @@ def test_openapi_documents_the_endpoints(served) -> None:
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_dashboard_in_chromium(served) -> None:
-    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path("/usr/bin/chromium").exists():
+        missing("Chromium is not installed at /usr/bin/chromium (scripts/system-deps.sh)")
+    from playwright import sync_api as playwright
+
     hooks, reads, _ = served
     _load(hooks)
     assert reads.get("/dashboard/1").status_code == 401

@@ -22,11 +22,17 @@ from importers.session import load_session, video_duration
 from schemas.codec import decode_annotation, encode_annotation
 from schemas.errors import MediaError, SessionError
 from schemas.taxonomy import load_taxonomy
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, missing
 from tests.payloads import dialogue
 
 TAX = load_taxonomy()
-pytestmark = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="needs ffmpeg")
+
+
+@pytest.fixture(autouse=True)
+def _ffmpeg() -> None:
+    """Every test here cuts or muxes video with ffmpeg."""
+    if shutil.which("ffmpeg") is None:
+        missing("ffmpeg is not on PATH (scripts/system-deps.sh test installs it)")
 
 
 def _video_session(tmp_path: Path, seconds: float = 50.0) -> Path:
