@@ -1,6 +1,6 @@
 # improv-annotate: the two commands of the README, and what they need.
 #   make demo   set everything up, start the local stack, run the whole path on the example
-#   make test   set everything up and run the test suite
+#   make test   set everything up and run the test suite (with PostgreSQL, see below)
 PYTHON ?= python3
 VENV := .venv
 LS_VENV := .venv-ls
@@ -33,9 +33,11 @@ setup: $(VENV)/.installed $(LS_VENV)/.installed
 demo: system-demo setup
 	$(VENV)/bin/improv-annotate demo
 
+# PostgreSQL: the server at IMPROV_TEST_PG (default 127.0.0.1:5432, database test) when it
+# answers, else a private cluster made for the run and removed after (scripts/with-postgres.sh).
 test: system-test setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/pytest
+	bash scripts/with-postgres.sh $(VENV)/bin/pytest
 
 down:
 	$(VENV)/bin/improv-annotate down
