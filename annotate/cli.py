@@ -141,6 +141,39 @@ def _print_login(s: Settings) -> None:
 
 @app.command()
 @_friendly
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="address to listen on (default: service.url's host)")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(min=1, max=65535, help="port to listen on (default: service.url's port)"),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="worker processes (more than 1: PostgreSQL store only)")
+    ] = 1,
+    log_level: Annotated[
+        str, typer.Option(help="critical, error, warning, info, debug or trace")
+    ] = "info",
+    access_log: Annotated[bool, typer.Option(help="log one line per request")] = False,
+) -> None:
+    """Run the agreement service alone, in the foreground (for process managers and
+    containers): logs on standard error, SIGTERM or Ctrl-C stops it cleanly."""
+    from annotate import stack
+
+    stack.serve(
+        state.settings,
+        state.config,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+    )
+
+
+@app.command()
+@_friendly
 def down() -> None:
     """Stop the local Label Studio and the agreement service started by 'up'."""
     from annotate import stack

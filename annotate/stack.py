@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -178,9 +179,46 @@ def start_service(
         return False
     if not _is_local(url):
         raise StackError(f"the service at {url} does not answer, and it is not local")
+    argv = service_argv("127.0.0.1", _port(url), workers=workers)
+    pid = _spawn(settings, SERVICE, argv, service_env(settings, config))
+    _wait(settings, SERVICE, url, pid, timeout)
+    return True
+
+
+def service_env(settings: Settings, config: Path | None) -> dict[str, str]:
+    """Environment that makes the service (``api.app:app_from_env``) and its applier
+    process read the same settings as this process: the config file and the data folder."""
     env = {"IMPROV_ANNOTATE_DATA_DIR": str(settings.data_path)}
     if config is not None:
         env["IMPROV_ANNOTATE_CONFIG"] = str(config.resolve())
+    return env
+
+
+GRACEFUL_SECONDS = 15  # on SIGTERM, requests in progress get this long before they are cut
+
+
+def service_argv(
+    host: str,
+    port: int,
+    *,
+    workers: int = 1,
+    log_level: str = "warning",
+    access_log: bool = False,
+) -> list[str]:
+    """The command line of the service: uvicorn with the factory ``api.app:app_from_env``.
+
+    Parameters
+    ----------
+    host, port : str, int
+        Where it listens.
+    workers : int
+        Uvicorn worker processes (more than one only on a PostgreSQL store, see
+        :func:`serve`).
+    log_level : str
+        Uvicorn's log level (critical, error, warning, info, debug, trace).
+    access_log : bool
+        Log one line per request (at 500 webhooks a second, 500 lines a second).
+    """
     argv = [
         sys.executable,
         "-m",
@@ -188,17 +226,70 @@ def start_service(
         "--factory",
         "api.app:app_from_env",
         "--host",
-        "127.0.0.1",
+        host,
         "--port",
-        str(_port(url)),
+        str(port),
         "--log-level",
-        "warning",
+        log_level,
+        "--timeout-graceful-shutdown",
+        str(GRACEFUL_SECONDS),
     ]
+    if not access_log:
+        argv.append("--no-access-log")
     if workers > 1:
         argv += ["--workers", str(workers)]
-    pid = _spawn(settings, SERVICE, argv, env)
-    _wait(settings, SERVICE, url, pid, timeout)
-    return True
+    return argv
+
+
+def serve(
+    settings: Settings,
+    config: Path | None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    workers: int = 1,
+    log_level: str = "info",
+    access_log: bool = False,
+) -> NoReturn:
+    """Become the service, in the foreground (for process managers and containers).
+
+    This process is replaced by uvicorn (same pid, logs on standard error), running the
+    factory the local stack runs; SIGTERM or SIGINT stops it cleanly: requests in progress
+    finish (at most ``GRACEFUL_SECONDS``), the applier process ends with it.
+
+    ``host`` and ``port`` default to ``service.url``'s. ``workers`` > 1 needs a PostgreSQL
+    store: on SQLite one process writes at a time (more workers add lock waits, not
+    throughput), and workers starting together on a new store collide in its migration
+    ("database is locked").
+
+    Raises
+    ------
+    StackError
+        ``workers`` > 1 on a SQLite store, or ``workers`` < 1.
+    """
+    if workers < 1:
+        raise StackError(f"--workers: expected at least 1, got {workers}")
+    backend = settings.database_url.split(":", 1)[0].split("+", 1)[0]
+    if workers > 1 and backend not in ("postgresql", "postgres"):
+        store = settings.database_url if backend == "sqlite" else f"a {backend} database"
+        raise StackError(
+            f"--workers {workers} needs a PostgreSQL store, and the store is {store}: "
+            "SQLite lets one process write at a time, so more workers add lock waits, not "
+            "throughput, and workers starting together on a new store collide in its "
+            "migration; set service.database_url to a postgresql:// URL, or serve with one "
+            "worker"
+        )
+    parts = urlsplit(settings.service.url)
+    argv = service_argv(
+        host or parts.hostname or "127.0.0.1",
+        port or _port(settings.service.url),
+        workers=workers,
+        log_level=log_level,
+        access_log=access_log,
+    )
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execve(argv[0], argv, {**os.environ, **service_env(settings, config)})
 
 
 def stop(settings: Settings, name: str, timeout: float = 20.0) -> bool:
