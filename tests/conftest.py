@@ -25,15 +25,16 @@ def on_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 
 
-def missing(what: str) -> NoReturn:
+def missing(what: str, *, module: bool = False) -> NoReturn:
     """Skip a test whose real part is missing; under CI fail instead, with the same message.
 
     ``what`` names what is missing and how to get it, e.g. ``"ffmpeg is not on PATH
-    (scripts/system-deps.sh test installs it)"``.
+    (scripts/system-deps.sh test installs it)"``. ``module``: called at a test module's
+    top level, for all its tests (under CI the module then fails to collect).
     """
     if on_ci():
         pytest.fail(f"{what}; under CI=true every test must run", pytrace=False)
-    pytest.skip(what)
+    pytest.skip(what, allow_module_level=module)
 
 
 def free_port() -> int:

@@ -26,13 +26,8 @@ from tests.conftest import EXAMPLE, missing
 from tests.payloads import dialogue
 
 TAX = load_taxonomy()
-
-
-@pytest.fixture(autouse=True)
-def _ffmpeg() -> None:
-    """Every test here cuts or muxes video with ffmpeg."""
-    if shutil.which("ffmpeg") is None:
-        missing("ffmpeg is not on PATH (scripts/system-deps.sh test installs it)")
+if shutil.which("ffmpeg") is None:  # every test here cuts or muxes video with ffmpeg
+    missing("ffmpeg is not on PATH (scripts/system-deps.sh test installs it)", module=True)
 
 
 def _video_session(tmp_path: Path, seconds: float = 50.0) -> Path:
