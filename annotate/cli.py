@@ -156,10 +156,17 @@ def serve(
         str, typer.Option(help="critical, error, warning, info, debug or trace")
     ] = "info",
     access_log: Annotated[bool, typer.Option(help="log one line per request")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option("--config", "-c", help="config file (the same as the global --config)"),
+    ] = None,
 ) -> None:
     """Run the agreement service alone, in the foreground (for process managers and
     containers): logs on standard error, SIGTERM or Ctrl-C stops it cleanly."""
     from annotate import stack
+
+    if config is not None:
+        state.config = find_config(config)
 
     stack.serve(
         state.settings,

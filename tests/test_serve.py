@@ -203,7 +203,8 @@ def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
     config = write_config(tmp_path)
     port = free_port()
     done = subprocess.run(
-        [str(CLI), "--config", str(config), "serve", "--port", str(port), "--workers", "3"],
+        # --config after the command works too
+        [str(CLI), "serve", "--config", str(config), "--port", str(port), "--workers", "3"],
         capture_output=True,
         text=True,
         timeout=120,
