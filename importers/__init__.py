@@ -21,7 +21,14 @@ from schemas.errors import AnnotateError, SessionError
 from schemas.records import Session
 from schemas.taxonomy import Taxonomy
 
-__all__ = ["ImportOptions", "ImportReport", "import_sessions", "load_session", "prepare_session"]
+__all__ = [
+    "ImportOptions",
+    "ImportReport",
+    "import_sessions",
+    "load_session",
+    "prepare_session",
+    "shown",
+]
 
 
 class Progress(Protocol):
@@ -206,14 +213,19 @@ def import_sessions(
     options = ImportOptions(**{**(_fields(options) if options else {}), **legacy})
     report = ImportReport(dry_run=push is None)
     for folder in find_sessions(path):
-        outcome = SessionOutcome(str(folder))
+        outcome = SessionOutcome(shown(folder))
         report.outcomes.append(outcome)
         try:
+            if shown(folder) != str(folder):
+                raise SessionError(
+                    f"{shown(folder)}: the folder's name is not valid UTF-8 (its bad bytes "
+                    "shown as \\xNN); rename the folder"
+                )
             session, tasks = prepare_session(
                 folder, media_root, taxonomy, options, progress=progress, warnings=outcome.warnings
             )
         except AnnotateError as exc:
-            outcome.error = str(exc)
+            outcome.error = shown(str(exc))
             continue
         outcome.session, outcome.clips = session, len(tasks)
         if push is not None:
@@ -223,6 +235,18 @@ def import_sessions(
             outcome.updated = counts[2] if len(counts) > 2 else 0
             progress(session.id, "pushed", len(tasks), len(tasks))
     return report
+
+
+def shown(text: str | Path) -> str:
+    """``text`` (a path or a message naming one) printable as UTF-8: bytes of a file name
+    that are not UTF-8 (which Python keeps as lone surrogates) are shown as ``\\xNN``.
+
+    Examples
+    --------
+    >>> shown("sessions/bad-\\udcff-name")
+    'sessions/bad-\\\\xff-name'
+    """
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _fields(options: ImportOptions) -> dict[str, Any]:
