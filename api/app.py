@@ -24,7 +24,7 @@ from sqlmodel import Session, col, func, select
 
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
-from api import dashboard, reports, store, sync
+from api import dashboard, privacy, reports, store, sync
 from api.db import init_db, make_engine
 from api.inbox import Applier, Inbox, service_taxonomy, settle_heap, spawn
 from api.ingest import GroupCommit
@@ -488,6 +488,7 @@ def create_app(
         description="Receives Label Studio annotation events and serves inter-annotator "
         "agreement for emotion-shift labels.",
     )
+    privacy.use_salt(privacy.salt_of(settings))  # of the dead letters' pseudonyms
     app.state.taxonomy = service_taxonomy(settings)
     app.state.engine = engine or make_engine(settings.database_url)
     init_db(app.state.engine)
