@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import httpx
 from label_studio_sdk import LabelStudio
@@ -257,14 +258,43 @@ def _form_token(page: str) -> str:
     return match.group(1)
 
 
-def ensure_account(base_url: str, email: str, password: str) -> Account:
+def invite_link(client: LabelStudio, base_url: str, *, reset: bool = False) -> str:
+    """The link that lets a person sign up to the organisation (the local stack's Label
+    Studio allows no sign-up without it); ``reset`` makes a new one, and the old link stops
+    working.
+
+    Any member of the organisation can read the link: reset it when someone leaves.
+    """
+    try:
+        if reset:
+            invite = client.organizations.reset_token()
+        else:
+            invite = client.organizations.invites.get_invite_link()
+    except (httpx.HTTPError, ApiError) as exc:
+        raise LabelStudioError(
+            f"Label Studio at {base_url} did not give the invite link ({_describe(exc)})"
+        ) from None
+    if not invite.invite_url:
+        raise LabelStudioError(f"Label Studio at {base_url} answered an empty invite link")
+    return base_url.rstrip("/") + invite.invite_url
+
+
+def ensure_account(
+    base_url: str, email: str, password: str, *, invite: str | None = None
+) -> Account:
     """Log in as ``email`` (signing up first if needed) and return the user's own token.
 
-    Uses Label Studio's web forms, the only way to make users who can log in.
+    Uses Label Studio's web forms, the only way to make users who can log in. Signing up
+    needs ``invite``, the organisation's invite link (:func:`invite_link`), where sign-up
+    is invite-only (as on the local stack).
     """
     base_url = base_url.rstrip("/")
+    signup = "/user/signup/"
+    if invite:
+        query = urlsplit(invite).query
+        signup += f"?{query}" if query else ""
     with httpx.Client(base_url=base_url, timeout=30, follow_redirects=False) as web:
-        for path in ("/user/login/", "/user/signup/"):
+        for path in ("/user/login/", signup):
             page = web.get(path)
             form = {
                 "csrfmiddlewaretoken": _form_token(page.text),
@@ -275,7 +305,11 @@ def ensure_account(base_url: str, email: str, password: str) -> Account:
             if answer.status_code == 302:
                 break
         else:
-            raise LabelStudioError(f"cannot log in or sign up {email} at {base_url}")
+            hint = "" if invite else " (sign-up may need the invite link: 'improv-annotate invite')"
+            raise LabelStudioError(
+                f"cannot log in or sign up {email} at {base_url}: the sign-up form answered "
+                f"{answer.status_code}{hint}"
+            )
         me = web.get("/api/current-user/whoami").json()
         token = web.get("/api/current-user/token").json()["token"]
     return Account(int(me["id"]), email, token)

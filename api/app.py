@@ -515,5 +515,7 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """The service configured from config.yaml and the environment (for uvicorn)."""
+    """The service configured from config.yaml and the environment (for uvicorn); what it
+    creates (store, inbox, their logs) is private to its user (umask 077)."""
+    os.umask(0o077)
     return create_app(with_local_secrets(load_settings()), applier="process")
