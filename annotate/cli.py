@@ -290,6 +290,18 @@ def _print_import(report: Any) -> None:
             f"tasks created {report.created}, already there {report.existing}, "
             f"updated {report.updated}"
         )
+        if report.duplicate_keys:
+            keys = report.duplicate_keys
+            shown = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+            console.print(
+                f"duplicate tasks removed {report.removed}, from {len(keys)} clips held by "
+                f"more than one task: {shown}"
+            )
+    for key in report.conflicts:
+        err.print(
+            f"[yellow]conflict[/yellow] clip {key}: several tasks hold it and each has "
+            "annotations; all are kept, merge them by hand in Label Studio"
+        )
     for folder, warnings in report.warnings.items():
         for warning in warnings:
             err.print(f"[yellow]warning[/yellow] {folder}: {warning}")

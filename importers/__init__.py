@@ -72,6 +72,9 @@ class SessionOutcome:
     created: int = 0
     existing: int = 0
     updated: int = 0
+    removed: int = 0
+    duplicate_keys: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -127,6 +130,22 @@ class ImportReport:
     def updated(self) -> int:
         """Tasks that were there and updated in place (their clip changed)."""
         return sum(o.updated for o in self.outcomes)
+
+    @property
+    def removed(self) -> int:
+        """Duplicate tasks removed (a clip held by more than one task)."""
+        return sum(o.removed for o in self.outcomes)
+
+    @property
+    def duplicate_keys(self) -> list[str]:
+        """Clip keys that were held by more than one task."""
+        return [key for o in self.outcomes for key in o.duplicate_keys]
+
+    @property
+    def conflicts(self) -> list[str]:
+        """Clip keys held by several tasks that all have annotations (all kept: a person
+        merges them)."""
+        return [key for o in self.outcomes for key in o.conflicts]
 
 
 def media_url(session_id: str, file_name: str, base_url: str | None = None) -> str:
@@ -205,7 +224,8 @@ def import_sessions(
     """Import every session at ``path`` (a session folder or a folder of them).
 
     ``push(session, tasks)`` sends one session's tasks and returns its
-    ``(created, existing, updated)`` counts; ``None`` is a dry run (everything is read,
+    ``(created, existing, updated)`` counts, optionally followed by the duplicates it found
+    ``(removed, duplicate keys, conflicts)``; ``None`` is a dry run (everything is read,
     checked and cut, nothing is sent). A session with an error is reported in
     ``report.failed`` and not pushed; the others are. ``max_seconds=`` and ``video=`` may be
     given directly instead of in ``options``.
@@ -233,6 +253,8 @@ def import_sessions(
             counts = tuple(push(session, tasks))
             outcome.created, outcome.existing = counts[0], counts[1]
             outcome.updated = counts[2] if len(counts) > 2 else 0
+            if len(counts) > 5:  # duplicates found (see annotate.labelstudio.Pushed)
+                outcome.removed, outcome.duplicate_keys, outcome.conflicts = counts[3:6]
             progress(session.id, "pushed", len(tasks), len(tasks))
     return report
 

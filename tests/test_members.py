@@ -7,20 +7,32 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+import yaml
 
 from annotate import stack
 from annotate.config import Settings, load_settings, with_local_secrets
-from annotate.labelstudio import LabelStudioError, ensure_account
+from annotate.labelstudio import (
+    LabelStudioError,
+    connect,
+    ensure_account,
+    find_project,
+    iter_tasks,
+    list_clip_tasks,
+)
+from importers import import_sessions
 from schemas.taxonomy import load_taxonomy
-from tests.conftest import ROOT, write_config
+from tests.conftest import EXAMPLE, ROOT, write_config
 from tests.payloads import annotation_event, dialogue, task
 
 pytestmark = pytest.mark.integration
@@ -198,3 +210,131 @@ def test_the_data_folder_is_private_to_its_user(local_stack: tuple[Settings, Pat
             offenders.append(f"{path.relative_to(data.parent)} {mode:o}")
     assert offenders == []
     assert len(names) >= 10
+
+
+# -- imports that run at once -----------------------------------------------------------------
+
+
+def _sessions(folder: Path, prefix: str, n: int) -> Path:
+    """``n`` copies of the example session with ids ``<prefix>-00``, ``<prefix>-01``..."""
+    meta = yaml.safe_load((EXAMPLE / "session.yaml").read_text(encoding="utf-8"))
+    for k in range(n):
+        target = folder / f"{prefix}-{k:02d}"
+        shutil.copytree(EXAMPLE, target)
+        meta["id"] = target.name
+        (target / "session.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
+    return folder
+
+
+def _clip_keys(folder: Path, settings: Settings) -> list[str]:
+    """The clip keys an import of ``folder`` makes, from the importer's own task builder
+    (no Label Studio)."""
+    keys: list[str] = []
+
+    def collect(session: Any, tasks: list[dict[str, Any]]) -> tuple[int, int, int]:
+        keys.extend(t["data"]["clip_key"] for t in tasks)
+        return 0, 0, 0
+
+    import_sessions(
+        folder,
+        media_root=folder.parent / "scratch-media",
+        taxonomy=TAX,
+        push=collect,
+        max_seconds=settings.clips.max_seconds,
+    )
+    return keys
+
+
+def _held(settings: Settings, prefix: str) -> Counter[str]:
+    """How many tasks of the project hold each clip key of these sessions."""
+    client = connect(settings)
+    project = find_project(client, settings.label_studio.project_title)
+    assert project is not None
+    tasks = list_clip_tasks(client, project.id)
+    return Counter(t.key for t in tasks if t.key.startswith(prefix))
+
+
+def _popen(config: Path, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "annotate.cli", "--config", str(config), *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+
+
+def test_two_imports_of_the_same_sessions_at_once_leave_one_task_per_clip(
+    local_stack: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    settings, config = local_stack
+    made = _cli(config, "up")  # the project, made once (as 'up' does before any import)
+    assert made.returncode == 0, made.stderr
+    sessions = _sessions(tmp_path / "sessions", "race", 8)
+    expected = _clip_keys(sessions, settings)
+    assert len(expected) == len(set(expected)) >= 16
+    runs = [_popen(config, "import", "--no-prosody", str(sessions)) for _ in range(2)]
+    outputs = [run.communicate(timeout=900) for run in runs]
+    for run, (out, errors) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, out + errors
+        assert "Traceback" not in errors
+    held = _held(settings, "race-")
+    assert set(held) == set(expected)
+    assert [key for key, n in held.items() if n != 1] == []
+    created = [int(re.search(r"tasks created (\d+)", out)[1]) for out, _ in outputs]
+    removed = [re.search(r"duplicate tasks removed (\d+)", out) for out, _ in outputs]
+    # whatever the interleaving: what both created, less what they removed, is one a clip
+    assert sum(created) - sum(int(m[1]) for m in removed if m) == len(expected)
+    print(f"created {created}, removed {[m[1] if m else 0 for m in removed]}")
+
+
+def test_a_duplicate_left_behind_is_removed_by_the_next_import_and_reported(
+    local_stack: tuple[Settings, Path], tmp_path: Path
+) -> None:
+    settings, config = local_stack
+    made = _cli(config, "up")
+    assert made.returncode == 0, made.stderr
+    sessions = _sessions(tmp_path / "sessions", "dup", 2)
+    first = _cli(config, "import", "--no-prosody", str(sessions))
+    assert first.returncode == 0, first.stdout + first.stderr
+    client = connect(settings)
+    project = find_project(client, settings.label_studio.project_title)
+    assert project is not None
+    ours = sorted(
+        (t for t in iter_tasks(client, project.id) if t.data["clip_key"].startswith("dup-")),
+        key=lambda t: t.id,
+    )
+    plain, annotated_copy, conflict = ours[0], ours[1], ours[2]
+    # copies made by hand (as a second importer would have): the same data, new ids
+    client.projects.import_tasks(
+        id=project.id, request=[{"data": t.data} for t in (plain, annotated_copy, conflict)]
+    )
+    copies = {
+        t.data["clip_key"]: t.id for t in iter_tasks(client, project.id) if t.id > ours[-1].id
+    }
+    assert len(copies) == 3
+    # the newer copy of the second clip has an annotation, the older none: the older goes;
+    # both copies of the third have one: both stay, as a conflict
+    for task_id in (copies[annotated_copy.data["clip_key"]], conflict.id,
+                    copies[conflict.data["clip_key"]]):  # fmt: skip
+        client.annotations.create(id=task_id, result=[], lead_time=1.0)
+    assert Counter(_held(settings, "dup-").values()) == Counter({1: len(ours) - 3, 2: 3})
+
+    again = _cli(config, "import", "--no-prosody", str(sessions))
+    assert again.returncode == 0, again.stdout + again.stderr
+    text = " ".join(again.stdout.split())
+    keys = sorted(t.data["clip_key"] for t in (plain, annotated_copy, conflict))
+    assert (
+        f"duplicate tasks removed 2, from 3 clips held by more than one task: {', '.join(keys)}"
+        in text
+    )
+    errors = " ".join(again.stderr.split())
+    assert f"conflict clip {conflict.data['clip_key']}: several tasks hold it" in errors
+    left = {t.id for t in iter_tasks(client, project.id)}
+    assert plain.id in left and copies[plain.data["clip_key"]] not in left
+    assert annotated_copy.id not in left and copies[annotated_copy.data["clip_key"]] in left
+    assert {conflict.id, copies[conflict.data["clip_key"]]} <= left
+    held = _held(settings, "dup-")
+    assert held[conflict.data["clip_key"]] == 2
+    assert [k for k, n in held.items() if n != 1] == [conflict.data["clip_key"]]
