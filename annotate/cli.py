@@ -130,6 +130,7 @@ def up(migration: MigrationOpt = None) -> None:
     project = _project(connect(s), migration)
     console.print(f"project {project.id}: {s.label_studio.url}/projects/{project.id}/data")
     _print_login(s)
+    console.print("annotators join with the link 'improv-annotate invite' prints (invite-only)")
 
 
 def _print_login(s: Settings) -> None:

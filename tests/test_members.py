@@ -182,36 +182,6 @@ def test_no_secret_on_the_command_line_of_any_stack_process(
     assert seen >= 2  # at least Label Studio's server and uvicorn
 
 
-def test_the_data_folder_is_private_to_its_user(local_stack: tuple[Settings, Path]) -> None:
-    settings, _ = local_stack
-    s = settings.service
-    event = annotation_event(TAX, 1, task(1, dialogue(3)), 5, {0: {"emotion": "joy"}})
-    hook = httpx.post(
-        f"{s.url}/webhooks/label-studio",
-        json=event,
-        headers={"X-Improv-Annotate-Secret": s.webhook_secret or ""},
-        timeout=30,
-    )
-    assert hook.status_code == 200, hook.text
-    read = httpx.get(f"{s.url}/projects", headers={"X-API-Key": s.api_key or ""}, timeout=60)
-    assert read.status_code == 200 and read.json()["data"]  # the event is in the store
-    data = settings.data_path
-    names = {p.name for p in data.rglob("*")}
-    # the service's store and inbox, Label Studio's database, logs, pids, secrets
-    for expected in ("annotate.db", "annotate.inbox.db", "label_studio.sqlite3", "secrets.json"):
-        assert expected in names, sorted(names)
-    assert {"label-studio.log", "service.log", "label-studio.pid", "service.pid"} <= names
-    offenders = []
-    for path in (data, *data.rglob("*")):
-        if path.is_symlink():
-            continue
-        mode = stat.S_IMODE(path.stat().st_mode)
-        if mode & 0o077 or (path.is_dir() and mode != 0o700):
-            offenders.append(f"{path.relative_to(data.parent)} {mode:o}")
-    assert offenders == []
-    assert len(names) >= 10
-
-
 # -- imports that run at once -----------------------------------------------------------------
 
 
@@ -338,3 +308,40 @@ def test_a_duplicate_left_behind_is_removed_by_the_next_import_and_reported(
     held = _held(settings, "dup-")
     assert held[conflict.data["clip_key"]] == 2
     assert [k for k, n in held.items() if n != 1] == [conflict.data["clip_key"]]
+
+
+# -- last: what every test above, and this one, left in the data folder ---------------------
+
+
+def test_the_data_folder_is_private_to_its_user(local_stack: tuple[Settings, Path]) -> None:
+    settings, config = local_stack
+    for args in (("up",), ("import", "--no-prosody", str(EXAMPLE))):  # clips, tasks, project
+        done = _cli(config, *args)
+        assert done.returncode == 0, done.stdout + done.stderr
+    s = settings.service
+    event = annotation_event(TAX, 1, task(1, dialogue(3)), 5, {0: {"emotion": "joy"}})
+    hook = httpx.post(
+        f"{s.url}/webhooks/label-studio",
+        json=event,
+        headers={"X-Improv-Annotate-Secret": s.webhook_secret or ""},
+        timeout=30,
+    )
+    assert hook.status_code == 200, hook.text
+    read = httpx.get(f"{s.url}/projects", headers={"X-API-Key": s.api_key or ""}, timeout=60)
+    assert read.status_code == 200 and read.json()["data"]  # the event is in the store
+    data = settings.data_path
+    names = {p.name for p in data.rglob("*")}
+    # the service's store and inbox, Label Studio's database, logs, pids, secrets
+    for expected in ("annotate.db", "annotate.inbox.db", "label_studio.sqlite3", "secrets.json"):
+        assert expected in names, sorted(names)
+    assert {"label-studio.log", "service.log", "label-studio.pid", "service.pid"} <= names
+    offenders = []
+    for path in (data, *data.rglob("*")):
+        if path.is_symlink():
+            continue
+        mode = stat.S_IMODE(path.stat().st_mode)
+        if mode & 0o077 or (path.is_dir() and mode != 0o700):
+            offenders.append(f"{path.relative_to(data.parent)} {mode:o}")
+    assert offenders == []
+    assert len(names) >= 10
+    assert any(name.endswith(".wav") for name in names)  # the clips the import cut
