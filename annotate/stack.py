@@ -72,20 +72,24 @@ def private_dir(path: Path) -> Path:
     return path
 
 
-def make_private(folder: Path) -> int:
+def make_private(folder: Path) -> tuple[int, list[str]]:
     """Take group and other permissions off ``folder`` and everything under it (symbolic
-    links are not followed); returns how many entries were changed."""
-    changed = 0
+    links are not followed); returns how many entries were changed, and the entries that
+    could not be (e.g. owned by another user), each with the reason."""
+    changed, failed = 0, []
     if not folder.is_dir():
-        return changed
+        return changed, failed
     for entry in (folder, *folder.rglob("*")):
-        if entry.is_symlink():
-            continue
-        mode = entry.stat().st_mode
-        if mode & PRIVATE:
-            entry.chmod(mode & 0o7700)
-            changed += 1
-    return changed
+        try:
+            if entry.is_symlink():
+                continue
+            mode = entry.stat().st_mode
+            if mode & PRIVATE:
+                entry.chmod(mode & 0o7700)
+                changed += 1
+        except OSError as exc:
+            failed.append(f"{entry}: {exc.strerror}")
+    return changed, failed
 
 
 def _run_dir(settings: Settings) -> Path:
@@ -297,7 +301,9 @@ def status(settings: Settings) -> list[ProcessStatus]:
 def up(settings: Settings, config: Path | None, say: Callable[[str], None] = print) -> None:
     """Start whatever part of the local stack is not answering yet (the data folder made
     private first, see :func:`make_private`)."""
-    make_private(private_dir(settings.data_path))
+    _, failed = make_private(private_dir(settings.data_path))
+    for problem in failed:
+        say(f"  cannot make private (readable by other users): {problem}")
     say(f"Label Studio: {settings.label_studio.url}")
     if start_label_studio(settings):
         say("  started (logs in data/logs/label-studio.log)")
