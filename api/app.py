@@ -392,12 +392,17 @@ def dead_letters(
     db: SessionDep, skip: Skip = 0, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> dict[str, Any]:
     """Deliveries that could not be applied, newest first, with the reason and the body as
-    received (paginated)."""
+    received, personal data replaced by pseudonyms (``api.privacy``; letters kept by an
+    older version are redacted on the way out) (paginated)."""
     count = db.exec(select(func.count()).select_from(DeadLetter)).one()
     page = db.exec(
         select(DeadLetter).order_by(col(DeadLetter.id).desc()).offset(skip).limit(limit)
     ).all()
-    return {"data": [letter.model_dump(mode="json") for letter in page], "count": int(count)}
+    data = [letter.model_dump(mode="json") for letter in page]
+    for row in data:
+        row["reason"] = privacy.redact_text(row["reason"] or "")
+        row["body"] = privacy.redact_body(row["body"] or "")
+    return {"data": data, "count": int(count)}
 
 
 @router.get("/static/plotly.min.js", include_in_schema=False)

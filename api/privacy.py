@@ -87,7 +87,7 @@ def redact(value: Any) -> Any:
     The string value of a key in :data:`PERSONAL_KEYS` (any nesting) is replaced whole;
     every other string has its e-mail addresses replaced. Numbers (ids), booleans and the
     shape of the value are kept. A personal key whose value is a list or an object is
-    walked like any other.
+    walked like any other. Redacting twice changes nothing.
 
     Examples
     --------
@@ -100,7 +100,10 @@ def redact(value: Any) -> Any:
         return {
             key: (
                 pseudonym(item)
-                if isinstance(item, str) and item and str(key).lower() in PERSONAL_KEYS
+                if isinstance(item, str)
+                and item
+                and not item.startswith(PREFIX)  # redacted already: kept (idempotent)
+                and str(key).lower() in PERSONAL_KEYS
                 else redact(item)
             )
             for key, item in value.items()
