@@ -70,11 +70,9 @@ def connect(settings: Settings) -> LabelStudio:
 
 
 def find_project(client: LabelStudio, title: str) -> Any | None:
-    """The project called ``title``, if there is one."""
-    for project in client.projects.list(title=title):
-        if project.title == title:
-            return project
-    return None
+    """The project called ``title``, if there is one (the oldest, if there are several)."""
+    named = [p for p in client.projects.list(title=title) if p.title == title]
+    return min(named, key=lambda p: int(p.id), default=None)
 
 
 def ensure_project(
@@ -103,7 +101,13 @@ def ensure_project(
         description=f"Taxonomy {taxonomy.name} {taxonomy.version}. Created by improv-annotate.",
     )
     if project is None:
-        return client.projects.create(title=title, **options)
+        created = client.projects.create(title=title, **options)
+        # another import may have created it at the same moment: each keeps the oldest,
+        # and removes its own if that is not the one (still empty: nothing was pushed)
+        project = find_project(client, title)
+        if project is None or project.id == created.id:
+            return created
+        client.projects.delete(id=created.id)
     if (project.label_config or "").strip() != config.strip():
         annotations = [
             a for task in iter_tasks(client, project.id) for a in (task.annotations or [])
@@ -137,23 +141,42 @@ def ensure_local_storage(client: LabelStudio, project_id: int, folder: Path) -> 
 
 
 def ensure_webhook(client: LabelStudio, project_id: int, url: str, secret: str) -> None:
-    """Register the agreement service's webhook on the project (once)."""
-    for hook in client.webhooks.list(project=project_id):
-        if hook.url == url:
-            if (hook.headers or {}).get(SECRET_HEADER) != secret:
-                client.webhooks.update(
-                    id=hook.id, url=url, headers={SECRET_HEADER: secret}, is_active=True
-                )
-            return
-    client.webhooks.create(
-        project=project_id,
-        url=url,
-        send_payload=True,
-        send_for_all_actions=False,
-        actions=list(WEBHOOK_ACTIONS),
-        headers={SECRET_HEADER: secret},
-        is_active=True,
-    )
+    """Register the agreement service's webhook on the project (once: when two imports
+    register it at the same moment, each keeps the oldest and removes its own copy)."""
+
+    def ours() -> list[Any]:
+        hooks = (h for h in client.webhooks.list(project=project_id) if h.url == url)
+        return sorted(hooks, key=lambda h: int(h.id))
+
+    hooks = ours()
+    if not hooks:
+        made = client.webhooks.create(
+            project=project_id,
+            url=url,
+            send_payload=True,
+            send_for_all_actions=False,
+            actions=list(WEBHOOK_ACTIONS),
+            headers={SECRET_HEADER: secret},
+            is_active=True,
+        )
+        hooks = ours()
+        if hooks and hooks[0].id != made.id:
+            _delete_webhook(client, int(made.id))
+        return
+    for extra in hooks[1:]:  # left by two registrations at once (an older version)
+        _delete_webhook(client, int(extra.id))
+    if (hooks[0].headers or {}).get(SECRET_HEADER) != secret:
+        client.webhooks.update(
+            id=hooks[0].id, url=url, headers={SECRET_HEADER: secret}, is_active=True
+        )
+
+
+def _delete_webhook(client: LabelStudio, hook_id: int) -> None:
+    try:
+        client.webhooks.delete(id=hook_id)
+    except ApiError as exc:
+        if exc.status_code != 404:  # 404: another import removed it first
+            raise
 
 
 def iter_tasks(client: LabelStudio, project_id: int) -> Iterator[Any]:
