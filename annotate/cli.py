@@ -7,6 +7,7 @@ exits non-zero on failure with a message instead of a traceback.
 from __future__ import annotations
 
 import functools
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -129,6 +130,7 @@ def up(migration: MigrationOpt = None) -> None:
     project = _project(connect(s), migration)
     console.print(f"project {project.id}: {s.label_studio.url}/projects/{project.id}/data")
     _print_login(s)
+    console.print("annotators join with the link 'improv-annotate invite' prints (invite-only)")
 
 
 def _print_login(s: Settings) -> None:
@@ -176,6 +178,23 @@ def serve(
         workers=workers,
         log_level=log_level,
         access_log=access_log,
+    )
+
+
+@app.command()
+@_friendly
+def invite(
+    reset: Annotated[bool, typer.Option(help="make a new link; the old one stops working")] = False,
+) -> None:
+    """Print the link that lets a person join Label Studio (sign-up is invite-only)."""
+    from annotate.labelstudio import connect, invite_link
+
+    s = state.settings
+    link = invite_link(connect(s), s.label_studio.url, reset=reset)
+    print(link)  # alone on its line, unwrapped: for scripts and for copying
+    err.print(
+        "send this link only to annotators: whoever has it can join the organisation; "
+        "'improv-annotate invite --reset' replaces it"
     )
 
 
@@ -311,6 +330,18 @@ def _print_import(report: Any) -> None:
         console.print(
             f"tasks created {report.created}, already there {report.existing}, "
             f"updated {report.updated}"
+        )
+        if report.duplicate_keys:
+            keys = report.duplicate_keys
+            shown = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
+            console.print(
+                f"duplicate tasks removed {report.removed}, from {len(keys)} clips held by "
+                f"more than one task: {shown}"
+            )
+    for key in report.conflicts:
+        err.print(
+            f"[yellow]conflict[/yellow] clip {key}: several tasks hold it and each has "
+            "annotations; all are kept, merge them by hand in Label Studio"
         )
     for folder, warnings in report.warnings.items():
         for warning in warnings:
@@ -670,7 +701,7 @@ def _simulate(
     from label_studio_sdk import LabelStudio
     from rich.progress import track
 
-    from annotate.labelstudio import ensure_account, iter_tasks
+    from annotate.labelstudio import ensure_account, invite_link, iter_tasks
     from annotate.simulate import simulate_values
     from schemas.codec import encode_annotation
 
@@ -679,9 +710,12 @@ def _simulate(
     intended = {session.id: {i.turn: i.emotion for i in session.intended} for session in sessions}
     tasks = [t for t in iter_tasks(client, project_id) if t.data.get("session_id") in intended]
     made = 0
+    invite = invite_link(client, s.label_studio.url)
     for k in range(1, n + 1):
         email = f"simulated-annotator-{k}@improv-annotate.local"
-        account = ensure_account(s.label_studio.url, email, s.label_studio.password or "")
+        account = ensure_account(
+            s.label_studio.url, email, s.label_studio.password or "", invite=invite
+        )
         as_user = LabelStudio(base_url=s.label_studio.url, api_key=account.token, timeout=60)
         console.print(f"SIMULATED annotator {k}: {email} (user id {account.id})")
         for task in track(tasks, description=f"  annotator {k}", console=console):
@@ -705,7 +739,9 @@ def _simulate(
 
 
 def main() -> None:
-    """Entry point of the ``improv-annotate`` command."""
+    """Entry point of the ``improv-annotate`` command; what it writes (clips, exports, the
+    stack's data) is private to the user who runs it (umask 077)."""
+    os.umask(0o077)
     app()
 
 

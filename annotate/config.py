@@ -182,7 +182,7 @@ def local_secrets(data_dir: Path) -> dict[str, str]:
     if missing:
         for key in missing:
             stored[key] = secrets.token_hex(20)
-        data_dir.mkdir(parents=True, exist_ok=True)
+        data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd = os.open(file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as out:
             json.dump(stored, out, indent=2)

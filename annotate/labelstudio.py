@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import urlsplit
 
 import httpx
 from label_studio_sdk import LabelStudio
@@ -69,11 +70,9 @@ def connect(settings: Settings) -> LabelStudio:
 
 
 def find_project(client: LabelStudio, title: str) -> Any | None:
-    """The project called ``title``, if there is one."""
-    for project in client.projects.list(title=title):
-        if project.title == title:
-            return project
-    return None
+    """The project called ``title``, if there is one (the oldest, if there are several)."""
+    named = [p for p in client.projects.list(title=title) if p.title == title]
+    return min(named, key=lambda p: int(p.id), default=None)
 
 
 def ensure_project(
@@ -102,7 +101,13 @@ def ensure_project(
         description=f"Taxonomy {taxonomy.name} {taxonomy.version}. Created by improv-annotate.",
     )
     if project is None:
-        return client.projects.create(title=title, **options)
+        created = client.projects.create(title=title, **options)
+        # another import may have created it at the same moment: each keeps the oldest,
+        # and removes its own if that is not the one (still empty: nothing was pushed)
+        project = find_project(client, title)
+        if project is None or project.id == created.id:
+            return created
+        client.projects.delete(id=created.id)
     if (project.label_config or "").strip() != config.strip():
         annotations = [
             a for task in iter_tasks(client, project.id) for a in (task.annotations or [])
@@ -136,23 +141,42 @@ def ensure_local_storage(client: LabelStudio, project_id: int, folder: Path) -> 
 
 
 def ensure_webhook(client: LabelStudio, project_id: int, url: str, secret: str) -> None:
-    """Register the agreement service's webhook on the project (once)."""
-    for hook in client.webhooks.list(project=project_id):
-        if hook.url == url:
-            if (hook.headers or {}).get(SECRET_HEADER) != secret:
-                client.webhooks.update(
-                    id=hook.id, url=url, headers={SECRET_HEADER: secret}, is_active=True
-                )
-            return
-    client.webhooks.create(
-        project=project_id,
-        url=url,
-        send_payload=True,
-        send_for_all_actions=False,
-        actions=list(WEBHOOK_ACTIONS),
-        headers={SECRET_HEADER: secret},
-        is_active=True,
-    )
+    """Register the agreement service's webhook on the project (once: when two imports
+    register it at the same moment, each keeps the oldest and removes its own copy)."""
+
+    def ours() -> list[Any]:
+        hooks = (h for h in client.webhooks.list(project=project_id) if h.url == url)
+        return sorted(hooks, key=lambda h: int(h.id))
+
+    hooks = ours()
+    if not hooks:
+        made = client.webhooks.create(
+            project=project_id,
+            url=url,
+            send_payload=True,
+            send_for_all_actions=False,
+            actions=list(WEBHOOK_ACTIONS),
+            headers={SECRET_HEADER: secret},
+            is_active=True,
+        )
+        hooks = ours()
+        if hooks and hooks[0].id != made.id:
+            _delete_webhook(client, int(made.id))
+        return
+    for extra in hooks[1:]:  # left by two registrations at once (an older version)
+        _delete_webhook(client, int(extra.id))
+    if (hooks[0].headers or {}).get(SECRET_HEADER) != secret:
+        client.webhooks.update(
+            id=hooks[0].id, url=url, headers={SECRET_HEADER: secret}, is_active=True
+        )
+
+
+def _delete_webhook(client: LabelStudio, hook_id: int) -> None:
+    try:
+        client.webhooks.delete(id=hook_id)
+    except ApiError as exc:
+        if exc.status_code != 404:  # 404: another import removed it first
+            raise
 
 
 def iter_tasks(client: LabelStudio, project_id: int) -> Iterator[Any]:
@@ -165,37 +189,136 @@ PUSH_BATCH = 1000
 
 
 class Pushed(NamedTuple):
-    """What a push did to the project's tasks."""
+    """What a push did to the project's tasks: counts, and the duplicates it found (clip
+    keys held by more than one task: ``removed`` tasks were deleted, ``conflicts`` are
+    keys whose copies all have annotations, kept for a person to merge)."""
 
     created: int
     existing: int
     updated: int
+    removed: int = 0
+    duplicate_keys: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
 
 
-def iter_clip_keys(client: LabelStudio, project_id: int) -> dict[int, tuple[str, str | None]]:
-    """``{task id: (clip key, content hash)}`` of the project's tasks (only those fields are
+@dataclass(frozen=True, slots=True)
+class ClipTask:
+    """A task of the project as the importer sees it: its clip key, content hash and how
+    many annotations it has (cancelled ones included)."""
+
+    id: int
+    key: str
+    digest: str | None
+    annotations: int
+
+
+def list_clip_tasks(client: LabelStudio, project_id: int) -> list[ClipTask]:
+    """The project's tasks that carry a clip key, by id (only the fields needed are
     fetched). A task without a ``clip_key`` (imported by an older version) is keyed by its
     ``clip_id``."""
-    found: dict[int, tuple[str, str | None]] = {}
+    found: list[ClipTask] = []
     page = 1
     while True:
         try:
             answer = client.tasks.list(
-                project=project_id, page=page, page_size=1000, include="id,data", fields="task_only"
+                project=project_id,
+                page=page,
+                page_size=1000,
+                include="id,data,total_annotations,cancelled_annotations",
+                fields="task_only",
             )
         except ApiError as exc:
             if exc.status_code == 404:  # Label Studio's answer for a page past the last
-                return found
+                break
             raise
         items = list(answer.items or [])
         for task in items:
             data = task.data or {}
             key = data.get("clip_key") or data.get("clip_id")
             if key:
-                found[int(task.id)] = (str(key), data.get("content_hash"))
+                made = (task.total_annotations or 0) + (task.cancelled_annotations or 0)
+                found.append(ClipTask(int(task.id), str(key), data.get("content_hash"), made))
         if len(items) < 1000:
-            return found
+            break
         page += 1
+    return sorted(found, key=lambda t: t.id)
+
+
+def iter_clip_keys(client: LabelStudio, project_id: int) -> dict[int, tuple[str, str | None]]:
+    """``{task id: (clip key, content hash)}`` of the project's tasks (see
+    :func:`list_clip_tasks`)."""
+    return {t.id: (t.key, t.digest) for t in list_clip_tasks(client, project_id)}
+
+
+class Duplicates(NamedTuple):
+    """Clip keys held by more than one task, and which of those tasks go."""
+
+    removed: tuple[int, ...]
+    keys: tuple[str, ...]
+    conflicts: tuple[str, ...]
+
+
+def plan_duplicates(tasks: Iterable[ClipTask], keys: Collection[str] | None = None) -> Duplicates:
+    """Which copies of a clip to remove, decided the same way by every importer (so two
+    that run at once agree): the copy with annotations is kept, else the lowest id; when
+    two or more copies have annotations, all of those are kept and the key is a conflict.
+    Only ``keys`` are looked at (all when None).
+
+    Examples
+    --------
+    >>> plan_duplicates([ClipTask(5, "a", None, 0), ClipTask(9, "a", None, 1),
+    ...                  ClipTask(6, "b", None, 0), ClipTask(7, "b", None, 0)])
+    Duplicates(removed=(5, 7), keys=('a', 'b'), conflicts=())
+    """
+    by_key: dict[str, list[ClipTask]] = {}
+    for task in tasks:
+        if keys is None or task.key in keys:
+            by_key.setdefault(task.key, []).append(task)
+    removed: list[int] = []
+    found: list[str] = []
+    conflicts: list[str] = []
+    for key, copies in sorted(by_key.items()):
+        if len(copies) < 2:
+            continue
+        found.append(key)
+        annotated = {t.id for t in copies if t.annotations}
+        if len(annotated) > 1:
+            conflicts.append(key)
+            keep = annotated
+        else:
+            keep = {min(copies, key=lambda t: (t.annotations == 0, t.id)).id}
+        removed += sorted(t.id for t in copies if t.id not in keep)
+    return Duplicates(tuple(sorted(removed)), tuple(found), tuple(conflicts))
+
+
+def remove_duplicates(
+    client: LabelStudio,
+    project_id: int,
+    keys: Collection[str] | None = None,
+    tasks: Iterable[ClipTask] | None = None,
+) -> Duplicates:
+    """Delete the copies :func:`plan_duplicates` picks among ``tasks`` (listed now when
+    None). A copy that got an annotation since it was listed is kept (each is read again
+    just before the deletion)."""
+    listed = list(tasks) if tasks is not None else list_clip_tasks(client, project_id)
+    plan = plan_duplicates(listed, keys)
+    if not plan.removed:
+        return plan
+    gone = []
+    for task_id in plan.removed:
+        try:
+            task = client.tasks.get(id=str(task_id))
+        except ApiError as exc:
+            if exc.status_code == 404:  # another importer removed it first
+                continue
+            raise
+        if not (task.total_annotations or 0) + (task.cancelled_annotations or 0):
+            gone.append(task_id)
+    if gone:
+        client.actions.create(
+            id="delete_tasks", project=project_id, selected_items={"all": False, "included": gone}
+        )
+    return plan._replace(removed=tuple(gone))
 
 
 def push_tasks(client: LabelStudio, project_id: int, tasks: Iterable[dict[str, Any]]) -> Pushed:
@@ -207,11 +330,21 @@ def push_tasks(client: LabelStudio, project_id: int, tasks: Iterable[dict[str, A
     pre-annotation replaced in place (annotations made on it are kept), one that is
     unchanged is left alone. An interrupted push resumes: the next one imports only what
     is missing.
+
+    Two pushes of the same clips at once (two terminals, two machines) can both import a
+    clip; the push therefore lists the project's tasks again after importing and removes
+    the extra copies (:func:`remove_duplicates`, a choice every importer makes alike), and
+    a duplicate left by an earlier push is removed before pushing. Both are counted in
+    the answer.
     """
     tasks = list(tasks)
+    keys = {task["data"].get("clip_key") or task["data"]["clip_id"] for task in tasks}
+    listed = list_clip_tasks(client, project_id)
+    before = remove_duplicates(client, project_id, keys, listed)
     have: dict[str, tuple[int, str | None]] = {}
-    for task_id, (key, digest) in iter_clip_keys(client, project_id).items():
-        have.setdefault(key, (task_id, digest))
+    for task in listed:
+        if task.id not in before.removed:
+            have.setdefault(task.key, (task.id, task.digest))
     fresh, changed = [], []
     for task in tasks:
         key = task["data"].get("clip_key") or task["data"]["clip_id"]
@@ -238,7 +371,15 @@ def push_tasks(client: LabelStudio, project_id: int, tasks: Iterable[dict[str, A
         ]
         if predictions:
             client.projects.import_predictions(id=project_id, request=predictions)
-    return Pushed(len(fresh), len(tasks) - len(fresh) - len(changed), len(changed))
+    after = remove_duplicates(client, project_id, keys) if fresh else Duplicates((), (), ())
+    return Pushed(
+        len(fresh),
+        len(tasks) - len(fresh) - len(changed),
+        len(changed),
+        len(before.removed) + len(after.removed),
+        tuple(sorted({*before.keys, *after.keys})),
+        tuple(sorted({*before.conflicts, *after.conflicts})),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,14 +398,43 @@ def _form_token(page: str) -> str:
     return match.group(1)
 
 
-def ensure_account(base_url: str, email: str, password: str) -> Account:
+def invite_link(client: LabelStudio, base_url: str, *, reset: bool = False) -> str:
+    """The link that lets a person sign up to the organisation (the local stack's Label
+    Studio allows no sign-up without it); ``reset`` makes a new one, and the old link stops
+    working.
+
+    Any member of the organisation can read the link: reset it when someone leaves.
+    """
+    try:
+        if reset:
+            invite = client.organizations.reset_token()
+        else:
+            invite = client.organizations.invites.get_invite_link()
+    except (httpx.HTTPError, ApiError) as exc:
+        raise LabelStudioError(
+            f"Label Studio at {base_url} did not give the invite link ({_describe(exc)})"
+        ) from None
+    if not invite.invite_url:
+        raise LabelStudioError(f"Label Studio at {base_url} answered an empty invite link")
+    return base_url.rstrip("/") + invite.invite_url
+
+
+def ensure_account(
+    base_url: str, email: str, password: str, *, invite: str | None = None
+) -> Account:
     """Log in as ``email`` (signing up first if needed) and return the user's own token.
 
-    Uses Label Studio's web forms, the only way to make users who can log in.
+    Uses Label Studio's web forms, the only way to make users who can log in. Signing up
+    needs ``invite``, the organisation's invite link (:func:`invite_link`), where sign-up
+    is invite-only (as on the local stack).
     """
     base_url = base_url.rstrip("/")
+    signup = "/user/signup/"
+    if invite:
+        query = urlsplit(invite).query
+        signup += f"?{query}" if query else ""
     with httpx.Client(base_url=base_url, timeout=30, follow_redirects=False) as web:
-        for path in ("/user/login/", "/user/signup/"):
+        for path in ("/user/login/", signup):
             page = web.get(path)
             form = {
                 "csrfmiddlewaretoken": _form_token(page.text),
@@ -275,7 +445,11 @@ def ensure_account(base_url: str, email: str, password: str) -> Account:
             if answer.status_code == 302:
                 break
         else:
-            raise LabelStudioError(f"cannot log in or sign up {email} at {base_url}")
+            hint = "" if invite else " (sign-up may need the invite link: 'improv-annotate invite')"
+            raise LabelStudioError(
+                f"cannot log in or sign up {email} at {base_url}: the sign-up form answered "
+                f"{answer.status_code}{hint}"
+            )
         me = web.get("/api/current-user/whoami").json()
         token = web.get("/api/current-user/token").json()["token"]
     return Account(int(me["id"]), email, token)

@@ -2,6 +2,11 @@
 
 Both run as background processes whose pid files and logs live in the data folder;
 ``up`` starts whichever is not answering yet, ``down`` stops what ``up`` started.
+
+Everything in the data folder is private to the user who runs the stack: folders 0700,
+files 0600 (the processes start with umask 077, and ``up`` tightens what an older version
+left readable). Label Studio's admin password and token reach it through its environment,
+never its command line (which every local user can read in ``ps``).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from schemas.errors import AnnotateError
 
 LABEL_STUDIO = "label-studio"
 SERVICE = "service"
+PRIVATE = 0o077  # the umask of the stack's processes: no group or other permissions
 
 
 class StackError(AnnotateError, RuntimeError):
@@ -58,10 +64,38 @@ def _is_local(url: str) -> bool:
     return (urlsplit(url).hostname or "") in {"127.0.0.1", "localhost", "::1"}
 
 
-def _run_dir(settings: Settings) -> Path:
-    path = settings.data_path / "run"
-    path.mkdir(parents=True, exist_ok=True)
+def private_dir(path: Path) -> Path:
+    """``path`` as a folder only its owner can enter (0700), made with its parents if
+    missing; an existing folder is tightened."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & PRIVATE:
+        path.chmod(0o700)
     return path
+
+
+def make_private(folder: Path) -> tuple[int, list[str]]:
+    """Take group and other permissions off ``folder`` and everything under it (symbolic
+    links are not followed); returns how many entries were changed, and the entries that
+    could not be (e.g. owned by another user), each with the reason."""
+    changed, failed = 0, []
+    if not folder.is_dir():
+        return changed, failed
+    for entry in (folder, *folder.rglob("*")):
+        try:
+            if entry.is_symlink():
+                continue
+            mode = entry.stat().st_mode
+            if mode & PRIVATE:
+                entry.chmod(mode & 0o7700)
+                changed += 1
+        except OSError as exc:
+            failed.append(f"{entry}: {exc.strerror}")
+    return changed, failed
+
+
+def _run_dir(settings: Settings) -> Path:
+    private_dir(settings.data_path)
+    return private_dir(settings.data_path / "run")
 
 
 def _pid(settings: Settings, name: str) -> int | None:
@@ -89,10 +123,17 @@ def label_studio_command(settings: Settings) -> str:
     )
 
 
+def _private_file(path: Path, flags: int) -> int:
+    """A file descriptor of ``path`` opened with ``flags``, the file made 0600."""
+    fd = os.open(path, flags, 0o600)
+    os.fchmod(fd, 0o600)
+    return fd
+
+
 def _spawn(settings: Settings, name: str, argv: list[str], env: dict[str, str]) -> int:
-    log = settings.data_path / "logs" / f"{name}.log"
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "ab") as out:
+    run = _run_dir(settings)
+    log = private_dir(settings.data_path / "logs") / f"{name}.log"
+    with os.fdopen(_private_file(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND), "ab") as out:
         process = subprocess.Popen(
             argv,
             stdout=out,
@@ -100,8 +141,11 @@ def _spawn(settings: Settings, name: str, argv: list[str], env: dict[str, str]) 
             stdin=subprocess.DEVNULL,
             env={**os.environ, **env},
             start_new_session=True,
+            umask=PRIVATE,  # what it creates (stores, logs, uploads) is 0600, folders 0700
         )
-    (_run_dir(settings) / f"{name}.pid").write_text(str(process.pid))
+    fd = _private_file(run / f"{name}.pid", os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    with os.fdopen(fd, "w") as out:
+        out.write(str(process.pid))
     return process.pid
 
 
@@ -134,16 +178,25 @@ def start_label_studio(settings: Settings, timeout: float = 180.0) -> bool:
         raise StackError(f"Label Studio at {ls.url} does not answer, and it is not local")
     if not ls.token or not ls.password:
         raise StackError("the local Label Studio needs label_studio.token and .password")
-    settings.media_path.mkdir(parents=True, exist_ok=True)
-    data = settings.data_path / "label-studio"
-    data.mkdir(parents=True, exist_ok=True)
+    _run_dir(settings)
+    if settings.media_path.is_relative_to(settings.data_path):
+        private_dir(settings.media_path)
+    else:  # a media root of its own (perhaps served by a web server too): left as it is
+        settings.media_path.mkdir(parents=True, exist_ok=True)
+    data = private_dir(settings.data_path / "label-studio")
     env = {
         "LABEL_STUDIO_BASE_DATA_DIR": str(data),
         "SSRF_PROTECTION_ENABLED": "false",
         "LOCAL_FILES_SERVING_ENABLED": "true",
         "LOCAL_FILES_DOCUMENT_ROOT": str(settings.media_path),
-        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "false",
+        # invite-only: people join with the link 'improv-annotate invite' prints
+        "LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK": "true",
         "COLLECT_ANALYTICS": "false",
+        # the admin account: from the environment (Label Studio reads LABEL_STUDIO_USERNAME,
+        # _PASSWORD and _USER_TOKEN), so that no secret is on the command line
+        "LABEL_STUDIO_USERNAME": ls.username,
+        "LABEL_STUDIO_PASSWORD": ls.password,
+        "LABEL_STUDIO_USER_TOKEN": ls.token,
     }
     argv = [
         label_studio_command(settings),
@@ -153,12 +206,6 @@ def start_label_studio(settings: Settings, timeout: float = 180.0) -> bool:
         "127.0.0.1",
         "--port",
         str(_port(ls.url)),
-        "--username",
-        ls.username,
-        "--password",
-        ls.password,
-        "--user-token",
-        ls.token,
         "--enable-legacy-api-token",
     ]
     pid = _spawn(settings, LABEL_STUDIO, argv, env)
@@ -343,7 +390,11 @@ def status(settings: Settings) -> list[ProcessStatus]:
 
 
 def up(settings: Settings, config: Path | None, say: Callable[[str], None] = print) -> None:
-    """Start whatever part of the local stack is not answering yet."""
+    """Start whatever part of the local stack is not answering yet (the data folder made
+    private first, see :func:`make_private`)."""
+    _, failed = make_private(private_dir(settings.data_path))
+    for problem in failed:
+        say(f"  cannot make private (readable by other users): {problem}")
     say(f"Label Studio: {settings.label_studio.url}")
     if start_label_studio(settings):
         say("  started (logs in data/logs/label-studio.log)")

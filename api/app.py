@@ -24,7 +24,7 @@ from sqlmodel import Session, col, func, select
 
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
-from api import dashboard, reports, store, sync
+from api import dashboard, privacy, reports, store, sync
 from api.db import init_db, make_engine
 from api.inbox import Applier, Inbox, service_taxonomy, settle_heap, spawn
 from api.ingest import GroupCommit
@@ -392,12 +392,17 @@ def dead_letters(
     db: SessionDep, skip: Skip = 0, limit: Annotated[int, Query(ge=1, le=100)] = 20
 ) -> dict[str, Any]:
     """Deliveries that could not be applied, newest first, with the reason and the body as
-    received (paginated)."""
+    received, personal data replaced by pseudonyms (``api.privacy``; letters kept by an
+    older version are redacted on the way out) (paginated)."""
     count = db.exec(select(func.count()).select_from(DeadLetter)).one()
     page = db.exec(
         select(DeadLetter).order_by(col(DeadLetter.id).desc()).offset(skip).limit(limit)
     ).all()
-    return {"data": [letter.model_dump(mode="json") for letter in page], "count": int(count)}
+    data = [letter.model_dump(mode="json") for letter in page]
+    for row in data:
+        row["reason"] = privacy.redact_text(row["reason"] or "")
+        row["body"] = privacy.redact_body(row["body"] or "")
+    return {"data": data, "count": int(count)}
 
 
 @router.get("/static/plotly.min.js", include_in_schema=False)
@@ -488,6 +493,7 @@ def create_app(
         description="Receives Label Studio annotation events and serves inter-annotator "
         "agreement for emotion-shift labels.",
     )
+    privacy.use_salt(privacy.salt_of(settings))  # of the dead letters' pseudonyms
     app.state.taxonomy = service_taxonomy(settings)
     app.state.engine = engine or make_engine(settings.database_url)
     init_db(app.state.engine)
@@ -514,5 +520,7 @@ def create_app(
 
 
 def app_from_env() -> FastAPI:
-    """The service configured from config.yaml and the environment (for uvicorn)."""
+    """The service configured from config.yaml and the environment (for uvicorn); what it
+    creates (store, inbox, their logs) is private to its user (umask 077)."""
+    os.umask(0o077)
     return create_app(with_local_secrets(load_settings()), applier="process")

@@ -57,7 +57,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session
 
 from annotate.config import Settings, load_settings
-from api import store
+from api import privacy, store
 from api.db import make_engine
 from api.models import DeadLetter, InboxRow
 from schemas.taxonomy import Taxonomy, load_taxonomy
@@ -116,11 +116,12 @@ def inbox_path(store_path: str | Path) -> Path:
 
 
 def letter(reason: str, body: bytes) -> dict[str, Any]:
-    """A dead-letter row: a payload that cannot be applied, with the reason."""
+    """A dead-letter row: a payload that cannot be applied, with the reason; personal data
+    in both is replaced by salted pseudonyms (see ``api.privacy``)."""
     return {
         "received_at": datetime.now(UTC),
-        "reason": reason[:2000],
-        "body": body[:MAX_BODY].decode("utf-8", "replace"),
+        "reason": privacy.redact_text(reason)[:2000],
+        "body": privacy.redact_body(body.decode("utf-8", "replace"))[:MAX_BODY],
     }
 
 
@@ -558,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     # the web workers get the cores first, the applier takes what they leave
     _yield_cores()
     settings = load_settings()
+    privacy.use_salt(privacy.salt_of(settings))
     engine = make_engine(settings.database_url, immediate=True)
     inbox = Inbox(engine)
     applier = Applier(inbox, service_taxonomy(settings))

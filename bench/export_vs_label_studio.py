@@ -35,7 +35,13 @@ sys.path.insert(0, str(ROOT))
 
 from annotate import stack  # noqa: E402
 from annotate.config import load_settings, with_local_secrets  # noqa: E402
-from annotate.labelstudio import connect, ensure_account, ensure_project, pull_events  # noqa: E402
+from annotate.labelstudio import (  # noqa: E402
+    connect,
+    ensure_account,
+    ensure_project,
+    invite_link,
+    pull_events,
+)
 from api import store  # noqa: E402
 from api.db import init_db, make_engine  # noqa: E402
 from exporters import ExportOptions, export_dataset, export_label_studio_file  # noqa: E402
@@ -139,7 +145,10 @@ def main() -> None:
             project = ensure_project(client, settings, tax)
             users = [
                 ensure_account(
-                    settings.label_studio.url, f"bench-annotator-{k}@example.org", "bench-pass-1"
+                    settings.label_studio.url,
+                    f"bench-annotator-{k}@example.org",
+                    "bench-pass-1",
+                    invite=invite_link(client, settings.label_studio.url),
                 ).id
                 for k in range(ANNOTATORS)
             ]

@@ -79,14 +79,14 @@ def main() -> None:
             tasks = build_tasks(args.tasks)
             rows = []
             t0 = time.perf_counter()
-            created, existing, updated = push_tasks(client, project.id, tasks)
+            created, existing, updated = push_tasks(client, project.id, tasks)[:3]
             rows.append(("first push", time.perf_counter() - t0, created, existing, updated))
             t0 = time.perf_counter()
-            created, existing, updated = push_tasks(client, project.id, tasks)
+            created, existing, updated = push_tasks(client, project.id, tasks)[:3]
             rows.append(("again", time.perf_counter() - t0, created, existing, updated))
             changed = build_tasks(args.tasks, changed=0.02)
             t0 = time.perf_counter()
-            created, existing, updated = push_tasks(client, project.id, changed)
+            created, existing, updated = push_tasks(client, project.id, changed)[:3]
             rows.append(("2% changed", time.perf_counter() - t0, created, existing, updated))
             keys = Counter(iter_clip_keys(client, project.id).values())
             total = sum(keys.values())

@@ -21,7 +21,14 @@ from schemas.errors import AnnotateError, SessionError
 from schemas.records import Session
 from schemas.taxonomy import Taxonomy
 
-__all__ = ["ImportOptions", "ImportReport", "import_sessions", "load_session", "prepare_session"]
+__all__ = [
+    "ImportOptions",
+    "ImportReport",
+    "import_sessions",
+    "load_session",
+    "prepare_session",
+    "shown",
+]
 
 
 class Progress(Protocol):
@@ -65,6 +72,9 @@ class SessionOutcome:
     created: int = 0
     existing: int = 0
     updated: int = 0
+    removed: int = 0
+    duplicate_keys: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
 
@@ -120,6 +130,22 @@ class ImportReport:
     def updated(self) -> int:
         """Tasks that were there and updated in place (their clip changed)."""
         return sum(o.updated for o in self.outcomes)
+
+    @property
+    def removed(self) -> int:
+        """Duplicate tasks removed (a clip held by more than one task)."""
+        return sum(o.removed for o in self.outcomes)
+
+    @property
+    def duplicate_keys(self) -> list[str]:
+        """Clip keys that were held by more than one task."""
+        return [key for o in self.outcomes for key in o.duplicate_keys]
+
+    @property
+    def conflicts(self) -> list[str]:
+        """Clip keys held by several tasks that all have annotations (all kept: a person
+        merges them)."""
+        return [key for o in self.outcomes for key in o.conflicts]
 
 
 def media_url(session_id: str, file_name: str, base_url: str | None = None) -> str:
@@ -198,7 +224,8 @@ def import_sessions(
     """Import every session at ``path`` (a session folder or a folder of them).
 
     ``push(session, tasks)`` sends one session's tasks and returns its
-    ``(created, existing, updated)`` counts; ``None`` is a dry run (everything is read,
+    ``(created, existing, updated)`` counts, optionally followed by the duplicates it found
+    ``(removed, duplicate keys, conflicts)``; ``None`` is a dry run (everything is read,
     checked and cut, nothing is sent). A session with an error is reported in
     ``report.failed`` and not pushed; the others are. ``max_seconds=`` and ``video=`` may be
     given directly instead of in ``options``.
@@ -206,14 +233,19 @@ def import_sessions(
     options = ImportOptions(**{**(_fields(options) if options else {}), **legacy})
     report = ImportReport(dry_run=push is None)
     for folder in find_sessions(path):
-        outcome = SessionOutcome(str(folder))
+        outcome = SessionOutcome(shown(folder))
         report.outcomes.append(outcome)
         try:
+            if shown(folder) != str(folder):
+                raise SessionError(
+                    f"{shown(folder)}: the folder's name is not valid UTF-8 (its bad bytes "
+                    "shown as \\xNN); rename the folder"
+                )
             session, tasks = prepare_session(
                 folder, media_root, taxonomy, options, progress=progress, warnings=outcome.warnings
             )
         except AnnotateError as exc:
-            outcome.error = str(exc)
+            outcome.error = shown(str(exc))
             continue
         outcome.session, outcome.clips = session, len(tasks)
         if push is not None:
@@ -221,8 +253,22 @@ def import_sessions(
             counts = tuple(push(session, tasks))
             outcome.created, outcome.existing = counts[0], counts[1]
             outcome.updated = counts[2] if len(counts) > 2 else 0
+            if len(counts) > 5:  # duplicates found (see annotate.labelstudio.Pushed)
+                outcome.removed, outcome.duplicate_keys, outcome.conflicts = counts[3:6]
             progress(session.id, "pushed", len(tasks), len(tasks))
     return report
+
+
+def shown(text: str | Path) -> str:
+    """``text`` (a path or a message naming one) printable as UTF-8: bytes of a file name
+    that are not UTF-8 (which Python keeps as lone surrogates) are shown as ``\\xNN``.
+
+    Examples
+    --------
+    >>> shown("sessions/bad-\\udcff-name")
+    'sessions/bad-\\\\xff-name'
+    """
+    return str(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _fields(options: ImportOptions) -> dict[str, Any]:

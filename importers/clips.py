@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -81,7 +82,7 @@ def cut_clip_video(session: Session, clip: Clip, target: Path) -> Path:
         return target
     start, end = audio_window(session, clip)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(".part.mp4")
+    partial = target.with_suffix(f".{os.getpid()}.part.mp4")  # see media.cut_audio
     done = subprocess.run(
         [
             "ffmpeg",

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import struct
 import subprocess
@@ -491,7 +492,7 @@ def cut_audio(
 
     The media's own sample rate is kept; channels are averaged. Seekable formats are read
     with soundfile (sample-accurate seek), the rest through ``ffmpeg -ss/-t``. The file is
-    written to ``<target>.part`` and renamed, so ``target`` is either complete or absent.
+    written to ``<target>.<pid>.part`` and renamed, so ``target`` is either complete or absent.
 
     Parameters
     ----------
@@ -522,7 +523,9 @@ def cut_audio(
         )
     end = min(end, info.duration)
     target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
+    # this process's own partial file: two imports cutting the same clip at once each
+    # write their own, and the last rename wins (the two are the same clip)
+    partial = target.with_name(f"{target.name}.{os.getpid()}.part")
     try:
         if info.reader == "soundfile":
             _cut_soundfile(path, start, end, partial, info)

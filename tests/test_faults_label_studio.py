@@ -27,6 +27,7 @@ from annotate.labelstudio import (
     ensure_account,
     ensure_project,
     ensure_webhook,
+    invite_link,
     iter_tasks,
     session_pusher,
 )
@@ -95,7 +96,10 @@ def test_service_down_while_annotators_save_then_pull_makes_it_equal(
             LabelStudio(
                 base_url=settings.label_studio.url,
                 api_key=ensure_account(
-                    settings.label_studio.url, f"fault-{k}@example.org", "a-long-test-password-1"
+                    settings.label_studio.url,
+                    f"fault-{k}@example.org",
+                    "a-long-test-password-1",
+                    invite=invite_link(client, settings.label_studio.url),
                 ).token,
             )
             for k in (1, 2)

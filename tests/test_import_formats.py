@@ -178,3 +178,35 @@ def test_media_served_from_a_base_url(tmp_path: Path) -> None:
         name = task["data"]["audio"].rsplit("/", 1)[1]
         assert task["data"]["audio"] == f"https://media.example.org/x/scene/{name}"
         assert (tmp_path / "media" / "scene" / name).is_file()
+
+
+def test_cli_reports_a_session_folder_whose_name_is_not_utf8_and_imports_the_rest(
+    tmp_path: Path,
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT, write_config
+
+    batch = tmp_path / "batch"
+    _session(batch / "good", "vtt")
+    _session(batch / "also-good", "vtt", seed=4)
+    edit_meta(batch / "also-good", id="also-good")
+    _session(tmp_path / "bad", "vtt", seed=5)
+    edit_meta(tmp_path / "bad", id="bad")
+    os.rename(os.fsencode(tmp_path / "bad"), os.path.join(os.fsencode(batch), b"bad-\xff-name"))
+    config = write_config(tmp_path)  # nothing listens there: a dry run needs no server
+    done = subprocess.run(
+        [sys.executable, "-m", "annotate.cli", "--config", str(config), "import", "--dry-run",
+         "--no-prosody", str(batch)],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={**os.environ, "COLUMNS": "400"},
+    )  # fmt: skip
+    text = " ".join((done.stdout + done.stderr).split())
+    assert done.returncode == 1, text
+    assert "Traceback" not in text and "UnicodeEncodeError" not in text
+    assert "session good: 12 turns" in text and "session also-good: 12 turns" in text
+    assert "sessions 2 would push, failed 1;" in text
+    assert f"skipped session {batch}/bad-\\xff-name: " in text
+    assert "name is not valid UTF-8" in text

@@ -26,6 +26,7 @@ from annotate.labelstudio import (
     ensure_account,
     ensure_project,
     ensure_webhook,
+    invite_link,
     iter_tasks,
     session_pusher,
 )
@@ -146,7 +147,10 @@ def test_two_users_annotate_and_judgements_arrive_by_webhook(
     users = []
     for k in (1, 2):
         account = ensure_account(
-            label_studio.label_studio.url, f"it-annotator-{k}@example.org", "a-long-test-password-1"
+            label_studio.label_studio.url,
+            f"it-annotator-{k}@example.org",
+            "a-long-test-password-1",
+            invite=invite_link(client, label_studio.label_studio.url),
         )
         users.append(account)
         as_user = LabelStudio(base_url=label_studio.label_studio.url, api_key=account.token)

@@ -14,6 +14,7 @@ from annotate.labelstudio import (
     connect,
     ensure_account,
     ensure_project,
+    invite_link,
     iter_tasks,
     session_pusher,
 )
@@ -55,7 +56,10 @@ def test_pull_adds_what_webhooks_missed_and_records_deletions(
     made = []
     for k in (1, 2):
         account = ensure_account(
-            settings.label_studio.url, f"rc-{k}@example.org", "a-long-test-password-2"
+            settings.label_studio.url,
+            f"rc-{k}@example.org",
+            "a-long-test-password-2",
+            invite=invite_link(client, settings.label_studio.url),
         )
         as_user = LabelStudio(base_url=settings.label_studio.url, api_key=account.token)
         for t in tasks:

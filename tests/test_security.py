@@ -8,20 +8,26 @@ and no secret in the logs or the CLI's output after a demo run.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import re
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 import yaml
+from sqlmodel import Session
 
 from annotate.config import ConfigError, Settings, load_settings, local_secrets
 from annotate.labelstudio import SECRET_HEADER
+from api.db import make_engine
+from api.models import DeadLetter
 from exporters.formats import safe_cell, write_csv
 from importers import load_session
 from schemas.errors import SessionError, TaxonomyError
@@ -33,6 +39,29 @@ from tests.payloads import annotation_event, dialogue, task
 TAX = load_taxonomy()
 HOOK = "/webhooks/label-studio"
 EMAIL = "ann.o.tator@example.org"
+
+
+REFUSED_EMAILS = ("mallory.m@example.net", "x.y@corp.example.com", "7" + EMAIL)
+REFUSED_TEXT = f"not JSON, sent by {REFUSED_EMAILS[0]}"
+OLD_EMAIL = "old.timer@example.com"
+OLD_REASON = f"kept by an older version: {OLD_EMAIL}"
+OLD_BODY = json.dumps({"annotation": {"id": 3, "completed_by": {"id": 4, "email": OLD_EMAIL}}})
+
+
+def refused_payload() -> dict[str, Any]:
+    """An event the service refuses (its dialogue is not a list), naming its annotator."""
+    payload = annotation_event(TAX, 55, task(3, dialogue(2)), 9, {0: {"emotion": "joy"}})
+    payload["task"]["data"]["dialogue"] = "not a list of turns"
+    payload["annotation"]["completed_by"] = {
+        "id": 9,
+        "email": REFUSED_EMAILS[0],
+        "first_name": "Mallory",
+        "last_name": "Mallet",
+        "username": "mallory",
+    }
+    payload["annotation"]["created_username"] = f"{REFUSED_EMAILS[1]}, 9"
+    payload["task"]["data"]["note"] = f"ask {REFUSED_EMAILS[2]} about it"
+    return payload
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +85,15 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
             payload["annotation"]["created_username"] = f"{annotator}{EMAIL}, {annotator}"
             payload["task"]["data"]["uploaded_by"] = EMAIL
             assert hooks.post(HOOK, json=payload).status_code == 200
+        # refused payloads become dead letters: one that is JSON, one that is not
+        assert hooks.post(HOOK, json=refused_payload()).status_code == 422
+        assert hooks.post(HOOK, content=REFUSED_TEXT.encode()).status_code == 422
+    # and a dead letter kept raw by an older version, straight in the store
+    engine = make_engine(service.settings.database_url)
+    with Session(engine) as db:
+        db.add(DeadLetter(received_at=datetime.now(UTC), reason=OLD_REASON, body=OLD_BODY))
+        db.commit()
+    engine.dispose()
     try:
         yield service
     finally:
@@ -142,12 +180,50 @@ def test_no_response_reveals_an_annotator_email(served: Served) -> None:
             answer = reads.get(path, params={"n_boot": 50, "key": KEY})
             assert answer.status_code == 200, (path, answer.text)
             bodies.append((path, answer.text))
-    leaking = [path for path, body in bodies if "@" in body and EMAIL in body]
+    emails = (EMAIL, *REFUSED_EMAILS, OLD_EMAIL, "Mallory", "Mallet")
+    leaking = [(path, e) for path, body in bodies for e in emails if e in body]
     assert leaking == []
+    assert "/dead-letters" in dict(bodies)
+    assert json.loads(dict(bodies)["/dead-letters"])["count"] == 3
     annotators = {
         row["annotator"] for row in json.loads(dict(bodies)["/projects/1/annotators"])["data"]
     }
     assert annotators == {"7", "8"}  # Label Studio user ids, not emails
+
+
+def test_dead_letters_keep_refused_payloads_with_personal_fields_pseudonymised(
+    served: Served,
+) -> None:
+    salt = local_secrets(served.settings.data_path)["export_salt"]
+
+    def hashed(value: str) -> str:
+        return "redacted:" + hashlib.sha256((salt + value).encode()).hexdigest()[:16]
+
+    with served.reads() as reads:
+        letters = reads.get("/dead-letters").json()["data"]
+    text = next(x for x in letters if x["body"].startswith("not JSON"))
+    assert text["body"] == f"not JSON, sent by {hashed(REFUSED_EMAILS[0])}"
+    old = next(x for x in letters if x["reason"].startswith("kept by an older version"))
+    assert old["reason"] == f"kept by an older version: {hashed(OLD_EMAIL)}"
+    assert json.loads(old["body"]) == {
+        "annotation": {"id": 3, "completed_by": {"id": 4, "email": hashed(OLD_EMAIL)}}
+    }
+    body = json.loads(next(x for x in letters if x is not text and x is not old)["body"])
+    sent = refused_payload()
+    # what a replay needs is kept: ids, action, the result; personal values are pseudonyms
+    assert body["action"] == sent["action"]
+    assert body["annotation"]["id"] == sent["annotation"]["id"] == 55
+    assert body["annotation"]["result"] == sent["annotation"]["result"]
+    assert body["task"]["id"] == sent["task"]["id"]
+    assert body["annotation"]["completed_by"] == {
+        "id": 9,
+        "email": hashed(REFUSED_EMAILS[0]),
+        "first_name": hashed("Mallory"),
+        "last_name": hashed("Mallet"),
+        "username": hashed("mallory"),
+    }
+    assert body["annotation"]["created_username"] == hashed(f"{REFUSED_EMAILS[1]}, 9")
+    assert body["task"]["data"]["note"] == f"ask {hashed(REFUSED_EMAILS[2])} about it"
 
 
 # -- CORS ---------------------------------------------------------------------------------------
