@@ -10,7 +10,8 @@ keeps the delivery and answers at once; it never calls Label Studio):
 - ANNOTATION_CREATED / ANNOTATION_UPDATED: the annotation is read back from Label Studio
   and Label Studio's version is applied (its result, ``completed_by``, ``updated_at``, and
   the task's data as Label Studio holds it), not the payload's. One request per project
-  and batch: the task list filtered to the batch's tasks, with their annotations. An
+  and batch: the task list filtered to the batch's tasks, with their annotations (a stub
+  without the result is refused as an answer, never applied as an empty annotation). An
   annotation Label Studio does not have (in that task of that project) is not applied; the
   event becomes a dead letter ("not in Label Studio").
 - ANNOTATIONS_DELETED / TASKS_DELETED: applied only for the ids Label Studio answers 404
@@ -139,6 +140,12 @@ class Verifier:
         for annotation in (task or {}).get("annotations") or []:
             if isinstance(annotation, Mapping) and annotation.get("id") == claimed.id:
                 found = annotation
+        if found is not None and not _complete(found):
+            raise Unverified(
+                f"Label Studio at {self.url}/api/tasks gave annotation {claimed.id} without "
+                f"its {', '.join(sorted(_NEEDED - set(found)))}; expected full annotations "
+                "(include/expand of the task list, measured on Label Studio 1.23.2)"
+            )
         if task is None or found is None:
             return (
                 f"{NOT_IN_LABEL_STUDIO}: {event.action} of annotation {claimed.id} (task "
@@ -211,6 +218,10 @@ class Verifier:
             params = {
                 "project": project_id,
                 "fields": "all",
+                # only what is needed, annotations in full: 2.5x faster than every field
+                # (1.23.2: 32 tasks of 4 annotations, 0.44 s against 1.1 s)
+                "include": "id,data,annotations,project",
+                "expand": "annotations",
                 "page": page,
                 "page_size": len(ids),
                 "query": query,
@@ -239,6 +250,14 @@ class Verifier:
 
     def _exists(self, path: str) -> bool:
         return self._get(path).status_code == 200
+
+
+_NEEDED = frozenset({"id", "result", "completed_by", "updated_at", "was_cancelled"})
+
+
+def _complete(annotation: Mapping[str, Any]) -> bool:
+    """Whether Label Studio gave the annotation in full (not a stub of its id)."""
+    return set(annotation) >= _NEEDED
 
 
 def _in_project(task: Mapping[str, Any], project_id: int) -> bool:

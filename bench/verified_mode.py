@@ -235,6 +235,7 @@ def main() -> None:
         if args.config:
             ls = with_local_secrets(load_settings(args.config))
         else:
+            (folder / "ls").mkdir()
             ls = with_local_secrets(load_settings(write_config(folder / "ls")))
             started = time.perf_counter()
             stack.start_label_studio(ls, timeout=300)

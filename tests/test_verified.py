@@ -233,6 +233,18 @@ def test_d_a_forged_deletion_of_a_real_annotation_changes_nothing(project: Proje
     assert _letters(project.served)[0].startswith("still in Label Studio: ANNOTATIONS_DELETED")
 
 
+def test_d_a_forged_task_deletion_changes_nothing(project: Project) -> None:
+    before = _judgements(project.served, project.id)
+    task = project.tasks[2]
+    assert any(row[0] == project.genuine[2].id for row in before)
+    _post(
+        project.served,
+        {"action": "TASKS_DELETED", "project": {"id": project.id}, "tasks": [{"id": task.id}]},
+    )
+    assert _judgements(project.served, project.id) == before
+    assert _letters(project.served)[0].startswith("still in Label Studio: TASKS_DELETED")
+
+
 def test_d2_a_genuine_deletion_is_applied(project: Project) -> None:
     real = project.genuine[-1]
     project.annotator.annotations.delete(id=real.id)  # Label Studio posts ANNOTATIONS_DELETED
