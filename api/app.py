@@ -503,7 +503,7 @@ def create_app(
         Applier(
             app.state.inbox,
             app.state.taxonomy,
-            verify=verifier(settings, app.state.taxonomy),  # None in trusted mode
+            verify=verifier(settings, app.state.taxonomy, app.state.writer),  # None: trusted
         )
         if applier == "thread"
         else None

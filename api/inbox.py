@@ -579,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = make_engine(settings.database_url, immediate=True)
     inbox = Inbox(engine)
     taxonomy = service_taxonomy(settings)
-    applier = Applier(inbox, taxonomy, verify=verifier(settings, taxonomy))
+    applier = Applier(inbox, taxonomy, verify=verifier(settings, taxonomy, engine))
     settle_heap()
     signal.signal(signal.SIGTERM, lambda *_: applier.stop(timeout=0))
     signal.signal(signal.SIGINT, lambda *_: applier.stop(timeout=0))

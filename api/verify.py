@@ -16,7 +16,13 @@ keeps the delivery and answers at once; it never calls Label Studio):
   event becomes a dead letter ("not in Label Studio").
 - ANNOTATIONS_DELETED / TASKS_DELETED: applied only for the ids Label Studio answers 404
   for (one request per id; deletions are rare). A deletion of something Label Studio still
-  has becomes a dead letter ("still in Label Studio").
+  has becomes a dead letter ("still in Label Studio"). An annotation deletion is applied
+  only to annotations the store holds: Label Studio gives out annotation ids in sequence,
+  so a forged deletion of ids not given out yet would otherwise leave tombstones that make
+  the store ignore those annotations once they are made (in verified mode a tombstone is
+  not needed for anything else: a late create of a deleted annotation is refused anyway,
+  since Label Studio no longer has it). A deletion with nothing left to apply becomes a
+  dead letter ("not in the store").
 
 When Label Studio cannot be asked (down, a timeout, an answer other than 200 or its own
 404, a refused token), :class:`Unverified` is raised: the applier keeps the whole batch in
@@ -33,15 +39,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from annotate.config import ConfigError, Settings
 from api import store
+from api.models import Annotation
 from schemas.errors import AnnotateError
 from schemas.taxonomy import Taxonomy
 
 log = logging.getLogger("improv_annotate.verify")
 
 NOT_IN_LABEL_STUDIO = "not in Label Studio"
+NOT_IN_STORE = "not in the store"
 STILL_IN_LABEL_STUDIO = "still in Label Studio"
 
 # what the Applier hands over and gets back, event by event (see Verifier.__call__)
@@ -74,6 +84,9 @@ class Verifier:
         Decodes Label Studio's annotations (as for webhooks and the reconciling pull).
     timeout : float
         Seconds per request before Label Studio counts as unreachable.
+    store_engine : Engine, optional
+        The store: annotation deletions are applied only to annotations it holds (without
+        it, to any id Label Studio answers 404 for).
 
     Example
     -------
@@ -82,9 +95,18 @@ class Verifier:
     ``None`` (a delivery that was a dead letter already).
     """
 
-    def __init__(self, url: str, token: str, taxonomy: Taxonomy, *, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        taxonomy: Taxonomy,
+        *,
+        timeout: float = 10.0,
+        store_engine: Engine | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.taxonomy = taxonomy
+        self.store_engine = store_engine
         self.done = Verified()
         self._http = httpx.Client(
             base_url=self.url,
@@ -166,8 +188,17 @@ class Verifier:
     def _deletion(self, event: store.Event, kind: str, path: str) -> store.Event | str:
         gone = [i for i in event.ids if not self._exists(path.format(i))]
         kept = sorted(set(event.ids) - set(gone))
+        if gone and kind == "annotations":
+            held = self._held(gone)
+            if not held and not kept:
+                return (
+                    f"{NOT_IN_STORE}: {event.action} of annotations {sorted(gone)} (project "
+                    f"{event.project_id}); Label Studio does not have them and the store "
+                    "never had them: nothing to delete"
+                )
+            gone = [i for i in gone if i in held]
         if not kept:
-            return event
+            return store.Event(event.action, event.project_id, ids=tuple(gone))
         if not gone:
             return (
                 f"{STILL_IN_LABEL_STUDIO}: {event.action} of {kind} {kept} (project "
@@ -182,6 +213,15 @@ class Verifier:
             gone,
         )
         return store.Event(event.action, event.project_id, ids=tuple(gone))
+
+    def _held(self, annotation_ids: Sequence[int]) -> set[int]:
+        """Those of ``annotation_ids`` the store has a row of (live or deleted)."""
+        if self.store_engine is None:
+            return set(annotation_ids)
+        table = Annotation.__table__  # type: ignore[attr-defined]
+        with self.store_engine.connect() as conn:
+            rows = conn.execute(select(table.c.id).where(table.c.id.in_(list(annotation_ids))))
+            return {int(i) for (i,) in rows}
 
     # -- Label Studio's answers
 
@@ -277,9 +317,11 @@ def _own_404(answer: httpx.Response) -> bool:
     return isinstance(detail, str) and detail.endswith("matches the given query.")
 
 
-def verifier(settings: Settings, taxonomy: Taxonomy) -> Verifier | None:
+def verifier(
+    settings: Settings, taxonomy: Taxonomy, store_engine: Engine | None = None
+) -> Verifier | None:
     """The verifier for ``service.webhook_mode`` (None when trusted: payloads are applied
-    as they came)."""
+    as they came); ``store_engine``: see :class:`Verifier`."""
     if settings.service.webhook_mode != "verified":
         return None
     ls = settings.label_studio
@@ -288,4 +330,4 @@ def verifier(settings: Settings, taxonomy: Taxonomy) -> Verifier | None:
             "service.webhook_mode is verified but label_studio.token is empty: the service "
             "needs its own Label Studio token to read annotations back"
         )
-    return Verifier(ls.url, ls.token, taxonomy)
+    return Verifier(ls.url, ls.token, taxonomy, store_engine=store_engine)

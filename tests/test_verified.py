@@ -253,6 +253,32 @@ def test_d2_a_genuine_deletion_is_applied(project: Project) -> None:
     assert stored == label_studio_rows(project.client, project.id, TAX)
 
 
+def test_d_a_forged_deletion_of_ids_not_given_out_yet_blocks_no_later_annotation(
+    project: Project,
+) -> None:
+    # Label Studio gives out annotation ids in sequence: a tombstone for the next ids would
+    # make the store ignore those annotations once annotators make them
+    first = max(a.id for a in project.genuine) + 1
+    upcoming = list(range(first, first + 20))
+    _post(
+        project.served,
+        {
+            "action": "ANNOTATIONS_DELETED",
+            "project": {"id": project.id},
+            "annotations": [{"id": i} for i in upcoming],
+        },
+    )
+    task = project.tasks[1]
+    made = project.client.annotations.create(id=task.id, result=_result(task, 3, project.intended))
+    assert made.id in upcoming
+    stored = _short(_judgements(project.served, project.id))
+    assert any(row[0] == made.id for row in stored)
+    assert stored == label_studio_rows(project.client, project.id, TAX)
+    assert any(
+        r.startswith("not in the store: ANNOTATIONS_DELETED") for r in _letters(project.served)
+    )
+
+
 def test_e_in_trusted_mode_the_forged_create_does_change_the_store(
     project: Project, tmp_path: Path
 ) -> None:
