@@ -13,7 +13,7 @@ import json
 import os
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -56,6 +56,7 @@ class ServiceSettings(_Section):
     webhook_secret: str | None = None
     api_key: str | None = None
     reconcile_seconds: float = Field(300.0, ge=0)
+    webhook_mode: Literal["trusted", "verified"] = "verified"
 
 
 class ClipSettings(_Section):

@@ -29,6 +29,7 @@ from api.db import init_db, make_engine
 from api.inbox import Applier, Inbox, service_taxonomy, settle_heap, spawn
 from api.ingest import GroupCommit
 from api.models import DeadLetter, JudgementPublic, JudgementsPublic
+from api.verify import verifier
 
 try:  # orjson parses webhook bodies several times faster; the standard library also works
     from orjson import dumps as _dumps
@@ -505,7 +506,13 @@ def create_app(
     app.state.inbox = Inbox(app.state.writer)
     app.state.applier_mode = applier
     app.state.applier = (
-        Applier(app.state.inbox, app.state.taxonomy) if applier == "thread" else None
+        Applier(
+            app.state.inbox,
+            app.state.taxonomy,
+            verify=verifier(settings, app.state.taxonomy, app.state.writer),  # None: trusted
+        )
+        if applier == "thread"
+        else None
     )
     wake = app.state.applier.wake if app.state.applier is not None else None
     app.state.ingest = GroupCommit(app.state.inbox, on_commit=wake)

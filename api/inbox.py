@@ -56,10 +56,11 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlmodel import Session
 
-from annotate.config import Settings, load_settings
+from annotate.config import Settings, load_settings, with_local_secrets
 from api import privacy, store
 from api.db import make_engine
 from api.models import DeadLetter, InboxRow
+from api.verify import Verify, verifier
 from schemas.taxonomy import Taxonomy, load_taxonomy
 
 try:  # orjson parses webhook bodies several times faster; the standard library also works
@@ -325,6 +326,10 @@ class Applier:
         The service's taxonomy (events are decoded with it, as the webhook checked them).
     batch : int
         At most this many deliveries per transaction.
+    verify : callable, optional
+        Verified mode (:mod:`api.verify`): each batch's events are replaced by what Label
+        Studio holds before they are applied; when Label Studio cannot be asked, ``step``
+        raises and the batch stays in the inbox (``run`` retries with backoff).
 
     Example
     -------
@@ -332,12 +337,15 @@ class Applier:
     ``applier.drain()`` applies everything kept so far, in the calling thread.
     """
 
-    def __init__(self, inbox: Inbox, taxonomy: Taxonomy, *, batch: int = 128) -> None:
+    def __init__(
+        self, inbox: Inbox, taxonomy: Taxonomy, *, batch: int = 128, verify: Verify | None = None
+    ) -> None:
         if batch < 1:
             raise ValueError(f"batch: expected at least 1, got {batch}")
         self.inbox = inbox
         self.taxonomy = taxonomy
         self.batch = batch
+        self.verify = verify
         self.done = Applied()
         self._lead = _Leadership(inbox)
         self._statistics = _Statistics(inbox.store)
@@ -410,6 +418,9 @@ class Applier:
         if not rows:
             return 0
         jobs = [self._job(*row) for row in rows]
+        if self.verify is not None:  # verified mode: apply what Label Studio holds
+            checked = self.verify([job.event for job in jobs])  # raises: the batch waits
+            jobs = [_verified(job, got) for job, got in zip(jobs, checked, strict=True)]
         try:
             self._commit(jobs)
         except Exception as exc:
@@ -508,6 +519,13 @@ class _Job:
     body: bytes
 
 
+def _verified(job: _Job, got: store.Event | str | None) -> _Job:
+    """``job`` with the event Label Studio confirmed, or as a dead letter with the reason."""
+    if isinstance(got, str):
+        return _Job(job.id, None, got, job.body)
+    return _Job(job.id, got, job.reason, job.body)
+
+
 # ---------------------------------------------------------------------- its own process
 
 
@@ -558,11 +576,12 @@ def main(argv: list[str] | None = None) -> int:
     # the webhook answers Label Studio while the annotator waits; applying can wait a little:
     # the web workers get the cores first, the applier takes what they leave
     _yield_cores()
-    settings = load_settings()
+    settings = with_local_secrets(load_settings())  # the Label Studio token of verified mode
     privacy.use_salt(privacy.salt_of(settings))
     engine = make_engine(settings.database_url, immediate=True)
     inbox = Inbox(engine)
-    applier = Applier(inbox, service_taxonomy(settings))
+    taxonomy = service_taxonomy(settings)
+    applier = Applier(inbox, taxonomy, verify=verifier(settings, taxonomy, engine))
     settle_heap()
     signal.signal(signal.SIGTERM, lambda *_: applier.stop(timeout=0))
     signal.signal(signal.SIGINT, lambda *_: applier.stop(timeout=0))

@@ -53,7 +53,9 @@ def write_config(folder: Path, **overrides: object) -> Path:
             "project_title": "Integration test",
             "maximum_annotations": 2,
         },
-        "service": {"url": f"http://127.0.0.1:{free_port()}"},
+        # tests that post synthetic webhooks need them applied as they come; the tests of
+        # verified mode (tests/test_verified.py) set webhook_mode: verified
+        "service": {"url": f"http://127.0.0.1:{free_port()}", "webhook_mode": "trusted"},
         "data_dir": str(folder / "data"),
         "examples_dir": str(ROOT / "examples" / "sessions"),
     }

@@ -174,15 +174,18 @@ def make_service(
     label_studio: Settings | None = None,
     reconcile_seconds: float = 0,
     project_title: str | None = None,
+    webhook_mode: str = "trusted",
 ) -> Served:
     """A service configuration in ``folder`` (not started); talks to ``label_studio`` if
-    given, with a known webhook secret and API key."""
+    given, with a known webhook secret and API key; ``webhook_mode`` as
+    ``service.webhook_mode`` (trusted: synthetic webhooks are applied as they come)."""
     overrides: dict[str, Any] = {
         "service": {
             "database_url": database_url,
             "webhook_secret": SECRET,
             "api_key": KEY,
             "reconcile_seconds": reconcile_seconds,
+            "webhook_mode": webhook_mode,
         }
     }
     if label_studio is not None:
