@@ -162,17 +162,23 @@ def make_service(
     label_studio: Settings | None = None,
     reconcile_seconds: float = 0,
     project_title: str | None = None,
+    service: dict[str, Any] | None = None,
+    data_dir: Path | None = None,
 ) -> Served:
     """A service configuration in ``folder`` (not started); talks to ``label_studio`` if
-    given, with a known webhook secret and API key."""
+    given, with a known webhook secret and API key; ``service``: more settings of its
+    ``service`` section; ``data_dir``: its data folder (else one in ``folder``)."""
     overrides: dict[str, Any] = {
         "service": {
             "database_url": database_url,
             "webhook_secret": SECRET,
             "api_key": KEY,
             "reconcile_seconds": reconcile_seconds,
+            **(service or {}),
         }
     }
+    if data_dir is not None:
+        overrides["data_dir"] = str(data_dir)
     if label_studio is not None:
         ls = label_studio.label_studio
         overrides["label_studio"] = {
