@@ -276,3 +276,47 @@ def wait_for(condition: Any, timeout: float, every: float = 0.2) -> bool:
             return True
         time.sleep(every)
     return bool(condition())
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def appliers(served: Served) -> list[int]:
+    """The applier processes (``python -m api.applier``) below the service's process."""
+    pid = int((served.settings.data_path / "run" / f"{stack.SERVICE}.pid").read_text())
+    found = []
+    for child in descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"api.applier" in cmdline and b"-m" in cmdline:
+            found.append(child)
+    return sorted(found)
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of a process so far (each time it slept
+    or was preempted), from /proc."""
+    total = 0
+    for task_status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in task_status.read_text().splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split(":")[1])
+    return total

@@ -1,0 +1,201 @@
+"""The applier dies, stalls or loses its files: the service replaces it, never makes a
+webhook wait for it, says how stale a read is, and says what may be lost.
+
+Every test drives real processes: the service under uvicorn (``annotate.stack``), its
+applier process (``python -m api.applier``, found below the service's process and sent
+SIGKILL, SIGSTOP and SIGCONT), SQLite files and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from schemas.codec import decode_annotation
+from schemas.taxonomy import load_taxonomy
+from tests.faultkit import (
+    Row,
+    Served,
+    appliers,
+    make_service,
+    store_rows,
+    wait_for,
+)
+from tests.payloads import annotation_event, dialogue, task
+
+pytestmark = pytest.mark.integration
+TAX = load_taxonomy()
+EMOTIONS = list(TAX.emotion.values)
+HOOK = "/webhooks/label-studio"
+BASE = datetime(2026, 12, 4, 6, 0, tzinfo=UTC)
+
+
+def _at(seconds: float) -> str:
+    return (BASE + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def rows_of(payload: dict[str, Any]) -> set[Row]:
+    """The judgements an annotation event carries, decoded by the real codec."""
+    annotation, t = payload["annotation"], payload["task"]
+    decoded = decode_annotation({**annotation, "task": t["id"]}, t["data"], TAX)
+    return {(j.annotation_id, j.turn_id, j.dimension, j.value) for j in decoded.judgements}
+
+
+def events(n: int, seed: int, first_id: int = 1) -> list[dict[str, Any]]:
+    """``n`` annotation events (distinct annotations) on 5 tasks of 4 turns."""
+    rng = random.Random(seed)
+    tasks = [task(k + 1, dialogue(4, clip=k)) for k in range(5)]
+    return [
+        annotation_event(
+            TAX,
+            first_id + i,
+            tasks[i % 5],
+            1 + i % 7,
+            {
+                t: {"emotion": rng.choice(EMOTIONS), "intensity": rng.randint(1, 5)}
+                for t in range(4)
+            },
+            updated_at=_at(i),
+        )
+        for i in range(n)
+    ]
+
+
+def expected(payloads: list[dict[str, Any]]) -> set[Row]:
+    """The store's judgements once ``payloads`` (distinct annotations) are applied."""
+    return set().union(*(rows_of(p) for p in payloads)) if payloads else set()
+
+
+def settled(served: Served, database_url: str, timeout: float = 60) -> set[Row]:
+    """The store's judgements of project 1 once nothing acknowledged waits."""
+    with served.reads() as reads:
+        assert wait_for(
+            lambda: reads.get("/health").json()["inbox"]["pending"] == 0, timeout=timeout
+        )
+    return store_rows(database_url, 1)
+
+
+@pytest.fixture
+def served(database_url: str, tmp_path: Path) -> Iterator[Served]:
+    """A service on ``database_url`` whose /health calls an applier dead after 1.5 s."""
+    service = make_service(tmp_path, database_url, service={"applier_timeout_seconds": 1.5})
+    service.start()
+    try:
+        yield service
+    finally:
+        for pid in appliers(service):  # a test may leave its applier stopped
+            os.kill(pid, signal.SIGCONT)
+        service.stop()
+
+
+class Sender:
+    """Posts webhooks at a fixed rate from a thread pool; keeps each answer's status and
+    how long it took."""
+
+    def __init__(self, served: Served, payloads: list[dict[str, Any]], rate: float) -> None:
+        self.served, self.payloads, self.rate = served, payloads, rate
+        self.answers: list[tuple[int, float, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> Sender:
+        self._thread.start()
+        return self
+
+    def join(self) -> None:
+        self._thread.join()
+
+    def _run(self) -> None:
+        clients = threading.local()
+
+        def post(payload: dict[str, Any]) -> None:
+            if not hasattr(clients, "http"):
+                clients.http = self.served.hooks(timeout=30)
+            began = time.monotonic()
+            try:
+                status = clients.http.post(HOOK, json=payload).status_code
+            except httpx.HTTPError:
+                status = 0
+            with self._lock:
+                self.answers.append((status, time.monotonic() - began, payload))
+
+        start = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:
+            for i, payload in enumerate(self.payloads):
+                delay = start + i / self.rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+                pool.submit(post, payload)
+
+    @property
+    def acknowledged(self) -> list[dict[str, Any]]:
+        return [payload for status, _, payload in self.answers if status == 200]
+
+    @property
+    def seconds(self) -> list[float]:
+        return sorted(took for _, took, _ in self.answers)
+
+
+# -- item 6: a dead applier is replaced ------------------------------------------------------
+
+
+def test_a_killed_applier_is_replaced_and_every_acknowledged_event_is_applied(
+    served: Served, database_url: str
+) -> None:
+    first = appliers(served)
+    assert len(first) == 1, first
+    payloads = events(150, seed=6)
+    sender = Sender(served, payloads, rate=50).start()  # 3 s of events
+    time.sleep(0.8)
+    os.kill(first[0], signal.SIGKILL)
+    killed = time.monotonic()
+    seen: list[tuple[float, int, dict[str, Any]]] = []  # (seconds after the kill, status, body)
+    replaced_after = None
+    with served.reads(timeout=10) as reads:
+        while time.monotonic() - killed < 30:
+            answer = reads.get("/health")
+            seen.append((time.monotonic() - killed, answer.status_code, answer.json()))
+            now = [p for p in appliers(served) if p not in first]
+            if now and replaced_after is None:
+                replaced_after = time.monotonic() - killed
+            led_by = answer.json()["applier"]["pid"]
+            if replaced_after is not None and answer.status_code == 200 and led_by not in first:
+                break
+            time.sleep(0.1)
+    sender.join()
+    assert replaced_after is not None and replaced_after < 10, seen[-1]
+    new = appliers(served)
+    assert len(new) == 1 and new[0] not in first
+    # /health saw the gap: the heartbeat aged while no applier ran, and past the bound of
+    # 1.5 s it answered 503 (a new applier that reports within the bound is not caught)
+    oldest = max(body["applier"]["heartbeat_age_s"] or 0 for _, _, body in seen)
+    degraded = [body for _, code, body in seen if code == 503]
+    assert degraded or oldest > 0.8, seen
+    for body in degraded:
+        assert body["status"] == "degraded"
+        assert any("no applier has reported" in r for r in body["reasons"]), body
+    # every acknowledged event is applied by the new applier
+    assert len(sender.acknowledged) == len(payloads)
+    assert settled(served, database_url) == expected(payloads)
+    with served.reads() as reads:
+        health = reads.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    assert health.json()["applier"]["pid"] == new[0]
+    assert health.json()["applier"]["restarts"] == 1
+    print(
+        f"\nRELIABILITY applier-killed: new applier process after {replaced_after:.1f} s, "
+        f"reporting (and /health ok) {seen[-1][0]:.1f} s after the kill; oldest heartbeat "
+        f"seen {oldest:.1f} s, /health 503 in {len(degraded)} of {len(seen)} looks; "
+        f"{len(payloads)}/{len(payloads)} acknowledged events applied"
+    )
