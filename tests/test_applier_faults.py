@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 import pytest
+from typer.testing import CliRunner
 
 from schemas.codec import decode_annotation
 from schemas.taxonomy import load_taxonomy
@@ -198,4 +199,56 @@ def test_a_killed_applier_is_replaced_and_every_acknowledged_event_is_applied(
         f"reporting (and /health ok) {seen[-1][0]:.1f} s after the kill; oldest heartbeat "
         f"seen {oldest:.1f} s, /health 503 in {len(degraded)} of {len(seen)} looks; "
         f"{len(payloads)}/{len(payloads)} acknowledged events applied"
+    )
+
+
+# -- item 7: a read says how stale it is ------------------------------------------------------
+
+
+def test_reads_while_the_applier_is_stopped_say_they_are_stale(
+    served: Served, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from annotate import cli
+
+    before, during = events(4, seed=7), events(3, seed=8, first_id=100)
+    with served.hooks() as hooks, served.reads(timeout=30) as reads:
+        for payload in before:
+            assert hooks.post(HOOK, json=payload).status_code == 200
+        assert settled(served, database_url) == expected(before)
+        (pid,) = appliers(served)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            sent = time.monotonic()
+            for payload in during:
+                assert hooks.post(HOOK, json=payload).status_code == 200
+            began = time.monotonic()
+            answer = reads.get("/projects/1/agreement")
+            took = time.monotonic() - began
+            assert answer.status_code == 200, answer.text
+            assert answer.headers["X-Improv-Pending"] == "3"
+            age = float(answer.headers["X-Improv-Pending-Age"])
+            assert 0 < age <= time.monotonic() - sent + 0.5
+            fresh = answer.json()["freshness"]
+            assert fresh["pending"] == 3 and fresh["fresh"] is False
+            assert answer.json()["judgements"] == 4 * 4  # only what was applied
+            # the CLI says so too
+            monkeypatch.setattr(cli.state, "_settings", None)
+            result = CliRunner().invoke(
+                cli.app, ["--config", str(served.config), "agreement", "--project", "1"]
+            )
+            assert result.exit_code == 0, result.output
+            said = " ".join(result.output.split())
+            assert "not fresh: 3 events the service acknowledged are not applied yet" in said
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        assert settled(served, database_url) == expected(before + during)
+        answer = reads.get("/projects/1/agreement")
+        assert answer.headers["X-Improv-Pending"] == "0"
+        assert answer.headers["X-Improv-Pending-Age"] == "0.000"
+        assert answer.json()["freshness"] == {"pending": 0, "oldest_age_s": 0.0, "fresh": True}
+        assert answer.json()["judgements"] == 7 * 4
+    assert took < 6, took  # the read waited about service.read_wait_seconds (2 s), no more
+    print(
+        f"\nRELIABILITY stale-read: with the applier stopped, a read answered in {took:.1f} s "
+        f"with X-Improv-Pending 3 (oldest {age:.1f} s), then 0 once it resumed"
     )
