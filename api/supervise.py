@@ -18,7 +18,8 @@ A thread of every web worker looks, every :data:`EVERY` seconds:
   neither the applier nor a webhook's commit has to.
 
 :func:`health` turns all this into the body of ``GET /health`` and its status: 503 with
-``"status": "degraded"`` and the reasons when no applier has reported for longer than
+``"status": "degraded"`` and the reasons (``"starting"`` until the first applier
+reports after the service started, at most that bound) when no applier has reported for longer than
 ``service.applier_timeout_seconds``, when events have waited longer than
 ``service.max_backlog_seconds``, when a file is missing or replaced, when acknowledged
 events may be lost, when the data folder has less than ``service.min_free_mb`` free, or
@@ -202,10 +203,11 @@ def health(state: Any) -> tuple[int, dict[str, Any]]:
         # starting: until an applier reports after this worker started (a heartbeat
         # left by an earlier run does not count), the service is not ready
         alive = False
+    starting = False
     if not alive:
         since = f"for {age:.0f} s" if age is not None else "since the store was created"
         if supervisor is not None and time.monotonic() - supervisor.started <= bound:
-            since = "since the service started"
+            since, starting = "since the service started", True
         reasons.append(f"no applier has reported {since} (bound: {bound:g} s)")
 
     lag = inbox.lag()
@@ -249,7 +251,8 @@ def health(state: Any) -> tuple[int, dict[str, Any]]:
 
     writer = state.ingest
     body = {
-        "status": "degraded" if reasons else "ok",
+        # "starting": not ready yet (until an applier reports, at most the bound)
+        "status": ("starting" if starting else "degraded") if reasons else "ok",
         "reasons": reasons,
         "taxonomy": state.taxonomy.name,
         "version": state.taxonomy.version,

@@ -23,6 +23,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from api.inbox import inbox_path
 from schemas.codec import decode_annotation
 from schemas.taxonomy import load_taxonomy
 from tests.faultkit import (
@@ -293,4 +294,83 @@ def test_webhooks_do_not_wait_for_a_stopped_applier(served: Served, database_url
         f"\nRELIABILITY stalled-applier: {len(payloads)} webhooks at 50/s, applier stopped "
         f"{sum(stops):.0f} s in {len(stops)} stops: p50 {p50 * 1000:.1f} ms, p99 "
         f"{p99 * 1000:.1f} ms, max {max(seconds) * 1000:.0f} ms, all 200, all applied"
+    )
+
+
+# -- item 9: a deleted inbox file is noticed, and what may be lost is said ----------------------
+
+
+def _inbox_files(served: Served) -> list[Path]:
+    inbox = inbox_path(served.settings.database_url.split("///", 1)[1])
+    return [inbox, inbox.with_name(inbox.name + "-wal"), inbox.with_name(inbox.name + "-shm")]
+
+
+def _reasons(served: Served) -> list[str]:
+    with served.reads() as reads:
+        return reads.get("/health").json()["reasons"]
+
+
+def test_a_deleted_inbox_is_noticed_and_what_may_be_lost_is_said(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'data' / 'store.db'}"
+    served = make_service(tmp_path, url)
+    served.start()
+    first, lost, after = events(3, 9), events(2, 10, first_id=50), events(2, 11, first_id=80)
+    try:
+        with served.hooks() as hooks:
+            for payload in first:
+                assert hooks.post(HOOK, json=payload).status_code == 200
+            assert settled(served, url) == expected(first)
+            (pid,) = appliers(served)
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                for payload in lost:  # acknowledged, not applied: in the file deleted next
+                    assert hooks.post(HOOK, json=payload).status_code == 200
+                deleted = datetime.now(UTC)
+                for file in _inbox_files(served):
+                    file.unlink(missing_ok=True)
+                refused = hooks.post(HOOK, json=after[0])
+                assert wait_for(
+                    lambda: any("inbox replaced" in r for r in _reasons(served)), timeout=10
+                )
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            # the supervisor opened a new inbox: webhooks are acknowledged again, and applied
+            for payload in after:
+                assert hooks.post(HOOK, json=payload).status_code == 200
+        assert refused.status_code == 503, refused.text
+        assert "the inbox file is missing" in refused.json()["detail"]
+        assert wait_for(lambda: store_rows(url, 1) == expected(first + after), timeout=30)
+        with served.reads() as reads:
+            health = reads.get("/health")
+        assert health.status_code == 503 and health.json()["status"] == "degraded"
+        (said,) = [r for r in health.json()["reasons"] if "inbox replaced" in r]
+        since = datetime.fromisoformat(said.split("acknowledged since ")[1].split(" may")[0])
+        assert since <= deleted  # from when the lost events may have been acknowledged
+        assert "may be lost" in said and "full pull from Label Studio" in said
+        # the new file's ids continue above the store's watermark when it was created
+        assert health.json()["applier"]["watermark"] >= len(first) + len(after)
+        # a restart does not forget it
+        served.stop()
+        served.start()
+        assert any("inbox replaced" in r for r in _reasons(served))
+        # deleted while the service is stopped, with events acknowledged and not applied
+        (pid,) = appliers(served)
+        os.kill(pid, signal.SIGSTOP)
+        with served.hooks() as hooks:
+            assert hooks.post(HOOK, json=events(1, 12, first_id=90)[0]).status_code == 200
+        served.kill()
+        for file in _inbox_files(served):
+            file.unlink(missing_ok=True)
+        served.start()
+        reasons = _reasons(served)
+        assert sum("inbox replaced" in r for r in reasons) == 1, reasons
+        assert store_rows(url, 1) == expected(first + after)
+    finally:
+        for pid in appliers(served):
+            os.kill(pid, signal.SIGCONT)
+        served.stop()
+    print(
+        f"\nRELIABILITY inbox-deleted: webhook after the deletion answered "
+        f"{refused.status_code}; /health degraded: {said!r}; later events applied; the "
+        "report survives a restart, and a deletion while stopped is reported at start"
     )
