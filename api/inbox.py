@@ -340,7 +340,10 @@ class Inbox:
 
     def failed(self, exc: BaseException) -> None:
         """After a failed write of :meth:`keep`: remember it (``/health``)."""
-        self.failure = (datetime.now(UTC), f"{type(exc).__name__}: {exc}"[:500])
+        # the driver's message only: SQLAlchemy's adds the statement and its parameters
+        # (webhook bodies), and /health answers without a key
+        cause = getattr(exc, "orig", None) or exc
+        self.failure = (datetime.now(UTC), f"{type(cause).__name__}: {cause}"[:300])
 
     def checkpoint(self) -> None:
         """SQLite: copy the inbox's write-ahead log into its file without blocking writers

@@ -374,3 +374,74 @@ def test_a_deleted_inbox_is_noticed_and_what_may_be_lost_is_said(tmp_path: Path)
         f"{refused.status_code}; /health degraded: {said!r}; later events applied; the "
         "report survives a restart, and a deletion while stopped is reported at start"
     )
+
+
+# -- item 10: a full disk shows in /health ------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MB tmpfs mounted for the test (needs root; under CI=true its absence fails)."""
+    import subprocess
+
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=24m,mode=0700", "tmpfs", str(folder)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        message = f"cannot mount a small tmpfs: {done.stderr.strip()}"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield folder
+    finally:
+        subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_shows_in_health_and_refuses_webhooks(small_disk: Path, tmp_path: Path) -> None:
+    data = small_disk / "data"
+    url = f"sqlite:///{data / 'store.db'}"
+    served = make_service(tmp_path, url, data_dir=data, service={"min_free_mb": 4})
+    served.start()
+    payloads = events(60, seed=10)
+    filler = small_disk / "filler"
+    try:
+        with served.hooks() as hooks, served.reads() as reads:
+            for payload in payloads[:10]:
+                assert hooks.post(HOOK, json=payload).status_code == 200
+            assert settled(served, url) == expected(payloads[:10])
+            assert reads.get("/health").status_code == 200
+            with open(filler, "wb") as f:  # fill the disk to the last block
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                except OSError:
+                    pass
+            codes = [hooks.post(HOOK, json=p).status_code for p in payloads[10:]]
+            full = reads.get("/health")
+            filler.unlink()
+            assert wait_for(
+                lambda: hooks.post(HOOK, json=payloads[-1]).status_code == 200, timeout=20
+            )
+            again = reads.get("/health")
+        assert 503 in codes, codes
+        assert full.status_code == 503 and full.json()["status"] == "degraded"
+        reasons = " | ".join(full.json()["reasons"])
+        assert "MB free, below service.min_free_mb = 4 MB" in reasons
+        assert "the last write of the inbox failed" in reasons and "full" in reasons
+        assert "INSERT" not in reasons and "annotation" not in reasons  # no statement, no body
+        assert again.status_code == 200, again.json()["reasons"]
+        acknowledged = [p for p, c in zip(payloads[10:], codes, strict=True) if c == 200]
+        assert settled(served, url) == expected(payloads[:10] + acknowledged + payloads[-1:])
+    finally:
+        served.stop()
+    print(
+        f"\nRELIABILITY disk-full (a 24 MB tmpfs, filled): {codes.count(503)} of {len(codes)} "
+        f"webhooks answered 503, /health degraded: {reasons}; ok again once space was freed"
+    )
