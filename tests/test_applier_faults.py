@@ -205,6 +205,47 @@ def test_a_killed_applier_is_replaced_and_every_acknowledged_event_is_applied(
     )
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
+def test_when_the_web_worker_of_the_leading_applier_dies_another_applier_takes_over(
+    database_url: str, tmp_path: Path
+) -> None:
+    served = make_service(tmp_path, database_url, service={"applier_timeout_seconds": 1.5})
+    served.start(workers=2)
+    try:
+        assert wait_for(lambda: len(appliers(served)) == 2, timeout=30)
+        with served.reads() as reads:
+            assert wait_for(lambda: reads.get("/health").status_code == 200, timeout=30)
+            leader = reads.get("/health").json()["applier"]["pid"]
+        worker = int(Path(f"/proc/{leader}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        payloads = events(150, seed=61)
+        sender = Sender(served, payloads, rate=50).start()
+        time.sleep(0.8)
+        os.kill(worker, signal.SIGKILL)  # the web worker, and with it its applier's parent
+        killed = time.monotonic()
+        with served.reads() as reads:
+            assert wait_for(
+                lambda: (
+                    reads.get("/health").json()["applier"]["pid"] not in (leader, None)
+                    and reads.get("/health").status_code == 200
+                ),
+                timeout=20,
+            )
+            took = time.monotonic() - killed
+            new = reads.get("/health").json()["applier"]["pid"]
+        sender.join()
+        assert wait_for(lambda: not Path(f"/proc/{leader}").exists(), timeout=10)
+        acknowledged = sender.acknowledged
+        assert len(acknowledged) >= len(payloads) - 20  # those sent to the killed worker fail
+        assert settled(served, database_url) == expected(acknowledged)
+    finally:
+        served.stop()
+    print(
+        f"\nRELIABILITY worker-killed: the leading applier's web worker SIGKILLed; applier "
+        f"{new} leads after {took:.1f} s; {len(acknowledged)}/{len(payloads)} acknowledged, "
+        "all applied"
+    )
+
+
 # -- item 7: a read says how stale it is ------------------------------------------------------
 
 
