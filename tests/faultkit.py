@@ -146,12 +146,17 @@ class Served:
         stack.stop(self.settings, stack.SERVICE)
 
 
-def settled_rows(served: Served, project_id: int) -> set[tuple[Any, ...]]:
-    """:func:`store_rows` once every event the service has acknowledged is applied (a read
-    of the service waits for that)."""
+def caught_up(served: Served, timeout: float = 120) -> None:
+    """Wait until every event the service has acknowledged is applied (a read waits only
+    ``service.read_wait_seconds`` for that, then answers saying what is pending)."""
     with served.reads() as reads:
-        assert reads.get("/projects").status_code == 200
-        assert reads.get("/health").json()["inbox"]["pending"] == 0
+        done = wait_for(lambda: reads.get("/health").json()["inbox"]["pending"] == 0, timeout)
+    assert done, f"events still pending after {timeout} s"
+
+
+def settled_rows(served: Served, project_id: int) -> set[tuple[Any, ...]]:
+    """:func:`store_rows` once every event the service has acknowledged is applied."""
+    caught_up(served)
     return store_rows(served.settings.database_url, project_id)
 
 
