@@ -438,6 +438,12 @@ def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def inbox_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the inbox cannot be read (its file is missing, until the supervisor opens
+    a new one): how stale the store is cannot be told."""
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+
 def _unavailable(exc: Exception) -> str:
     return f"the store is unavailable ({type(exc).__name__}); try again shortly"
 
@@ -507,6 +513,7 @@ def create_app(
     app.state.webhook_secret = settings.service.webhook_secret or ""
     app.state.api_key = settings.service.api_key or ""
     app.add_exception_handler(OperationalError, store_unavailable)
+    app.add_exception_handler(InboxUnavailable, inbox_unavailable)
     app.include_router(router)
     app.include_router(reads)
     app.add_middleware(WebhookRoute)

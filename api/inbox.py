@@ -264,6 +264,12 @@ class Inbox:
         if self.create and identity is not None:
             progress.claim(self.store, identity)
 
+    def _readable(self) -> None:
+        """Raise :class:`InboxUnavailable` when the SQLite inbox file is missing (reading
+        it would create an empty one at its path)."""
+        if self.path is not None and not self.path.exists():
+            raise InboxUnavailable(f"{self.path}: the inbox file is missing")
+
     @staticmethod
     def _newest(conn: Connection) -> int | None:
         return conn.execute(select(func.max(INBOX.c.id))).scalar()
@@ -364,6 +370,7 @@ class Inbox:
 
     def take(self, limit: int, after: int = 0) -> list[tuple[int, str | None, bytes]]:
         """The oldest ``limit`` deliveries (id, reason, body) above id ``after``."""
+        self._readable()
         with self.reader.connect() as conn:
             rows = conn.execute(
                 select(INBOX.c.id, INBOX.c.reason, INBOX.c.body)
@@ -394,6 +401,7 @@ class Inbox:
 
     def newest(self) -> int | None:
         """The id of the newest delivery kept, or None when none waits."""
+        self._readable()
         with self.reader.connect() as conn:
             return self._newest(conn)
 
@@ -408,6 +416,7 @@ class Inbox:
         query = select(func.count(), func.min(INBOX.c.received_at)).where(INBOX.c.id > mark)
         if upto is not None:
             query = query.where(INBOX.c.id <= upto)
+        self._readable()
         with self.reader.connect() as conn:
             count, oldest = conn.execute(query).one()
         if not count:

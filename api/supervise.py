@@ -39,7 +39,7 @@ from typing import Any
 
 from api import progress, sync
 from api.applier import spawn
-from api.inbox import Inbox
+from api.inbox import Inbox, InboxUnavailable, Lag
 
 log = logging.getLogger("improv_annotate.supervise")
 EVERY = 0.5  # seconds between the supervisor's looks
@@ -113,15 +113,19 @@ class Supervisor:
         if lost is not None and self.inbox.path is not None and str(self.inbox.path) in lost:
             log.error("%s; opening a new inbox", lost)
             self.inbox.reopen()  # the store records the replacement (progress.claim)
-        self.inbox.refresh_watermark()
+        record = progress.read(self.state.engine)
+        self.inbox.watermark = max(self.inbox.watermark, record.watermark)
+        mine = self.inbox.identity
+        if mine and record.inbox_identity != mine and self.inbox.lost_file() is None:
+            # the claim of a reopened inbox did not make it to the store (it was busy)
+            progress.claim(self.inbox.store, self.inbox.identity)
         writer = self.state.ingest
         if writer.batches != self._commits:  # the writer committed since the last look
             self._commits = writer.batches
             self.inbox.checkpoint()
-        self._recover_if_needed()
+        self._recover_if_needed(record)
 
-    def _recover_if_needed(self) -> None:
-        record = progress.read(self.state.engine)
+    def _recover_if_needed(self, record: progress.Progress) -> None:
         if record.lost_since is None or not can_pull(self.state):
             return
         if self.pulling is not None and self.pulling.is_alive():
@@ -210,8 +214,12 @@ def health(state: Any) -> tuple[int, dict[str, Any]]:
             since, starting = "since the service started", True
         reasons.append(f"no applier has reported {since} (bound: {bound:g} s)")
 
-    lag = inbox.lag()
-    if lag.oldest_age_s > service.max_backlog_seconds:
+    try:
+        lag: Lag | None = inbox.lag()
+    except InboxUnavailable as exc:  # the file is gone: see lost_file below
+        lag = None
+        log.debug("health: %s", exc)
+    if lag is not None and lag.oldest_age_s > service.max_backlog_seconds:
         reasons.append(
             f"{lag.pending} acknowledged events wait to be applied, the oldest for "
             f"{lag.oldest_age_s:.0f} s (bound: service.max_backlog_seconds = "
@@ -259,7 +267,10 @@ def health(state: Any) -> tuple[int, dict[str, Any]]:
         # this worker process's group commit so far (deliveries per transaction)
         "ingest": {"pid": os.getpid(), "events": writer.events, "transactions": writer.batches},
         # deliveries acknowledged and not yet applied to the store
-        "inbox": {"pending": lag.pending, "oldest_age_s": round(lag.oldest_age_s, 3)},
+        "inbox": {
+            "pending": None if lag is None else lag.pending,
+            "oldest_age_s": None if lag is None else round(lag.oldest_age_s, 3),
+        },
         "applier": {
             "alive": alive,
             "heartbeat_age_s": None if age is None else round(age, 3),
