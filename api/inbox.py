@@ -6,7 +6,7 @@ the answer must come fast and must mean "this event will be counted". Acknowledg
 event therefore costs one small committed row (:class:`Inbox`, written by the webhook's
 group commit, :mod:`api.ingest`); applying it (its judgement rows, the agreement sums of
 the units it touches) is the applier's work, off the request path, in batches of up to
-``batch`` events (:class:`Applier`).
+``batch`` events (:class:`api.applier.Applier`).
 
 Where the inbox lives:
 
@@ -19,7 +19,7 @@ Where the inbox lives:
   while webhooks wait): it records the highest inbox id it applied (the watermark,
   :mod:`api.progress`) in the store, in the transaction that applies the batch, so each
   event is applied once; the web worker's writer deletes rows at or below the watermark
-  in the transactions it commits anyway, and checkpoints the file's log.
+  in the transactions it commits anyway, and its supervisor checkpoints the file's log.
 
 Every inbox file has an identity (a row of its ``inbox_meta`` table) which the store
 records beside the watermark: an inbox file that was deleted or replaced is noticed
@@ -30,7 +30,7 @@ acknowledged events may be lost instead of starting over silently.
 One applier works at a time: service workers and their appliers elect one with a lock (an
 advisory lock on PostgreSQL, a file lock on SQLite); the others wait, ready to take over.
 Correctness does not depend on the election (two appliers would apply some events twice,
-harmlessly); it saves the work.
+harmlessly, and the watermark never moves down); it saves the work.
 
 Reads are consistent with what was acknowledged: :meth:`Inbox.wait_applied` waits (a
 bounded time) until every event kept before the call is applied (the read endpoints call
