@@ -298,6 +298,38 @@ def test_reads_while_the_applier_is_stopped_say_they_are_stale(
     )
 
 
+def test_health_is_degraded_while_events_wait_longer_than_the_bound(
+    database_url: str, tmp_path: Path
+) -> None:
+    served = make_service(
+        tmp_path,
+        database_url,
+        service={"max_backlog_seconds": 2, "applier_timeout_seconds": 120},
+    )
+    served.start()
+    (pid,) = appliers(served)
+    try:
+        with served.hooks() as hooks, served.reads() as reads:
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                for payload in events(4, seed=13):
+                    assert hooks.post(HOOK, json=payload).status_code == 200
+                fresh = reads.get("/health")
+                time.sleep(3)
+                late = reads.get("/health")
+            finally:
+                os.kill(pid, signal.SIGCONT)
+            assert wait_for(lambda: reads.get("/health").status_code == 200, timeout=30)
+    finally:
+        served.stop()
+    assert fresh.status_code == 200 and fresh.json()["inbox"]["pending"] == 4
+    assert late.status_code == 503 and late.json()["status"] == "degraded"
+    (reason,) = late.json()["reasons"]  # the applier itself reported within its bound
+    assert reason.startswith("4 acknowledged events wait to be applied, the oldest for ")
+    assert late.json()["inbox"]["oldest_age_s"] > 2
+    print(f"\nRELIABILITY backlog-bound: /health 503 after 3 s of a stopped applier: {reason}")
+
+
 # -- item 8: a stopped applier never makes a webhook wait ---------------------------------------
 
 
