@@ -220,6 +220,8 @@ class Applier:
                     pause = min(pause * 2, MAX_POLL)
                 elif self._listener is not None and self._listener.listening:
                     self._listener.wait(max(0.0, HEARTBEAT - (time.monotonic() - self._beat)))
+                    if not self._listener.listening:  # it broke: listen again when leading
+                        self._step_down()
                 else:  # a thread of the service: its writer calls wake()
                     self._wake.wait(SAFETY_POLL)
                 self._wake.clear()

@@ -118,7 +118,11 @@ class Listener:
             select.select([], [], [], timeout)
             return False
         ready, _, _ = select.select([fd], [], [], timeout)
-        self.drain()
+        try:
+            self.drain()
+        except Exception as exc:  # e.g. PostgreSQL restarted: poll until listening again
+            log.warning("wake-ups lost (%s: %s); polling instead", type(exc).__name__, exc)
+            self.close()
         return bool(ready)
 
     def close(self) -> None:
