@@ -423,6 +423,13 @@ def _print_agreement(project_id: int, dimension: str, quiet: bool = False) -> di
     live = service.agreement(project_id, dimension)
     if quiet:
         return live
+    fresh = live.get("freshness") or {}
+    if fresh.get("pending"):
+        console.print(
+            f"[yellow]warning: not fresh: {fresh['pending']} events the service acknowledged "
+            f"are not applied yet (the oldest {fresh['oldest_age_s']:.0f} s ago); these "
+            "figures leave them out[/yellow]"
+        )
     total = sum(p["judgements"] for p in service.projects() if p["id"] == project_id)
     console.print(
         f"Krippendorff's alpha ({live['level']}) on [bold]{dimension}[/bold]: "
@@ -621,6 +628,7 @@ def _export(
     inbox = Inbox(engine)
     try:  # events the service acknowledged and has not applied yet: wait, or say so
         waiting = inbox.wait_applied(timeout=EXPORT_WAIT)
+        lag = inbox.lag() if waiting else None
     finally:
         inbox.dispose()
     if waiting:
@@ -644,6 +652,7 @@ def _export(
             options=options or _export_options(),
             seed=seed,
             progress=lambda n: bar.update(job, description=f"exporting: {n} turns"),
+            unapplied=(lag.pending, lag.oldest_age_s) if lag else (0, 0.0),
         )
     engine.dispose()
     _print_export(report)

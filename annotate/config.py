@@ -57,6 +57,10 @@ class ServiceSettings(_Section):
     api_key: str | None = None
     reconcile_seconds: float = Field(300.0, ge=0)
     webhook_mode: Literal["trusted", "verified"] = "verified"
+    read_wait_seconds: float = Field(2.0, ge=0)
+    applier_timeout_seconds: float = Field(10.0, gt=0)
+    max_backlog_seconds: float = Field(30.0, gt=0)
+    min_free_mb: float = Field(64.0, ge=0)
 
 
 class ClipSettings(_Section):

@@ -47,11 +47,19 @@ class ProcessStatus:
     pid: int | None
 
 
-def healthy(url: str, timeout: float = 2.0) -> bool:
-    """True when ``url``/health answers 200."""
+def healthy(url: str, timeout: float = 2.0, *, degraded: bool = False) -> bool:
+    """True when ``url``/health answers 200; ``degraded``: also when it answers 503 with
+    ``"status": "degraded"`` (the service runs, and its /health says what is wrong; a
+    service still starting says ``"starting"``)."""
     try:
-        return httpx.get(url.rstrip("/") + "/health", timeout=timeout).status_code == 200
+        answer = httpx.get(url.rstrip("/") + "/health", timeout=timeout)
     except httpx.HTTPError:
+        return False
+    if answer.status_code == 200:
+        return True
+    try:
+        return degraded and answer.status_code == 503 and answer.json()["status"] == "degraded"
+    except (ValueError, KeyError, TypeError):
         return False
 
 
@@ -152,7 +160,7 @@ def _spawn(settings: Settings, name: str, argv: list[str], env: dict[str, str]) 
 def _wait(settings: Settings, name: str, url: str, pid: int, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if healthy(url):
+        if healthy(url, degraded=name == SERVICE):
             return
         try:
             finished, _ = os.waitpid(pid, os.WNOHANG)
@@ -222,7 +230,7 @@ def start_service(
     piece of shared state lives in the database).
     """
     url = settings.service.url
-    if healthy(url):
+    if healthy(url, degraded=True):
         return False
     if not _is_local(url):
         raise StackError(f"the service at {url} does not answer, and it is not local")
@@ -384,7 +392,10 @@ def status(settings: Settings) -> list[ProcessStatus]:
             _pid(settings, LABEL_STUDIO),
         ),
         ProcessStatus(
-            SERVICE, settings.service.url, healthy(settings.service.url), _pid(settings, SERVICE)
+            SERVICE,
+            settings.service.url,
+            healthy(settings.service.url, degraded=True),
+            _pid(settings, SERVICE),
         ),
     ]
 

@@ -10,7 +10,6 @@ import gc
 import hmac
 import json
 import os
-import subprocess
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
@@ -24,9 +23,12 @@ from sqlmodel import Session, col, func, select
 
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
-from api import dashboard, privacy, reports, store, sync
+from api import dashboard, privacy, reports, store, supervise, sync
+from api.applier import Applier
 from api.db import init_db, make_engine
-from api.inbox import Applier, Inbox, service_taxonomy, settle_heap, spawn
+from api.doorbell import Bell
+from api.freshness import FreshRoute, note_lag
+from api.inbox import Inbox, InboxUnavailable, service_taxonomy, settle_heap
 from api.ingest import GroupCommit
 from api.models import DeadLetter, JudgementPublic, JudgementsPublic
 from api.verify import verifier
@@ -64,34 +66,29 @@ def require_key(
 
 def applied_first(request: Request) -> None:
     """Before a read: wait until every event acknowledged so far is applied (at most
-    ``READ_WAIT`` seconds), so that figures count what the webhook has answered for."""
-    request.app.state.inbox.wait_applied(READ_WAIT)
+    ``service.read_wait_seconds``), so that figures count what the webhook has answered
+    for; when the wait runs out, the answer says how far behind it is (its
+    ``X-Improv-Pending`` headers and ``freshness`` field, see ``api.freshness``)."""
+    state = request.app.state
+    note_lag(request, state.inbox, state.settings.service.read_wait_seconds)
 
 
-READ_WAIT = 10.0
+READ_WAIT = 2.0
 SessionDep = Annotated[Session, Depends(get_db)]
 router = APIRouter()
-reads = APIRouter(dependencies=[Depends(require_key), Depends(applied_first)])
+reads = APIRouter(
+    dependencies=[Depends(require_key), Depends(applied_first)], route_class=FreshRoute
+)
 
 
 @router.get("/health")
-def health(request: Request, db: SessionDep) -> dict[str, Any]:
-    """Liveness and store reachability."""
+def health(request: Request, db: SessionDep) -> JSONResponse:
+    """Liveness of the service and its applier, the backlog, files and disk: 200 with
+    ``"status": "ok"``, or 503 with ``"status": "degraded"`` and the reasons (see
+    ``api.supervise``)."""
     db.exec(select(1)).one()
-    taxonomy = request.app.state.taxonomy
-    writer: GroupCommit = request.app.state.ingest
-    applier: Applier | None = request.app.state.applier
-    return {
-        "status": "ok",
-        "taxonomy": taxonomy.name,
-        "version": taxonomy.version,
-        # this worker process's group commit so far (deliveries per transaction)
-        "ingest": {"pid": os.getpid(), "events": writer.events, "transactions": writer.batches},
-        # deliveries acknowledged and not yet applied to the store
-        "inbox": {"pending": request.app.state.inbox.pending()},
-        # this process's applier thread, when it runs one (else the applier is a process)
-        "applier": asdict(applier.done) if applier is not None else None,
-    }
+    status, body = supervise.health(request.app.state)
+    return JSONResponse(body, status_code=status)
 
 
 async def _bounded_body(request: Request) -> bytes:
@@ -153,6 +150,8 @@ async def take_delivery(
         await writer.keep(body)
     except OperationalError as exc:
         return 503, {"detail": _unavailable(exc)}, {"Retry-After": "5"}
+    except InboxUnavailable as exc:
+        return 503, {"detail": str(exc)}, {"Retry-After": "5"}
     return 200, {"action": event.action, "accepted": True}, {}
 
 
@@ -446,16 +445,24 @@ def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+def inbox_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    """503 when the inbox cannot be read (its file is missing, until the supervisor opens
+    a new one): how stale the store is cannot be told."""
+    return JSONResponse({"detail": str(exc)}, status_code=503, headers={"Retry-After": "5"})
+
+
 def _unavailable(exc: Exception) -> str:
     return f"the store is unavailable ({type(exc).__name__}); try again shortly"
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """The applier and the periodic pull while the service runs; at the end, the writer
-    keeps what is queued and the applier stops."""
+    """The applier (a process watched by this worker's supervisor, or a thread) and the
+    periodic pull while the service runs; at the end, the writer keeps what is queued and
+    the applier stops."""
     state = app.state
-    process = spawn() if state.applier_mode == "process" else None
+    state.supervisor = supervise.Supervisor(state, process=state.applier_mode == "process")
+    state.supervisor.start()
     settle_heap()
     if state.applier is not None:
         state.applier.start()
@@ -467,12 +474,8 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.ingest.stop()
         if state.applier is not None:
             state.applier.stop()
-        if process is not None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
+        state.supervisor.stop()
+        state.bell.close()
 
 
 def create_app(
@@ -481,9 +484,10 @@ def create_app(
     """The service for ``settings`` (secrets must be filled in; see ``with_local_secrets``).
 
     ``applier``: where events are applied to the store, ``"thread"`` (a thread of this
-    process), ``"process"`` (``python -m api.inbox``, configured from the same config file
-    and environment: what :func:`app_from_env` uses) or ``"none"`` (the caller runs
-    ``app.state.applier``-less and applies with its own :class:`api.inbox.Applier`).
+    process), ``"process"`` (``python -m api.applier``, watched by ``api.supervise``,
+    configured from the same config file and environment: what :func:`app_from_env` uses)
+    or ``"none"`` (the caller runs ``app.state.applier``-less and applies with its own
+    :class:`api.applier.Applier`).
     """
     if applier not in ("thread", "process", "none"):
         raise ValueError(f"applier: expected thread, process or none, got {applier!r}")
@@ -514,12 +518,16 @@ def create_app(
         if applier == "thread"
         else None
     )
-    wake = app.state.applier.wake if app.state.applier is not None else None
+    # after each commit: wake this process's applier thread, or the applier process
+    app.state.bell = Bell(app.state.inbox.path if applier == "process" else None)
+    wake = app.state.applier.wake if app.state.applier is not None else app.state.bell.ring
     app.state.ingest = GroupCommit(app.state.inbox, on_commit=wake)
+    app.state.supervisor = None
     app.state.settings = settings
     app.state.webhook_secret = settings.service.webhook_secret or ""
     app.state.api_key = settings.service.api_key or ""
     app.add_exception_handler(OperationalError, store_unavailable)
+    app.add_exception_handler(InboxUnavailable, inbox_unavailable)
     app.include_router(router)
     app.include_router(reads)
     app.add_middleware(WebhookRoute)

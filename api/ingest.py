@@ -23,7 +23,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
-from api.inbox import Inbox, transaction
+from api.inbox import Inbox, InboxUnavailable, transaction
 
 log = logging.getLogger("improv_annotate.ingest")
 
@@ -137,12 +137,22 @@ class GroupCommit:
             job.future.set_running_or_notify_cancel()
         deliveries = [(job.body, job.reason) for job in jobs]
         try:
+            # never acknowledge into a file that is gone (deleted, or replaced at its path)
+            lost = self.inbox.lost_file()
+            if lost is not None:
+                raise InboxUnavailable(f"{lost}; nothing is acknowledged until it is reopened")
             transaction(self.inbox.engine, lambda db: self.inbox.keep(db, deliveries))
         except Exception as exc:  # never leave a waiter hanging, never end the thread
             log.warning("cannot keep %d deliveries: %s: %s", len(jobs), type(exc).__name__, exc)
+            if not isinstance(exc, InboxUnavailable):
+                self.inbox.failed(exc)
             for job in jobs:
                 _settle(job.future, error=exc)
             return
+        try:
+            self.inbox.kept()
+        except Exception as exc:  # bookkeeping only: the deliveries are committed
+            log.debug("after keeping: %s", exc)
         self.batches += 1
         self.events += len(jobs)
         if self.on_commit is not None:

@@ -160,3 +160,28 @@ class InboxRow(SQLModel, table=True):
     received_at: datetime
     reason: str | None = None
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+
+
+class ApplierState(SQLModel, table=True):
+    """Where the applier stands, in the store every process and machine can read (one row).
+
+    ``watermark`` is the highest inbox id applied, written in the transaction that applies
+    it (so an event is applied once, also on SQLite where the inbox is a file of its own);
+    ``heartbeat_at``/``pid``/``host`` say which applier leads and that it is alive;
+    ``caught_up_at`` is the last time it found nothing left to apply. ``inbox_identity`` is
+    the identity of the inbox the watermark counts in; when an inbox with another identity
+    appears (the file was deleted or replaced), ``lost_since`` says from when acknowledged
+    events may be lost, until a full pull from Label Studio has brought them back.
+    """
+
+    __tablename__ = "applier_state"
+
+    id: int = Field(default=1, primary_key=True)
+    watermark: int = Field(default=0, sa_column=Column(BigInteger, nullable=False))
+    inbox_identity: str | None = None
+    heartbeat_at: datetime | None = None
+    pid: int | None = None
+    host: str | None = None
+    caught_up_at: datetime | None = None
+    replaced_at: datetime | None = None
+    lost_since: datetime | None = None

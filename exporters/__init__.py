@@ -63,6 +63,7 @@ def export_dataset(
     n_boot: int = 300,
     progress: Callable[[int], None] = lambda _: None,
     workers: int = 1,
+    unapplied: tuple[int, float] = (0, 0.0),
 ) -> ExportReport:
     """Export a project's turns into ``folder`` in ``formats``, with a data card.
 
@@ -146,6 +147,7 @@ def export_dataset(
         agreement=card.agreement(n_boot, seed),
         files=[p.name for p in report.files.values()],
         seed=seed,
+        unapplied=unapplied,
     )
     return report
 

@@ -331,8 +331,13 @@ def write_card(
     agreement: Mapping[str, Mapping[str, Any]],
     files: Sequence[str],
     seed: int,
+    unapplied: tuple[int, float] = (0, 0.0),
 ) -> Path:
-    """Write README.md, schema.json and the plots into ``folder``; the README's path."""
+    """Write README.md, schema.json and the plots into ``folder``; the README's path.
+
+    ``unapplied``: events the agreement service had acknowledged and not applied to the
+    store when the export read it (how many, seconds since the oldest arrived); the card
+    says the export leaves them out."""
     schema = row_schema(taxonomy)
     (folder / "schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
     labels = (
@@ -369,6 +374,15 @@ def write_card(
         f"Judgements read: {accounting.read}; exported: {accounting.exported}; skipped: "
         + (", ".join(f"{n} ({r})" for r, n in sorted(accounting.skipped.items())) or "none")
         + ".",
+        "",
+        (
+            f"Freshness: {unapplied[0]} events the agreement service had acknowledged were "
+            f"not applied to its store yet (the oldest received {unapplied[1]:.0f} s before "
+            "the export); this export leaves them out."
+            if unapplied[0]
+            else "Freshness: every event the agreement service had acknowledged was applied "
+            "before the export read the store."
+        ),
         *(
             [
                 "",

@@ -158,12 +158,17 @@ class Served:
         stack.stop(self.settings, stack.SERVICE)
 
 
-def settled_rows(served: Served, project_id: int) -> set[tuple[Any, ...]]:
-    """:func:`store_rows` once every event the service has acknowledged is applied (a read
-    of the service waits for that)."""
+def caught_up(served: Served, timeout: float = 120) -> None:
+    """Wait until every event the service has acknowledged is applied (a read waits only
+    ``service.read_wait_seconds`` for that, then answers saying what is pending)."""
     with served.reads() as reads:
-        assert reads.get("/projects").status_code == 200
-        assert reads.get("/health").json()["inbox"]["pending"] == 0
+        done = wait_for(lambda: reads.get("/health").json()["inbox"]["pending"] == 0, timeout)
+    assert done, f"events still pending after {timeout} s"
+
+
+def settled_rows(served: Served, project_id: int) -> set[tuple[Any, ...]]:
+    """:func:`store_rows` once every event the service has acknowledged is applied."""
+    caught_up(served)
     return store_rows(served.settings.database_url, project_id)
 
 
@@ -175,10 +180,14 @@ def make_service(
     reconcile_seconds: float = 0,
     project_title: str | None = None,
     webhook_mode: str = "trusted",
+    service: dict[str, Any] | None = None,
+    data_dir: Path | None = None,
 ) -> Served:
     """A service configuration in ``folder`` (not started); talks to ``label_studio`` if
     given, with a known webhook secret and API key; ``webhook_mode`` as
-    ``service.webhook_mode`` (trusted: synthetic webhooks are applied as they come)."""
+    ``service.webhook_mode`` (trusted: synthetic webhooks are applied as they come);
+    ``service``: more settings of its ``service`` section; ``data_dir``: its data folder
+    (else one in ``folder``)."""
     overrides: dict[str, Any] = {
         "service": {
             "database_url": database_url,
@@ -186,8 +195,11 @@ def make_service(
             "api_key": KEY,
             "reconcile_seconds": reconcile_seconds,
             "webhook_mode": webhook_mode,
+            **(service or {}),
         }
     }
+    if data_dir is not None:
+        overrides["data_dir"] = str(data_dir)
     if label_studio is not None:
         ls = label_studio.label_studio
         overrides["label_studio"] = {
@@ -285,3 +297,47 @@ def wait_for(condition: Any, timeout: float, every: float = 0.2) -> bool:
             return True
         time.sleep(every)
     return bool(condition())
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, their children, ...), from /proc."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as f:
+                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [child for child, ppid in parents.items() if ppid == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def appliers(served: Served) -> list[int]:
+    """The applier processes (``python -m api.applier``) below the service's process."""
+    pid = int((served.settings.data_path / "run" / f"{stack.SERVICE}.pid").read_text())
+    found = []
+    for child in descendants(pid):
+        try:
+            cmdline = Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"api.applier" in cmdline and b"-m" in cmdline:
+            found.append(child)
+    return sorted(found)
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of a process so far (each time it slept
+    or was preempted), from /proc."""
+    total = 0
+    for task_status in Path(f"/proc/{pid}/task").glob("*/status"):
+        for line in task_status.read_text().splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split(":")[1])
+    return total

@@ -434,6 +434,8 @@ def test_cli_export_says_what_the_service_has_not_applied_yet(
     assert result.exit_code == 0, result.output
     said = " ".join(result.output.split())
     assert "1 events the service acknowledged are not applied yet" in said
+    card = " ".join((out / "README.md").read_text(encoding="utf-8").split())
+    assert "Freshness: 1 events the agreement service had acknowledged were not applied" in card
     rows = list(read_jsonl(out / "turns.jsonl"))
     assert len(rows) == 3
     assert [r["n_annotators"] for r in rows] == [2, 2, 2]  # the late one is not applied

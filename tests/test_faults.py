@@ -31,6 +31,7 @@ from tests.faultkit import (
     PrivatePostgres,
     Row,
     Served,
+    caught_up,
     half_written,
     make_service,
     store_rows,
@@ -94,7 +95,7 @@ def test_redelivery_and_disorder_end_in_the_right_state(served: Served, database
         return answer.json()
 
     def settled() -> set[tuple[Any, ...]]:
-        served.reads().get("/projects")  # a read waits until the acknowledged are applied
+        caught_up(served)  # every acknowledged event is applied
         return store_rows(database_url, 1)
 
     # the same event twice: the second changes nothing
@@ -182,8 +183,8 @@ def test_sigkill_during_a_burst_leaves_nothing_half_written(
     assert 60 <= len(acked) < len(payloads) and failed  # the kill landed mid-burst
 
     served.start()
-    # the restarted applier applies what was acknowledged and kept (the read waits for it)
-    served.reads().get("/projects")
+    # the restarted applier applies what was acknowledged and kept
+    caught_up(served)
     stored = store_rows(database_url, 1)
     by_annotation: dict[int, int] = {}
     for annotation_id, *_ in stored:
@@ -252,7 +253,7 @@ def test_several_workers_lose_no_update(database_url: str, tmp_path: Path) -> No
             codes = list(pool.map(post, events))
         assert codes == [200] * len(events)
         expected = set().union(*(rows_of(p) for p in final.values() if p is not None))
-        service.reads().get("/projects")  # waits until every acknowledged event is applied
+        caught_up(service)  # every acknowledged event is applied
         assert store_rows(database_url, 1) == expected
         _assert_consistent(database_url)
         live = service.reads().get("/projects/1/agreement").json()
@@ -366,7 +367,8 @@ def test_postgres_restart_fails_cleanly_then_recovers(
             answer = hooks.post(HOOK, json=payload)
             assert answer.status_code == 200, answer.text
         assert reads.get("/health").status_code == 200
-        assert reads.get("/projects").status_code == 200  # waits for the applier
+        assert reads.get("/projects").status_code == 200
+        caught_up(service)
         # what failed during the outage was not applied at all, and applies when sent again
         assert store_rows(private_postgres.url, 1) == set().union(
             *(rows_of(p) for p in events[:2] + events[4:])

@@ -20,8 +20,9 @@ from sqlmodel import Session, select
 from annotate.config import load_settings, with_local_secrets
 from api import store
 from api.app import create_app
+from api.applier import Applier
 from api.db import init_db, make_engine
-from api.inbox import Applier, Inbox, transaction
+from api.inbox import Inbox, transaction
 from api.ingest import GroupCommit
 from api.models import AgreementSum, Annotation, DeadLetter, Judgement, ShiftEventRow, Task
 from schemas.taxonomy import load_taxonomy

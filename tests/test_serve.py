@@ -166,7 +166,7 @@ def test_serve_runs_in_the_foreground_applies_webhooks_and_stops_cleanly(
             b"--factory",
             b"api.app:app_from_env",
         ]
-        appliers = [p for p, cmd in below.items() if "-m api.inbox" in cmd]
+        appliers = [p for p, cmd in below.items() if "-m api.applier" in cmd]
         assert len(appliers) == 1, below
         assert f"--parent {process.pid}" in below[appliers[0]]
 
@@ -242,7 +242,7 @@ def test_serve_with_workers_on_postgres_and_sigterm_leaves_no_process(
                 for p, (ppid, cmd) in _processes().items()
                 if ppid == process.pid and "--multiprocessing-fork" in cmd
             ]
-            appliers = [p for p, cmd in below.items() if "-m api.inbox" in cmd]
+            appliers = [p for p, cmd in below.items() if "-m api.applier" in cmd]
             if len(appliers) == 2:
                 break
             time.sleep(0.25)

@@ -78,7 +78,11 @@ def test_webhook_needs_the_secret_and_changes_nothing_without_it(served) -> None
         answer = httpx.post(f"{_u(hooks)}/webhooks/label-studio", json=payload, headers=headers)
         assert answer.status_code == 401
         assert SECRET_HEADER in answer.json()["detail"]
-    assert reads.get("/projects").json() == {"data": [], "count": 0}
+    assert reads.get("/projects").json() == {
+        "data": [],
+        "count": 0,
+        "freshness": {"pending": 0, "oldest_age_s": 0.0, "fresh": True},
+    }
 
 
 def test_malformed_payload_is_422_and_dead_lettered(served) -> None:
@@ -324,6 +328,7 @@ def test_items_that_give_no_judgement_are_reported(served) -> None:
     assert reads.get("/projects/1/skipped").json() == {
         "data": {"unknown control": 1, "unknown label": 1},
         "count": 2,
+        "freshness": {"pending": 0, "oldest_age_s": 0.0, "fresh": True},
     }
     cancelled = annotation_event(
         TAX, 2, task(1, dialogue(2)), 8, {0: {"emotion": "joy"}}, was_cancelled=True
@@ -411,4 +416,4 @@ def test_webhooks_go_through_the_group_commit_and_are_stored_once(served) -> Non
     health = reads.get("/health").json()
     assert health["ingest"]["events"] == 96
     assert 1 <= health["ingest"]["transactions"] <= 96
-    assert health["inbox"] == {"pending": 0}  # everything applied
+    assert health["inbox"]["pending"] == 0  # everything applied
