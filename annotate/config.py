@@ -56,6 +56,8 @@ class ServiceSettings(_Section):
     webhook_secret: str | None = None
     api_key: str | None = None
     reconcile_seconds: float = Field(300.0, ge=0)
+    # how long a QA dashboard login lasts (the session cookie's Max-Age), at most 30 days
+    login_hours: float = Field(12.0, gt=0, le=720)
 
 
 class ClipSettings(_Section):
