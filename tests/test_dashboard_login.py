@@ -23,11 +23,13 @@ import pytest
 from annotate.labelstudio import SECRET_HEADER
 from schemas.taxonomy import load_taxonomy
 from tests import dashkit
+from tests.conftest import ROOT
 from tests.payloads import annotation_event, dialogue, task
 
 TAX = load_taxonomy()
 KEY = "login-test-key-6f1c2e"
 HOURS = 2.0  # service.login_hours of the module's service
+ARTIFACTS = ROOT / "test-artifacts"
 
 
 @pytest.fixture(scope="module")
@@ -260,12 +262,18 @@ def test_failed_logins_are_limited_per_address(tmp_path: Path) -> None:
 
 
 def test_a_person_logs_in_through_the_form_in_chromium(url: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
     with dashkit.chromium() as browser:
         context = browser.new_context(viewport={"width": 1400, "height": 1300})
         context.set_default_timeout(30_000)
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda exc: errors.append(str(exc)))
+        # the CSP lets plotly.js draw: no violation reported while the plots render
+        page.on(
+            "console",
+            lambda msg: errors.append(msg.text) if "Content Security Policy" in msg.text else None,
+        )
         page.goto(f"{url}/dashboard/1")
         assert page.url == f"{url}/login?next=/dashboard/1"
         page.fill("input[name=key]", KEY)
@@ -274,6 +282,7 @@ def test_a_person_logs_in_through_the_form_in_chromium(url: str) -> None:
         for name in ("dimensions", "pairwise", "drift", "confusion"):
             page.wait_for_selector(f"#plot-{name} svg.main-svg")
         assert KEY not in page.url
+        page.screenshot(path=str(ARTIFACTS / "dashboard-after-login.png"), full_page=True)
         assert page.evaluate("document.cookie") == ""  # HttpOnly: scripts cannot read it
         cookies = {c["name"]: c for c in context.cookies()}
         assert cookies[dashkit.COOKIE]["httpOnly"] is True
