@@ -696,8 +696,8 @@ def demo(
     console.print(f"Label Studio: {s.label_studio.url}/projects/{project.id}/data")
     console.print(f"agreement service: {s.service.url}/docs")
     console.print(
-        f"QA dashboard: {s.service.url}/dashboard/{project.id}?key=<service.api_key "
-        f"in {s.data_path / 'secrets.json'}>"
+        f"QA dashboard: {s.service.url}/dashboard/{project.id} (log in with service.api_key, "
+        f"in {s.data_path / 'secrets.json'})"
     )
     _print_login(s)
     console.print("stop both with 'improv-annotate down'")

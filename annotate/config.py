@@ -61,6 +61,8 @@ class ServiceSettings(_Section):
     applier_timeout_seconds: float = Field(10.0, gt=0)
     max_backlog_seconds: float = Field(30.0, gt=0)
     min_free_mb: float = Field(64.0, ge=0)
+    # how long a QA dashboard login lasts (the session cookie's Max-Age), at most 30 days
+    login_hours: float = Field(12.0, gt=0, le=720)
 
 
 class ClipSettings(_Section):

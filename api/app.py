@@ -23,11 +23,12 @@ from sqlmodel import Session, col, func, select
 
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
-from api import dashboard, privacy, reports, store, supervise, sync
+from api import dashboard, login, privacy, reports, store, supervise, sync
 from api.applier import Applier
 from api.db import init_db, make_engine
 from api.doorbell import Bell
 from api.freshness import FreshRoute, note_lag
+from api.headers import SecurityHeaders
 from api.inbox import Inbox, InboxUnavailable, service_taxonomy, settle_heap
 from api.ingest import GroupCommit
 from api.models import DeadLetter, JudgementPublic, JudgementsPublic
@@ -411,18 +412,52 @@ def plotly_js() -> FileResponse:
     return FileResponse(dashboard.PLOTLY_JS, media_type="application/javascript")
 
 
-@router.get("/dashboard/{project_id}", response_class=HTMLResponse)
+@router.get("/static/dashboard.{kind}", include_in_schema=False)
+def dashboard_static(kind: str) -> FileResponse:
+    """The dashboard's script and style sheet (the page holds none inline)."""
+    media = {"js": "application/javascript", "css": "text/css"}
+    if kind not in media:
+        raise HTTPException(404, f"no /static/dashboard.{kind}; expected .js or .css")
+    return FileResponse(dashboard.STATIC / f"dashboard.{kind}", media_type=media[kind])
+
+
+@router.get("/login", response_class=HTMLResponse, include_in_schema=False)
+def login_form(request: Request) -> HTMLResponse:
+    """The dashboard's login form (asks for the service's API key)."""
+    return login.show_form(request)
+
+
+@router.post("/login", include_in_schema=False)
+async def login_submit(request: Request) -> Response:
+    """Check the key of the login form and set the session cookie (see ``api.login``)."""
+    return await login.submit(request)
+
+
+@router.post("/logout", include_in_schema=False)
+def logout(request: Request) -> Response:
+    """Remove the session cookie."""
+    return login.logout(request)
+
+
+LoggedIn = [Depends(login.require_login)]
+
+
+@router.get("/dashboard", response_class=HTMLResponse, dependencies=LoggedIn)
+def dashboard_index(db: SessionDep) -> HTMLResponse:
+    """Links to every project's QA dashboard (for a logged-in browser or an API key)."""
+    return HTMLResponse(dashboard.index(store.projects(db)), headers=login.NO_STORE)
+
+
+@router.get("/dashboard/{project_id}", response_class=HTMLResponse, dependencies=LoggedIn)
 def dashboard_page(
     request: Request,
     db: SessionDep,
     project_id: int,
-    key: str = "",
     threshold: float = 0.667,
 ) -> HTMLResponse:
-    """The QA dashboard of a project (the API key as ``?key=``)."""
-    expected = request.app.state.api_key
-    if not expected or not hmac.compare_digest(key.encode(), expected.encode()):
-        raise HTTPException(401, "missing or wrong API key (query parameter key)")
+    """The QA dashboard of a project, for a browser logged in through ``/login`` (or an
+    API client with ``X-API-Key``); otherwise a redirect to ``/login``. An old link with
+    ``?key=`` logs in and redirects once to the page without the key."""
     request.app.state.inbox.wait_applied(READ_WAIT)
     try:
         page = dashboard.render(
@@ -434,7 +469,7 @@ def dashboard_page(
         )
     except store.NotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    return HTMLResponse(page)
+    return HTMLResponse(page, headers=login.NO_STORE)
 
 
 def store_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -526,10 +561,13 @@ def create_app(
     app.state.settings = settings
     app.state.webhook_secret = settings.service.webhook_secret or ""
     app.state.api_key = settings.service.api_key or ""
+    app.state.login_failures = login.FailureLimit()
     app.add_exception_handler(OperationalError, store_unavailable)
     app.add_exception_handler(InboxUnavailable, inbox_unavailable)
+    app.add_exception_handler(login.Gate, login.gate_answer)
     app.include_router(router)
     app.include_router(reads)
+    app.add_middleware(SecurityHeaders)  # inside WebhookRoute: webhook answers skip it
     app.add_middleware(WebhookRoute)
     return app
 

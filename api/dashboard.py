@@ -10,6 +10,7 @@ import html
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import plotly
 import plotly.graph_objects as go
@@ -19,6 +20,8 @@ from api import reports, store
 from schemas.taxonomy import Taxonomy
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+# the page's script and style sheet (no inline script or style in the page)
+STATIC = Path(__file__).parent / "static"
 
 
 def _ci_bars(db: Session, project_id: int, taxonomy: Taxonomy) -> go.Figure:
@@ -49,8 +52,8 @@ def _pairwise(frame: reports.Frame) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
             z=pairs["alpha"],
-            x=pairs["annotators"],
-            y=pairs["annotators"],
+            x=[plot_text(a) for a in pairs["annotators"]],
+            y=[plot_text(a) for a in pairs["annotators"]],
             zmin=-0.2,
             zmax=1.0,
             colorscale="RdYlGn",
@@ -70,7 +73,9 @@ def _drift(frame: reports.Frame) -> go.Figure:
     series = reports.drift(frame, "count", size=size)
     fig = go.Figure(
         go.Scatter(
-            x=[s["window"] for s in series], y=[s["alpha"] for s in series], mode="lines+markers"
+            x=[plot_text(s["window"]) for s in series],
+            y=[s["alpha"] for s in series],
+            mode="lines+markers",
         )
     )
     fig.update_layout(
@@ -86,8 +91,8 @@ def _confusion(frame: reports.Frame) -> go.Figure:
     fig = go.Figure(
         go.Heatmap(
             z=table["matrix"],
-            x=table["labels"],
-            y=table["labels"],
+            x=[plot_text(label) for label in table["labels"]],
+            y=[plot_text(label) for label in table["labels"]],
             colorscale="Blues",
             colorbar={"title": "pairs"},
         )
@@ -103,7 +108,14 @@ def _confusion(frame: reports.Frame) -> go.Figure:
 def render(
     db: Session, project_id: int, taxonomy: Taxonomy, *, threshold: float, ls_url: str
 ) -> str:
-    """The dashboard page of a project (raises store.NotFound for an unknown project)."""
+    """The dashboard page of a project (raises store.NotFound for an unknown project).
+
+    Every value from the store (clip keys, annotator ids, labels) is escaped for where it
+    lands: HTML text and attributes with :func:`html.escape`, the figures and figures' data in
+    a ``<script type="application/json">`` element that never runs (see :func:`script_json`),
+    and text that plotly.js draws with plotly's own markup escaped as entities. The page
+    holds no inline script: ``/static/dashboard.js`` reads the JSON and draws the plots.
+    """
     emotion = reports.load(db, project_id, taxonomy.emotion.name, taxonomy)
     live = store.agreement(db, project_id, taxonomy.emotion.name, taxonomy)
     figures: list[tuple[str, go.Figure]] = [
@@ -112,43 +124,100 @@ def render(
         ("drift", _drift(emotion)),
         ("confusion", _confusion(emotion)),
     ]
-    link = lambda task: f"{ls_url.rstrip('/')}/projects/{project_id}/data?task={task}"  # noqa: E731
-    clips = reports.adjudication(emotion, threshold, link)
-    rows = (
-        "".join(
-            f"<tr><td>{html.escape(c['clip'])}</td><td>{_fmt(c['alpha'])}</td>"
-            f'<td>{c["annotators"]}</td><td><a href="{html.escape(c["url"] or "#")}">'
-            f"open in Label Studio</a></td></tr>"
-            for c in clips
-        )
-        or '<tr><td colspan="4">none below the threshold</td></tr>'
+    clips = reports.adjudication(emotion, threshold, lambda t: task_link(ls_url, project_id, t))
+    rows = "".join(_row(c) for c in clips) or (
+        '<tr><td colspan="4">none below the threshold</td></tr>'
     )
-    plots = "".join(
-        f'<div class="plot" id="plot-{name}"></div>'
-        f"<script>Plotly.newPlot('plot-{name}', ...(f => [f.data, f.layout])"
-        f"({fig.to_json()}), {{responsive: true}});</script>"
-        for name, fig in figures
-    )
+    plots = "".join(f'<div class="plot" id="plot-{name}"></div>' for name, _ in figures)
+    data = {
+        "figures": {name: json.loads(fig.to_json()) for name, fig in figures},
+        "live": live,
+        "adjudication": clips,
+    }
     head = _header(project_id, live) + _shift_line(reports.shifts(db, project_id))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>QA dashboard: project {project_id}</title>
-<script src="/static/plotly.min.js"></script>
-<style>
- body {{ font-family: system-ui, sans-serif; margin: 24px; color: #222; }}
- .figures {{ display: grid; grid-template-columns: 1fr 1fr; gap: 16px; }}
- .plot {{ height: 380px; border: 1px solid #ddd; }}
- table {{ border-collapse: collapse; }} td, th {{ border: 1px solid #ccc; padding: 4px 8px; }}
- .live span {{ margin-right: 24px; }}
-</style></head><body>
+<link rel="stylesheet" href="/static/dashboard.css">
+<script src="/static/plotly.min.js" defer></script>
+<script src="/static/dashboard.js" defer></script>
+</head><body>
+<form class="logout" method="post" action="/logout"><button type="submit">Log out</button></form>
 <h1>QA dashboard: project {project_id}</h1>
 {head}
 <div class="figures">{plots}</div>
 <h2>Clips to adjudicate (emotion alpha below {threshold:.2f})</h2>
 <table id="adjudication"><tr><th>clip</th><th>alpha</th><th>annotators</th><th></th></tr>
 {rows}</table>
-<script>window.dashboardData = {json.dumps({"live": live, "adjudication": clips})};</script>
+<script type="application/json" id="dashboard-data">{script_json(data)}</script>
 </body></html>"""
+
+
+def index(projects: list[int]) -> str:
+    """The page listing every project's dashboard (where a login lands by default)."""
+    items = "".join(
+        f'<li><a href="/dashboard/{int(p)}">project {int(p)}</a></li>' for p in projects
+    )
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<title>QA dashboards</title>
+<link rel="stylesheet" href="/static/dashboard.css">
+</head><body>
+<form class="logout" method="post" action="/logout"><button type="submit">Log out</button></form>
+<h1>QA dashboards</h1>
+<ul id="projects">{items or "<li>no project has judgements yet</li>"}</ul>
+</body></html>"""
+
+
+_SCRIPT_UNSAFE = str.maketrans(
+    {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+)
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON that is safe as the text of a ``<script type="application/json">``
+    element: ``<``, ``>``, ``&``, U+2028 and U+2029 are written as ``\\uXXXX`` escapes (they
+    can only occur inside JSON strings, where the escape means the same character), so no
+    ``</script>`` or ``<!--`` can end or change the element.
+
+    Examples
+    --------
+    >>> script_json({"clip": "</script><b>"})
+    '{"clip":"\\\\u003c/script\\\\u003e\\\\u003cb\\\\u003e"}'
+    >>> json.loads(script_json({"clip": "</script>"}))
+    {'clip': '</script>'}
+    """
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return text.translate(_SCRIPT_UNSAFE)
+
+
+def plot_text(value: Any) -> str:
+    """Text that plotly.js draws as it is: plotly reads ``<br>``, ``<a href>`` and other
+    tags in labels, so ``&``, ``<`` and ``>`` become entities (which plotly shows as the
+    characters)."""
+    return html.escape(str(value), quote=False)
+
+
+def task_link(base: str, project_id: int, task: int) -> str | None:
+    """The Label Studio URL of a task, or None unless ``base`` is an http(s) URL."""
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return None
+    return f"{base.rstrip('/')}/projects/{int(project_id)}/data?task={int(task)}"
+
+
+def _row(clip: dict[str, Any]) -> str:
+    url = clip["url"]
+    link = (
+        f'<a href="{html.escape(url, quote=True)}" rel="noopener noreferrer" target="_blank">'
+        "open in Label Studio</a>"
+        if url
+        else ""
+    )
+    return (
+        f"<tr><td>{html.escape(str(clip['clip']))}</td><td>{_fmt(clip['alpha'])}</td>"
+        f"<td>{int(clip['annotators'])}</td><td>{link}</td></tr>"
+    )
 
 
 def _header(project_id: int, live: dict[str, Any]) -> str:

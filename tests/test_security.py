@@ -143,8 +143,11 @@ def test_webhook_without_the_right_secret_is_401_and_changes_nothing(
 def test_secrets_are_compared_in_constant_time() -> None:
     """Both secrets go through hmac.compare_digest (no early exit on the first difference)."""
     source = (ROOT / "api" / "app.py").read_text(encoding="utf-8")
-    assert source.count("hmac.compare_digest(") >= 3  # webhook, API key, dashboard key
+    assert source.count("hmac.compare_digest(") >= 2  # webhook, API key
     assert not re.search(r"(webhook_secret|api_key)\s*[!=]=", source)
+    login = (ROOT / "api" / "login.py").read_text(encoding="utf-8")
+    assert login.count("hmac.compare_digest(") >= 2  # the dashboard's key, a session's MAC
+    assert not re.search(r"(api_key|mac)\s*[!=]=", login)
 
 
 # -- API key on reads --------------------------------------------------------------------------
@@ -158,12 +161,15 @@ def test_every_read_endpoint_needs_the_api_key(served: Served) -> None:
     for path in protected:
         for headers in ({}, {"X-API-Key": "wrong"}, {"Authorization": "Bearer wrong"}):
             answer = httpx.get(f"{served.url}{path}", headers=headers, timeout=30)
-            assert answer.status_code == 401, (path, headers, answer.status_code)
+            if path.startswith("/dashboard"):  # a page: to the login form, not 401
+                assert answer.status_code == 303, (path, headers, answer.status_code)
+                assert answer.headers["location"] == f"/login?next={path}"
+            else:
+                assert answer.status_code == 401, (path, headers, answer.status_code)
             checked += 1
-        key = {"key": KEY} if path.startswith("/dashboard/") else {}  # the page takes ?key=
-        good = httpx.get(f"{served.url}{path}", headers={"X-API-Key": KEY}, params=key, timeout=60)
+        good = httpx.get(f"{served.url}{path}", headers={"X-API-Key": KEY}, timeout=60)
         assert good.status_code == 200, (path, good.text)
-    # the dashboard takes the key as ?key=
+    # an old dashboard link with a wrong ?key= gets the login form
     assert httpx.get(f"{served.url}/dashboard/1?key=wrong").status_code == 401
     answer = httpx.post(f"{served.url}/projects/1/reconcile")
     assert answer.status_code == 401
@@ -177,7 +183,7 @@ def test_no_response_reveals_an_annotator_email(served: Served) -> None:
     bodies = []
     with served.reads() as reads:
         for path in _read_paths(served):
-            answer = reads.get(path, params={"n_boot": 50, "key": KEY})
+            answer = reads.get(path, params={"n_boot": 50})
             assert answer.status_code == 200, (path, answer.text)
             bodies.append((path, answer.text))
     emails = (EMAIL, *REFUSED_EMAILS, OLD_EMAIL, "Mallory", "Mallet")
