@@ -27,7 +27,7 @@ from api import dashboard, login, privacy, reports, store, supervise, sync
 from api.applier import Applier
 from api.db import init_db, make_engine
 from api.doorbell import Bell
-from api.freshness import FreshRoute, note_lag
+from api.freshness import FreshRoute, lag_headers, note_lag
 from api.headers import SecurityHeaders
 from api.inbox import Inbox, InboxUnavailable, service_taxonomy, settle_heap
 from api.ingest import GroupCommit
@@ -74,7 +74,6 @@ def applied_first(request: Request) -> None:
     note_lag(request, state.inbox, state.settings.service.read_wait_seconds)
 
 
-READ_WAIT = 2.0
 SessionDep = Annotated[Session, Depends(get_db)]
 router = APIRouter()
 reads = APIRouter(
@@ -458,18 +457,20 @@ def dashboard_page(
     """The QA dashboard of a project, for a browser logged in through ``/login`` (or an
     API client with ``X-API-Key``); otherwise a redirect to ``/login``. An old link with
     ``?key=`` logs in and redirects once to the page without the key."""
-    request.app.state.inbox.wait_applied(READ_WAIT)
+    state = request.app.state
+    lag = note_lag(request, state.inbox, state.settings.service.read_wait_seconds)
     try:
         page = dashboard.render(
             db,
             project_id,
-            request.app.state.taxonomy,
+            state.taxonomy,
             threshold=threshold,
-            ls_url=request.app.state.settings.label_studio.url,
+            ls_url=state.settings.label_studio.url,
+            lag=lag,
         )
     except store.NotFound as exc:
         raise HTTPException(404, str(exc)) from None
-    return HTMLResponse(page, headers=login.NO_STORE)
+    return HTMLResponse(page, headers={**login.NO_STORE, **lag_headers(lag)})
 
 
 def store_unavailable(request: Request, exc: Exception) -> JSONResponse:

@@ -17,6 +17,7 @@ import plotly.graph_objects as go
 from sqlmodel import Session
 
 from api import reports, store
+from api.inbox import Lag
 from schemas.taxonomy import Taxonomy
 
 PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
@@ -106,7 +107,13 @@ def _confusion(frame: reports.Frame) -> go.Figure:
 
 
 def render(
-    db: Session, project_id: int, taxonomy: Taxonomy, *, threshold: float, ls_url: str
+    db: Session,
+    project_id: int,
+    taxonomy: Taxonomy,
+    *,
+    threshold: float,
+    ls_url: str,
+    lag: Lag | None = None,
 ) -> str:
     """The dashboard page of a project (raises store.NotFound for an unknown project).
 
@@ -115,6 +122,8 @@ def render(
     a ``<script type="application/json">`` element that never runs (see :func:`script_json`),
     and text that plotly.js draws with plotly's own markup escaped as entities. The page
     holds no inline script: ``/static/dashboard.js`` reads the JSON and draws the plots.
+    ``lag``: how far the store is behind what the webhook acknowledged; when events wait,
+    the page says so above the figures.
     """
     emotion = reports.load(db, project_id, taxonomy.emotion.name, taxonomy)
     live = store.agreement(db, project_id, taxonomy.emotion.name, taxonomy)
@@ -133,8 +142,9 @@ def render(
         "figures": {name: json.loads(fig.to_json()) for name, fig in figures},
         "live": live,
         "adjudication": clips,
+        "freshness": (lag or Lag()).as_dict(),
     }
-    head = _header(project_id, live) + _shift_line(reports.shifts(db, project_id))
+    head = _stale(lag) + _header(project_id, live) + _shift_line(reports.shifts(db, project_id))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>QA dashboard: project {project_id}</title>
@@ -217,6 +227,18 @@ def _row(clip: dict[str, Any]) -> str:
     return (
         f"<tr><td>{html.escape(str(clip['clip']))}</td><td>{_fmt(clip['alpha'])}</td>"
         f"<td>{int(clip['annotators'])}</td><td>{link}</td></tr>"
+    )
+
+
+def _stale(lag: Lag | None) -> str:
+    """A banner when the figures do not count every acknowledged event yet."""
+    if lag is None or lag.fresh:
+        return ""
+    return (
+        '<p class="stale" id="stale" role="status">Not fresh: '
+        f"{lag.pending} acknowledged event{'s' if lag.pending != 1 else ''} not applied yet "
+        f"(the oldest {lag.oldest_age_s:.0f} s ago); the figures below leave "
+        f"{'them' if lag.pending != 1 else 'it'} out. See /health.</p>"
     )
 
 

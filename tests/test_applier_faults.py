@@ -283,6 +283,12 @@ def test_reads_while_the_applier_is_stopped_say_they_are_stale(
             assert result.exit_code == 0, result.output
             said = " ".join(result.output.split())
             assert "not fresh: 3 events the service acknowledged are not applied yet" in said
+            # and the dashboard page, above its figures
+            page = reads.get("/dashboard/1")
+            assert page.status_code == 200, page.text
+            assert page.headers["X-Improv-Pending"] == "3"
+            assert 'id="stale"' in page.text
+            assert "Not fresh: 3 acknowledged events not applied yet" in page.text
         finally:
             os.kill(pid, signal.SIGCONT)
         assert settled(served, database_url) == expected(before + during)
@@ -291,6 +297,8 @@ def test_reads_while_the_applier_is_stopped_say_they_are_stale(
         assert answer.headers["X-Improv-Pending-Age"] == "0.000"
         assert answer.json()["freshness"] == {"pending": 0, "oldest_age_s": 0.0, "fresh": True}
         assert answer.json()["judgements"] == 7 * 4
+        page = reads.get("/dashboard/1")
+        assert page.status_code == 200 and 'id="stale"' not in page.text
     assert took < 6, took  # the read waited about service.read_wait_seconds (2 s), no more
     print(
         f"\nRELIABILITY stale-read: with the applier stopped, a read answered in {took:.1f} s "
