@@ -341,3 +341,10 @@ def context_switches(pid: int) -> int:
             if "ctxt_switches:" in line:
                 total += int(line.split(":")[1])
     return total
+
+
+def payload_rows(payload: dict[str, Any], taxonomy: Taxonomy) -> set[Row]:
+    """The judgements an annotation event carries, decoded by the real codec."""
+    annotation, t = payload["annotation"], payload["task"]
+    decoded = decode_annotation({**annotation, "task": t["id"]}, t["data"], taxonomy)
+    return {(j.annotation_id, j.turn_id, j.dimension, j.value) for j in decoded.judgements}

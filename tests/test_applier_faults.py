@@ -25,7 +25,6 @@ import pytest
 from typer.testing import CliRunner
 
 from api.inbox import inbox_path
-from schemas.codec import decode_annotation
 from schemas.taxonomy import load_taxonomy
 from tests.faultkit import (
     Row,
@@ -33,6 +32,7 @@ from tests.faultkit import (
     appliers,
     context_switches,
     make_service,
+    payload_rows,
     store_rows,
     wait_for,
 )
@@ -51,9 +51,7 @@ def _at(seconds: float) -> str:
 
 def rows_of(payload: dict[str, Any]) -> set[Row]:
     """The judgements an annotation event carries, decoded by the real codec."""
-    annotation, t = payload["annotation"], payload["task"]
-    decoded = decode_annotation({**annotation, "task": t["id"]}, t["data"], TAX)
-    return {(j.annotation_id, j.turn_id, j.dimension, j.value) for j in decoded.judgements}
+    return payload_rows(payload, TAX)
 
 
 def events(n: int, seed: int, first_id: int = 1) -> list[dict[str, Any]]:

@@ -25,7 +25,6 @@ from sqlmodel import Session, select
 from api import store
 from api.db import init_db, make_engine
 from api.models import Annotation, DeadLetter
-from schemas.codec import decode_annotation
 from schemas.taxonomy import load_taxonomy
 from tests.faultkit import (
     PrivatePostgres,
@@ -34,6 +33,7 @@ from tests.faultkit import (
     caught_up,
     half_written,
     make_service,
+    payload_rows,
     store_rows,
     sum_differences,
     wait_for,
@@ -53,9 +53,7 @@ def _at(seconds: float) -> str:
 
 def rows_of(payload: dict[str, Any]) -> set[Row]:
     """The judgements an annotation event carries, decoded by the real codec."""
-    annotation, t = payload["annotation"], payload["task"]
-    decoded = decode_annotation({**annotation, "task": t["id"]}, t["data"], TAX)
-    return {(j.annotation_id, j.turn_id, j.dimension, j.value) for j in decoded.judgements}
+    return payload_rows(payload, TAX)
 
 
 def _values(rng: random.Random, n_turns: int) -> dict[int, dict[str, str | int]]:
