@@ -265,7 +265,8 @@ class Applier:
 
     def heartbeat(self) -> None:
         """Report in the store that this applier leads and is alive."""
-        caught_up = (self.inbox.newest() or 0) <= self.mark
+        newest = self.inbox.newest()
+        caught_up = newest is None if self.inbox.shared else (newest or 0) <= self.mark
         transaction(
             self.inbox.store,
             lambda db: progress.record(

@@ -370,7 +370,14 @@ class Inbox:
     # -- reading (the applier)
 
     def take(self, limit: int, after: int = 0) -> list[tuple[int, str | None, bytes]]:
-        """The oldest ``limit`` deliveries (id, reason, body) above id ``after``."""
+        """The oldest ``limit`` deliveries (id, reason, body) above id ``after``.
+
+        PostgreSQL: ``after`` is not used. Its ids come from a sequence and several web
+        workers commit concurrently, so a row can become visible after a higher id was
+        applied (the watermark would skip it); there, applied rows are deleted in the
+        applying transaction, so every row left waits, whatever its id."""
+        if self.shared:
+            after = 0
         self._readable()
         with self.reader.connect() as conn:
             rows = conn.execute(
@@ -413,7 +420,8 @@ class Inbox:
     def lag(self, upto: int | None = None) -> Lag:
         """How many deliveries wait to be applied (those up to id ``upto``) and the age of
         the oldest of them."""
-        mark = self.refresh_watermark()
+        # PostgreSQL: every row left waits (see take); SQLite: the rows above the watermark
+        mark = 0 if self.shared else self.refresh_watermark()
         query = select(func.count(), func.min(INBOX.c.received_at)).where(INBOX.c.id > mark)
         if upto is not None:
             query = query.where(INBOX.c.id <= upto)
@@ -437,7 +445,10 @@ class Inbox:
         deadline = time.monotonic() + timeout
         pause = MIN_POLL
         while True:
-            if self.refresh_watermark() >= target:
+            if self.shared:  # PostgreSQL: applied rows are gone (see take)
+                if self.pending(target) == 0:
+                    return 0
+            elif self.refresh_watermark() >= target:
                 return 0
             remaining = deadline - time.monotonic()
             if remaining <= 0:

@@ -56,6 +56,7 @@ from annotate.labelstudio import (  # noqa: E402
     connect,
     ensure_account,
     ensure_project,
+    invite_link,
     pull_events,
 )
 from bench.aclient import AsyncPoster, run  # noqa: E402
@@ -81,9 +82,13 @@ def fill(settings: Settings, n_annotations: int) -> tuple[int, list[bytes]]:
         update={"label_studio": settings.label_studio.model_copy(update={"project_title": title})}
     )
     project = ensure_project(client, settings, tax)
+    invite = invite_link(client, settings.label_studio.url)
     users = [
         ensure_account(
-            settings.label_studio.url, f"bench-annotator-{k}@example.org", "bench-pass-1"
+            settings.label_studio.url,
+            f"bench-annotator-{k}@example.org",
+            "bench-pass-1",
+            invite=invite,
         ).id
         for k in range(ANNOTATORS)
     ]

@@ -428,3 +428,38 @@ def test_the_applier_keeps_postgres_planner_statistics_of_the_judgements(
             "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'judgement'"
         ).scalar()
     assert analysed is not None
+
+
+def test_a_delivery_committed_after_a_higher_id_was_applied_is_applied(
+    writer_engine: Engine,
+) -> None:
+    """Several web workers keep deliveries at once: on PostgreSQL a row's id comes from a
+    sequence when it is inserted, so a lower id can commit after a higher one was already
+    applied. It must still be applied (and reads must wait for it). On SQLite one writer
+    at a time takes the ids, so the order holds by construction; the test runs on both."""
+    first, second = (_body(p) for p in _burst(2, seed=21))
+    inbox = Inbox(writer_engine)
+    applier = Applier(inbox, TAX)
+    try:
+        if not inbox.shared:  # SQLite: the two keeps cannot overlap, keep them in order
+            transaction(inbox.engine, lambda db: inbox.keep(db, [(first, None)]))
+            transaction(inbox.engine, lambda db: inbox.keep(db, [(second, None)]))
+        else:
+            late = Session(inbox.engine)
+            inbox.keep(late, [(first, None)])  # takes the lower id, not committed yet
+            transaction(inbox.engine, lambda db: inbox.keep(db, [(second, None)]))
+            assert applier.drain() == 1  # only the committed, higher id is visible
+            late.commit()  # the lower id becomes visible after the higher one was applied
+            late.close()
+            assert inbox.pending() == 1
+            assert inbox.wait_applied(timeout=0.05) == 1  # a read would say it waits
+        applier.drain()
+        assert inbox.pending() == 0
+        assert inbox.wait_applied(timeout=0.05) == 0
+    finally:
+        inbox.dispose()
+    with Session(writer_engine) as db:
+        kept = [json.loads(b) for b in (first, second)]
+        expected = {p["annotation"]["id"] for p in kept}
+        stored = set(db.exec(select(Annotation.id).where(Annotation.deleted.is_(False))).all())
+        assert stored == expected

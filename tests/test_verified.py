@@ -26,6 +26,7 @@ from annotate.labelstudio import (
     ensure_account,
     ensure_project,
     ensure_webhook,
+    invite_link,
     iter_tasks,
     session_pusher,
 )
@@ -147,7 +148,10 @@ class Project:
         self.annotator = LabelStudio(
             base_url=settings.label_studio.url,
             api_key=ensure_account(
-                settings.label_studio.url, "verified-1@example.org", "a-long-test-password-1"
+                settings.label_studio.url,
+                "verified-1@example.org",
+                "a-long-test-password-1",
+                invite=invite_link(self.client, settings.label_studio.url),
             ).token,
         )
 
