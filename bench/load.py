@@ -129,14 +129,15 @@ class Result:
 
 
 @contextmanager
-def database(kind: str, folder: Path) -> Iterator[str]:
-    """A fresh store: a SQLite file, or a throwaway PostgreSQL database."""
+def database(kind: str, folder: Path, label: str = "load") -> Iterator[str]:
+    """A fresh store: a SQLite file ``<label>.db`` in ``folder``, or a throwaway
+    PostgreSQL database ``improv_<label>_...``."""
     if kind == "sqlite":
-        yield f"sqlite:///{folder / 'load.db'}"
+        yield f"sqlite:///{folder / f'{label}.db'}"
         return
     import psycopg
 
-    name = f"improv_load_{uuid.uuid4().hex[:10]}"
+    name = f"improv_{label}_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:

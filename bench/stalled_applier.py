@@ -28,9 +28,6 @@ import signal
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -41,6 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import aclient  # noqa: E402
 from aclient import AsyncPoster  # noqa: E402
+from load import database  # noqa: E402
 
 from annotate.labelstudio import SECRET_HEADER  # noqa: E402
 from schemas.codec import decode_annotation  # noqa: E402
@@ -51,26 +49,7 @@ from tests.payloads import annotation_event, dialogue, task  # noqa: E402
 TAX = load_taxonomy()
 EMOTIONS = list(TAX.emotion.values)
 HOOK = "/webhooks/label-studio"
-PG_ADMIN = os.environ.get("IMPROV_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 BASE = datetime(2026, 12, 4, 6, 0, tzinfo=UTC)
-
-
-@contextmanager
-def database(kind: str, folder: Path) -> Iterator[str]:
-    """A fresh store: a SQLite file, or a throwaway PostgreSQL database."""
-    if kind == "sqlite":
-        yield f"sqlite:///{folder / 'data' / 'stalled.db'}"
-        return
-    import psycopg
-
-    name = f"improv_stalled_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def build(n: int) -> list[dict[str, Any]]:
@@ -144,7 +123,7 @@ def run(kind: str, args: argparse.Namespace) -> list[str]:
     n = int(args.rate * args.seconds)
     payloads = build(2 * n)
     bodies = [json.dumps(p).encode() for p in payloads]
-    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp)) as url:
+    with tempfile.TemporaryDirectory() as tmp, database(kind, Path(tmp) / "data", "stalled") as url:
         served = make_service(Path(tmp), url)
         served.start()
         try:

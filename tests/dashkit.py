@@ -9,11 +9,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from annotate import stack
 from annotate.config import Settings, load_settings, with_local_secrets
-from tests.conftest import write_config
+from tests.conftest import missing, write_config
 
 CHROMIUM = Path(os.environ.get("IMPROV_CHROMIUM", "/usr/bin/chromium"))
 SECRET = "dash-secret"
@@ -23,10 +21,7 @@ COOKIE = "improv_dashboard"
 def chromium_or_skip() -> None:
     """Skip when Chromium is missing (fail under ``CI=true``: CI must run the browser)."""
     if not CHROMIUM.exists():
-        message = f"Chromium is not installed at {CHROMIUM} (scripts/system-deps.sh installs it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+        missing(f"Chromium is not installed at {CHROMIUM} (scripts/system-deps.sh installs it)")
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from typing import Any
 import httpx
 import pytest
 from label_studio_sdk import LabelStudio
-from playwright.sync_api import Browser, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, Locator, Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from annotate.config import Settings
@@ -44,7 +44,8 @@ from importers import import_sessions
 from schemas.codec import decode_annotation
 from schemas.label_config import TURN, shift_control
 from schemas.taxonomy import load_taxonomy
-from tests.conftest import EXAMPLE, ROOT, missing
+from tests.conftest import EXAMPLE, ROOT
+from tests.dashkit import chromium
 
 pytestmark = pytest.mark.integration
 TAX = load_taxonomy()
@@ -61,11 +62,6 @@ TURN_INDEX = 1
 EMOTION = "anger"
 INTENSITY = 4
 SHIFT = {"from": "joy", "to": "anger", "trigger": "partner-induced", "onset": "abrupt"}
-
-
-def _chromium_or_skip() -> None:
-    if not CHROMIUM.exists():
-        missing(f"Chromium is not installed at {CHROMIUM} (scripts/system-deps.sh installs it)")
 
 
 # --- fixtures -------------------------------------------------------------------------------
@@ -112,18 +108,9 @@ def project(label_studio: Settings, service: Settings) -> Project:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     """One headless Chromium for the module (the machine has two cores)."""
-    _chromium_or_skip()
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=str(CHROMIUM),
-            headless=True,
-            args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"],
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with chromium() as launched:
+        yield launched
     (ARTIFACTS / "browser-report.json").write_text(json.dumps(REPORT, indent=2) + "\n")
 
 
