@@ -123,6 +123,7 @@ from api import store  # noqa: E402
 from api.db import init_db, make_engine  # noqa: E402
 from schemas.taxonomy import Dimension, Taxonomy, load_taxonomy  # noqa: E402
 from tests.conftest import PG_ADMIN_URL, free_port, write_config  # noqa: E402
+from tests.faultkit import descendants  # noqa: E402
 from tests.payloads import annotation_event, dialogue, task  # noqa: E402
 
 SEED = 20261126
@@ -570,21 +571,7 @@ def _cpu_seconds(pid: int) -> float:
 
 def _tree_cpu(pid: int) -> float:
     """CPU seconds of a process and of all its descendants (uvicorn's workers)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii") as f:
-                    parents[int(entry)] = int(f.read().rsplit(")", 1)[1].split()[1])
-            except (OSError, ValueError):
-                continue
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [child for child, ppid in parents.items() if ppid == parent]
-        tree.update(children)
-        frontier += children
-    return sum(_cpu_seconds(p) for p in tree)
+    return sum(_cpu_seconds(p) for p in {pid, *descendants(pid)})
 
 
 def _postgres_cpu() -> float:
