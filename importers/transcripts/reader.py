@@ -12,7 +12,7 @@ Example
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,7 +30,7 @@ from schemas.errors import TranscriptError
 
 __all__ = ["EXTENSIONS", "READERS", "format_for", "read_transcript"]
 
-READERS: dict[str, Callable[[Path], Transcript]] = {
+READERS: dict[str, Callable[..., Transcript]] = {
     "vtt": read_vtt,
     "srt": read_srt,
     "rttm": read_rttm,
@@ -40,7 +40,7 @@ READERS: dict[str, Callable[[Path], Transcript]] = {
     "csv": read_csv,
     "tsv": read_tsv,
 }
-"""Format name -> reader ``read_x(path) -> Transcript`` (parsed and sorted, not checked)."""
+"""Format name -> reader ``read_x(path, **options) -> Transcript`` (sorted, not checked)."""
 
 EXTENSIONS: dict[str, str] = {
     ".vtt": "vtt",
@@ -54,6 +54,13 @@ EXTENSIONS: dict[str, str] = {
     ".tsv": "tsv",
 }
 """Lower-case file extension -> format name."""
+
+_OPTIONS: dict[str, tuple[str, ...]] = {
+    "eaf": ("tiers",),
+    "textgrid": ("tiers",),
+    "rttm": ("media_name",),
+}
+"""The keyword options each reader takes besides the path."""
 
 _MAX_LISTED = 50  # problems listed in one error message; check=False gives them all
 
@@ -98,6 +105,9 @@ def read_transcript(
     text: str | Path | None = None,
     media_duration: float | None = None,
     check: bool = True,
+    require_speaker: bool = True,
+    tiers: Sequence[str] | None = None,
+    media_name: str | None = None,
 ) -> Transcript:
     """Read a transcript of any known format, and check it.
 
@@ -113,6 +123,15 @@ def read_transcript(
         (RTTM, pyannote JSON); see :func:`importers.transcripts.align.attach_text`.
     media_duration : float, optional
         Seconds of the recording; a turn ending later is an error.
+    require_speaker : bool
+        Whether a segment without a speaker is a problem (false: the caller gives such
+        segments a speaker, e.g. from the recording's channels).
+    tiers : sequence of str, optional
+        The tiers that carry the speakers' speech (ELAN, TextGrid), instead of the ones the
+        reader picks.
+    media_name : str, optional
+        The recording's file name: a file holding several recordings (RTTM) gives the
+        lines of this one.
     check : bool
         Run :func:`~importers.transcripts.checks.check_segments` (speakers required) and
         raise if it finds a problem. With false, the caller checks (e.g. to list the
@@ -131,7 +150,9 @@ def read_transcript(
         line after a ``file: N problems`` line (a single problem alone; at most 50).
     """
     name = format_for(path, format)
-    transcript = READERS[name](Path(path))
+    given = {"tiers": None if tiers is None else tuple(tiers), "media_name": media_name}
+    options = {k: v for k, v in given.items() if v is not None and k in _OPTIONS.get(name, ())}
+    transcript = READERS[name](Path(path), **options)
     if text is not None:
         transcript = attach_text(transcript, text)
     if not check:
@@ -140,6 +161,7 @@ def read_transcript(
         transcript.segments,
         str(path),
         media_duration=media_duration,
+        require_speaker=require_speaker,
         speaker_hint=_SPEAKER_HINTS.get(name, "a speaker name"),
     )
     if len(errors) == 1:
