@@ -192,7 +192,10 @@ def test_elan_eaf_with_tier_hierarchy() -> None:
     assert transcript.segments[0].where == "tier 'Maya' annotation a1"
     # The word subdivision (with its unaligned slot) and the translation are not turns.
     (warning,) = transcript.warnings
-    assert "dependent tiers not read as turns: 'Theo-words' (3 annotations), 'Maya-fr'" in warning
+    assert (
+        "tiers not used as speakers: 'Theo-words' (dependent on 'Theo', 3 annotations), "
+        "'Maya-fr' (dependent on 'Maya', 4 annotations)"
+    ) in warning
 
 
 def test_textgrid_long_form_utf16_from_praat() -> None:

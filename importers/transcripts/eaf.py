@@ -1,16 +1,27 @@
 """ELAN annotation documents (``.eaf``, EAF 2.x and 3.0).
 
-Turns come from the top-level tiers (no ``PARENT_REF``) whose linguistic type is
-time-alignable: one turn per ``ALIGNABLE_ANNOTATION``, the speaker is the tier's
-``PARTICIPANT`` or, without one, its ``TIER_ID``. Dependent tiers (translations,
-transcriptions in another script, word subdivisions: ``Symbolic_Association``,
-``Symbolic_Subdivision``, ``Time_Subdivision``, ``Included_In``) describe the same speech
-again, so they are not turned into turns; a warning names them. A time slot without a
+Speakers are the tiers that carry speech: top-level (no ``PARENT_REF``), of a linguistic
+type that is time-alignable and has no constraint, and whose id and type id do not name a
+gesture, note, comment, marker, event, translation or gloss tier (a word of the name
+starting ``gest``, ``note``, ``comment``, ``marker`` ...). One turn per
+``ALIGNABLE_ANNOTATION`` with text (empty ones are counted in a warning); the speaker is the
+tier's ``PARTICIPANT`` or, without one, its ``TIER_ID``, so two speech tiers of one
+participant are one speaker. Every other tier (dependent tiers: words, glosses,
+translations, chunks; gesture and marker tiers) is listed with its reason in one warning
+(``tiers not used as speakers``). ``tiers=(...)`` (``tiers:`` in ``session.yaml``) names
+the speech tiers instead, for documents whose analysis tiers look like speech; a name that
+is not a tier id is an error listing the document's tiers. A time slot without a
 ``TIME_VALUE`` (an unaligned boundary) takes a time interpolated between the aligned slots
 around it in ``TIME_ORDER``, with a warning when a turn uses one.
 
 Parsed with the standard library's ``xml.etree.ElementTree``; a document type declaration
 (``<!DOCTYPE``, where entities would be declared) is refused, so no entity is expanded.
+
+Why not pympi-ling: ``pympi.Eaf`` (1.71) fails with ``KeyError: 'a26'`` on a real ELAN 3.0
+file (neocl/speach's ``test.eaf``, whose time-alignable dependent tier ``Person1 (Chunk)``
+refers to its parent's annotations), parses the file itself (no DOCTYPE refusal, no
+:mod:`importers.textio` decoding) and gives no line or annotation for errors. The tier
+selection above is ours either way.
 
 Example
 -------
@@ -30,6 +41,8 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from importers.transcripts.records import Segment, Transcript, clean, read_with
@@ -39,6 +52,9 @@ __all__ = ["parse_eaf", "read_eaf"]
 
 # The encoding pseudo-attribute is dropped: the text is already decoded (see textio).
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
+
+_NOT_SPEECH = ("gest", "note", "comment", "marker", "translat", "gloss", "event", "action")
+"""Beginnings of a word of a tier id or linguistic type id that mark a tier without speech."""
 
 
 def _slot_times(root: ET.Element, source: str) -> tuple[dict[str, float], set[str]]:
@@ -88,8 +104,33 @@ def _slot_times(root: ET.Element, source: str) -> tuple[dict[str, float], set[st
     return times, unaligned
 
 
-def parse_eaf(text: str, source: str) -> tuple[list[Segment], list[str]]:
+def _not_speech(tier: ET.Element, types: dict[str, ET.Element]) -> str | None:
+    """Why ``tier`` is not a speech tier, or None when it is one."""
+    parent = tier.get("PARENT_REF")
+    if parent:
+        return f"dependent on {parent!r}"
+    type_id = tier.get("LINGUISTIC_TYPE_REF", "")
+    kind = types.get(type_id)
+    if kind is not None and kind.get("TIME_ALIGNABLE", "true") != "true":
+        return f"type {type_id!r} is not time-alignable"
+    if kind is not None and kind.get("CONSTRAINTS"):
+        return f"type {type_id!r} is {kind.get('CONSTRAINTS')}"
+    for name in (tier.get("TIER_ID", ""), type_id):
+        words = re.split(r"[^a-z]+", name.lower())
+        hint = next((w for w in words if w.startswith(_NOT_SPEECH)), None)
+        if hint is not None:
+            return f"a {hint} tier"
+    return None
+
+
+def parse_eaf(
+    text: str, source: str, *, tiers: Sequence[str] | None = None
+) -> tuple[list[Segment], list[str]]:
     """The turns of an EAF document (pure form of :func:`read_eaf`).
+
+    ``tiers`` names the speech tiers by id; by default they are the top-level,
+    time-alignable tiers whose id and linguistic type do not name a gesture, note,
+    comment, marker, translation or gloss tier.
 
     Raises
     ------
@@ -118,21 +159,41 @@ def parse_eaf(text: str, source: str) -> tuple[list[Segment], list[str]]:
     if units != "milliseconds":
         raise TranscriptError(f"{source}:HEADER: TIME_UNITS {units!r}; expected 'milliseconds'")
     times, unaligned = _slot_times(root, source)
-    alignable = {
-        lt.get("LINGUISTIC_TYPE_ID"): lt.get("TIME_ALIGNABLE", "true") == "true"
-        and not lt.get("CONSTRAINTS")
-        for lt in root.findall("LINGUISTIC_TYPE")
-    }
+    types = {lt.get("LINGUISTIC_TYPE_ID", ""): lt for lt in root.findall("LINGUISTIC_TYPE")}
+    all_tiers = root.findall("TIER")
+    if tiers is not None:
+        by_id = {t.get("TIER_ID", ""): t for t in all_tiers}
+        missing = [name for name in tiers if name not in by_id]
+        if missing:
+            raise TranscriptError(
+                f"{source}: no tier {', '.join(repr(m) for m in missing)}; the document's "
+                f"tiers are {list(by_id)}"
+            )
+        chosen = {id(by_id[name]) for name in tiers}
+    else:
+        chosen = {id(t) for t in all_tiers if _not_speech(t, types) is None}
     segments: list[Segment] = []
-    dependent: list[str] = []
+    unused: list[str] = []
+    empty: dict[str, int] = {}
     interpolated: list[str] = []
-    for tier in root.findall("TIER"):
+    for tier in all_tiers:
         tier_id = tier.get("TIER_ID", "")
-        type_ref = tier.get("LINGUISTIC_TYPE_REF", "")
-        if tier.get("PARENT_REF") or not alignable.get(type_ref, True):
-            n = len(tier.findall("ANNOTATION"))
-            dependent.append(f"{tier_id!r} ({n} annotation{'s' * (n != 1)})")
+        n = len(tier.findall("ANNOTATION"))
+        if id(tier) not in chosen:
+            why = "not named in tiers" if tiers is not None else _not_speech(tier, types)
+            unused.append(f"{tier_id!r} ({why}, {n} annotation{'s' * (n != 1)})")
             continue
+        refs = len(tier.findall("ANNOTATION/REF_ANNOTATION"))
+        if refs and not tier.get("PARENT_REF"):
+            raise TranscriptError(
+                f"{source}:tier {tier_id!r}: {refs} REF_ANNOTATION(s) on a tier without "
+                "PARENT_REF; expected them only on dependent tiers"
+            )
+        if refs:
+            raise TranscriptError(
+                f"{source}:tier {tier_id!r}: {refs} REF_ANNOTATION(s), symbolic annotations "
+                "without times of their own; expected a time-aligned tier in tiers"
+            )
         speaker = tier.get("PARTICIPANT", "").strip() or tier_id
         for annotation in tier.iter("ALIGNABLE_ANNOTATION"):
             annotation_id = annotation.get("ANNOTATION_ID", "?")
@@ -147,17 +208,28 @@ def parse_eaf(text: str, source: str) -> tuple[list[Segment], list[str]]:
                 bounds.append(times[slot])
                 if slot in unaligned:
                     interpolated.append(where)
-            value = annotation.findtext("ANNOTATION_VALUE") or ""
-            segments.append(Segment(speaker, bounds[0], bounds[1], clean(value), where))
-        refs = len(tier.findall("ANNOTATION/REF_ANNOTATION"))
-        if refs:
-            raise TranscriptError(
-                f"{source}:tier {tier_id!r}: {refs} REF_ANNOTATION(s) on a tier without "
-                "PARENT_REF; expected them only on dependent tiers"
-            )
+            value = clean(annotation.findtext("ANNOTATION_VALUE") or "")
+            if not value:
+                empty[tier_id] = empty.get(tier_id, 0) + 1
+                continue
+            segments.append(Segment(speaker, bounds[0], bounds[1], value, where))
     warnings = []
-    if dependent:
-        warnings.append(f"{source}: dependent tiers not read as turns: {', '.join(dependent)}")
+    speech = [t for t in all_tiers if id(t) in chosen and t.find("ANNOTATION") is not None]
+    anonymous = [t.get("TIER_ID", "") for t in speech if not t.get("PARTICIPANT", "").strip()]
+    named = [t.get("TIER_ID", "") for t in speech if t.get("PARTICIPANT", "").strip()]
+    if tiers is None and anonymous and named:
+        warnings.append(
+            f"{source}: speech tier(s) {anonymous} have no PARTICIPANT while {named} have one; "
+            "if they hold no speech (analysis, codes), name the speech tiers in session.yaml "
+            f"('tiers: [{', '.join(named)}]')"
+        )
+    if unused:
+        warnings.append(f"{source}: tiers not used as speakers: {', '.join(unused)}")
+    if empty:
+        counts = ", ".join(f"{name!r} {n}" for name, n in empty.items())
+        warnings.append(
+            f"{source}: {sum(empty.values())} empty annotation(s) are not turns ({counts})"
+        )
     if interpolated:
         warnings.append(
             f"{source}: {len(interpolated)} turn boundar{'ies' if len(interpolated) > 1 else 'y'}"
@@ -166,12 +238,20 @@ def parse_eaf(text: str, source: str) -> tuple[list[Segment], list[str]]:
     return segments, warnings
 
 
-def read_eaf(path: str | Path) -> Transcript:
+def read_eaf(path: str | Path, *, tiers: Sequence[str] | None = None) -> Transcript:
     """Read an ELAN ``.eaf`` file into a :class:`Transcript` (format ``"eaf"``).
+
+    Parameters
+    ----------
+    path : str or Path
+        The ELAN document.
+    tiers : sequence of str, optional
+        The tier ids that carry speech (``tiers:`` of ``session.yaml``), instead of the
+        ones picked by :func:`parse_eaf`.
 
     Raises
     ------
     TranscriptError
         Naming the file and the line, tier or annotation; see :func:`parse_eaf`.
     """
-    return read_with(parse_eaf, path, "eaf")
+    return read_with(partial(parse_eaf, tiers=tiers), path, "eaf")
