@@ -6,8 +6,14 @@ One turn per ``SPEAKER`` line::
 
 Fields are separated by any whitespace; a line needs at least the first eight. Lines
 starting with ``;;`` are comments; lines of other types (``SPKR-INFO``, ``LEXEME`` ...)
-are skipped and counted in a warning. All lines must belong to one recording (one
-``<file>``). RTTM carries no words: turns have empty text unless a companion text is given
+are skipped and counted in a warning. A file may hold several recordings (one
+``<file>`` id each, as pyannote and NIST write a whole corpus into one file): with
+``media_name`` (the recording's file name) the lines whose file id is that name without
+its extension, or with it, compared without case, are used (the others are counted in a
+warning), and none matching is an error listing the file ids found. A file of one file id
+is used whatever the id; several ids without ``media_name`` are an error.
+
+RTTM carries no words: turns have empty text unless a companion text is given
 (``read_rttm(path, text=words.json)``), whose words are placed in the turns by time (see
 :mod:`importers.transcripts.align`).
 
@@ -21,7 +27,8 @@ Example
 from __future__ import annotations
 
 import math
-from pathlib import Path
+from functools import partial
+from pathlib import Path, PurePath
 
 from importers.textio import split_lines
 from importers.transcripts.align import attach_text
@@ -41,18 +48,10 @@ def _float(field: str, source: str, line: int, what: str) -> float:
     return value
 
 
-def parse_rttm(text: str, source: str) -> tuple[list[Segment], list[str]]:
-    """The turns of an RTTM document in file order (pure form of :func:`read_rttm`).
-
-    Raises
-    ------
-    TranscriptError
-        Naming the line: too few fields, a start or duration that is not a number, a
-        speaker ``<NA>``, or turns of more than one recording.
-    """
-    segments: list[Segment] = []
+def _lines(text: str, source: str) -> tuple[list[tuple[int, list[str]]], dict[str, int]]:
+    """The SPEAKER lines (number, fields) and the counts of skipped line types."""
+    lines: list[tuple[int, list[str]]] = []
     skipped: dict[str, int] = {}
-    recording: tuple[str, int] | None = None
     for number, line in enumerate(split_lines(text.lstrip("\ufeff")), start=1):
         fields = line.split()
         if not fields or fields[0].startswith(";;") or fields[0].startswith("#"):
@@ -65,13 +64,54 @@ def parse_rttm(text: str, source: str) -> tuple[list[Segment], list[str]]:
                 f"{source}:{number}: {len(fields)} fields; expected 'SPEAKER <file> "
                 "<channel> <start> <duration> <NA> <NA> <speaker> <NA> <NA>'"
             )
-        if recording is None:
-            recording = (fields[1], number)
-        elif fields[1] != recording[0]:
-            raise TranscriptError(
-                f"{source}:{number}: turn of recording {fields[1]!r}, but line "
-                f"{recording[1]} is of {recording[0]!r}; expected one recording per file"
-            )
+        lines.append((number, fields))
+    return lines, skipped
+
+
+def _recording(
+    lines: list[tuple[int, list[str]]], source: str, media_name: str | None
+) -> tuple[str | None, int]:
+    """The file id whose lines to use (None: all, one id), and how many lines are others'."""
+    ids = list(dict.fromkeys(fields[1] for _, fields in lines))
+    if len(ids) <= 1:
+        return None, 0
+    if media_name is None:
+        first = {fields[1]: number for number, fields in reversed(lines)}
+        a, b = ids[0], ids[1]
+        raise TranscriptError(
+            f"{source}:{first[b]}: turn of recording {b!r}, but line {first[a]} is of "
+            f"{a!r}; expected one recording per file"
+        )
+    name = PurePath(media_name).name
+    wanted = {name.lower(), PurePath(name).stem.lower()}
+    matching = [i for i in ids if i.lower() in wanted]
+    if not matching:
+        raise TranscriptError(
+            f"{source}: no lines of recording {PurePath(name).stem!r} (from {name!r}); the "
+            f"file ids are {ids}; expected the recording's file name without extension"
+        )
+    chosen = matching[0]
+    return chosen, sum(1 for _, fields in lines if fields[1] != chosen)
+
+
+def parse_rttm(
+    text: str, source: str, *, media_name: str | None = None
+) -> tuple[list[Segment], list[str]]:
+    """The turns of an RTTM document in file order (pure form of :func:`read_rttm`).
+
+    Raises
+    ------
+    TranscriptError
+        Naming the line: too few fields, a start or duration that is not a number, a
+        speaker ``<NA>``; turns of more than one recording without ``media_name``, or none
+        of ``media_name``'s (listing the file ids).
+    """
+    lines, skipped = _lines(text, source)
+    chosen, others = _recording(lines, source, media_name)
+    segments: list[Segment] = []
+    for number, fields in lines:
+        if chosen is not None and fields[1] != chosen:
+            continue
         start = _float(fields[3], source, number, "start")
         duration = _float(fields[4], source, number, "duration")
         speaker = fields[7]
@@ -86,10 +126,17 @@ def parse_rttm(text: str, source: str) -> tuple[list[Segment], list[str]]:
     if skipped:
         counts = ", ".join(f"{n} {kind}" for kind, n in sorted(skipped.items()))
         warnings.append(f"{source}: skipped lines that are not SPEAKER turns ({counts})")
+    if others:
+        warnings.append(
+            f"{source}: used the {len(segments)} line(s) of recording {chosen!r}; skipped "
+            f"{others} line(s) of other recordings"
+        )
     return segments, warnings
 
 
-def read_rttm(path: str | Path, *, text: str | Path | None = None) -> Transcript:
+def read_rttm(
+    path: str | Path, *, text: str | Path | None = None, media_name: str | None = None
+) -> Transcript:
     """Read an RTTM file into a :class:`Transcript` (format ``"rttm"``).
 
     Parameters
@@ -100,11 +147,13 @@ def read_rttm(path: str | Path, *, text: str | Path | None = None) -> Transcript
         A companion transcript with the words (WhisperX JSON with word times is best;
         SRT, VTT, CSV ... without speakers work too). Its words are placed in the turn
         they overlap most; see :func:`importers.transcripts.align.attach_text`.
+    media_name : str, optional
+        The recording's file name: picks its lines when the file holds several recordings.
 
     Raises
     ------
     TranscriptError
         Naming the file and line; see :func:`parse_rttm`.
     """
-    transcript = read_with(parse_rttm, path, "rttm")
+    transcript = read_with(partial(parse_rttm, media_name=media_name), path, "rttm")
     return transcript if text is None else attach_text(transcript, text)
