@@ -743,7 +743,7 @@ BAD = {
     ),
     "tsv negative": (
         "s.tsv",
-        "start\tend\tspeaker\ttext\n-1\t1\tA\thi\n",
+        "start\tend\tspeaker\ttext\n-1.0\t1.0\tA\thi\n",
         r"s\.tsv:2: starts at -1\.000s; expected a time of 0 or more$",
     ),
 }
@@ -959,7 +959,7 @@ def test_textgrid_without_tiers() -> None:
             "00:00:01.5,2,Maya,hi,x",
             ("Maya", 1.5, 2.0, "hi"),
         ),
-        ("start,end,text", "1,2,hi", (None, 1.0, 2.0, "hi")),
+        ("start,end,text", "1.0,2,hi", (None, 1.0, 2.0, "hi")),
     ],
 )
 def test_csv_column_names_and_delimiters(

@@ -59,6 +59,8 @@ _OPTIONS: dict[str, tuple[str, ...]] = {
     "eaf": ("tiers",),
     "textgrid": ("tiers",),
     "rttm": ("media_name",),
+    "csv": ("media_duration",),
+    "tsv": ("media_duration",),
 }
 """The keyword options each reader takes besides the path."""
 
@@ -70,6 +72,8 @@ _SPEAKER_HINTS = {
     "whisperx": "a 'speaker' on the segment or its words (run diarisation)",
     "csv": "a 'speaker' column with a name in every row",
     "tsv": "a 'speaker' column with a name in every row",
+    "eaf": "a speech tier (its PARTICIPANT or id names the speaker)",
+    "textgrid": "'<speaker> - words' tiers, or one interval tier per speaker",
 }
 
 
@@ -122,7 +126,8 @@ def read_transcript(
         A companion transcript whose words fill the turns of a diarisation without text
         (RTTM, pyannote JSON); see :func:`importers.transcripts.align.attach_text`.
     media_duration : float, optional
-        Seconds of the recording; a turn ending later is an error.
+        Seconds of the recording; a turn ending later is an error. Tables also use it to
+        tell whole seconds from milliseconds (see :mod:`importers.transcripts.table`).
     require_speaker : bool
         Whether a segment without a speaker is a problem (false: the caller gives such
         segments a speaker, e.g. from the recording's channels).
@@ -150,7 +155,11 @@ def read_transcript(
         line after a ``file: N problems`` line (a single problem alone; at most 50).
     """
     name = format_for(path, format)
-    given = {"tiers": None if tiers is None else tuple(tiers), "media_name": media_name}
+    given = {
+        "tiers": None if tiers is None else tuple(tiers),
+        "media_name": media_name,
+        "media_duration": media_duration,
+    }
     options = {k: v for k, v in given.items() if v is not None and k in _OPTIONS.get(name, ())}
     transcript = READERS[name](Path(path), **options)
     if text is not None:
