@@ -1,4 +1,4 @@
-"""WhisperX transcripts and pyannote diarisation as JSON.
+"""WhisperX, OpenAI Whisper and faster-whisper transcripts, and pyannote diarisation, as JSON.
 
 WhisperX (after ``assign_word_speakers``) writes::
 
@@ -11,6 +11,11 @@ A segment whose words name more than one speaker is split into runs of the same 
 (a word without a speaker stays with the run before it); the runs take their times from
 their words, the first and last from the segment. Words without times (WhisperX leaves
 numerals unaligned) take them from their neighbours.
+
+OpenAI Whisper's JSON (``{"text", "segments": [...], "language"}``, also written by
+whisper-ctranslate2) and faster-whisper's segments dumped as a JSON list
+(``[{"id", "start", "end", "text", "words": [...] | null, ...}, ...]``) have the same
+segments without speakers: their turns have speaker ``None``.
 
 pyannote's diarisation (no text) is accepted in its JSON forms: a list of
 ``{"segment": {"start", "end"}, "label" | "speaker"}`` items, ``Annotation.for_json()``
@@ -103,6 +108,23 @@ def _timed_words(
     return result
 
 
+def _segment_list(doc: Any, source: str) -> tuple[list[Any] | None, str]:
+    """The transcription segments and their JSON path: ``doc["segments"]`` (WhisperX,
+    OpenAI Whisper, whisper-ctranslate2), or ``doc`` itself when it is a list of segments
+    with text (faster-whisper's segments dumped as a list); None for anything else."""
+    if isinstance(doc, dict) and "segments" in doc:
+        return _list(doc, "segments", source), "segments"
+    if (
+        isinstance(doc, list)
+        and doc
+        and isinstance(doc[0], dict)
+        and "text" in doc[0]
+        and "segment" not in doc[0]
+    ):
+        return doc, ""
+    return None, ""
+
+
 def _fill_times(
     words: list[tuple[str, float | None, float | None, str | None, str]],
     start: float,
@@ -126,10 +148,14 @@ def whisperx_words(text: str, source: str) -> list[Segment]:
 
     Segments without words give one segment each. Used to place words in diarised turns.
     """
-    doc = _mapping(_load(text, source), source, "", 'an object with "segments"')
+    doc = _load(text, source)
+    items, prefix = _segment_list(doc, source)
+    if items is None:
+        doc = _mapping(doc, source, "", 'an object with "segments"')
+        items, prefix = _list(doc, "segments", source), "segments"
     result = []
-    for i, raw in enumerate(_list(doc, "segments", source)):
-        where = f"segments[{i}]"
+    for i, raw in enumerate(items):
+        where = f"{prefix}[{i}]"
         seg = _mapping(raw, source, where, "a segment {start, end, text}")
         start, end = _span(seg, source, where)
         words = _timed_words(seg, start, end, source, where)
@@ -229,19 +255,20 @@ def parse_whisperx(text: str, source: str) -> tuple[list[Segment], list[str]]:
         (``segments[3].words[2]``) of a missing or mistyped field.
     """
     doc = _load(text, source)
-    turns = _diarisation(doc, source)
-    if turns is not None:
-        return turns, []
-    doc = _mapping(doc, source, "", 'an object with "segments" (WhisperX) or pyannote turns')
-    if "segments" not in doc:
+    items, prefix = _segment_list(doc, source)
+    if items is None:
+        turns = _diarisation(doc, source)
+        if turns is not None:
+            return turns, []
+        doc = _mapping(doc, source, "", 'an object with "segments" (WhisperX) or pyannote turns')
         raise TranscriptError(
             f"{source}: no 'segments' key (keys: {sorted(doc)[:10]}); expected WhisperX "
             "'segments' or pyannote 'diarization'/'content'"
         )
     segments: list[Segment] = []
     split: list[str] = []
-    for i, raw in enumerate(_list(doc, "segments", source)):
-        where = f"segments[{i}]"
+    for i, raw in enumerate(items):
+        where = f"{prefix}[{i}]"
         seg = _mapping(raw, source, where, "a segment {start, end, text}")
         start, end = _span(seg, source, where)
         pieces, was_split = _split(seg, start, end, source, where)
