@@ -95,7 +95,7 @@ def test_elan_speakers_are_the_speech_tiers() -> None:
     ]
     unused = [w for w in warnings if "tiers not used as speakers" in w]
     assert len(unused) == 1
-    for name in ("'Gestures Theo' (a gestures tier", "'marker' (a marker tier", "'Director'"):
+    for name in ("'Gestures Theo' (a gesture tier", "'marker' (a marker tier", "'Director'"):
         assert name in unused[0]
     assert "'Theo-words' (dependent on 'Theo', 1 annotation)" in unused[0]
     assert any("1 empty annotation(s) are not turns ('Maya' 1)" in w for w in warnings)
@@ -460,3 +460,19 @@ def test_faster_whisper_segment_list() -> None:
 def test_whisperx_keeps_its_speakers() -> None:
     doc = {"segments": [{"start": 0.0, "end": 1.0, "text": "Hi.", "speaker": "SPEAKER_01"}]}
     assert rows(parse_whisperx(json.dumps(doc), "x.json")[0]) == [("SPEAKER_01", 0.0, 1.0, "Hi.")]
+
+
+def test_elan_names_are_judged_by_whole_words() -> None:
+    # "Gestur" and "Noteboom" are performers; "GestureTheo" and "Theo notes" are not speech.
+    doc = elan(
+        tier("Gestur", ann("a1", 1, 2, "Hi."))
+        + tier("Noteboom", ann("a2", 2, 3, "Yes."))
+        + tier("GestureTheo", ann("a3", 3, 4, "nods"))
+        + tier("Theo notes", ann("a4", 4, 5, "late"))
+    )
+    segments, warnings = parse_eaf(doc, "n.eaf")
+    assert rows(segments) == [("Gestur", 0.0, 1.0, "Hi."), ("Noteboom", 1.0, 2.0, "Yes.")]
+    assert warnings == [
+        "n.eaf: tiers not used as speakers: 'GestureTheo' (a gesture tier, 1 annotation), "
+        "'Theo notes' (a note tier, 1 annotation)"
+    ]

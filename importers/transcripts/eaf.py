@@ -2,8 +2,9 @@
 
 Speakers are the tiers that carry speech: top-level (no ``PARENT_REF``), of a linguistic
 type that is time-alignable and has no constraint, and whose id and type id do not name a
-gesture, note, comment, marker, event, translation or gloss tier (a word of the name
-starting ``gest``, ``note``, ``comment``, ``marker`` ...). One turn per
+gesture, note, comment, marker, event, action, translation or gloss tier (a word of the
+name such as ``gest``, ``gestures``, ``notes``, ``comment``, ``marker``; see
+:data:`_NOT_SPEECH`). One turn per
 ``ALIGNABLE_ANNOTATION`` with text (empty ones are counted in a warning); the speaker is the
 tier's ``PARTICIPANT`` or, without one, its ``TIER_ID``, so two speech tiers of one
 participant are one speaker. Every other tier (dependent tiers: words, glosses,
@@ -53,8 +54,23 @@ __all__ = ["parse_eaf", "read_eaf"]
 # The encoding pseudo-attribute is dropped: the text is already decoded (see textio).
 _DECLARATION = re.compile(r"^\s*<\?xml[^>]*\?>")
 
-_NOT_SPEECH = ("gest", "note", "comment", "marker", "translat", "gloss", "event", "action")
-"""Beginnings of a word of a tier id or linguistic type id that mark a tier without speech."""
+_NOT_SPEECH = re.compile(
+    r"^(?:gest|gestures?\w*|notes?|comments?\w*|markers?|translat\w*|gloss(?:es)?|events?"
+    r"|actions?)$"
+)
+"""A word of a tier id or linguistic type id that marks a tier without speech (a word, not a
+beginning: a performer called Gestur or Noteboom keeps their tier)."""
+
+_KINDS = {
+    "gest": "gesture",
+    "note": "note",
+    "comment": "comment",
+    "marker": "marker",
+    "translat": "translation",
+    "gloss": "gloss",
+    "event": "event",
+    "action": "action",
+}
 
 
 def _slot_times(root: ET.Element, source: str) -> tuple[dict[str, float], set[str]]:
@@ -117,9 +133,10 @@ def _not_speech(tier: ET.Element, types: dict[str, ET.Element]) -> str | None:
         return f"type {type_id!r} is {kind.get('CONSTRAINTS')}"
     for name in (tier.get("TIER_ID", ""), type_id):
         words = re.split(r"[^a-z]+", name.lower())
-        hint = next((w for w in words if w.startswith(_NOT_SPEECH)), None)
+        hint = next((w for w in words if _NOT_SPEECH.match(w)), None)
         if hint is not None:
-            return f"a {hint} tier"
+            kind = next(k for k in _KINDS if hint.startswith(k))
+            return f"a {_KINDS[kind]} tier"
     return None
 
 
