@@ -476,3 +476,25 @@ def test_elan_names_are_judged_by_whole_words() -> None:
         "n.eaf: tiers not used as speakers: 'GestureTheo' (a gesture tier, 1 annotation), "
         "'Theo notes' (a note tier, 1 annotation)"
     ]
+
+
+def test_whisperx_words_with_null_times_take_their_neighbours() -> None:
+    # WhisperX writes an unaligned numeral as {"word": "1990.", "start": null, "end": null}.
+    doc = {
+        "segments": [
+            {
+                "start": 0.0,
+                "end": 3.0,
+                "text": "In 1990. Yes.",
+                "words": [
+                    {"word": "In", "start": 0.0, "end": 0.5, "speaker": "A"},
+                    {"word": "1990.", "start": None, "end": None, "speaker": None},
+                    {"word": "Yes.", "start": 2.0, "end": 3.0, "speaker": "B"},
+                ],
+            }
+        ]
+    }
+    segments, _ = parse_whisperx(json.dumps(doc), "n.json")
+    # The numeral stays with A (the word before it); A's run ends where the numeral ends,
+    # at the start of the next timed word (2.0).
+    assert rows(segments) == [("A", 0.0, 2.0, "In 1990."), ("B", 2.0, 3.0, "Yes.")]

@@ -9,8 +9,8 @@ WhisperX (after ``assign_word_speakers``) writes::
 
 A segment whose words name more than one speaker is split into runs of the same speaker
 (a word without a speaker stays with the run before it); the runs take their times from
-their words, the first and last from the segment. Words without times (WhisperX leaves
-numerals unaligned) take them from their neighbours.
+their words, the first and last from the segment. Words without times, or with ``null``
+ones (WhisperX leaves numerals unaligned), take them from their neighbours.
 
 OpenAI Whisper's JSON (``{"text", "segments": [...], "language"}``, also written by
 whisper-ctranslate2) and faster-whisper's segments dumped as a JSON list
@@ -101,8 +101,11 @@ def _timed_words(
         text = word.get("word", word.get("text", ""))
         if not isinstance(text, str):
             raise TranscriptError(f"{source}:{w_where}.word is {text!r}; expected a string")
-        w_start = number(word["start"], source, w_where, "start") if "start" in word else None
-        w_end = number(word["end"], source, w_where, "end") if "end" in word else None
+        # WhisperX leaves numerals unaligned: no times, or times that are null.
+        w_start = (
+            None if word.get("start") is None else number(word["start"], source, w_where, "start")
+        )
+        w_end = None if word.get("end") is None else number(word["end"], source, w_where, "end")
         speaker = _speaker(word.get("speaker"), source, w_where)
         result.append((text, w_start, w_end, speaker, w_where))
     return result
