@@ -498,3 +498,13 @@ def test_whisperx_words_with_null_times_take_their_neighbours() -> None:
     # The numeral stays with A (the word before it); A's run ends where the numeral ends,
     # at the start of the next timed word (2.0).
     assert rows(segments) == [("A", 0.0, 2.0, "In 1990."), ("B", 2.0, 3.0, "Yes.")]
+
+
+def test_a_phones_tier_is_never_a_speaker() -> None:
+    text = grid(("IntervalTier", "Maya", [(0.0, 1.0, "Hi.")]), ("IntervalTier", "phones", PHONES))
+    segments, warnings = parse_textgrid(text, "p.TextGrid")
+    assert rows(segments) == [("Maya", 0.0, 1.0, "Hi.")]
+    assert warnings == [
+        "p.TextGrid: tiers not used as speakers (phone tiers are no speakers): 'phones' "
+        "(3 labelled intervals)"
+    ]

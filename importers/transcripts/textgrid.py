@@ -20,10 +20,11 @@ Which tiers are speakers:
   at least :data:`PAUSE_SECONDS`; intervals labelled with an aligner's silence mark
   (:data:`SILENCES`: empty, ``sil``, ``sp``, ``spn``, ``<eps>``, ``<SIL>`` ...) are
   silences. Phone tiers and every other tier never give turns.
-- **Other grids**: every interval tier is a speaker (its name), one turn per non-empty
-  interval. Grids whose tiers are the annotation levels of one speech by a known tool
-  (WebMAUS ``ORT``/``KAN``/``MAU``, SPPAS ``Tokenization``/``PhonAlign`` ...) are refused
-  with an error that says which tier to name, since each level would become a speaker.
+- **Other grids**: every interval tier but a phone tier (``phones``, ``<speaker> -
+  phones``) is a speaker (its name), one turn per non-empty interval. Grids whose tiers
+  are the annotation levels of one speech by a known tool (WebMAUS ``ORT``/``KAN``/``MAU``,
+  SPPAS ``Tokenization``/``PhonAlign`` ...) are refused with an error that says which tier
+  to name, since each level would become a speaker.
 - ``tiers=(...)`` (``tiers:`` in ``session.yaml``) names the tiers to use instead; each
   named tier is a speaker named after the tier (a named aligner word tier keeps the
   aligner rule above). A name that is not a tier is an error listing the file's tiers.
@@ -95,6 +96,7 @@ _LEVELS = {
 tier that holds the words): read as one speaker per tier they would be wrong."""
 
 _WORD_TIER = re.compile(r"^(?:(?P<speaker>.+?)\s+-\s+)?words?$", re.IGNORECASE)
+_PHONE_TIER = re.compile(r"^(?:.+?\s+-\s+)?phones?$", re.IGNORECASE)
 
 # A value: a string, a flag, or a number that is not a label's index ("item [1]:").
 _TOKEN = re.compile(
@@ -302,7 +304,7 @@ def parse_textgrid(
         used = [t for t in interval_tiers if id(t) in word_tiers]
     else:
         _refuse_levels(interval_tiers, source)
-        used = interval_tiers
+        used = [t for t in interval_tiers if not _PHONE_TIER.match(t.name)]
     segments: list[Segment] = []
     for tier in used:
         match = word_tiers.get(id(tier))
@@ -318,7 +320,7 @@ def parse_textgrid(
             if tiers is not None
             else "word tiers only: an aligner layout"
             if word_tiers
-            else ""
+            else "phone tiers are no speakers"
         )
         warnings.append(
             f"{source}: tiers not used as speakers ({why}): "
