@@ -610,8 +610,8 @@ BAD = {
     "json bad word time": (
         "s.json",
         '{"segments": [{"start": 1, "end": 2, "text": "x", '
-        '"words": [{"word": "x", "start": null}]}]}',
-        r"s\.json:segments\[0\]\.words\[0\]: start is None; expected seconds$",
+        '"words": [{"word": "x", "start": "soon"}]}]}',
+        r"s\.json:segments\[0\]\.words\[0\]: start is 'soon'; expected seconds$",
     ),
     "json no speaker": (
         "s.json",
