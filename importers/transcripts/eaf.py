@@ -20,9 +20,10 @@ Parsed with the standard library's ``xml.etree.ElementTree``; a document type de
 
 Why not pympi-ling: ``pympi.Eaf`` (1.71) fails with ``KeyError: 'a26'`` on a real ELAN 3.0
 file (neocl/speach's ``test.eaf``, whose time-alignable dependent tier ``Person1 (Chunk)``
-refers to its parent's annotations), parses the file itself (no DOCTYPE refusal, no
-:mod:`importers.textio` decoding) and gives no line or annotation for errors. The tier
-selection above is ours either way.
+refers to its parent's annotations), parses the file itself with ``etree.parse`` (which
+expands entities a DOCTYPE declares, and bypasses :mod:`importers.textio`'s decoding) and
+gives no line or annotation for errors. The choice of speech tiers above is ours either
+way.
 
 Example
 -------

@@ -33,12 +33,13 @@ Interval tiers that give no turns are listed in one warning (``tiers not used as
 speakers``); point tiers (``TextTier``) never give turns and their points are counted in a
 warning.
 
-Why not praatio: praatio 6.2 reads most of these files, but refuses the P2FA grid of
-``textgrid`` 's test data (a ``sil`` interval ending at 1372.6225001 "overlaps" the next at
-1372.6225, a rounding artefact every other reader accepts), raises errors that name no
-line, and decodes files by its own rules instead of :mod:`importers.textio`'s. The
-selection of speaker tiers above is ours either way, so the hand-written value reader
-stays (it is ~90 lines).
+Why not praatio: praatio 6.2 reads the other real grids, but refuses the P2FA grid of
+kylebgorman/textgrid's tests (``short_format.TextGrid``: a ``sil`` interval ending at
+1372.6225001 "overlaps" the next one at 1372.6225, a rounding artefact Praat accepts),
+raises errors that name no line, and decodes by trying UTF-16 then UTF-8 only (a
+Windows-1252 grid fails with a bare ``UnicodeDecodeError``, where
+:mod:`importers.textio` reads it with a warning). The choice of speaker tiers above is ours
+either way, so the hand-written value reader (about 90 lines) stays.
 
 Example
 -------
