@@ -18,9 +18,9 @@ around it in ``TIME_ORDER``, with a warning when a turn uses one.
 Parsed with the standard library's ``xml.etree.ElementTree``; a document type declaration
 (``<!DOCTYPE``, where entities would be declared) is refused, so no entity is expanded.
 
-Why not pympi-ling: ``pympi.Eaf`` (1.71) fails with ``KeyError: 'a26'`` on a real ELAN 3.0
-file (neocl/speach's ``test.eaf``, whose time-alignable dependent tier ``Person1 (Chunk)``
-refers to its parent's annotations), parses the file itself with ``etree.parse`` (which
+Why not pympi-ling: ``pympi.Eaf`` (1.71) stops with ``KeyError: 'a26'`` while loading a
+real ELAN 3.0 file (neocl/speach's ``test.eaf``, with a time-alignable dependent tier and
+symbolic tiers below it) that this reader reads, parses the file itself with ``etree.parse`` (which
 expands entities a DOCTYPE declares, and bypasses :mod:`importers.textio`'s decoding) and
 gives no line or annotation for errors. The choice of speech tiers above is ours either
 way.
