@@ -193,7 +193,8 @@ def _unknown_cast(cast: _Cast | None) -> _Cast:
     if UNKNOWN_SPEAKER in {p.id for p in cast.performers}:
         return cast
     unknown = Performer(UNKNOWN_SPEAKER, "Unknown speaker")
-    return _Cast(cast.raw, (*cast.performers, unknown), cast.channel_of)
+    raw = [*cast.raw, {"id": unknown.id, "name": unknown.name}]
+    return _Cast(raw, (*cast.performers, unknown), cast.channel_of)
 
 
 def _matched_turns(
@@ -341,7 +342,7 @@ def load_session(
                 )
             )
     if cast is not None and not performers_given:
-        guessed["performers"] = [{"id": p.id, "name": p.name} for p in cast.performers]
+        guessed["performers"] = [dict(item) for item in cast.raw]
     intended: list[IntendedEmotion] = []
     synthetic = False
     with collect(problems):
