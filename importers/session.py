@@ -320,10 +320,11 @@ def load_session(
             problems.append(SessionError(f"{transcript}: no cues; expected at least one turn"))
         elif all(s.speaker is None for s in read.segments):
             if info is not None:
-                turns, cast = _unspoken(
-                    read.segments, session_id, transcript, cast, performers_given, info,
-                    decoded, notes,
-                )  # fmt: skip
+                with collect(problems):  # decoding may find the media cut short
+                    turns, cast = _unspoken(
+                        read.segments, session_id, transcript, cast, performers_given, info,
+                        decoded, notes,
+                    )  # fmt: skip
         else:
             if cast is None and not performers_given:
                 cast = _from_speakers(read.segments)
@@ -333,8 +334,9 @@ def load_session(
                         read.segments, cast, session_id, transcript, source, problems
                     )
     elif transcript is None and len(problems) == before and info is not None and media is not None:
-        turns, cast = _by_voice(session_id, media, cast, performers_given, info, decoded, notes)
-        if not turns:
+        with collect(problems):
+            turns, cast = _by_voice(session_id, media, cast, performers_given, info, decoded, notes)
+        if not turns and len(problems) == before:
             problems.append(
                 SessionError(
                     f"{media}: no transcript and no voice activity found; expected speech "

@@ -74,16 +74,19 @@ def collect(problems: list[AnnotateError]) -> Iterator[None]:
 
 
 def given(meta: dict[str, Any], key: str) -> bool:
+    """Whether ``key`` has a value (not left out, not null, not empty)."""
     return meta.get(key) not in (None, "")
 
 
 def field_of(meta: dict[str, Any], key: str, source: Path) -> Any:
+    """The value of a required ``key``, else an error naming it."""
     if not given(meta, key):
         raise SessionError(f"{source}: missing required key {key!r}")
     return meta[key]
 
 
 def inside(folder: Path, name: str, source: Path, key: str) -> Path:
+    """``folder/name`` resolved; an error if it leads out of the folder (``..``, links)."""
     path = (folder / name).resolve()
     if not path.is_relative_to(folder.resolve()):
         raise SessionError(f"{source}: {key} {name!r} points outside the session folder")
@@ -91,6 +94,7 @@ def inside(folder: Path, name: str, source: Path, key: str) -> Path:
 
 
 def flag(value: Any, source: Path, key: str) -> bool:
+    """``value`` if it is a YAML boolean, else an error naming ``key``."""
     if not isinstance(value, bool):
         raise SessionError(f"{source}: {key} must be true or false, got {value!r}")
     return value
@@ -128,6 +132,8 @@ def read_meta(folder: Path) -> dict[str, Any]:
 
 
 def unknown_keys(meta: dict[str, Any], source: Path) -> list[str]:
+    """A warning per key session.yaml has that no reader uses (a typo is named with the
+    key it is closest to)."""
     notes = []
     for name in meta:
         if str(name) not in KNOWN_KEYS:
@@ -141,6 +147,8 @@ def unknown_keys(meta: dict[str, Any], source: Path) -> list[str]:
 
 
 def session_id_of(folder: Path, meta: dict[str, Any], source: Path, guessed: dict[str, Any]) -> str:
+    """The session id: session.yaml's ``id`` (checked), else the folder's name made valid
+    (recorded in ``guessed``)."""
     if given(meta, "id"):
         session_id = str(meta["id"])
         if not _ID.match(session_id):
@@ -162,6 +170,7 @@ def session_id_of(folder: Path, meta: dict[str, Any], source: Path, guessed: dic
 def performers_of(
     meta: dict[str, Any], source: Path
 ) -> tuple[list[dict[str, Any]], tuple[Performer, ...]]:
+    """The performers as given (``raw``) and as read; an error if not ``{id, name}`` items."""
     raw = meta["performers"]
     if not isinstance(raw, list) or not all(isinstance(p, dict) for p in raw):
         raise SessionError(f"{source}: performers must be a list of {{id, name}} mappings")
@@ -172,12 +181,15 @@ def performers_of(
 
 
 def named(meta: dict[str, Any], key: str) -> str | None:
+    """The file name ``key`` gives, without its folder, or None."""
     return Path(str(meta[key])).name if given(meta, key) else None
 
 
 def media_of(
     folder: Path, meta: dict[str, Any], source: Path, guessed: dict[str, Any]
 ) -> tuple[Path, MediaInfo]:
+    """The recording and its header: ``media`` as given, else the one recording in the
+    folder (recorded in ``guessed``); an error naming the candidates if there are several."""
     if given(meta, "media"):
         media = inside(folder, str(meta["media"]), source, "media")
     else:
@@ -219,6 +231,7 @@ def transcript_file(
 
 
 def tiers_of(meta: dict[str, Any], source: Path) -> tuple[str, ...] | None:
+    """``tiers``: the tiers that carry speech (ELAN, TextGrid), as a tuple, or None."""
     value = meta.get("tiers")
     if value in (None, "", []):
         return None
@@ -270,6 +283,7 @@ def channels_of(
 
 
 def intended_of(meta: dict[str, Any], source: Path) -> list[IntendedEmotion]:
+    """The intended emotion arc (``intended``), each entry checked."""
     intended = []
     for i, item in enumerate(meta.get("intended") or []):
         try:
