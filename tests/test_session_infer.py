@@ -429,3 +429,14 @@ def test_a_folder_with_neither_is_not_a_session(tmp_path: Path) -> None:
     write_vtt(tmp_path / "x.vtt", CUES)
     with pytest.raises(SessionError, match=r"session\.yaml: not found; a session folder needs"):
         read_meta(tmp_path)
+
+
+def test_doctests() -> None:
+    import doctest
+
+    import importers.session_infer
+    import importers.session_speakers
+
+    for module in (importers.session_infer, importers.session_speakers):
+        failures, tried = doctest.testmod(module)
+        assert tried > 0 and failures == 0
