@@ -1,4 +1,5 @@
-"""The ``improv-annotate`` command line.
+"""The ``improv-annotate`` command line (the ``import`` and ``init`` commands are in
+:mod:`annotate.cli_import`, what commands share in :mod:`annotate.cli_common`).
 
 Each command parses its arguments, imports what it needs lazily, calls the library and
 exits non-zero on failure with a message instead of a traceback.
@@ -6,58 +7,31 @@ exits non-zero on failure with a message instead of a traceback.
 
 from __future__ import annotations
 
-import functools
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from annotate.config import Settings, find_config, load_settings, with_local_secrets
+from annotate import cli_import
+from annotate.cli_common import (
+    MigrationOpt,
+    _friendly,
+    _project,
+    _taxonomy,
+    app,
+    console,
+    err,
+    state,
+)
+from annotate.config import Settings, find_config
 from schemas.errors import AnnotateError
 
-app = typer.Typer(
-    name="improv-annotate",
-    help="Annotate emotion shifts in recorded improv: Label Studio projects, live "
-    "inter-annotator agreement, turn-level exports.",
-    no_args_is_help=True,
-    add_completion=False,
-)
-console = Console(highlight=False)
-err = Console(stderr=True, highlight=False)
-F = TypeVar("F", bound=Callable[..., Any])
+__all__ = ["app", "main", "state"]
+
 DEMO_ANNOTATORS = 3
 EXPORT_WAIT = 30.0  # seconds an export waits for events the service has not applied yet
-
-
-class _State:
-    config: Path | None = None
-    _settings: Settings | None = None
-
-    @property
-    def settings(self) -> Settings:
-        if self._settings is None:
-            self._settings = with_local_secrets(load_settings(self.config))
-        return self._settings
-
-
-state = _State()
-
-
-def _friendly(fn: F) -> F:
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except AnnotateError as exc:
-            err.print(f"[red]error:[/red] {exc}")
-            raise typer.Exit(1) from None
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.callback()
@@ -73,49 +47,6 @@ def main_options(
 
     # before anything imports numba: compiled pitch kernels are then kept once per machine
     configure_numba_cache()
-
-
-def _migration(path: Path | None) -> dict[str, dict[str, str]] | None:
-    """A taxonomy migration mapping from YAML: {control: {old label: new label}}."""
-    if path is None:
-        return None
-    import yaml
-
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise AnnotateError(f"{path}: cannot read the migration mapping ({exc})") from None
-    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-        raise AnnotateError(f"{path}: expected a mapping {{control: {{old label: new label}}}}")
-    return {str(k): {str(a): str(b) for a, b in v.items()} for k, v in raw.items()}
-
-
-def _project(client: Any, migration: Path | None = None) -> Any:
-    from annotate.labelstudio import ensure_project, ensure_webhook
-
-    s = state.settings
-    project = ensure_project(
-        client, s, _taxonomy(), _migration(migration), video=s.label_studio.video
-    )
-    ensure_webhook(client, project.id, s.webhook_url, s.service.webhook_secret or "")
-    return project
-
-
-def _taxonomy() -> Any:
-    from schemas.taxonomy import load_taxonomy
-
-    s = state.settings
-    return load_taxonomy(s.path(s.taxonomy) if s.taxonomy else None, extension=s.taxonomy_extension)
-
-
-MigrationOpt = Annotated[
-    Path | None,
-    typer.Option(
-        "--migration",
-        help="YAML {control: {old label: new label}} for a taxonomy "
-        "change that removes or renames labels annotations use",
-    ),
-]
 
 
 @app.command()
@@ -229,125 +160,7 @@ def status() -> None:
         raise typer.Exit(1)
 
 
-@app.command("import")
-@_friendly
-def import_(
-    path: Annotated[Path, typer.Argument(help="a session folder, or a folder of them")],
-    dry_run: Annotated[
-        bool, typer.Option(help="read, check and report every session; push nothing")
-    ] = False,
-    transcript_format: Annotated[
-        str | None,
-        typer.Option(
-            "--format",
-            help="read transcripts as this format (vtt, srt, rttm, whisperx, eaf, textgrid, "
-            "csv) instead of choosing by extension",
-        ),
-    ] = None,
-    prosody: Annotated[
-        bool | None,
-        typer.Option(help="compute per-turn prosody features (default: import.prosody)"),
-    ] = None,
-) -> None:
-    """Import session folders into the Label Studio project (idempotent, resumable)."""
-    report = _import(path, dry_run=dry_run, transcript_format=transcript_format, prosody=prosody)
-    if report.failed:
-        raise typer.Exit(1)
-
-
-def _import(
-    path: Path,
-    dry_run: bool = False,
-    transcript_format: str | None = None,
-    prosody: bool | None = None,
-) -> Any:
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-    from annotate.labelstudio import connect, session_pusher
-    from importers import ImportOptions, import_sessions
-
-    s = state.settings
-    taxonomy = _taxonomy()
-    push = None
-    if not dry_run:
-        client = connect(s)
-        project = _project(client)
-        push = session_pusher(
-            client, project.id, s.media_path, serve_local=not s.label_studio.media_base_url
-        )
-    options = ImportOptions(
-        max_seconds=s.clips.max_seconds,
-        context_turns=s.clips.context_turns,
-        video=s.label_studio.video,
-        prosody=s.importer.prosody if prosody is None else prosody,
-        noise_gate=s.importer.pitch_noise_gate,
-        transcript_format=transcript_format,
-        media_base_url=s.label_studio.media_base_url,
-    )
-    bars: dict[str, Any] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=console,
-        transient=False,
-        disable=not console.is_terminal,
-    ) as shown:
-
-        def progress(session: str, stage: str, done: int, total: int) -> None:
-            if session not in bars:
-                bars[session] = shown.add_task(session, total=None)
-            shown.update(
-                bars[session], description=f"{session}: {stage}", completed=done, total=total
-            )
-
-        with tempfile.TemporaryDirectory(prefix="improv-annotate-dry-run-") as scratch:
-            # a dry run cuts the clips too (to check them), but keeps nothing
-            report = import_sessions(
-                path,
-                media_root=Path(scratch) if dry_run else s.media_path,
-                taxonomy=taxonomy,
-                push=push,
-                options=options,
-                progress=progress,
-            )
-    _print_import(report)
-    return report
-
-
-def _print_import(report: Any) -> None:
-    for session in report.sessions:
-        console.print(
-            f"session [bold]{session.id}[/bold]: {len(session.turns)} turns, "
-            f"{session.duration:.1f} s"
-        )
-    verb = "would push" if report.dry_run else "pushed"
-    console.print(
-        f"sessions {len(report.sessions)} {verb}, failed {len(report.failed)}; "
-        f"turns {report.turns}, clips {report.clips}, hours {report.hours:.2f}"
-    )
-    if not report.dry_run:
-        console.print(
-            f"tasks created {report.created}, already there {report.existing}, "
-            f"updated {report.updated}"
-        )
-        if report.duplicate_keys:
-            keys = report.duplicate_keys
-            shown = ", ".join(keys[:20]) + (f" and {len(keys) - 20} more" if len(keys) > 20 else "")
-            console.print(
-                f"duplicate tasks removed {report.removed}, from {len(keys)} clips held by "
-                f"more than one task: {shown}"
-            )
-    for key in report.conflicts:
-        err.print(
-            f"[yellow]conflict[/yellow] clip {key}: several tasks hold it and each has "
-            "annotations; all are kept, merge them by hand in Label Studio"
-        )
-    for folder, warnings in report.warnings.items():
-        for warning in warnings:
-            err.print(f"[yellow]warning[/yellow] {folder}: {warning}")
-    for folder, problem in report.failed.items():
-        err.print(f"[red]skipped session[/red] {folder}: {problem}")
+cli_import.register(app)
 
 
 def _project_id(project: int | None) -> int:
@@ -681,7 +494,7 @@ def demo(
     project = _project(client)
     console.print(f"project {project.id} '{project.title}', webhook -> {s.webhook_url}")
     console.rule("4  import the example session")
-    report = _import(sessions or s.path(s.examples_dir))
+    report = cli_import.run_import(sessions or s.path(s.examples_dir))
     if report.failed:
         raise typer.Exit(1)
     console.rule(f"6  {annotators} SIMULATED annotators label every task")

@@ -8,6 +8,7 @@ not stop it.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,9 @@ from urllib.parse import quote
 
 from importers.clips import build_task, clip_file, cut_clip_audio, cut_clip_video, make_clips
 from importers.media import probe
-from importers.session import find_sessions, load_session
+from importers.session import find_sessions, load_session, problems_of
+from importers.session_infer import SESSION_FILE, valid_id
+from importers.session_meta import read_meta
 from schemas.errors import AnnotateError, SessionError
 from schemas.records import Session
 from schemas.taxonomy import Taxonomy
@@ -64,9 +67,12 @@ class ImportOptions:
 
 @dataclass(slots=True)
 class SessionOutcome:
-    """What happened to one session folder."""
+    """What happened to one session folder: ``inferred`` holds the keys session.yaml left
+    out and the values found for them; ``errors`` every problem, one per entry (``error``
+    joins them)."""
 
     folder: str
+    id: str | None = None
     session: Session | None = None
     clips: int = 0
     created: int = 0
@@ -77,6 +83,41 @@ class SessionOutcome:
     conflicts: tuple[str, ...] = ()
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
+    inferred: dict[str, Any] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+    def summary(self, pushed: bool = False) -> dict[str, Any]:
+        """The session as the JSON report gives it.
+
+        ``{"id", "folder", "status": "ok" | "skipped", "turns", "speakers": {display name:
+        turns}, "duration_s", "end_s" (end of the last turn), "clips", "inferred",
+        "warnings", "errors"}``, plus ``"tasks": {"created", "existing", "updated"}`` when
+        ``pushed``. A skipped session (one with errors, not pushed) has 0 turns and null
+        times.
+        """
+        session = self.session if self.error is None else None
+        names = {p.id: p.name for p in session.performers} if session else {}
+        turns = session.turns if session else ()
+        found: dict[str, Any] = {
+            "id": session.id if session else self.id,
+            "folder": self.folder,
+            "status": "ok" if session else "skipped",
+            "turns": len(turns),
+            "speakers": dict(Counter(names.get(t.speaker, t.speaker) for t in turns)),
+            "duration_s": session.duration if session else None,
+            "end_s": max(t.end for t in turns) if turns else None,
+            "clips": self.clips if session else 0,
+            "inferred": self.inferred,
+            "warnings": list(self.warnings),
+            "errors": list(self.errors),
+        }
+        if pushed:
+            found["tasks"] = {
+                "created": self.created,
+                "existing": self.existing,
+                "updated": self.updated,
+            }
+        return found
 
 
 @dataclass(slots=True)
@@ -85,6 +126,15 @@ class ImportReport:
 
     outcomes: list[SessionOutcome] = field(default_factory=list)
     dry_run: bool = False
+    skipped_folders: list[str] = field(default_factory=list)
+    """Sub-folders that are not sessions (neither a session.yaml nor a recording)."""
+
+    def as_json(self) -> dict[str, Any]:
+        """``{"sessions": [SessionOutcome.summary(), ...], "skipped_folders": [...]}``."""
+        return {
+            "sessions": [o.summary(pushed=not self.dry_run) for o in self.outcomes],
+            "skipped_folders": list(self.skipped_folders),
+        }
 
     @property
     def sessions(self) -> list[Session]:
@@ -165,11 +215,13 @@ def prepare_session(
     *,
     progress: Progress = _quiet,
     warnings: list[str] | None = None,
+    inferred: dict[str, Any] | None = None,
 ) -> tuple[Session, list[dict[str, Any]]]:
     """Load and check a session, cut its clips' media into ``media_root``, build its tasks.
 
     With ``options.video`` the session must have a video (``video:`` in its session.yaml)
-    and each clip gets its own cut. Warnings are appended to ``warnings``.
+    and each clip gets its own cut. Warnings are appended to ``warnings``, what was
+    inferred is put in ``inferred`` (see :func:`importers.session.load_session`).
     """
     session = load_session(
         folder,
@@ -178,10 +230,11 @@ def prepare_session(
         noise_gate=options.noise_gate,
         warnings=warnings,
         progress=lambda stage, done, total: progress(folder.name, stage, done, total),
+        inferred=inferred,
     )
     if options.video and session.video is None:
         raise SessionError(
-            f"{folder / 'session.yaml'}: the project shows video (label_studio.video) but the "
+            f"{folder / SESSION_FILE}: the project shows video (label_studio.video) but the "
             "session has none; expected a 'video:' file"
         )
     clips = make_clips(session, options.max_seconds)
@@ -232,7 +285,8 @@ def import_sessions(
     """
     options = ImportOptions(**{**(_fields(options) if options else {}), **legacy})
     report = ImportReport(dry_run=push is None)
-    for folder in find_sessions(path):
+    skipped: list[Path] = []
+    for folder in find_sessions(path, skipped):
         outcome = SessionOutcome(shown(folder))
         report.outcomes.append(outcome)
         try:
@@ -242,12 +296,20 @@ def import_sessions(
                     "shown as \\xNN); rename the folder"
                 )
             session, tasks = prepare_session(
-                folder, media_root, taxonomy, options, progress=progress, warnings=outcome.warnings
+                folder,
+                media_root,
+                taxonomy,
+                options,
+                progress=progress,
+                warnings=outcome.warnings,
+                inferred=outcome.inferred,
             )
         except AnnotateError as exc:
             outcome.error = shown(str(exc))
+            outcome.errors = [shown(e) for e in problems_of(exc)]
+            outcome.id = outcome.inferred.get("id") or _declared_id(folder)
             continue
-        outcome.session, outcome.clips = session, len(tasks)
+        outcome.session, outcome.clips, outcome.id = session, len(tasks), session.id
         if push is not None:
             progress(session.id, "pushing", 0, len(tasks))
             counts = tuple(push(session, tasks))
@@ -256,7 +318,19 @@ def import_sessions(
             if len(counts) > 5:  # duplicates found (see annotate.labelstudio.Pushed)
                 outcome.removed, outcome.duplicate_keys, outcome.conflicts = counts[3:6]
             progress(session.id, "pushed", len(tasks), len(tasks))
+    report.skipped_folders = [shown(f) for f in skipped]
     return report
+
+
+def _declared_id(folder: Path) -> str | None:
+    """The id session.yaml gives (as written), else the one the folder's name makes."""
+    try:
+        meta = read_meta(folder)
+    except AnnotateError:
+        meta = {}
+    if meta.get("id") not in (None, ""):
+        return str(meta["id"])
+    return valid_id(folder.name) or None
 
 
 def shown(text: str | Path) -> str:

@@ -1,40 +1,76 @@
-"""Read a session folder: ``session.yaml``, the media file's header and the transcript.
+"""Read a session folder: ``session.yaml`` (or none), the media file's header and the transcript.
 
 A session folder holds::
 
-    session.yaml      id, title, prompt, media, transcript, performers, optional intended arc
-    <media>           the recording (WAV/FLAC/MP3 read by header)
-    <transcript>      WebVTT with <v Speaker> voices
+    session.yaml      optional: id, title, prompt, media, transcript, tiers, performers, ...
+    <media>           the recording (any audio or video :mod:`importers.media` reads)
+    <transcript>      optional: any format :mod:`importers.transcripts` reads
 
-Everything is checked before anything is pushed: a problem raises an error naming the file
-(and line) and what was expected.
+What ``session.yaml`` leaves out is inferred (:mod:`importers.session_infer`): the id and
+title from the folder's name, the one recording, the one transcript, the performers from
+the transcript's speakers or the recording's channels. Everything is checked before
+anything is pushed, and every independent problem of a session is reported at once
+(:class:`SessionProblems`), each naming the file (and line) and what was expected.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
-from importers.media import ChannelLayout, channel_roles, probe, read_audio
+from importers.media import ChannelLayout, MediaInfo, channel_roles, probe, read_audio
 from importers.prosody import ANALYSIS_RATE, turn_features
-from importers.transcripts import read_transcript
+from importers.session_infer import MEDIA_EXTENSIONS, SESSION_FILE, is_session_folder, unique_ids
+from importers.session_meta import (
+    SessionProblems,
+    channels_of,
+    collect,
+    flag,
+    given,
+    inside,
+    intended_of,
+    media_of,
+    performers_of,
+    problems_of,
+    read_checked,
+    read_meta,
+    session_id_of,
+    tiers_of,
+    transcript_file,
+    unknown_keys,
+)
+from importers.session_speakers import (
+    channel_performers,
+    key,
+    loudest_channels,
+    speaker_map,
+    speaker_per_channel,
+    unknown_speakers,
+)
+from importers.transcripts import Segment, Transcript
 from importers.vad import UNKNOWN_SPEAKER, segments_to_turns, voice_activity
-from schemas.errors import MediaError, SessionError
+from schemas.errors import AnnotateError, MediaError, SessionError
 from schemas.records import IntendedEmotion, Performer, Session, Turn
 
-SESSION_FILE = "session.yaml"
-_ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-# Cue times are rounded to milliseconds; allow that much past the media's end.
-_END_TOLERANCE = 0.0015
+__all__ = [
+    "SESSION_FILE",
+    "SessionProblems",
+    "find_sessions",
+    "load_session",
+    "media_duration",
+    "problems_of",
+    "read_meta",
+    "video_duration",
+]
+
 # Prosody features are kept to this many decimals (Hz, dB, semitones, seconds).
 PROSODY_DECIMALS = 4
 
@@ -77,135 +113,6 @@ def video_duration(path: Path) -> float:
     stream = info["streams"][0]
     duration = stream.get("duration") or info.get("format", {}).get("duration")
     return float(duration or 0.0)
-
-
-def _field(meta: dict[str, Any], key: str, source: Path) -> Any:
-    if meta.get(key) in (None, ""):
-        raise SessionError(f"{source}: missing required key {key!r}")
-    return meta[key]
-
-
-def _inside(folder: Path, name: str, source: Path, key: str) -> Path:
-    path = (folder / name).resolve()
-    if not path.is_relative_to(folder.resolve()):
-        raise SessionError(f"{source}: {key} {name!r} points outside the session folder")
-    return path
-
-
-def _flag(value: Any, source: Path, key: str) -> bool:
-    if not isinstance(value, bool):
-        raise SessionError(f"{source}: {key} must be true or false, got {value!r}")
-    return value
-
-
-def _key(name: str | None) -> str:
-    return " ".join(str(name or "").split()).casefold()
-
-
-def _speaker_map(
-    raw: list[dict[str, Any]], performers: tuple[Performer, ...], source: Path
-) -> dict[str, Performer]:
-    """How transcript speakers name performers: by id, display name or one of the
-    performer's ``aliases`` (e.g. a diariser's ``SPEAKER_00``), case-insensitively."""
-    found: dict[str, Performer] = {}
-    for item, performer in zip(raw, performers, strict=True):
-        aliases = item.get("aliases") or []
-        if not isinstance(aliases, list):
-            raise SessionError(
-                f"{source}: performer {performer.id!r}: aliases must be a list of names, "
-                f"got {aliases!r}"
-            )
-        for name in (performer.id, performer.name, *map(str, aliases)):
-            other = found.setdefault(_key(name), performer)
-            if other != performer:
-                raise SessionError(
-                    f"{source}: the name {name!r} is given to performers {other.id!r} and "
-                    f"{performer.id!r}; expected each id, name and alias to name one performer"
-                )
-    return found
-
-
-def _transcript_turns(
-    folder: Path,
-    meta: dict[str, Any],
-    source: Path,
-    session_id: str,
-    cast: tuple[list[dict[str, Any]], tuple[Performer, ...]],
-    duration: float,
-    transcript_format: str | None,
-    notes: list[str],
-) -> list[Turn]:
-    """The turns of the session's transcript (any format), speakers matched to performers."""
-    performers_raw, performers = cast
-    transcript = _inside(folder, str(_field(meta, "transcript", source)), source, "transcript")
-    companion = None
-    if meta.get("transcript_text"):
-        companion = _inside(folder, str(meta["transcript_text"]), source, "transcript_text")
-    read = read_transcript(
-        transcript,
-        transcript_format or meta.get("transcript_format"),
-        text=companion,
-        media_duration=duration,
-    )
-    notes.extend(f"{transcript.name}: {w}" for w in read.warnings)
-    speaker_of = _speaker_map(performers_raw, performers, source)
-    turns = []
-    unknown: dict[str, str] = {}
-    for index, seg in enumerate(read.segments):
-        performer = speaker_of.get(_key(seg.speaker))
-        if performer is None:
-            unknown.setdefault(str(seg.speaker), seg.where)
-            continue
-        turns.append(Turn.make(session_id, index, performer.id, seg.start, seg.end, seg.text))
-    if unknown:
-        names = sorted(p.name for p in performers)
-        raise SessionError(
-            "\n".join(
-                f"{transcript}:{where}: speaker {name!r} is not a performer of {source.name}; "
-                f"expected one of {names}"
-                for name, where in unknown.items()
-            )
-        )
-    if not turns:
-        raise SessionError(f"{transcript}: no cues; expected at least one turn")
-    return turns
-
-
-def _channels(
-    raw: list[dict[str, Any]], performers: tuple[Performer, ...], source: Path, channels: int
-) -> dict[str, int]:
-    """``{performer id: channel}`` from the performers' ``channel:`` keys (0-based)."""
-    found: dict[str, int] = {}
-    for item, performer in zip(raw, performers, strict=True):
-        if "channel" not in item:
-            continue
-        channel = item["channel"]
-        if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < channels:
-            raise SessionError(
-                f"{source}: performer {performer.id!r}: channel {channel!r}; expected a whole "
-                f"number from 0 to {channels - 1} (the media has {channels} channel(s))"
-            )
-        found[performer.id] = channel
-    return found
-
-
-def _speaker_per_channel(
-    performers: tuple[Performer, ...],
-    channel_of: dict[str, int],
-    layout: ChannelLayout,
-    channels: int,
-) -> list[str] | None:
-    """Performer id per channel when each performer has a channel of their own, else None."""
-    if not layout.separate:
-        return None
-    if channel_of:
-        by_channel = {c: p for p, c in channel_of.items()}
-        if len(by_channel) == channels:
-            return [by_channel[c] for c in range(channels)]
-        return None
-    if len(performers) == channels:
-        return [p.id for p in performers]
-    return None
 
 
 def _with_prosody(
@@ -254,6 +161,70 @@ def _with_prosody(
     return [dataclasses.replace(t, prosody=features[t.id]) for t in turns]
 
 
+@dataclass
+class _Cast:
+    """The performers as session.yaml gives them (``raw``) and as read, and their channels."""
+
+    raw: list[dict[str, Any]]
+    performers: tuple[Performer, ...]
+    channel_of: dict[str, int] = field(default_factory=dict)
+
+
+def _from_speakers(segments: Sequence[Segment]) -> _Cast:
+    """Performers inferred from the transcript: one per speaker, named as written."""
+    names: dict[str, str] = {}
+    for seg in segments:
+        if seg.speaker is not None:
+            names.setdefault(key(seg.speaker), seg.speaker.strip())
+    ids = unique_ids(list(names.values()))
+    raw = [{"id": i, "name": n} for i, n in zip(ids, names.values(), strict=True)]
+    return _Cast(raw, tuple(Performer(i, n) for i, n in zip(ids, names.values(), strict=True)))
+
+
+def _by_channel(channels: int) -> _Cast:
+    raw = channel_performers(channels)
+    performers = tuple(Performer(p["id"], p["name"]) for p in raw)
+    return _Cast(raw, performers, {p["id"]: p["channel"] for p in raw})
+
+
+def _unknown_cast(cast: _Cast | None) -> _Cast:
+    """``cast`` with the ``unknown`` performer turns without a speaker are given."""
+    cast = cast or _Cast([], ())
+    if UNKNOWN_SPEAKER in {p.id for p in cast.performers}:
+        return cast
+    unknown = Performer(UNKNOWN_SPEAKER, "Unknown speaker")
+    raw = [*cast.raw, {"id": unknown.id, "name": unknown.name}]
+    return _Cast(raw, (*cast.performers, unknown), cast.channel_of)
+
+
+def _matched_turns(
+    segments: Sequence[Segment],
+    cast: _Cast,
+    session_id: str,
+    transcript: Path,
+    source: Path,
+    problems: list[AnnotateError],
+) -> list[Turn]:
+    """Turns whose speakers name performers; every other speaker is one problem, with its
+    turn count and the ``aliases:`` line that would map it."""
+    speaker_of = speaker_map(cast.raw, cast.performers, source)
+    turns, matched = [], set()
+    unknown: dict[str, tuple[int, str]] = {}
+    for index, seg in enumerate(segments):
+        performer = speaker_of.get(key(seg.speaker))
+        if performer is None:
+            count, where = unknown.get(str(seg.speaker), (0, seg.where))
+            unknown[str(seg.speaker)] = (count + 1, where)
+            continue
+        matched.add(performer.id)
+        turns.append(Turn.make(session_id, index, performer.id, seg.start, seg.end, seg.text))
+    for line in unknown_speakers(
+        unknown, cast.raw, cast.performers, matched, transcript, source.name
+    ):
+        problems.append(SessionError(line))
+    return turns
+
+
 def load_session(
     folder: str | Path,
     *,
@@ -262,56 +233,62 @@ def load_session(
     warnings: list[str] | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     noise_gate: bool = True,
+    inferred: dict[str, Any] | None = None,
 ) -> Session:
     """Read and validate the session in ``folder``.
 
-    ``prosody`` adds per-turn prosody features (``noise_gate``: skip pitch frames near the
-    noise floor, where pYIN labels room noise as voiced; false gives plain pYIN, identical
-    to ``librosa.pyin``). Raises :class:`SessionError`, :class:`MediaError` or
-    ``TranscriptError`` (all ``AnnotateError``) naming the file, line and value that is
-    wrong.
+    Keys ``session.yaml`` leaves out (or the whole file) are inferred from the folder (see
+    :mod:`importers.session_infer`) and recorded in ``inferred`` (``{key: value}``, the
+    performers as ``[{id, name}]``). ``prosody`` adds per-turn prosody features
+    (``noise_gate``: skip pitch frames near the noise floor, where pYIN labels room noise as
+    voiced; false gives plain pYIN, identical to ``librosa.pyin``).
+
+    Raises
+    ------
+    AnnotateError
+        :class:`SessionError`, :class:`MediaError` or ``TranscriptError`` naming the file,
+        line and value that is wrong; when several independent problems are found (bad
+        keys, media, transcript, unknown speakers), one :class:`SessionProblems` listing
+        them all.
     """
     folder = Path(folder)
     notes = warnings if warnings is not None else []
+    guessed = inferred if inferred is not None else {}
     source = folder / SESSION_FILE
-    try:
-        meta = yaml.safe_load(source.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise SessionError(f"{source}: not valid UTF-8 text") from None
-    except FileNotFoundError:
-        raise SessionError(
-            f"{source}: not found; a session folder needs a {SESSION_FILE}"
-        ) from None
-    except yaml.YAMLError as exc:
-        raise SessionError(f"{source}: not valid YAML ({exc})") from None
-    if not isinstance(meta, dict):
-        raise SessionError(f"{source}: expected a mapping of session metadata")
-    session_id = str(_field(meta, "id", source))
-    if not _ID.match(session_id):
-        raise SessionError(
-            f"{source}: id {session_id!r} must be lower-case letters, digits, '-' or '_'"
-        )
-    performers_raw = _field(meta, "performers", source)
-    if not isinstance(performers_raw, list) or not all(isinstance(p, dict) for p in performers_raw):
-        raise SessionError(f"{source}: performers must be a list of {{id, name}} mappings")
-    performers = tuple(
-        Performer(str(_field(p, "id", source)), str(p.get("name") or p["id"]))
-        for p in performers_raw
-    )
-    media = _inside(folder, str(_field(meta, "media", source)), source, "media")
-    info = probe(media)
-    duration = info.duration
+    meta = read_meta(folder)
+    notes.extend(unknown_keys(meta, source))
+    problems: list[AnnotateError] = []
+    session_id = "session"
+    with collect(problems):
+        session_id = session_id_of(folder, meta, source, guessed)
+    if not given(meta, "title"):
+        guessed["title"] = _printable(folder.resolve().name)
+    title = str(meta.get("title") or guessed["title"])
+    cast: _Cast | None = None
+    performers_given = given(meta, "performers")
+    if performers_given:
+        with collect(problems):
+            cast = _Cast(*performers_of(meta, source))
+    media: Path | None = None
+    info: MediaInfo | None = None
+    with collect(problems):
+        media, info = media_of(folder, meta, source, guessed)
     video = None
-    if meta.get("video"):
-        video = _inside(folder, str(meta["video"]), source, "video")
-        video_duration(video)
-    elif info.has_video:
-        video = media
+    with collect(problems):
+        if meta.get("video"):
+            video = inside(folder, str(meta["video"]), source, "video")
+            video_duration(video)
+        elif info is not None and info.has_video:
+            video = media
+    if cast is not None and info is not None:
+        with collect(problems):
+            cast.channel_of = channels_of(cast.raw, cast.performers, source, info.channels)
     audio: np.ndarray | None = None
     layout: ChannelLayout | None = None
 
     def decoded() -> tuple[np.ndarray, ChannelLayout]:
         nonlocal audio, layout
+        assert media is not None and info is not None
         if audio is None or layout is None:
             if progress is not None:
                 progress("decoding audio", 0, 1)
@@ -319,78 +296,195 @@ def load_session(
             layout = channel_roles(audio, ANALYSIS_RATE)
         return audio, layout
 
-    channel_of = _channels(performers_raw, performers, source, info.channels)
-    if meta.get("transcript"):
-        turns = _transcript_turns(
-            folder,
-            meta,
-            source,
-            session_id,
-            (performers_raw, performers),
-            duration,
-            transcript_format,
-            notes,
-        )
-    else:
-        samples, found = decoded()
-        activity = voice_activity(samples, ANALYSIS_RATE, separate=found.separate)
-        speakers = _speaker_per_channel(performers, channel_of, found, info.channels)
-        turns = list(segments_to_turns(activity, session_id, speakers=speakers))
-        if not turns:
-            raise SessionError(
-                f"{media}: no transcript and no voice activity found; expected speech above "
-                "the recording's noise floor, or a 'transcript:' in session.yaml"
+    before = len(problems)
+    transcript: Path | None = None
+    read: Transcript | None = None
+    with collect(problems):
+        transcript = transcript_file(folder, meta, source, guessed)
+        if transcript is not None:
+            companion = None
+            if meta.get("transcript_text"):
+                companion = inside(folder, str(meta["transcript_text"]), source, "transcript_text")
+            read = read_checked(
+                transcript,
+                transcript_format or meta.get("transcript_format"),
+                companion,
+                None if info is None else info.duration,
+                tiers_of(meta, source),
+                None if media is None else media.name,
             )
-        how = "one performer per channel" if found.separate else f"{found.kind} audio"
-        notes.append(
-            f"{media.name}: no transcript; {len(turns)} turns found by voice activity "
-            f"({how}), text left empty" + ("" if speakers else "; speakers unknown")
-        )
-        if not speakers:
-            performers = (*performers, Performer(UNKNOWN_SPEAKER, "Unknown speaker"))
-    if prosody:
-        samples, found = decoded()
-        if found.separate and not channel_of and len(performers) == info.channels:
-            channel_of = {p.id: i for i, p in enumerate(performers)}
-        turns = _with_prosody(turns, samples, found, channel_of, progress, noise_gate)
-    intended = []
-    for i, item in enumerate(meta.get("intended") or []):
-        try:
-            intended.append(
-                IntendedEmotion(
-                    int(item["turn"]),
-                    str(item["performer"]),
-                    float(item["start"]),
-                    float(item["end"]),
-                    str(item["emotion"]),
+            notes.extend(f"{transcript.name}: {w}" for w in read.warnings)
+    turns: list[Turn] = []
+    if read is not None and transcript is not None:
+        if not read.segments:
+            problems.append(SessionError(f"{transcript}: no cues; expected at least one turn"))
+        elif all(s.speaker is None for s in read.segments):
+            if info is not None:
+                with collect(problems):  # decoding may find the media cut short
+                    turns, cast = _unspoken(
+                        read.segments, session_id, transcript, cast, performers_given, info,
+                        decoded, notes,
+                    )  # fmt: skip
+        else:
+            if cast is None and not performers_given:
+                cast = _from_speakers(read.segments)
+            if cast is not None:
+                with collect(problems):
+                    turns = _matched_turns(
+                        read.segments, cast, session_id, transcript, source, problems
+                    )
+    elif transcript is None and len(problems) == before and info is not None and media is not None:
+        with collect(problems):
+            turns, cast = _by_voice(session_id, media, cast, performers_given, info, decoded, notes)
+        if not turns and len(problems) == before:
+            problems.append(
+                SessionError(
+                    f"{media}: no transcript and no voice activity found; expected speech "
+                    f"above the recording's noise floor, or a transcript file"
                 )
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise SessionError(
-                f"{source}: intended[{i}]: {exc!s}; expected turn, performer, start, end, emotion"
-            ) from None
+    if cast is not None and not performers_given:
+        guessed["performers"] = [dict(item) for item in cast.raw]
+    intended: list[IntendedEmotion] = []
+    synthetic = False
+    with collect(problems):
+        intended = intended_of(meta, source)
+    with collect(problems):
+        synthetic = flag(meta.get("synthetic", False), source, "synthetic")
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise SessionProblems(folder, problems)
+    assert cast is not None and media is not None and info is not None
+    if prosody:
+        samples, found = decoded()
+        channel_of = cast.channel_of
+        if found.separate and not channel_of and len(cast.performers) == info.channels:
+            channel_of = {p.id: i for i, p in enumerate(cast.performers)}
+        turns = _with_prosody(turns, samples, found, channel_of, progress, noise_gate)
     return Session(
         id=session_id,
-        title=str(meta.get("title") or session_id),
+        title=title,
         prompt=str(meta.get("prompt") or ""),
         media=str(media),
-        duration=round(duration, 6),
-        performers=performers,
+        duration=round(info.duration, 6),
+        performers=cast.performers,
         turns=tuple(turns),
         intended=tuple(intended),
-        synthetic=_flag(meta.get("synthetic", False), source, "synthetic"),
+        synthetic=synthetic,
         video=None if video is None else str(video),
     )
 
 
-def find_sessions(path: str | Path) -> list[Path]:
-    """The session folders at ``path``: itself if it holds a session.yaml, else its children."""
+def _unspoken(
+    segments: Sequence[Segment],
+    session_id: str,
+    transcript: Path,
+    cast: _Cast | None,
+    performers_given: bool,
+    info: MediaInfo,
+    decoded: Callable[[], tuple[np.ndarray, ChannelLayout]],
+    notes: list[str],
+) -> tuple[list[Turn], _Cast]:
+    """Turns of a transcript that names no speaker: each given the performer of the channel
+    loudest over it when each performer has a channel of their own, else ``unknown``."""
+    speakers = None
+    reason = "the recording is mono"
+    if info.channels > 1:
+        samples, layout = decoded()
+        reason = "the recording's channels hold one mix of the voices"
+        if layout.separate:
+            if cast is None and not performers_given:
+                cast = _by_channel(info.channels)
+            if cast is not None:
+                speakers = speaker_per_channel(
+                    cast.performers, cast.channel_of, layout, info.channels
+                )
+            reason = (
+                f"the performers do not have one channel each of the {info.channels} "
+                "(give each a 'channel:')"
+            )
+    if speakers is not None and cast is not None:
+        loudest = loudest_channels(samples, ANALYSIS_RATE, [(s.start, s.end) for s in segments])
+        notes.append(
+            f"{transcript.name}: no speaker in the transcript; each of its {len(segments)} "
+            "turns is given to the performer of the channel loudest over it (one performer "
+            "per channel)"
+        )
+        turns = [
+            Turn.make(session_id, i, speakers[c], s.start, s.end, s.text)
+            for i, (s, c) in enumerate(zip(segments, loudest, strict=True))
+        ]
+        return turns, cast
+    notes.append(
+        f"{transcript.name}: no speaker in the transcript; all {len(segments)} turns are given "
+        f"the speaker {UNKNOWN_SPEAKER!r} ({reason}); name the speakers in the transcript to "
+        "tell them apart"
+    )
+    turns = [
+        Turn.make(session_id, i, UNKNOWN_SPEAKER, s.start, s.end, s.text)
+        for i, s in enumerate(segments)
+    ]
+    return turns, _unknown_cast(cast)
+
+
+def _by_voice(
+    session_id: str,
+    media: Path,
+    cast: _Cast | None,
+    performers_given: bool,
+    info: MediaInfo,
+    decoded: Callable[[], tuple[np.ndarray, ChannelLayout]],
+    notes: list[str],
+) -> tuple[list[Turn], _Cast | None]:
+    """Turns found by voice activity, for a session without a transcript."""
+    samples, found = decoded()
+    activity = voice_activity(samples, ANALYSIS_RATE, separate=found.separate)
+    if cast is None and not performers_given and found.separate:
+        cast = _by_channel(info.channels)
+    speakers = None
+    if cast is not None:
+        speakers = speaker_per_channel(cast.performers, cast.channel_of, found, info.channels)
+    turns = list(segments_to_turns(activity, session_id, speakers=speakers))
+    if not turns:
+        return turns, cast
+    how = "one performer per channel" if found.separate else f"{found.kind} audio"
+    notes.append(
+        f"{media.name}: no transcript; {len(turns)} turns found by voice activity "
+        f"({how}), text left empty" + ("" if speakers else "; speakers unknown")
+    )
+    if not speakers:
+        cast = _unknown_cast(cast)
+    return turns, cast
+
+
+def _printable(name: str) -> str:
+    """A file name as UTF-8 text: bytes that are not UTF-8 shown as ``\\xNN``."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def find_sessions(path: str | Path, skipped: list[Path] | None = None) -> list[Path]:
+    """The session folders at ``path``: itself if it is one, else its sub-folders that are.
+
+    A folder is a session if it holds a ``session.yaml`` or a recording. Sub-folders that
+    are neither are appended to ``skipped`` (hidden ones, such as ``.git``, are not
+    considered).
+    """
     path = Path(path)
-    if (path / SESSION_FILE).exists():
+    if is_session_folder(path):
         return [path]
     if not path.is_dir():
         raise SessionError(f"{path}: not a folder; expected a session folder or a folder of them")
-    found = sorted(p.parent for p in path.glob(f"*/{SESSION_FILE}"))
+    found, other = [], []
+    for child in sorted(path.iterdir()):
+        if child.is_dir() and not child.name.startswith("."):
+            (found if is_session_folder(child) else other).append(child)
+    if skipped is not None:
+        skipped.extend(other)
     if not found:
-        raise SessionError(f"{path}: no {SESSION_FILE} in it or in its sub-folders")
+        raise SessionError(
+            f"{path}: no {SESSION_FILE} in it or in its sub-folders, and no recording "
+            f"({', '.join(sorted(MEDIA_EXTENSIONS))}); expected a session folder or a folder "
+            "of them"
+        )
     return found

@@ -135,7 +135,7 @@ def test_missing_session_yaml(tmp_path: Path) -> None:
     with pytest.raises(
         SessionError,
         match=rf"^{esc(tmp_path / 'session.yaml')}: not found; a session folder needs a "
-        r"session\.yaml$",
+        r"session\.yaml or a recording \(.*\.mp3, .*\.wav.*\)$",
     ):
         load_session(tmp_path)
 
@@ -204,8 +204,9 @@ def test_speaker_not_a_performer(tmp_path: Path) -> None:
     folder = write_session(tmp_path / "zed", transcript_text=text, media_seconds=4.0)
     transcript = folder.resolve() / "transcript.vtt"
     message = (
-        rf"^{esc(transcript)}:6: speaker 'Zed' is not a performer of session\.yaml; "
-        r"expected one of \['Maya', 'Theo'\]$"
+        rf"^{esc(transcript)}:6: speaker 'Zed' is not a performer of session\.yaml "
+        r"\(1 turn\); expected one of \['Maya', 'Theo'\]; to map it, give a performer its "
+        r"name as an alias, e\.g\. performers: - \{id: p02, name: Theo, aliases: \[Zed\]\}$"
     )
     with pytest.raises(SessionError, match=message):
         load_session(folder)
@@ -253,11 +254,20 @@ def test_numeric_id_is_a_string(folder: Path) -> None:
     assert session.turns[0].id == "2024-t00000"
 
 
-@pytest.mark.parametrize("key", ["id", "media", "performers"])
-def test_missing_required_key(folder: Path, key: str) -> None:
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("id", "scene-1"),  # the folder's name
+        ("media", "audio.wav"),  # the one recording
+        ("performers", [{"id": "maya", "name": "Maya"}, {"id": "theo", "name": "Theo"}]),
+    ],
+)
+def test_a_key_left_out_is_inferred(folder: Path, key: str, expected: object) -> None:
     edit_meta(folder, **{key: None})
-    with pytest.raises(SessionError, match=rf"session\.yaml: missing required key '{key}'$"):
-        load_session(folder)
+    inferred: dict[str, object] = {}
+    session = load_session(folder, inferred=inferred)
+    assert inferred[key] == expected
+    assert len(session.turns) == 6
 
 
 def test_performer_without_id(folder: Path) -> None:
