@@ -137,6 +137,19 @@ def test_vtt_tags_entities_and_cue_identifiers() -> None:
     assert where == ["4"]
 
 
+def test_vtt_character_references_in_voice_names() -> None:
+    # Teams writes accented names of voices as character references.
+    rows, _, _ = vtt(
+        "WEBVTT\n\n001ec368-3c77/8-0\n00:00:05.485 --> 00:00:05.725\n"
+        "<v Carlos Far&#237;as>No.</v>\n\n"
+        "001ec368-3c77/9-0\n00:00:07.165 --> 00:00:08.845\n<v Graham, Ken (Contractor)>Yes.</v>\n"
+    )
+    assert rows == [
+        ("Carlos Farías", 5.485, 5.725, "No."),
+        ("Graham, Ken (Contractor)", 7.165, 8.845, "Yes."),
+    ]
+
+
 def test_vtt_empty_cues_are_not_turns() -> None:
     rows, _, warnings = vtt(
         "WEBVTT\n\n"
@@ -210,6 +223,22 @@ def test_name_prefixes_with_spaces_parentheses_dots_apostrophes_and_other_script
         "t.vtt: 1 cue(s) name no speaker and continue the previous one, as the file names "
         "the speaker on most cues (line 12: 'and welcome.')"
     ]
+
+
+def test_a_sentence_with_a_colon_in_a_named_file_continues_the_speaker() -> None:
+    # Most cues are named, but "so the plan" (three words, "plan" in lower case) is used once
+    # and does not read as a name: its cue continues Maya.
+    rows, _, warnings = srt(
+        "1\n00:00:01,000 --> 00:00:02,000\nMaya Lin: Hi.\n\n"
+        "2\n00:00:02,000 --> 00:00:03,000\nso the plan: we meet at noon.\n\n"
+        "3\n00:00:03,000 --> 00:00:04,000\nTheo: Fine.\n"
+    )
+    assert [(r[0], r[3]) for r in rows] == [
+        ("Maya Lin", "Hi."),
+        ("Maya Lin", "so the plan: we meet at noon."),
+        ("Theo", "Fine."),
+    ]
+    assert len(warnings) == 1
 
 
 def test_continued_cues_are_counted_in_one_warning() -> None:
@@ -440,6 +469,8 @@ def test_no_speaker_at_all(tmp_path: Path) -> None:
         ("[THEO] Hello.", Prefix("THEO", "colon", "Hello.")),
         ("[Theo]: Hello.", Prefix("Theo", "label", "Hello.")),
         ("[speaker_2] ok", Prefix("speaker_2", "id", "ok")),
+        ("[Speaker00]: ok", Prefix("Speaker00", "id", "ok")),
+        ("[發言者00]: 好", Prefix("發言者00", "colon", "好")),
         ("Wait, what: no", None),
         ("1990: the year", None),
         ("at 3:30 we leave", None),

@@ -14,14 +14,16 @@ speaker with the cue's time divided in proportion to their text. Conventions und
     A bracketed name in title case with text after it (the speaker label of SDH
     subtitles). A name in lower case (``[laughs]``) or a common sound description
     (``[Music]``, ``[Laughter]``, see :data:`SOUNDS`) is text.
-``Name: text``, ``>> Name: text``, ``[NAME] text``
+``Name: text``, ``>> Name: text``, ``[NAME] text``, ``[李明] text``
     Zoom, Teams and Meet exports, broadcast captions. A name is at most five words and
     40 characters of letters (any script), digits, spaces, apostrophes and ``. - _ ( ) / &``
     with at least one letter, followed by ``:`` (or a full-width colon) and a space. As
     ordinary sentences also hold a colon (``Note: the bus is late``), such a prefix is a
-    name only when the file uses the convention: most cues of the file carry a prefix, or
-    this name prefixes at least two cues and reads as a name (every word of four letters
-    or more outside parentheses begins with a capital).
+    name only when the file uses the convention and the name is used as one: it prefixes
+    at least two cues and reads as a name (every word of four letters or more outside
+    parentheses begins with a capital), or most cues of the file carry a prefix and this
+    one prefixes two cues, reads as a name or has at most two words (Zoom keeps ``mary``
+    as typed, but ``so the plan: we meet`` is a sentence).
 ``- text`` dialogue dashes
     A cue with two or more lines starting with ``-`` holds several speakers: one turn per
     dash line (with the lines after it), named by a prefix on that line or else without a
@@ -46,6 +48,7 @@ Example
 
 from __future__ import annotations
 
+import html
 import itertools
 import re
 from collections import Counter
@@ -63,6 +66,7 @@ __all__ = [
     "find_prefix",
     "split_by_length",
     "split_voices",
+    "voice_name",
 ]
 
 # fmt: off
@@ -152,12 +156,13 @@ def find_prefix(line: str) -> Prefix | None:
         name, rest = clean(bracket.group("name")), text[bracket.end() :].strip()
         if _ID.match(name):
             return Prefix(name, "id", rest)
-        first = name.split()[0] if name.split() else ""
-        if not rest or not _shape(name) or not first[0].isupper():
+        if not rest or not _shape(name) or name[0].islower():
             return None
-        if first.lower().strip(".,!") in SOUNDS:
+        if name.split()[0].lower().strip(".,!") in SOUNDS:
             return None
-        kind = "colon" if name.isupper() else "label"
+        # Title case is an SDH speaker label; upper case or a script without case (and a
+        # leading digit) may as well be a sound or a note: a name if the file uses it so.
+        kind = "label" if name[0].isupper() and not name.isupper() else "colon"
         return Prefix(name, kind, rest)
     colon = _COLON.match(text)
     if colon:
@@ -167,6 +172,15 @@ def find_prefix(line: str) -> Prefix | None:
         if _shape(name):
             return Prefix(name, "colon", rest)
     return None
+
+
+def voice_name(raw: str | None) -> str:
+    """The name of a voice tag: character references decoded, spaces collapsed.
+
+    >>> voice_name(" Carlos Far&#237;as ")
+    'Carlos Farías'
+    """
+    return clean(html.unescape(raw or ""))
 
 
 def split_voices(payload: str) -> list[tuple[str | None, str]]:
@@ -182,7 +196,7 @@ def split_voices(payload: str) -> list[tuple[str | None, str]]:
     for match in VOICE.finditer(payload):
         if match.start() > at or parts:
             parts.append((voice, payload[at : match.start()]))
-        name = clean(match.group(1) or "")
+        name = voice_name(match.group(1))
         voice, at = name or None, match.end()
     parts.append((voice, payload[at:]))
     return [(v, _VOICE_END.sub("", t)) for v, t in parts if v is not None or t.strip()]
@@ -268,7 +282,12 @@ def _accepted(texts: list[_Text]) -> tuple[set[str], str | None]:
         for t in texts
         for name in {r.prefix.name for r in t.rows if r.prefix and r.prefix.kind == "colon"}
     )
-    names = {n for n, k in counts.items() if most or (k >= 2 and _reads_as_name(n))}
+    names = {
+        n
+        for n, k in counts.items()
+        if (k >= 2 and _reads_as_name(n))
+        or (most and (k >= 2 or _reads_as_name(n) or len(n.split()) <= 2))
+    }
     prefixes = [r.prefix for t in texts for r in t.rows if r.prefix is not None]
     on_change = bool(texts) and texts[0].label is not None and all(p.kind == "id" for p in prefixes)
     if most:

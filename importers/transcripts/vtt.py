@@ -168,7 +168,7 @@ def parse_webvtt(text: str, source: str = "<transcript>") -> Iterator[Cue]:
                 f"{source}:{cue.line}: cue ends at {cue.end:.3f}s, not after its start "
                 f"{cue.start:.3f}s"
             )
-        voices = {clean(v) for v in speakers.VOICE.findall(cue.payload) if v.strip()}
+        voices = {speakers.voice_name(v) for v in speakers.VOICE.findall(cue.payload) if v.strip()}
         if not voices:
             raise TranscriptError(
                 f"{source}:{cue.line + 1}: cue has no speaker; expected '<v Name>text'"
