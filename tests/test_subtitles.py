@@ -150,6 +150,20 @@ def test_vtt_character_references_in_voice_names() -> None:
     ]
 
 
+def test_vtt_cue_without_a_voice_in_a_voiced_file_continues_the_speaker() -> None:
+    rows, _, warnings = vtt(
+        "WEBVTT\n\n"
+        "a/1-0\n00:00:01.000 --> 00:00:02.000\n<v Ann>Which one?</v>\n\n"
+        "a/1-1\n00:00:02.000 --> 00:00:03.000\nThe baseline.\n\n"
+        "b/2-0\n00:00:03.000 --> 00:00:04.000\n<v Bob>Yeah.</v>\n"
+    )
+    assert [r[0] for r in rows] == ["Ann", "Ann", "Bob"]
+    assert warnings == [
+        "t.vtt: 1 cue(s) name no speaker and continue the previous one, as the file names "
+        "the speaker on most cues (line 8: 'The baseline.')"
+    ]
+
+
 def test_vtt_empty_cues_are_not_turns() -> None:
     rows, _, warnings = vtt(
         "WEBVTT\n\n"
