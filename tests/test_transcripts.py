@@ -232,7 +232,7 @@ def test_srt_with_bom_crlf_names_and_dialogue() -> None:
     expected += [("MAYA", 16.4, 16.8, "Sorry."), ("THEO", 16.8, 17.0, "Ha!")]
     assert rows_of(transcript.segments) == expected
     (warning,) = transcript.warnings
-    assert "1 cue(s) name several speakers (lines 31)" in warning
+    assert "1 cue(s) hold several speakers (line 31)" in warning
 
 
 def test_whisperx_json_splits_segments_by_word_speakers() -> None:
@@ -531,8 +531,8 @@ BAD = {
     "srt no timing": (
         "s.srt",
         "1\nMAYA: hi\n",
-        r"s\.srt:1: expected a cue number or a timing line 'hh:mm:ss,mmm --> hh:mm:ss,mmm', got "
-        r"'1'$",
+        r"s\.srt:2: expected a timing line 'hh:mm:ss,mmm --> hh:mm:ss,mmm' after the cue number "
+        r"'1', got 'MAYA: hi'$",
     ),
     "srt bad timing": (
         "s.srt",
@@ -773,8 +773,8 @@ def test_vtt_cue_with_several_voices_is_divided() -> None:
     segments, warnings = importers.transcripts.vtt.parse_vtt(text, "t.vtt")
     assert rows_of(segments) == [("Maya", 1.0, 2.0, "Hi."), ("Theo", 2.0, 4.0, "Hello.")]
     assert warnings == [
-        "t.vtt: 1 cue(s) hold several voices (lines 3); their time was divided between "
-        "the voices in proportion to their text"
+        "t.vtt: 1 cue(s) hold several speakers (line 3); their time was divided between "
+        "the speakers in proportion to their text"
     ]
 
 
@@ -813,13 +813,13 @@ def test_srt_timing_variants() -> None:
         "7\n10:00:00,000-->10:00:01,000\nB: two\n\n\n\n"
         "8\n00:00:03,000 --> 00:00:04,000\n"
     )
-    segments, _ = importers.transcripts.srt.parse_srt(text, "t.srt")
-    assert rows_of(segments) == [
-        ("A", 1.5, 2.25, "one"),
-        ("B", 36000.0, 36001.0, "two"),
-        (None, 3.0, 4.0, ""),
+    segments, warnings = importers.transcripts.srt.parse_srt(text, "t.srt")
+    # The last cue has no text: not a turn, counted in a warning naming its timing line.
+    assert rows_of(segments) == [("A", 1.5, 2.25, "one"), ("B", 36000.0, 36001.0, "two")]
+    assert [s.where for s in segments] == ["1", "5"]
+    assert warnings == [
+        "t.srt: 1 empty cue(s), without text once tags are removed, are not turns (line 11)"
     ]
-    assert [s.where for s in segments] == ["1", "5", "11"]
 
 
 def test_srt_unnamed_lines_continue_the_speaker() -> None:

@@ -49,6 +49,10 @@ def test_voices_times_and_lines() -> None:
         ("123:00:00.000 --> 123:00:00.001", 442800.0, 442800.001),
         ("00:01.000 --> 00:02.000 align:start position:10%", 1.0, 2.0),
         ("00:01.000\t-->\t00:02.000", 1.0, 2.0),
+        # The specification's parser needs no spaces around the arrow.
+        ("00:01.000-->00:02.000", 1.0, 2.0),
+        # Short fields as some Teams versions write them: 0 h 0 min 0.0 s, 1.57 s.
+        ("0:0:0.0 --> 0:0:1.57", 0.0, 1.57),
     ],
 )
 def test_timestamps_hours_optional(timing: str, start: float, end: float) -> None:
@@ -164,9 +168,12 @@ ERRORS = {
     ),
     "comma decimal": ("WEBVTT\n\n00:01,000 --> 00:02,000\n<v A>x\n", r"^t\.vtt:3: malformed"),
     "minutes over 59": ("WEBVTT\n\n00:61:00.000 --> 00:62:00.000\n<v A>x\n", r"^t\.vtt:3: mal"),
-    "arrow without spaces": ("WEBVTT\n\n00:01.000-->00:02.000\n<v A>x\n", r"^t\.vtt:3: mal"),
+    "three decimals and more": (
+        "WEBVTT\n\n00:01.0000 --> 00:02.000\n<v A>x\n",
+        r"^t\.vtt:3: mal",
+    ),
     "timing after an id": (
-        "WEBVTT\n\nturn-0\n00:01.000 --> 0:02.000\n<v A>x\n",
+        "WEBVTT\n\nturn-0\n00:01.000 --> 00:02:000\n<v A>x\n",
         r"^t\.vtt:4: malformed cue timing",
     ),
     "no timing line": (

@@ -1,15 +1,40 @@
-"""WebVTT transcripts with ``<v Speaker>`` voice tags.
+"""WebVTT transcripts: cues cut as the WebVTT specification's parser cuts them.
 
-A small parser of our own rather than a general WebVTT library: importers must report the
-line of every problem (a bad timestamp, a cue without a speaker), which the libraries do not.
-Styling tags (``<c.yellow>``, ``<b>``, ``<i>``, ``<u>``, ``<ruby>``, ``<lang>``), timestamp
-tags (``<00:00:01.000>``), cue settings (``align:start position:10%``) and ``STYLE``,
-``NOTE`` and ``REGION`` blocks are accepted and dropped; character references are decoded.
+Blocks are separated by empty lines (a line holding spaces is not empty: it belongs to the
+cue text, as YouTube's captions rely on), and a line containing ``-->`` starts a new cue even
+without an empty line before it. ``NOTE``, ``STYLE`` and ``REGION`` blocks and the header's
+lines (``Kind: captions``) are skipped; cue identifiers (``12``, Teams' ``6d1a.../12-0``)
+and cue settings (``align:start position:10%``) are read and dropped; hours are optional.
+Times may also have one-digit minutes and seconds and one to three decimals
+(``0:0:0.570``, as some Teams versions write). Styling tags (``<c.yellow>``, ``<b>``,
+``<i>``, ``<u>``, ``<ruby>``, ``<lang>``) and karaoke timestamps (``<00:00:01.000>``) are
+removed and character references (``&amp;``) decoded. Unlike the specification's parser,
+which drops what it cannot read without a word, a malformed timing line or a block that is
+neither a cue nor a ``NOTE``/``STYLE``/``REGION`` block is an error naming its line.
 
-Two entry points: :func:`read_vtt` (a :class:`Transcript`, cues without a voice have no
-speaker, a cue with several voices is divided between them) and the older
-:func:`read_webvtt` / :func:`parse_webvtt` (one :class:`Cue` per cue, every cue must have
-exactly one voice and end after it starts).
+Speakers come from :mod:`.speakers`: ``<v Name>`` voices, ``Name: text`` prefixes, diarisation
+labels, dialogue dashes; a cue with several speakers is divided between them.
+
+Why not webvtt-py
+-----------------
+webvtt-py (0.6.0, MIT) cuts the real files of the test corpus into the same cues (it follows
+the specification, ``-->`` without an empty line before it included), but it does not fit an
+importer that must name the line of every problem and drop nothing silently:
+
+* its captions carry no line numbers, so no error or warning could name the cue's line;
+* a cue with a malformed timing (``00:01.000 --> 00:02``, ``00:01,000 --> 00:02,000``,
+  ``00:61:00.000 --> ...``) and a stray block of text are dropped without a word; its strict
+  mode raises instead, but without the line, and then also refuses the ``0:0:0.570`` times
+  Teams writes;
+* ``Caption.voice`` gives the first voice of a cue only, and ``Caption.text`` keeps
+  ``&amp;`` undecoded, so the cue text would be re-read from ``raw_text`` anyway.
+
+What remains of its work (splitting on empty lines and ``-->`` lines) is the small loop
+below, so this module keeps its own parser.
+
+Two entry points: :func:`read_vtt` (a :class:`Transcript`, see :func:`parse_vtt`) and the
+older :func:`read_webvtt` / :func:`parse_webvtt` (one :class:`Cue` per cue, every cue must
+have exactly one voice and end after it starts).
 
 Example
 -------
@@ -24,23 +49,24 @@ Example
 from __future__ import annotations
 
 import html
-import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from importers.textio import read_text, split_lines
+from importers.transcripts import speakers
 from importers.transcripts.records import Segment, Transcript, clean, read_with
 from schemas.errors import TranscriptError
 
 __all__ = ["Cue", "parse_vtt", "parse_webvtt", "read_vtt", "read_webvtt"]
 
-_TIME = r"(?:(\d+):)?([0-5]\d):([0-5]\d)\.(\d{3})"
-_TIMING = re.compile(rf"^{_TIME}\s+-->\s+{_TIME}(?:\s+.*)?$")
-_VOICE = re.compile(r"<v(?:\.[\w.-]+)?\s+([^>]+)>")
+_TIME = r"(?:(\d+):)?([0-5]?\d):([0-5]?\d)\.(\d{1,3})"
+_TIMING = re.compile(rf"^[ \t]*{_TIME}[ \t]*-->[ \t]*{_TIME}(?:[ \t].*)?$")
 _TAG = re.compile(r"</?[^>]*>")
-_COMMENT = re.compile(r"^(?:NOTE|STYLE|REGION)(?:[ \t].*)?$")
+_HEADER = re.compile(r"^WEBVTT(?:[ \t].*)?$")
+_OTHER_BLOCK = re.compile(r"^(?:NOTE|STYLE|REGION)(?:[ \t].*)?$")
+_EXPECTED = "expected 'HH:MM:SS.mmm --> HH:MM:SS.mmm'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +89,10 @@ class _RawCue:
 
 
 def _seconds(groups: tuple[str | None, ...]) -> float:
-    hours, minutes, seconds, millis = groups
-    return int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds) + int(millis) / 1000
+    hours, minutes, seconds, fraction = groups
+    assert minutes is not None and seconds is not None and fraction is not None
+    whole = int(hours or 0) * 3600 + int(minutes) * 60 + int(seconds)
+    return round(whole + int(fraction) / 10 ** len(fraction), 3)
 
 
 def _plain(payload: str) -> str:
@@ -74,39 +102,48 @@ def _plain(payload: str) -> str:
 def _raw_cues(text: str, source: str) -> Iterator[_RawCue]:
     # Only CR, LF and CRLF end lines in WebVTT (str.splitlines would also split on U+2028).
     lines = split_lines(text.lstrip("\ufeff"))
-    if not lines or not re.match(r"^WEBVTT(?:[ \t].*)?$", lines[0]):
+    if not lines or not _HEADER.match(lines[0]):
         raise TranscriptError(f"{source}:1: expected the header 'WEBVTT'")
-    # Header lines (e.g. "Kind: captions") run until the first blank line.
+    # Header lines (e.g. "Kind: captions") run until an empty line or a timing line.
     i, n = 1, len(lines)
-    while i < n and lines[i].strip():
+    while i < n and lines[i] and "-->" not in lines[i]:
         i += 1
     while i < n:
         if not lines[i].strip():
             i += 1
             continue
-        block_start = i
-        block = []
-        while i < n and lines[i].strip():
-            block.append(lines[i])
+        head = lines[i]
+        if _OTHER_BLOCK.match(head):
+            # NOTE, STYLE, REGION: up to an empty line, or a timing line that starts a cue.
             i += 1
-        head = block[0].strip()
-        if _COMMENT.match(head):
+            while i < n and lines[i] and not ("-->" in lines[i] and _TIMING.match(lines[i])):
+                i += 1
             continue
-        timing_at = next((k for k, line in enumerate(block) if "-->" in line), None)
-        if timing_at is None or timing_at > 1:
+        if "-->" in head:
+            timing_at = i
+        elif i + 1 < n and "-->" in lines[i + 1]:
+            timing_at = i + 1  # after a cue identifier
+        else:
             raise TranscriptError(
-                f"{source}:{block_start + 1}: expected a cue timing line "
-                f"'HH:MM:SS.mmm --> HH:MM:SS.mmm', got {head!r}"
+                f"{source}:{i + 1}: expected a cue timing line 'HH:MM:SS.mmm --> HH:MM:SS.mmm', "
+                f"got {head.strip()!r}"
             )
-        line_no = block_start + timing_at + 1
-        match = _TIMING.match(block[timing_at].strip())
+        match = _TIMING.match(lines[timing_at])
         if not match:
             raise TranscriptError(
-                f"{source}:{line_no}: malformed cue timing {block[timing_at].strip()!r}; "
-                "expected 'HH:MM:SS.mmm --> HH:MM:SS.mmm'"
+                f"{source}:{timing_at + 1}: malformed cue timing {lines[timing_at].strip()!r}; "
+                f"{_EXPECTED}"
             )
-        start, end = _seconds(match.groups()[:4]), _seconds(match.groups()[4:])
-        yield _RawCue(line_no, round(start, 3), round(end, 3), "\n".join(block[timing_at + 1 :]))
+        # The cue text runs to an empty line; a line containing "-->" starts the next cue.
+        i = timing_at + 1
+        while i < n and lines[i] and "-->" not in lines[i]:
+            i += 1
+        yield _RawCue(
+            timing_at + 1,
+            _seconds(match.groups()[:4]),
+            _seconds(match.groups()[4:]),
+            "\n".join(lines[timing_at + 1 : i]),
+        )
 
 
 def parse_webvtt(text: str, source: str = "<transcript>") -> Iterator[Cue]:
@@ -131,7 +168,7 @@ def parse_webvtt(text: str, source: str = "<transcript>") -> Iterator[Cue]:
                 f"{source}:{cue.line}: cue ends at {cue.end:.3f}s, not after its start "
                 f"{cue.start:.3f}s"
             )
-        voices = {v.strip() for v in _VOICE.findall(cue.payload)}
+        voices = {speakers.voice_name(v) for v in speakers.VOICE.findall(cue.payload) if v.strip()}
         if not voices:
             raise TranscriptError(
                 f"{source}:{cue.line + 1}: cue has no speaker; expected '<v Name>text'"
@@ -159,65 +196,26 @@ def read_webvtt(path: str | Path) -> list[Cue]:
     return list(parse_webvtt(text, str(path)))
 
 
-def divided_warnings(source: str, lines: list[int], what: str, who: str) -> list[str]:
-    """The warning (none if ``lines`` is empty) that cues at ``lines`` were divided between
-    several speakers by :func:`split_by_length`."""
-    if not lines:
-        return []
-    shown = ", ".join(map(str, lines[:10])) + (" ..." if len(lines) > 10 else "")
-    return [
-        f"{source}: {len(lines)} cue(s) {what} (lines {shown}); their time was divided "
-        f"between the {who} in proportion to their text"
-    ]
-
-
-def split_by_length(start: float, end: float, texts: list[str]) -> list[tuple[float, float]]:
-    """Divide ``start..end`` between ``texts`` in proportion to their lengths (ms rounded).
-
-    >>> split_by_length(0.0, 3.0, ["ab", "abcd"])
-    [(0.0, 1.0), (1.0, 3.0)]
-    """
-    weights = [max(len(t), 1) for t in texts]
-    total = sum(weights)
-    bounds = [start]
-    acc = 0
-    for w in weights[:-1]:
-        acc += w
-        bounds.append(round(start + (end - start) * acc / total, 3))
-    bounds.append(end)
-    return list(itertools.pairwise(bounds))
+def _text_cue(cue: _RawCue) -> speakers.Cue:
+    """The cue's lines as ``(voice, plain text)`` pairs."""
+    lines = tuple(
+        (voice, html.unescape(_TAG.sub("", line)))
+        for voice, stretch in speakers.split_voices(cue.payload)
+        for line in stretch.split("\n")
+    )
+    return speakers.Cue(cue.line, cue.start, cue.end, lines)
 
 
 def parse_vtt(text: str, source: str) -> tuple[list[Segment], list[str]]:
     """The segments of a WebVTT document, in file order (the pure form of :func:`read_vtt`).
 
-    A cue without a voice gives a segment without speaker; a cue with several voices
-    (``<v Maya>Hi.\\n<v Theo>Hello.``) is divided between them in proportion to their text,
-    with a warning counting such cues. Times are not checked here (see
-    :func:`importers.transcripts.checks.check_segments`).
+    Speakers as :func:`importers.transcripts.speakers.cue_turns` reads them: a cue with
+    several voices (``<v Maya>Hi.\\n<v Theo>Hello.``) or dialogue dashes is divided between
+    them in proportion to their text, an empty cue is no segment, a cue without a name has
+    no speaker unless the file names one on most cues; warnings count each case. Times are
+    not checked here (see :func:`importers.transcripts.checks.check_segments`).
     """
-    segments: list[Segment] = []
-    divided: list[int] = []
-    for cue in _raw_cues(text, source):
-        where = str(cue.line)
-        marks = list(_VOICE.finditer(cue.payload))
-        if len(marks) <= 1:
-            speaker = marks[0].group(1).strip() if marks else None
-            segments.append(Segment(speaker, cue.start, cue.end, _plain(cue.payload), where))
-            continue
-        # Text before the first voice belongs to it; each voice runs until the next one.
-        parts = [
-            (m.group(1).strip(), cue.payload[(0 if k == 0 else m.start()) : nxt])
-            for k, (m, nxt) in enumerate(
-                zip(marks, [m.start() for m in marks[1:]] + [len(cue.payload)], strict=True)
-            )
-        ]
-        texts = [_plain(p) for _, p in parts]
-        spans = split_by_length(cue.start, cue.end, texts)
-        divided.append(cue.line)
-        for (speaker, _), words, (a, b) in zip(parts, texts, spans, strict=True):
-            segments.append(Segment(speaker, a, b, words, where))
-    return segments, divided_warnings(source, divided, "hold several voices", "voices")
+    return speakers.cue_turns([_text_cue(c) for c in _raw_cues(text, source)], source)
 
 
 def read_vtt(path: str | Path) -> Transcript:
