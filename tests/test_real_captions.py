@@ -194,6 +194,16 @@ CASES = [
         seconds=12,
         warns=(NO_SPEAKER,),
     ),
+    # WhisperX with diarisation: 2 segments, every word SPEAKER_00 except the unaligned
+    # `1990.` (speaker null), which stays with the run before it: no split.
+    Case(
+        "whisperx_meet_sample_en_1_expected.json",
+        {"SPEAKER_00": 2},
+        turns=2,
+        first_start=1.077,
+        last_end=10.028,
+        seconds=13,
+    ),
     # WhisperLive: 123 cues as the client wrote them (12 distinct segments repeated, times
     # jumping back); earliest start 0.0, latest end `00:00:53,440`. No speakers.
     Case(
