@@ -70,11 +70,13 @@ def session_folder(
 def import_real(tmp: Path, files: list[str], **kwargs: object) -> Imported:
     """Load the session folder made by :func:`session_folder` as ``import`` does."""
     from importers.session import load_session
+    from importers.vad import UNKNOWN_SPEAKER
 
     folder = session_folder(tmp, files, **kwargs)  # type: ignore[arg-type]
     warnings: list[str] = []
     session = load_session(folder, warnings=warnings)
-    names = {p.id: p.name for p in session.performers}
+    # the speaker a transcript without names gets is shown by its id, `unknown`
+    names = {p.id: p.id if p.id == UNKNOWN_SPEAKER else p.name for p in session.performers}
     counts = Counter(names[t.speaker] for t in session.turns)
     return Imported(
         speakers=dict(counts),

@@ -273,7 +273,20 @@ TABLES = [
 CASES = ELAN + TEXTGRIDS + TABLES
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.file for c in CASES])
+# Open: VTC's speaker classes are not people (two OCH turns overlap) and rows of class NA
+# have no speaker; such a table is refused today, with every problem listed.
+OPEN = {"childproject_vtc_sound_0_4000.csv": "speaker classes that overlap, NA beside names"}
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=OPEN[c.file]), id=c.file)
+        if c.file in OPEN
+        else pytest.param(c, id=c.file)
+        for c in CASES
+    ],
+)
 def test_real_annotation_file(tmp_path, case: Case) -> None:
     """The import gives the speakers, turns and times read off the file by hand."""
     got = import_real(

@@ -262,7 +262,21 @@ def _id(case: Case) -> str:
     return f"{case.file}[{media}]" if media else case.file
 
 
-@pytest.mark.parametrize("case", CASES, ids=_id)
+# Open: a file naming a speaker on some cues only (SDH subtitles) is refused today, with
+# every unnamed cue listed; the expected reading is the one above.
+OPEN = {"netflix_chicas_del_cable_trimmed.vtt": "named and unnamed cues in one file are refused"}
+
+
+def _params(cases: list[Case]) -> list[object]:
+    return [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=OPEN[c.file]), id=_id(c))
+        if c.file in OPEN
+        else pytest.param(c, id=_id(c))
+        for c in cases
+    ]
+
+
+@pytest.mark.parametrize("case", _params(CASES))
 def test_real_caption_file(tmp_path, case: Case) -> None:
     got = import_real(tmp_path, [f"captions/{case.file}"], seconds=case.seconds, **case.kwargs)
     assert got.speakers == case.speakers
