@@ -105,7 +105,7 @@ class SessionOutcome:
             "turns": len(turns),
             "speakers": dict(Counter(names.get(t.speaker, t.speaker) for t in turns)),
             "duration_s": session.duration if session else None,
-            "end_s": max(t.end for t in turns) if turns else None,
+            "end_s": round(max(t.end for t in turns), 3) if turns else None,
             "clips": self.clips if session else 0,
             "inferred": self.inferred,
             "warnings": list(self.warnings),

@@ -20,7 +20,7 @@ import json
 import shutil
 import subprocess
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -197,6 +197,24 @@ def _unknown_cast(cast: _Cast | None) -> _Cast:
     return _Cast(raw, (*cast.performers, unknown), cast.channel_of)
 
 
+def _unnamed_as_unknown(
+    segments: Sequence[Segment], transcript: Path, notes: list[str]
+) -> list[Segment]:
+    """``segments`` with the speaker ``unknown`` where a file that names speakers elsewhere
+    names none (subtitles naming a speaker only when off screen, VTC's ``NA`` class); one
+    warning counts them and names their places."""
+    unnamed = [s.where for s in segments if s.speaker is None]
+    if not unnamed:
+        return list(segments)
+    shown = ", ".join(unnamed[:5]) + (" ..." if len(unnamed) > 5 else "")
+    notes.append(
+        f"{transcript.name}: {len(unnamed)} of {len(segments)} turns name no speaker and are "
+        f"given the speaker {UNKNOWN_SPEAKER!r} ({shown}); name them in the transcript to "
+        "tell them apart"
+    )
+    return [replace(s, speaker=UNKNOWN_SPEAKER) if s.speaker is None else s for s in segments]
+
+
 def _matched_turns(
     segments: Sequence[Segment],
     cast: _Cast,
@@ -326,13 +344,14 @@ def load_session(
                         decoded, notes,
                     )  # fmt: skip
         else:
+            segments = _unnamed_as_unknown(read.segments, transcript, notes)
             if cast is None and not performers_given:
-                cast = _from_speakers(read.segments)
+                cast = _from_speakers(segments)
             if cast is not None:
+                if len(segments) != sum(s.speaker is not None for s in read.segments):
+                    cast = _unknown_cast(cast)
                 with collect(problems):
-                    turns = _matched_turns(
-                        read.segments, cast, session_id, transcript, source, problems
-                    )
+                    turns = _matched_turns(segments, cast, session_id, transcript, source, problems)
     elif transcript is None and len(problems) == before and info is not None and media is not None:
         with collect(problems):
             turns, cast = _by_voice(session_id, media, cast, performers_given, info, decoded, notes)

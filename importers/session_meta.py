@@ -253,14 +253,11 @@ def read_checked(
     tiers: tuple[str, ...] | None,
     media_name: str | None,
 ) -> Transcript:
-    """Read and check the transcript. A file where no segment names a speaker is read
-    without requiring speakers (the caller gives them); one where some do and some do not
-    is an error listing every segment without one."""
+    """Read and check the transcript. Segments without a speaker are allowed: the caller
+    gives them one (the recording's channels, or ``unknown``)."""
     options: dict[str, Any] = {"text": companion, "tiers": tiers, "media_name": media_name}
-    first = read_transcript(path, transcript_format, check=False, **options)
-    silent = bool(first.segments) and all(s.speaker is None for s in first.segments)
     return read_transcript(
-        path, transcript_format, media_duration=duration, require_speaker=not silent, **options
+        path, transcript_format, media_duration=duration, require_speaker=False, **options
     )
 
 

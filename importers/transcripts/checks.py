@@ -35,6 +35,7 @@ def check_segments(
     media_duration: float | None = None,
     require_speaker: bool = True,
     speaker_hint: str = "a speaker name",
+    speaker_classes: bool = False,
 ) -> tuple[list[str], list[str]]:
     """Every problem of a file's segments, as ``"file:where: what; expected ..."`` lines.
 
@@ -51,6 +52,9 @@ def check_segments(
         Whether a segment without speaker is an error (true for turns to annotate).
     speaker_hint : str
         How the format names a speaker, for the message (``"'<v Name>text'"``).
+    speaker_classes : bool
+        The speakers are classes of speaker, not people (VTC's ``OCH``: any other child):
+        turns of one class that overlap are kept and counted in a warning, not errors.
 
     Returns
     -------
@@ -91,11 +95,14 @@ def check_segments(
             empty.append(s.where)
     # Same-speaker overlaps: compare each turn with the speaker's furthest-reaching one so far.
     reach: dict[str, Segment] = {}
+    shared: list[str] = []
     for s in ordered:
         if s.speaker is None or not (math.isfinite(s.start) and math.isfinite(s.end)):
             continue
         before = reach.get(s.speaker)
-        if before is not None and s.start < before.end - END_TOLERANCE:
+        if before is not None and s.start < before.end - END_TOLERANCE and speaker_classes:
+            shared.append(f"{s.speaker} {before.where} and {s.where}")
+        elif before is not None and s.start < before.end - END_TOLERANCE:
             errors.append(
                 (
                     s.start,
@@ -108,6 +115,12 @@ def check_segments(
         if before is None or s.end > before.end:
             reach[s.speaker] = s
     warnings = []
+    if shared:
+        shown = "; ".join(shared[:5]) + (" ..." if len(shared) > 5 else "")
+        warnings.append(
+            f"{source}: the speakers are classes, not people: {len(shared)} turn(s) overlap "
+            f"another of their class and are kept ({shown})"
+        )
     if empty:
         shown = ", ".join(empty[:5]) + (" ..." if len(empty) > 5 else "")
         warnings.append(

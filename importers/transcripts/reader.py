@@ -172,6 +172,7 @@ def read_transcript(
         media_duration=media_duration,
         require_speaker=require_speaker,
         speaker_hint=_SPEAKER_HINTS.get(name, "a speaker name"),
+        speaker_classes=transcript.speaker_classes,
     )
     if len(errors) == 1:
         raise TranscriptError(errors[0])

@@ -53,7 +53,9 @@ class Transcript:
 
     ``format`` is the reader's name (``"vtt"``, ``"eaf"`` ...); ``encoding`` the codec the
     file was decoded with (see :func:`importers.textio.decode_text`); ``source`` the file
-    name messages start with.
+    name messages start with. ``speaker_classes`` is true when the speakers are classes of
+    speaker, not people (a table's ``speaker_type`` column: VTC's ``FEM``, ``OCH``): two
+    turns of one class may then overlap.
     """
 
     segments: tuple[Segment, ...]
@@ -61,6 +63,7 @@ class Transcript:
     format: str
     encoding: str
     source: str = ""
+    speaker_classes: bool = False
 
     @property
     def speakers(self) -> tuple[str, ...]:

@@ -56,10 +56,10 @@ import csv
 import io
 import re
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
-from importers.transcripts.records import Segment, Transcript, clean, parse_clock, read_with
+from importers.textio import read_text
+from importers.transcripts.records import Segment, Transcript, clean, parse_clock, sort_segments
 from schemas.errors import TranscriptError
 
 __all__ = ["PLAUSIBLE_SHARE", "parse_csv", "parse_tsv", "read_csv", "read_tsv"]
@@ -100,6 +100,8 @@ _SEC = re.compile(r"[\s_\-(\[]+(?:s|sec|secs|seconds?)[)\]]?$", re.IGNORECASE)
 _CHILDPROJECT = ("segmentonset", "segmentoffset")
 _MISSING = ("", "NA", "<NA>", "NaN", "nan")
 _WHOLE = re.compile(r"^[+-]?\d+$")
+# Speaker columns that name a class of speaker (VTC's FEM, MAL, KCHI, OCH), not a person.
+_CLASS_COLUMNS = ("speakertype", "role")
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,14 @@ def _time(value: str, unit: str, column: _Column, source: str, where: str) -> fl
 def _parse(
     text: str, source: str, delimiter: str, media_duration: float | None
 ) -> tuple[list[Segment], list[str]]:
+    segments, warnings, _ = _parse_table(text, source, delimiter, media_duration)
+    return segments, warnings
+
+
+def _parse_table(
+    text: str, source: str, delimiter: str, media_duration: float | None
+) -> tuple[list[Segment], list[str], bool]:
+    """Segments, warnings, and whether the speaker column holds classes of speaker."""
     reader = csv.reader(io.StringIO(text.lstrip("\ufeff"), newline=""), delimiter=delimiter)
     rows: list[tuple[str, list[str]]] = []
     try:
@@ -278,7 +288,9 @@ def _parse(
         warnings.append(
             f"{source}: {len(untexted)} row(s) without text are not turns (lines {shown})"
         )
-    return segments, warnings
+    speaker = columns.get("speaker")
+    classes = speaker is not None and _key(speaker.name)[0] in _CLASS_COLUMNS
+    return segments, warnings, classes
 
 
 def parse_csv(
@@ -296,9 +308,7 @@ def parse_csv(
         that is neither seconds nor a clock time; naming the column: whole numbers whose
         unit cannot be told.
     """
-    first = text.lstrip("\ufeff").split("\n", 1)[0]
-    delimiter = ";" if ";" in first and "," not in first else ","
-    return _parse(text, source, delimiter, media_duration)
+    return _parse(text, source, _delimiter(text), media_duration)
 
 
 def parse_tsv(
@@ -323,10 +333,33 @@ def read_csv(path: str | Path, *, media_duration: float | None = None) -> Transc
     TranscriptError
         Naming the file and line or column; see :func:`parse_csv`.
     """
-    return read_with(partial(parse_csv, media_duration=media_duration), path, "csv")
+    text, encoding, warnings = read_text(path)
+    return _table(text, encoding, warnings, path, _delimiter(text), "csv", media_duration)
+
+
+def _delimiter(text: str) -> str:
+    """A semicolon when the header has one and no comma, else a comma."""
+    first = text.lstrip("\ufeff").split("\n", 1)[0]
+    return ";" if ";" in first and "," not in first else ","
+
+
+def _table(
+    text: str,
+    encoding: str,
+    warnings: list[str],
+    path: str | Path,
+    delimiter: str,
+    name: str,
+    media_duration: float | None,
+) -> Transcript:
+    segments, more, classes = _parse_table(text, str(path), delimiter, media_duration)
+    return Transcript(
+        sort_segments(segments), tuple(warnings + more), name, encoding, str(path), classes
+    )
 
 
 def read_tsv(path: str | Path, *, media_duration: float | None = None) -> Transcript:
     """Read a TSV transcript into a :class:`Transcript` (format ``"tsv"``); see
     :func:`read_csv`."""
-    return read_with(partial(parse_tsv, media_duration=media_duration), path, "tsv")
+    text, encoding, warnings = read_text(path)
+    return _table(text, encoding, warnings, path, "\t", "tsv", media_duration)
