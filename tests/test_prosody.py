@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import soxr
 
-from importers import pitch, prosody
+from importers import pitch as pyin
+from importers import prosody
 from importers.prosody import FEATURES, PitchParams, pitch_track, turn_features
 from schemas.errors import SessionError
 from tests.voice_builders import RATE, espeak, fricative, glide, harmonic_voice
@@ -111,7 +112,7 @@ def test_agrees_with_librosa_pyin_on_espeak_speech(espeak_turns) -> None:
 def test_transition_band_matches_librosa() -> None:
     librosa = pytest.importorskip("librosa")
     params = PitchParams(fmin=100.0, fmax=200.0)
-    model = pitch._model(params)
+    model = pyin._model(params)
     width = model.log_band.shape[1]
     full = librosa.sequence.transition_local(model.n_bins, width, window="triangle", wrap=False)
     half = width // 2
