@@ -23,8 +23,27 @@ from annotate.agreement.alpha import (
     krippendorff_alpha,
     unit_coincidences,
 )
-from annotate.agreement.icc import ICC_FORMS, icc, icc_table, lin_ccc, mean_pairwise_ccc
-from annotate.agreement.intervals import bootstrap_ci
+from annotate.agreement.continuous import icc_report
+from annotate.agreement.icc import (
+    ICC_FORMS,
+    icc,
+    icc_oneway,
+    icc_oneway_f_ci,
+    icc_table,
+    lin_ccc,
+    mean_pairwise_ccc,
+)
+from annotate.agreement.intervals import (
+    CONFIDENCE,
+    N_BOOT,
+    SEED,
+    Interval,
+    alpha_interval,
+    bootstrap_ci,
+    profile_interval,
+    profiles_of,
+    unit_interval,
+)
 from annotate.agreement.kappa import (
     cohen_kappa,
     fleiss_kappa,
@@ -34,12 +53,27 @@ from annotate.agreement.kappa import (
     percent_agreement,
 )
 from annotate.agreement.matrix import pivot
-from annotate.agreement.pairwise import annotator_vs_rest, pairwise_alpha_matrix
+from annotate.agreement.pairwise import (
+    MIN_OVERLAP,
+    Pairs,
+    annotator_vs_rest,
+    pair_units,
+    pairwise_alpha,
+    pairwise_alpha_matrix,
+    pairwise_statistic,
+)
 
 __all__ = [
+    "CONFIDENCE",
     "ICC_FORMS",
     "LEVELS",
+    "MIN_OVERLAP",
+    "N_BOOT",
+    "SEED",
+    "Interval",
+    "Pairs",
     "alpha_from_coincidences",
+    "alpha_interval",
     "annotator_vs_rest",
     "bootstrap_ci",
     "cohen_kappa",
@@ -49,12 +83,21 @@ __all__ = [
     "gwet_ac1",
     "gwet_ac2",
     "icc",
+    "icc_oneway",
+    "icc_oneway_f_ci",
+    "icc_report",
     "icc_table",
     "krippendorff_alpha",
     "lin_ccc",
     "mean_pairwise_ccc",
+    "pair_units",
+    "pairwise_alpha",
     "pairwise_alpha_matrix",
+    "pairwise_statistic",
     "percent_agreement",
     "pivot",
+    "profile_interval",
+    "profiles_of",
     "unit_coincidences",
+    "unit_interval",
 ]

@@ -97,7 +97,7 @@ def _check(n_boot: int, confidence: float) -> None:
         raise ValueError(f"level must lie strictly between 0 and 1; got {confidence!r}")
 
 
-def _draws(sizes: FloatArray, n_boot: int, seed: int) -> Iterator[npt.NDArray[np.int64]]:
+def draws(sizes: FloatArray, n_boot: int, seed: int) -> Iterator[npt.NDArray[np.int64]]:
     """Multiplicities of each class in each resample, in chunks of shape (b, C).
 
     ``sizes[c]`` units are in class ``c``; a resample draws ``sum(sizes)`` units with
@@ -111,9 +111,10 @@ def _draws(sizes: FloatArray, n_boot: int, seed: int) -> Iterator[npt.NDArray[np
         yield rng.multinomial(total, shares, size=min(_CHUNK, n_boot - start))
 
 
-def _percentile(
+def percentile(
     estimate: float, stats: FloatArray, n_boot: int, confidence: float, seed: int, what: str
 ) -> Interval:
+    """The percentile interval of ``stats`` (one per resample, NaN where undefined)."""
     finite = stats[np.isfinite(stats)]
     dropped = n_boot - int(finite.size)
     if 2 * dropped > n_boot:
@@ -226,13 +227,13 @@ def alpha_interval(
         return _undefined(err, n_boot, confidence, seed)
     stats = np.full(n_boot, np.nan)
     b = 0
-    for chunk in _draws(counts, n_boot, seed):
+    for chunk in draws(counts, n_boot, seed):
         for o in chunk.astype(np.float64) @ blocks:
             # undefined on this resample: stays NaN and is counted as dropped
             with contextlib.suppress(ValueError):
                 stats[b] = alpha_from_coincidences(o.reshape(shape), domain, level)
             b += 1
-    return _percentile(float(estimate), stats, n_boot, confidence, seed, "units")
+    return percentile(float(estimate), stats, n_boot, confidence, seed, "units")
 
 
 def _profile_matrix(keys: Sequence[Profile]) -> FloatArray:
@@ -305,13 +306,13 @@ def _resampled(
 ) -> Interval:
     stats = np.full(n_boot, np.nan)
     b = 0
-    for chunk in _draws(sizes, n_boot, seed):
+    for chunk in draws(sizes, n_boot, seed):
         for weights in chunk:
             # undefined on this resample: stays NaN and is counted as dropped
             with contextlib.suppress(ValueError):
                 stats[b] = statistic(np.repeat(columns, weights, axis=axis))
             b += 1
-    return _percentile(estimate, stats, n_boot, confidence, seed, what)
+    return percentile(estimate, stats, n_boot, confidence, seed, what)
 
 
 _AXES = {"units": 1, "raters": 0}

@@ -83,8 +83,8 @@ def _check_equal_ratings(ratings: npt.NDArray[np.intp], what: str) -> None:
         listed = ", ".join(f"{what} {i} has {ratings[i]}" for i in odd[:10])
         more = f", ... ({odd.size - 10} more)" if odd.size > 10 else ""
         raise ValueError(
-            f"Fleiss' kappa needs the same number of ratings for every {what}; most have "
-            f"{usual}, but {listed}{more}"
+            f"{what}s have {int(ratings.min())} to {int(ratings.max())} ratings; Fleiss' kappa "
+            f"needs the same number per {what} (most have {usual}, but {listed}{more})"
         )
     if usual < 2:
         raise ValueError(
