@@ -13,10 +13,48 @@ import numpy as np
 import numpy.typing as npt
 
 from annotate.agreement.icc import icc, icc_oneway, icc_oneway_f_ci, oneway_anova
-from annotate.agreement.intervals import CONFIDENCE, N_BOOT, SEED, unit_interval
+from annotate.agreement.intervals import (
+    CONFIDENCE,
+    N_BOOT,
+    SEED,
+    draws,
+    percentile,
+    unit_interval,
+)
 from annotate.agreement.matrix import _as_matrix
 
 __all__ = ["icc_report"]
+
+
+def _oneway_resampled(x: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """ICC(1) and ICC(1,k) on each resample of the units (columns) of ``x``, shape (n_boot,).
+
+    The unbalanced one-way ANOVA is a sum over units of each unit's count ``k``, sum ``S``
+    and sum of squares ``Q``, so a resample (multiplicities ``w``) needs only weighted sums:
+    the same numbers as :func:`annotate.agreement.icc.icc_oneway` on the resampled matrix.
+    """
+    present = ~np.isnan(x)
+    k = present.sum(axis=0).astype(np.float64)
+    values = np.where(present, x, 0.0)
+    s = values.sum(axis=0)
+    q = np.einsum("ij,ij->j", values, values)
+    within = q - s * s / k
+    parts = [[], []]
+    for w in draws(np.ones(x.shape[1]), n_boot, seed):
+        w = w.astype(np.float64)
+        n = w.sum(axis=1)
+        total = w @ k
+        ss_between = w @ (s * s / k) - np.square(w @ s) / total
+        msb = ss_between / (n - 1.0)
+        msw = (w @ within) / (total - n)
+        k0 = (total - (w @ (k * k)) / total) / (n - 1.0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            parts[0].append((msb - msw) / (msb + (k0 - 1.0) * msw))
+            parts[1].append((msb - msw) / msb)
+    single, average = (np.concatenate(p) for p in parts)
+    return np.where(np.isfinite(single), single, np.nan), np.where(
+        np.isfinite(average), average, np.nan
+    )
 
 
 def _design(x: np.ndarray) -> tuple[str, str]:
@@ -100,9 +138,14 @@ def icc_report(
         raters_per_unit={"min": anova.raters_min, "max": anova.raters_max, "k": anova.k0},
     )
     pairable = x[:, (~np.isnan(x)).sum(axis=0) >= 2]
-    for key, form in (("single", "ICC1"), ("average", "ICC1k")):
-        interval = unit_interval(lambda d, f=form: icc_oneway(d, f), pairable, **options)
-        out[key] = interval.as_dict("icc")
+    resampled = _oneway_resampled(pairable, n_boot, seed)
+    for key, form, stats in (("single", "ICC1", resampled[0]), ("average", "ICC1k", resampled[1])):
+        try:
+            estimate = icc_oneway(pairable, form)
+        except ValueError as err:
+            out[key] = {"icc": None, "reason": str(err)}
+            continue
+        out[key] = percentile(estimate, stats, n_boot, confidence, seed, "units").as_dict("icc")
         try:
             low, high = icc_oneway_f_ci(pairable, form, confidence)
             out[key]["f_ci"] = [low, high]
