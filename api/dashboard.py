@@ -26,17 +26,22 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 STATIC = Path(__file__).parent / "static"
 
 
-def _ci_bars(db: Session, project_id: int, taxonomy: Taxonomy) -> tuple[go.Figure, go.Figure]:
+def _ci_bars(
+    db: Session, project_id: int, taxonomy: Taxonomy
+) -> tuple[go.Figure, go.Figure, dict[str, dict[str, Any]]]:
     """Alpha per dimension, and the ICC of the rating dimensions, each with its 95% interval.
 
     Both intervals are the project's one bootstrap (:mod:`annotate.agreement.intervals`):
-    the alpha bars show what ``/agreement/summary`` and an export's data card show.
+    the alpha bars show what ``/agreement/summary`` and an export's data card show. The
+    third value holds each dimension's alpha figures as computed (the page carries them).
     """
     names, alphas, lows, highs, notes = [], [], [], [], []
+    intervals: dict[str, dict[str, Any]] = {}
     icc_names, iccs, icc_lows, icc_highs, icc_notes = [], [], [], [], []
     for dim in taxonomy.dimensions:
         frame = reports.load(db, project_id, dim.name, taxonomy)
         figures = reports.summary(frame, coefficients=False)
+        intervals[dim.name] = figures
         names.append(plot_text(f"{dim.name} ({dim.level})"))
         alphas.append(figures["alpha"])
         lows.append(_minus(figures["alpha"], figures["ci_low"]))
@@ -75,7 +80,7 @@ def _ci_bars(db: Session, project_id: int, taxonomy: Taxonomy) -> tuple[go.Figur
         title="ICC of one rating per rating dimension (95% bootstrap CI; hover: form and why)",
         yaxis={"range": [-0.2, 1.0], "title": "ICC"},
     )
-    return alpha_fig, icc_fig
+    return alpha_fig, icc_fig, intervals
 
 
 def _bars(
@@ -236,7 +241,7 @@ def render(
     """
     emotion = reports.load(db, project_id, taxonomy.emotion.name, taxonomy)
     live = store.agreement(db, project_id, taxonomy.emotion.name, taxonomy)
-    dimensions, iccs = _ci_bars(db, project_id, taxonomy)
+    dimensions, iccs, intervals = _ci_bars(db, project_id, taxonomy)
     figures: list[tuple[str, go.Figure]] = [
         ("dimensions", dimensions),
         ("icc", iccs),
@@ -252,6 +257,7 @@ def render(
     data = {
         "figures": {name: json.loads(fig.to_json()) for name, fig in figures},
         "live": live,
+        "intervals": intervals,
         "adjudication": clips,
         "freshness": (lag or Lag()).as_dict(),
     }
