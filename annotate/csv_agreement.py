@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import io
-import itertools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,12 @@ from typing import Any
 import numpy as np
 
 from annotate import agreement as ag
+from annotate.agreement.summary import (
+    alpha_summary,
+    categorical_summary,
+    continuous_summary,
+    pairwise_mean,
+)
 from schemas.errors import AnnotateError
 
 COLUMNS = ("unit", "annotator", "value")
@@ -104,33 +109,69 @@ def _safe(fn: Any, *args: Any, **kwargs: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def coefficients(data: LongData, level: str) -> dict[str, Any]:
-    """Every coefficient that applies at ``level``; those the data cannot give are None."""
+def _flat(out: dict[str, Any], name: str, figures: dict[str, Any], key: str) -> None:
+    """One coefficient and its interval as flat keys: ``name``, ``name_ci_low``, ..."""
+    out[name] = figures.get(key)
+    out[f"{name}_ci_low"] = figures.get("ci_low")
+    out[f"{name}_ci_high"] = figures.get("ci_high")
+    out[f"{name}_dropped"] = figures.get("dropped", 0)
+    if figures.get("reason"):
+        out[f"{name}_reason"] = figures["reason"]
+
+
+def coefficients(
+    data: LongData,
+    level: str,
+    *,
+    n_boot: int = ag.N_BOOT,
+    seed: int = ag.SEED,
+    min_overlap: int = ag.MIN_OVERLAP,
+) -> dict[str, Any]:
+    """Every coefficient that applies at ``level``, with 95% bootstrap intervals.
+
+    Those the data cannot give are None, with a ``<name>_reason`` (e.g. Fleiss' kappa when
+    units have different numbers of ratings). Intervals are the project's one bootstrap
+    (units resampled, ``n_boot`` resamples, ``seed``); ``<name>_dropped`` counts resamples
+    on which the coefficient was undefined. Means over pairs of annotators are weighted by
+    the units each pair compared and leave out pairs under ``min_overlap`` units.
+    """
     if level == "nominal":
         categories = sorted(set(data.values))
         codes = [float(categories.index(v)) for v in data.values]
     else:
         codes = [float(v) for v in data.values]
     matrix, annotators, units = ag.pivot(data.units, data.annotators, codes)
+    options = {"n_boot": n_boot, "seed": seed}
     out: dict[str, Any] = {
         "level": level,
         "units": len(units),
         "annotators": len(annotators),
         "judgements": len(codes),
         "empty_values": data.empty,
-        "krippendorff_alpha": _safe(ag.krippendorff_alpha, matrix, level=level),
-        "percent_agreement": _safe(ag.percent_agreement, matrix),
+        "n_boot": n_boot,
+        "seed": seed,
+        "confidence": ag.CONFIDENCE,
+        "min_overlap": min_overlap,
     }
-    pairs = list(itertools.combinations(range(len(annotators)), 2))
+    _flat(out, "krippendorff_alpha", alpha_summary(matrix, level, **options), "alpha")
+    out["percent_agreement"] = _safe(ag.percent_agreement, matrix)
     if level in ("nominal", "ordinal"):
-        out["gwet_ac1"] = _safe(ag.gwet_ac1, matrix)
-        out["fleiss_kappa"] = _safe(ag.fleiss_kappa, matrix)
-        weights = [None] if level == "nominal" else ["linear", "quadratic"]
-        for w in weights:
-            kappas = [_safe(ag.cohen_kappa, matrix[i], matrix[k], weights=w) for i, k in pairs]
-            kappas = [k for k in kappas if k is not None]
-            name = "cohen_kappa_mean" if w is None else f"cohen_kappa_{w}_mean"
-            out[name] = float(np.mean(kappas)) if kappas else None
+        figures = categorical_summary(matrix, level, min_overlap=min_overlap, **options)
+        _flat(out, "gwet_ac1", figures["gwet_ac1"], "estimate")
+        _flat(out, "fleiss_kappa", figures["fleiss_kappa"], "estimate")
+        cohen = {"nominal": figures["cohen_kappa_pairwise"]}
+        if level == "ordinal":
+            cohen = {
+                "linear": pairwise_mean(
+                    matrix, "cohen_kappa", min_overlap=min_overlap, weights="linear", **options
+                ),
+                "quadratic": figures["cohen_kappa_pairwise"],
+            }
+        for weights, pairs in cohen.items():
+            name = "cohen_kappa_mean" if weights == "nominal" else f"cohen_kappa_{weights}_mean"
+            _flat(out, name, pairs, "mean")
+            out[f"{name}_pairs_counted"] = pairs["counted"]
+            out[f"{name}_pairs_below_min_overlap"] = pairs["below_min_overlap"]
         if level == "ordinal":
             out["gwet_ac2_quadratic"] = _safe(ag.gwet_ac2, matrix, weights="quadratic")
     else:
@@ -138,5 +179,20 @@ def coefficients(data: LongData, level: str) -> dict[str, Any]:
         out["complete_units"] = int(complete.shape[1])
         for form in ag.ICC_FORMS:
             out[f"icc_{form.lower()}"] = _safe(ag.icc, complete, form)
-        out["lin_ccc_pairwise_mean"] = _safe(ag.mean_pairwise_ccc, matrix)
+        figures = continuous_summary(matrix, min_overlap=min_overlap, **options)
+        report = figures["icc"]
+        out["icc_design"] = report["design"]
+        out["icc_design_why"] = report["why"]
+        out["icc_form"] = report.get("form")
+        out["icc_units"] = report.get("units")
+        if report.get("form") is None:
+            out["icc_reason"] = report.get("reason")
+        else:
+            out["icc_ratings_per_unit"] = report["raters_per_unit"]["k"]
+            _flat(out, "icc_single", report["single"], "icc")
+            _flat(out, "icc_average", report["average"], "icc")
+        pairs = figures["lin_ccc_pairwise"]
+        _flat(out, "lin_ccc_pairwise_mean", pairs, "mean")
+        out["lin_ccc_pairwise_mean_pairs_counted"] = pairs["counted"]
+        out["lin_ccc_pairwise_mean_pairs_below_min_overlap"] = pairs["below_min_overlap"]
     return out

@@ -21,6 +21,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, func, select
 
+from annotate.agreement import MIN_OVERLAP, N_BOOT, SEED
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
 from api import dashboard, login, privacy, reports, store, supervise, sync
@@ -255,12 +256,16 @@ def agreement_summary(
     db: SessionDep,
     project_id: int,
     dimension: Dimension = "emotion",
-    n_boot: Annotated[int, Query(ge=50, le=5000)] = 500,
-    seed: int = 0,
+    n_boot: Annotated[int, Query(ge=50, le=5000)] = N_BOOT,
+    seed: int = SEED,
+    min_overlap: Annotated[int, Query(ge=1)] = MIN_OVERLAP,
 ) -> dict[str, Any]:
-    """Alpha with a seeded bootstrap confidence interval over units."""
+    """Alpha and the coefficients of the dimension's level, each with a 95% bootstrap interval
+    over units (the project's n_boot and seed by default: the dashboard and the data card
+    show the same interval); means over pairs leave out pairs under ``min_overlap`` units."""
     frame = _frame(request, db, project_id, dimension)
-    return {"dimension": dimension, **reports.summary(frame, n_boot=n_boot, seed=seed)}
+    figures = reports.summary(frame, n_boot=n_boot, seed=seed, min_overlap=min_overlap)
+    return {"dimension": dimension, **figures}
 
 
 @reads.get("/projects/{project_id}/agreement/by/{breakdown}")

@@ -16,6 +16,7 @@ import plotly
 import plotly.graph_objects as go
 from sqlmodel import Session
 
+from annotate.agreement import icc_report
 from api import reports, store
 from api.inbox import Lag
 from schemas.taxonomy import Taxonomy
@@ -25,46 +26,159 @@ PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 STATIC = Path(__file__).parent / "static"
 
 
-def _ci_bars(db: Session, project_id: int, taxonomy: Taxonomy) -> go.Figure:
-    names, alphas, lows, highs = [], [], [], []
+def _ci_bars(
+    db: Session, project_id: int, taxonomy: Taxonomy
+) -> tuple[go.Figure, go.Figure, dict[str, dict[str, Any]]]:
+    """Alpha per dimension, and the ICC of the rating dimensions, each with its 95% interval.
+
+    Both intervals are the project's one bootstrap (:mod:`annotate.agreement.intervals`):
+    the alpha bars show what ``/agreement/summary`` and an export's data card show. The
+    third value holds each dimension's alpha figures as computed (the page carries them).
+    """
+    names, alphas, lows, highs, notes = [], [], [], [], []
+    intervals: dict[str, dict[str, Any]] = {}
+    icc_names, iccs, icc_lows, icc_highs, icc_notes = [], [], [], [], []
     for dim in taxonomy.dimensions:
-        figures = reports.summary(reports.load(db, project_id, dim.name, taxonomy), n_boot=300)
-        names.append(f"{dim.name} ({dim.level})")
+        frame = reports.load(db, project_id, dim.name, taxonomy)
+        figures = reports.summary(frame, coefficients=False)
+        intervals[dim.name] = figures
+        names.append(plot_text(f"{dim.name} ({dim.level})"))
         alphas.append(figures["alpha"])
-        lows.append(None if figures["ci_low"] is None else figures["alpha"] - figures["ci_low"])
-        highs.append(None if figures["ci_high"] is None else figures["ci_high"] - figures["alpha"])
-    fig = go.Figure(
-        go.Bar(
-            x=names,
-            y=alphas,
-            error_y={"type": "data", "symmetric": False, "array": highs, "arrayminus": lows},
-            marker_color="#3b7dd8",
-        )
-    )
-    fig.update_layout(
+        lows.append(_minus(figures["alpha"], figures["ci_low"]))
+        highs.append(_minus(figures["ci_high"], figures["alpha"]))
+        notes.append(plot_text(_interval_note(figures)))
+        if dim.level not in ("interval", "ratio") or len(frame) == 0:
+            continue
+        report = icc_report(frame.matrix()[0])
+        single = report.get("single") or {}
+        icc_names.append(plot_text(dim.name))
+        iccs.append(single.get("icc"))
+        icc_lows.append(_minus(single.get("icc"), single.get("ci_low")))
+        icc_highs.append(_minus(single.get("ci_high"), single.get("icc")))
+        icc_notes.append(plot_text(_icc_note(report)))
+    alpha_fig = _bars(names, alphas, (lows, highs), notes, "#3b7dd8", "alpha")
+    alpha_fig.update_layout(
         title="Krippendorff's alpha per dimension (95% bootstrap CI)",
         yaxis={"range": [-0.2, 1.0], "title": "alpha"},
     )
-    return fig
+    icc_fig = go.Figure(
+        go.Bar(
+            x=icc_names,
+            y=iccs,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": icc_highs,
+                "arrayminus": icc_lows,
+            },
+            marker_color="#8a5cc2",
+            customdata=icc_notes,
+            hovertemplate="%{x}<br>ICC %{y:.3f}<br>%{customdata}<extra></extra>",
+        )
+    )
+    icc_fig.update_layout(
+        title="ICC of one rating per rating dimension (95% bootstrap CI; hover: form and why)",
+        yaxis={"range": [-0.2, 1.0], "title": "ICC"},
+    )
+    return alpha_fig, icc_fig, intervals
+
+
+def _bars(
+    names: list[str],
+    values: list[float | None],
+    errors: tuple[list[float | None], list[float | None]],
+    notes: list[str],
+    color: str,
+    what: str,
+) -> go.Figure:
+    return go.Figure(
+        go.Bar(
+            x=names,
+            y=values,
+            error_y={
+                "type": "data",
+                "symmetric": False,
+                "array": errors[1],
+                "arrayminus": errors[0],
+            },
+            marker_color=color,
+            customdata=notes,
+            hovertemplate=f"%{{x}}<br>{what} %{{y:.3f}}<br>%{{customdata}}<extra></extra>",
+        )
+    )
+
+
+def _minus(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _interval_note(figures: dict[str, Any]) -> str:
+    if figures.get("ci_low") is None:
+        return str(figures.get("reason") or "no interval")
+    return (
+        f"95% CI [{figures['ci_low']:.3f}, {figures['ci_high']:.3f}], {figures['n_boot']} "
+        f"resamples of {figures.get('units', 0)} units ({figures['dropped']} dropped)"
+    )
+
+
+def _icc_note(report: dict[str, Any]) -> str:
+    if report.get("form") is None:
+        return str(report.get("reason") or "undefined")
+    raters = report["raters_per_unit"]
+    single = report.get("single") or {}
+    interval = (
+        f"[{single['ci_low']:.3f}, {single['ci_high']:.3f}]"
+        if single.get("ci_low") is not None
+        else "no interval"
+    )
+    return (
+        f"{report['form']} ({report['design']} design), {report['units']} units, "
+        f"{raters['min']}-{raters['max']} ratings per unit (k = {raters['k']:.2f}); "
+        f"95% CI {interval}. {report['why']}"
+    )
 
 
 def _pairwise(frame: reports.Frame) -> go.Figure:
+    """Annotator x annotator alpha; rows and columns in one order, row i = column i (the
+    diagonal runs from the top left). The hover shows the units each pair compared; pairs
+    under the minimum overlap are drawn but left out of the mean."""
     pairs = reports.pairwise(frame)
+    labels = [plot_text(a) for a in pairs["annotators"]]
+    minimum = pairs["min_overlap"]
+    hover = [
+        [
+            f"{units} units compared"
+            + ("" if i == j or units >= minimum else f" (under {minimum}: not in means)")
+            for j, units in enumerate(row)
+        ]
+        for i, row in enumerate(pairs["units"])
+    ]
     fig = go.Figure(
         go.Heatmap(
             z=pairs["alpha"],
-            x=[plot_text(a) for a in pairs["annotators"]],
-            y=[plot_text(a) for a in pairs["annotators"]],
+            x=labels,
+            y=labels,
             zmin=-0.2,
             zmax=1.0,
             colorscale="RdYlGn",
             colorbar={"title": "alpha"},
+            customdata=hover,
+            hovertemplate="%{y} x %{x}<br>alpha %{z:.3f}<br>%{customdata}<extra></extra>",
         )
     )
+    mean = "n/a" if pairs["mean"] is None else f"{pairs['mean']:.3f}"
     fig.update_layout(
-        title=f"Annotator x annotator alpha ({frame.dim.name})",
-        xaxis={"type": "category"},
-        yaxis={"type": "category"},
+        title=(
+            f"Annotator x annotator alpha ({frame.dim.name}); mean over pairs {mean}, "
+            f"weighted by units, pairs under {minimum} units left out"
+        ),
+        xaxis={"type": "category", "categoryorder": "array", "categoryarray": labels},
+        yaxis={
+            "type": "category",
+            "categoryorder": "array",
+            "categoryarray": labels,
+            "autorange": "reversed",
+        },
     )
     return fig
 
@@ -127,8 +241,10 @@ def render(
     """
     emotion = reports.load(db, project_id, taxonomy.emotion.name, taxonomy)
     live = store.agreement(db, project_id, taxonomy.emotion.name, taxonomy)
+    dimensions, iccs, intervals = _ci_bars(db, project_id, taxonomy)
     figures: list[tuple[str, go.Figure]] = [
-        ("dimensions", _ci_bars(db, project_id, taxonomy)),
+        ("dimensions", dimensions),
+        ("icc", iccs),
         ("pairwise", _pairwise(emotion)),
         ("drift", _drift(emotion)),
         ("confusion", _confusion(emotion)),
@@ -141,6 +257,7 @@ def render(
     data = {
         "figures": {name: json.loads(fig.to_json()) for name, fig in figures},
         "live": live,
+        "intervals": intervals,
         "adjudication": clips,
         "freshness": (lag or Lag()).as_dict(),
     }

@@ -19,13 +19,16 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from annotate.agreement import (
-    bootstrap_ci,
+    MIN_OVERLAP,
+    N_BOOT,
+    SEED,
+    Pairs,
     icc,
     krippendorff_alpha,
-    mean_pairwise_ccc,
-    pairwise_alpha_matrix,
+    pairwise_alpha,
     pivot,
 )
+from annotate.agreement.summary import alpha_summary, categorical_summary, continuous_summary
 from annotate.events import Event, match_events, unitizing_alpha
 from api.models import Annotation, Judgement, ShiftEventRow, Task
 from api.store import check_dimension, codes_of
@@ -139,30 +142,55 @@ def load(db: Session, project_id: int, dimension: str, taxonomy: Taxonomy) -> Fr
     return Frame(db, project_id, taxonomy.dimension(dimension))
 
 
-def summary(frame: Frame, *, n_boot: int = 500, seed: int = 0) -> dict[str, Any]:
-    """Alpha with a bootstrap confidence interval (units resampled, seeded)."""
-    out: dict[str, Any] = {"alpha": None, "ci_low": None, "ci_high": None, "n_boot": n_boot}
+def summary(
+    frame: Frame,
+    *,
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+    min_overlap: int = MIN_OVERLAP,
+    coefficients: bool = True,
+) -> dict[str, Any]:
+    """Alpha with its bootstrap interval, and the other coefficients of the dimension's level.
+
+    The interval is :func:`annotate.agreement.intervals.alpha_interval` (units resampled,
+    the project's ``n_boot`` and seed by default): the same data give the same interval
+    here, on the dashboard and on an export's data card. With ``coefficients``: nominal and
+    ordinal dimensions add Fleiss' kappa, Gwet's AC1 and pairwise Cohen's kappa, interval
+    and ratio ones the ICC forms their design allows and pairwise Lin's CCC
+    (:mod:`annotate.agreement.summary`), each with its interval; pairs that compared fewer
+    than ``min_overlap`` units are left out of the means over pairs.
+    """
+    options = {"n_boot": n_boot, "seed": seed}
     if len(frame) == 0:
+        return {
+            "alpha": None,
+            "ci_low": None,
+            "ci_high": None,
+            "n_boot": n_boot,
+            "dropped": 0,
+            "seed": seed,
+            "reason": "no judgements",
+        }
+    matrix, names, units = frame.matrix()
+    out: dict[str, Any] = alpha_summary(matrix, frame.dim.level, **options)
+    out.update(units=len(units), annotators=len(names))
+    if not coefficients:
         return out
-    matrix = frame.matrix()[0]
-    try:
-        point, low, high = bootstrap_ci(
-            lambda m: krippendorff_alpha(m, level=frame.dim.level),
-            matrix,
-            n_boot=n_boot,
-            seed=seed,
-        )
-    except ValueError:
-        out["alpha"] = _alpha(matrix, frame.dim.level)
-        return out
-    out.update(alpha=float(point), ci_low=float(low), ci_high=float(high))
     if frame.dim.level in ("interval", "ratio"):
-        out.update(_continuous(matrix))
+        out.update(_continuous(matrix, min_overlap=min_overlap, **options))
+    else:
+        codes = sorted(set(codes_of(frame.dim).values()))
+        out.update(
+            categorical_summary(
+                matrix, frame.dim.level, categories=codes, min_overlap=min_overlap, **options
+            )
+        )
     return out
 
 
-def _continuous(matrix: np.ndarray) -> dict[str, Any]:
-    """ICC(2,1) and ICC(2,k) over the units every annotator rated, and mean pairwise CCC."""
+def _continuous(matrix: np.ndarray, *, min_overlap: int, **options: Any) -> dict[str, Any]:
+    """The ICC the design allows and pairwise CCC (with intervals); also ICC(2,1) and
+    ICC(2,k) over the units every annotator rated (``None`` when fewer than two)."""
     complete = matrix[:, ~np.isnan(matrix).any(axis=0)]
     out: dict[str, Any] = {"complete_units": int(complete.shape[1])}
     for form in ("ICC2", "ICC2k"):
@@ -170,10 +198,9 @@ def _continuous(matrix: np.ndarray) -> dict[str, Any]:
             out[form.lower()] = float(icc(complete, form))
         except ValueError:
             out[form.lower()] = None
-    try:
-        out["lin_ccc_pairwise_mean"] = float(mean_pairwise_ccc(matrix))
-    except ValueError:
-        out["lin_ccc_pairwise_mean"] = None
+    figures = continuous_summary(matrix, min_overlap=min_overlap, **options)
+    out.update(figures)
+    out["lin_ccc_pairwise_mean"] = figures["lin_ccc_pairwise"]["mean"]
     return out
 
 
@@ -213,19 +240,23 @@ def breakdown(frame: Frame, by: str) -> list[dict[str, Any]]:
     return out
 
 
-def annotators(frame: Frame) -> list[dict[str, Any]]:
-    """Each annotator: judgements, alpha with them left out, mean pairwise alpha, vs gold."""
+def annotators(frame: Frame, *, min_overlap: int = MIN_OVERLAP) -> list[dict[str, Any]]:
+    """Each annotator: judgements, alpha with them left out, mean pairwise alpha, vs gold.
+
+    ``alpha_pairwise_mean`` is weighted by the units each pair compared and leaves out the
+    pairs that compared fewer than ``min_overlap`` units; ``pairs_counted`` and
+    ``units_compared`` say what it stands on.
+    """
     if len(frame) == 0:
         return []
     matrix, names, _ = frame.matrix()
-    pairs = pairwise_alpha_matrix(matrix, frame.dim.level)
+    pairs = pairwise_alpha(matrix, frame.dim.level, min_overlap=min_overlap)
+    counted = pairs.counted()
     gold = against_gold(frame)
     counts = frame.group(frame.annotator)
     out = []
     for i, name in enumerate(names):
         others = [k for k in range(len(names)) if k != i]
-        row = pairs[i, others] if others else np.array([])
-        row = row[np.isfinite(row)]
         out.append(
             {
                 "key": str(name),
@@ -233,7 +264,10 @@ def annotators(frame: Frame) -> list[dict[str, Any]]:
                 "alpha_without": _alpha(matrix[others], frame.dim.level)
                 if len(others) > 1
                 else None,
-                "alpha_pairwise_mean": float(row.mean()) if row.size else None,
+                "alpha_pairwise_mean": pairs.mean(rater=i),
+                "pairs_counted": int(counted[i].sum()),
+                "units_compared": int(pairs.units[i][counted[i]].sum()),
+                "min_overlap": min_overlap,
                 "alpha_vs_gold": gold.get(str(name)),
             }
         )
@@ -257,15 +291,35 @@ def against_gold(frame: Frame) -> dict[str, float | None]:
     return out
 
 
-def pairwise(frame: Frame) -> dict[str, Any]:
-    """The annotator x annotator alpha matrix (None where two annotators share no unit)."""
+def pairwise(frame: Frame, *, min_overlap: int = MIN_OVERLAP) -> dict[str, Any]:
+    """The annotator x annotator alpha matrix with the units each pair compared.
+
+    ``alpha[i][j]`` is None where two annotators share no unit or alpha is undefined;
+    ``units[i][j]`` is how many units both rated (the diagonal: units each rated). Rows and
+    columns are in the one order of ``annotators``. ``mean`` is weighted by units compared
+    over the pairs that compared at least ``min_overlap`` units; the others are shown, not
+    averaged (``below_min_overlap`` counts them).
+    """
     if len(frame) == 0:
-        return {"annotators": [], "alpha": []}
+        return {
+            "annotators": [],
+            "alpha": [],
+            "units": [],
+            "min_overlap": min_overlap,
+            "mean": None,
+        }
     matrix, names, _ = frame.matrix()
-    pairs = pairwise_alpha_matrix(matrix, frame.dim.level)
+    pairs = pairwise_alpha(matrix, frame.dim.level, min_overlap=min_overlap)
+    return {"annotators": [str(n) for n in names], **_pairs_json(pairs)}
+
+
+def _pairs_json(pairs: Pairs) -> dict[str, Any]:
     return {
-        "annotators": [str(n) for n in names],
-        "alpha": [[None if not np.isfinite(x) else float(x) for x in row] for row in pairs],
+        "alpha": [[None if not np.isfinite(x) else float(x) for x in row] for row in pairs.values],
+        "units": pairs.units.tolist(),
+        "min_overlap": pairs.min_overlap,
+        "mean": pairs.mean(),
+        **pairs.tally(),
     }
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from annotate.agreement import N_BOOT
 from exporters.audio import TurnAudio
 from exporters.card import CardStats, write_card
 from exporters.formats import FORMATS, writer
@@ -60,7 +61,7 @@ def export_dataset(
     options: ExportOptions,
     seed: int = 0,
     fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
-    n_boot: int = 300,
+    n_boot: int = N_BOOT,
     progress: Callable[[int], None] = lambda _: None,
     workers: int = 1,
     unapplied: tuple[int, float] = (0, 0.0),
@@ -144,7 +145,7 @@ def export_dataset(
         accounting=report.accounting,
         stats=card.stats(),
         distribution=card.distribution(),
-        agreement=card.agreement(n_boot, seed),
+        agreement=card.agreement(n_boot),
         files=[p.name for p in report.files.values()],
         seed=seed,
         unapplied=unapplied,

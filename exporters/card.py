@@ -10,9 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from annotate.agreement import alpha_from_coincidences, unit_coincidences
+from annotate.agreement import CONFIDENCE, N_BOOT, SEED, alpha_interval
 from exporters.rows import TOOL_VERSION, Accounting, ExportOptions
 from schemas.taxonomy import Taxonomy
 
@@ -87,11 +85,13 @@ class CardStats:
         """Majority emotion counts per split (turns without a majority as '(tie)')."""
         return {s: Counter(c) for s, c in self.by_split.items()}
 
-    def agreement(self, n_boot: int, seed: int) -> dict[str, dict[str, Any]]:
+    def agreement(self, n_boot: int = N_BOOT, seed: int = SEED) -> dict[str, dict[str, Any]]:
         """Alpha per dimension with a 95% percentile bootstrap CI over the exported turns.
 
         Choices are coded by the taxonomy's declared order, labels of another label space
-        after them in sorted order; ratings are their numbers.
+        after them in sorted order; ratings are their numbers: the codes the service uses,
+        so with the project's ``n_boot`` and seed (the defaults) the card's interval equals
+        the dashboard's and ``/agreement/summary``'s for the same judgements.
         """
         out = {}
         for dim in self.taxonomy.dimensions:
@@ -112,11 +112,11 @@ def profile_alpha(
     profiles: Mapping[tuple[float, ...], int],
     level: str,
     *,
-    n_boot: int = 1000,
-    seed: int = 0,
-    confidence: float = 0.95,
-) -> dict[str, float | None]:
-    """Krippendorff's alpha and a percentile bootstrap CI from unit profiles.
+    n_boot: int = N_BOOT,
+    seed: int = SEED,
+    confidence: float = CONFIDENCE,
+) -> dict[str, Any]:
+    """Krippendorff's alpha and its bootstrap CI from unit profiles, the project's one way.
 
     Parameters
     ----------
@@ -125,19 +125,18 @@ def profile_alpha(
         they count when resampling, not in the coincidences).
     level : str
         Level of measurement (see :func:`annotate.agreement.krippendorff_alpha`).
-    n_boot : int
-        Resamples. Resampling the N units with replacement draws the profile counts from
-        a multinomial(N, share of each profile), which is what is drawn here.
-    seed : int
-        Seed of the resampling.
-    confidence : float
-        Level of the interval.
+    n_boot, seed, confidence : optional
+        The project's defaults (:mod:`annotate.agreement.intervals`), so the card shows the
+        interval the dashboard and ``/agreement/summary`` show for the same judgements.
 
     Returns
     -------
     dict
-        ``alpha``, ``ci_low``, ``ci_high``; all ``None`` when alpha is undefined on the data
-        or on more than half of the resamples.
+        ``alpha``, ``ci_low``, ``ci_high``, and with an alpha also ``n_boot``, ``dropped``
+        (resamples on which alpha is undefined), ``confidence`` and ``seed``
+        (:func:`annotate.agreement.intervals.alpha_interval`); the first three ``None`` when
+        alpha is undefined on the data (the interval's bounds also when it is undefined on
+        more than half of the resamples).
 
     Examples
     --------
@@ -146,33 +145,12 @@ def profile_alpha(
     >>> round(figures["alpha"], 3), figures["ci_low"] <= figures["alpha"] <= figures["ci_high"]
     (0.686, True)
     """
-    none: dict[str, float | None] = {"alpha": None, "ci_low": None, "ci_high": None}
-    keys = list(profiles)
-    domain = np.unique([v for key in keys if len(key) > 1 for v in key])
-    if not keys or not domain.size:
-        return none
-    counts = np.array([profiles[k] for k in keys], dtype=np.float64)
-    blocks = np.stack([unit_coincidences(list(k), domain).reshape(-1) for k in keys])
-    size = (domain.size, domain.size)
-    try:
-        alpha = alpha_from_coincidences((counts @ blocks).reshape(size), domain, level)
-    except ValueError:
-        return none
-    n = int(counts.sum())
-    rng = np.random.default_rng(seed)
-    draws = rng.multinomial(n, counts / n, size=n_boot).astype(np.float64)
-    stats = np.full(n_boot, np.nan)
-    for b, o in enumerate(draws @ blocks):
-        try:
-            stats[b] = alpha_from_coincidences(o.reshape(size), domain, level)
-        except ValueError:
-            continue
-    finite = stats[np.isfinite(stats)]
-    if 2 * (n_boot - finite.size) > n_boot:
-        return none
-    tail = (1.0 - confidence) / 2.0
-    low, high = np.quantile(finite, [tail, 1.0 - tail])
-    return {"alpha": float(alpha), "ci_low": float(low), "ci_high": float(high)}
+    interval = alpha_interval(profiles, level, n_boot=n_boot, seed=seed, confidence=confidence)
+    if interval.estimate is None:
+        return {"alpha": None, "ci_low": None, "ci_high": None}
+    figures = interval.as_dict("alpha")
+    figures.pop("reason", None)
+    return figures
 
 
 def row_schema(taxonomy: Taxonomy) -> dict[str, Any]:

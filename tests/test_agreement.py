@@ -1,7 +1,9 @@
 """Tests for annotate.agreement: published reference values, an oracle, invariants, errors."""
 
 import doctest
+import importlib
 import math
+from types import ModuleType
 
 import krippendorff  # GPL-3.0+: a dev-only test oracle, never imported by annotate/
 import numpy as np
@@ -32,6 +34,12 @@ from annotate.agreement import (
     pivot,
     unit_coincidences,
 )
+from annotate.agreement.kappa import _GWET_WEIGHTS
+
+AGREEMENT_MODULES = [
+    importlib.import_module(f"annotate.agreement.{name}")
+    for name in ("alpha", "kappa", "icc", "pairwise", "intervals", "matrix")
+]
 
 NAN = np.nan
 
@@ -530,8 +538,9 @@ def test_pivot_errors() -> None:
 # ---------------------------------------------------------------------------- docs
 
 
-def test_docstring_examples() -> None:
-    failures, tried = doctest.testmod(agreement, optionflags=doctest.NORMALIZE_WHITESPACE)
+@pytest.mark.parametrize("module", AGREEMENT_MODULES, ids=lambda m: m.__name__)
+def test_docstring_examples(module: ModuleType) -> None:
+    failures, tried = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried > 0
     assert failures == 0
 
@@ -631,7 +640,7 @@ def test_gwet_custom_weight_matrix() -> None:
 def test_gwet_matches_unit_loops_and_ignores_order(data: np.ndarray, weights: str, seed: int):
     categories = [0.0, 1.0, 2.0, 3.0, 4.0]
     assume((np.sum(~np.isnan(data), axis=0) >= 2).any())
-    w = agreement._GWET_WEIGHTS[weights](np.array(categories))
+    w = _GWET_WEIGHTS[weights](np.array(categories))
     value = gwet_ac2(data, weights, categories=categories)
     assert value == pytest.approx(gwet_loops(data, w, categories), abs=1e-12)
     rng = np.random.default_rng(seed)

@@ -299,7 +299,8 @@ def test_continuous_dimensions_get_icc_and_ccc(served) -> None:
             "/webhooks/label-studio", json=annotation_event(TAX, annotator, t, annotator, values)
         )
     summary = reads.get(
-        "/projects/1/agreement/summary", params={"dimension": "valence", "n_boot": 100}
+        "/projects/1/agreement/summary",
+        params={"dimension": "valence", "n_boot": 100, "min_overlap": 6},
     ).json()
     assert summary["complete_units"] == 6
     assert summary["icc2"] is not None and summary["icc2k"] is not None
