@@ -23,7 +23,7 @@ from annotate.agreement import (
     pairwise_alpha,
     pairwise_statistic,
 )
-from annotate.agreement.pairwise import resampled_pair_means
+from annotate.agreement.pairboot import resampled_pair_means
 from api import dashboard, reports
 
 TEAM, UNITS = 6, 60

@@ -101,14 +101,23 @@ def draws(sizes: FloatArray, n_boot: int, seed: int) -> Iterator[npt.NDArray[np.
     """Multiplicities of each class in each resample, in chunks of shape (b, C).
 
     ``sizes[c]`` units are in class ``c``; a resample draws ``sum(sizes)`` units with
-    replacement, i.e. a multinomial with probabilities ``sizes / sum(sizes)``. Chunking
-    does not change the stream: the same seed gives the same draws for any chunk size.
+    replacement, i.e. a multinomial with probabilities ``sizes / sum(sizes)``. When every
+    class is one unit, the units are drawn by index and counted (the same distribution,
+    without a binomial per unit). Chunking does not change the stream: the same seed gives
+    the same draws for any chunk size.
     """
     total = int(sizes.sum())
-    shares = sizes / total
     rng = np.random.default_rng(seed)
+    single = bool(np.all(sizes == 1))
+    shares = sizes / total
     for start in range(0, n_boot, _CHUNK):
-        yield rng.multinomial(total, shares, size=min(_CHUNK, n_boot - start))
+        b = min(_CHUNK, n_boot - start)
+        if single:
+            index = rng.integers(0, total, size=(b, total))
+            index += np.arange(b)[:, None] * total
+            yield np.bincount(index.reshape(-1), minlength=b * total).reshape(b, total)
+        else:
+            yield rng.multinomial(total, shares, size=b)
 
 
 def percentile(

@@ -34,7 +34,8 @@ from annotate.agreement.intervals import (
 )
 from annotate.agreement.kappa import cohen_kappa, fleiss_kappa, gwet_ac1
 from annotate.agreement.matrix import FloatArray, _as_matrix
-from annotate.agreement.pairwise import MIN_OVERLAP, pairwise_statistic, resampled_pair_means
+from annotate.agreement.pairboot import PairSums
+from annotate.agreement.pairwise import MIN_OVERLAP, pairwise_statistic
 
 __all__ = ["alpha_summary", "categorical_summary", "continuous_summary", "pairwise_mean"]
 
@@ -70,7 +71,7 @@ def pairwise_mean(
         pairs (``pairs``, ``counted``, ``below_min_overlap``, ``undefined``). The interval
         resamples units (the matrix's columns, one by one, as
         :func:`annotate.agreement.intervals.unit_interval`) and recomputes every pair and the
-        mean on each resample (:func:`annotate.agreement.pairwise.resampled_pair_means`).
+        mean on each resample (:class:`annotate.agreement.pairboot.PairSums`).
     """
     x = _as_matrix(data)
     domain = value_domain
@@ -96,18 +97,9 @@ def pairwise_mean(
             **Interval(None, None, None, n_boot, 0, confidence, seed, reason).as_dict("mean"),
             **tally,
         }
+    sums = PairSums(x, statistic, value_domain=domain, weights=weights)
     stats = np.concatenate(
-        [
-            resampled_pair_means(
-                x,
-                chunk,
-                statistic,
-                min_overlap=min_overlap,
-                value_domain=domain,
-                weights=weights,
-            )
-            for chunk in draws(np.ones(x.shape[1]), n_boot, seed)
-        ]
+        [sums.means(chunk, min_overlap) for chunk in draws(np.ones(x.shape[1]), n_boot, seed)]
     )
     interval = percentile(estimate, stats, n_boot, confidence, seed, "units")
     return {**interval.as_dict("mean"), **tally}
