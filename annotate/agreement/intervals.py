@@ -261,6 +261,7 @@ def profile_interval(
     n_boot: int = N_BOOT,
     seed: int = SEED,
     confidence: float = CONFIDENCE,
+    resampled: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
 ) -> Interval:
     """Any statistic of unit profiles (Fleiss' kappa, Gwet's AC1, ...) with its interval.
 
@@ -274,6 +275,12 @@ def profile_interval(
         As for :func:`alpha_interval`.
     n_boot, seed, confidence
         The project's defaults.
+    resampled : callable, optional
+        ``resampled(columns, weights)`` -> ``statistic`` on each resample at once, shape
+        (R,), NaN where undefined; ``columns`` holds one column per distinct profile and
+        ``weights`` (R, profiles) their multiplicities (e.g.
+        :func:`annotate.agreement.kappa.fleiss_kappa_resampled`). Without it, the
+        statistic is called on every resampled matrix.
 
     Returns
     -------
@@ -299,7 +306,10 @@ def profile_interval(
         estimate = float(statistic(np.repeat(columns, counts.astype(np.intp), axis=1)))
     except ValueError as err:
         return _undefined(err, n_boot, confidence, seed)
-    return _resampled(statistic, columns, counts, estimate, n_boot, seed, confidence)
+    if resampled is None:
+        return _resampled(statistic, columns, counts, estimate, n_boot, seed, confidence)
+    stats = np.concatenate([resampled(columns, w) for w in draws(counts, n_boot, seed)])
+    return percentile(estimate, stats, n_boot, confidence, seed, "units")
 
 
 def _resampled(

@@ -32,7 +32,13 @@ from annotate.agreement.intervals import (
     percentile,
     profile_interval,
 )
-from annotate.agreement.kappa import cohen_kappa, fleiss_kappa, gwet_ac1
+from annotate.agreement.kappa import (
+    cohen_kappa,
+    fleiss_kappa,
+    fleiss_kappa_resampled,
+    gwet_ac1,
+    gwet_ac1_resampled,
+)
 from annotate.agreement.matrix import FloatArray, _as_matrix
 from annotate.agreement.pairboot import PairSums
 from annotate.agreement.pairwise import MIN_OVERLAP, pairwise_statistic
@@ -156,9 +162,14 @@ def categorical_summary(
         **options,
     )
     return {
-        "fleiss_kappa": profile_interval(fleiss_kappa, x, **options).as_dict("estimate"),
+        "fleiss_kappa": profile_interval(
+            fleiss_kappa, x, resampled=fleiss_kappa_resampled, **options
+        ).as_dict("estimate"),
         "gwet_ac1": profile_interval(
-            lambda d: gwet_ac1(d, categories=domain), x, **options
+            lambda d: gwet_ac1(d, categories=domain),
+            x,
+            resampled=lambda c, w: gwet_ac1_resampled(c, w, domain),
+            **options,
         ).as_dict("estimate"),
         "cohen_kappa_pairwise": {**cohen, "weights": weights},
     }
