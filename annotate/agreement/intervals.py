@@ -90,7 +90,8 @@ class Interval:
         return out
 
 
-def _check(n_boot: int, confidence: float) -> None:
+def check_options(n_boot: int, confidence: float) -> None:
+    """Raise ``ValueError`` unless ``n_boot`` is a positive integer and ``confidence`` in (0, 1)."""
     if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive integer; got {n_boot!r}")
     if not 0.0 < confidence < 1.0:
@@ -220,7 +221,7 @@ def alpha_interval(
     >>> round(i.estimate, 3), i.low <= i.estimate <= i.high, i.dropped
     (0.686, True, 4)
     """
-    _check(n_boot, confidence)
+    check_options(n_boot, confidence)
     if not isinstance(profiles, Mapping):
         profiles = profiles_of(profiles)
     keys, counts = _canonical(profiles)
@@ -295,7 +296,7 @@ def profile_interval(
     >>> round(i.estimate, 4), i.low <= i.estimate <= i.high
     (0.6757, True)
     """
-    _check(n_boot, confidence)
+    check_options(n_boot, confidence)
     if not isinstance(profiles, Mapping):
         profiles = profiles_of(profiles)
     keys, counts = _canonical(profiles)
@@ -375,7 +376,7 @@ def unit_interval(
     """
     if axis not in _AXES:
         raise ValueError(f"unknown axis {axis!r}; expected one of {', '.join(_AXES)}")
-    _check(n_boot, confidence)
+    check_options(n_boot, confidence)
     x = _as_matrix(data)
     try:
         estimate = float(statistic(x))
@@ -440,7 +441,7 @@ def bootstrap_ci(
     """
     if axis not in _AXES:
         raise ValueError(f"unknown axis {axis!r}; expected one of {', '.join(_AXES)}")
-    _check(n_boot, level)
+    check_options(n_boot, level)
     interval = unit_interval(
         statistic,
         data,

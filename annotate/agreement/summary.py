@@ -28,6 +28,7 @@ from annotate.agreement.intervals import (
     SEED,
     Interval,
     alpha_interval,
+    check_options,
     draws,
     percentile,
     profile_interval,
@@ -79,6 +80,7 @@ def pairwise_mean(
         :func:`annotate.agreement.intervals.unit_interval`) and recomputes every pair and the
         mean on each resample (:class:`annotate.agreement.pairboot.PairSums`).
     """
+    check_options(n_boot, confidence)
     x = _as_matrix(data)
     domain = value_domain
     if statistic == "cohen_kappa" and domain is None:
