@@ -111,7 +111,7 @@ def icc_report(
     >>> r["design"], r["form"], r["units"], r["raters_per_unit"]["max"]
     ('incomplete', 'ICC1', 5, 3)
     """
-    check_options(n_boot, confidence)
+    check_options(n_boot, confidence, seed)
     x = _as_matrix(data)
     design, why = _design(x)
     out: dict[str, Any] = {"design": design, "why": why}

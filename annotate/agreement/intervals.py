@@ -90,8 +90,11 @@ class Interval:
         return out
 
 
-def check_options(n_boot: int, confidence: float) -> None:
-    """Raise ``ValueError`` unless ``n_boot`` is a positive integer and ``confidence`` in (0, 1)."""
+def check_options(n_boot: int, confidence: float, seed: int = SEED) -> None:
+    """Raise ``ValueError`` unless ``n_boot`` is a positive integer, ``confidence`` lies in
+    (0, 1) and ``seed`` is a non-negative integer."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive integer; got {n_boot!r}")
     if not 0.0 < confidence < 1.0:
@@ -221,7 +224,7 @@ def alpha_interval(
     >>> round(i.estimate, 3), i.low <= i.estimate <= i.high, i.dropped
     (0.686, True, 4)
     """
-    check_options(n_boot, confidence)
+    check_options(n_boot, confidence, seed)
     if not isinstance(profiles, Mapping):
         profiles = profiles_of(profiles)
     keys, counts = _canonical(profiles)
@@ -296,7 +299,7 @@ def profile_interval(
     >>> round(i.estimate, 4), i.low <= i.estimate <= i.high
     (0.6757, True)
     """
-    check_options(n_boot, confidence)
+    check_options(n_boot, confidence, seed)
     if not isinstance(profiles, Mapping):
         profiles = profiles_of(profiles)
     keys, counts = _canonical(profiles)
@@ -376,7 +379,7 @@ def unit_interval(
     """
     if axis not in _AXES:
         raise ValueError(f"unknown axis {axis!r}; expected one of {', '.join(_AXES)}")
-    check_options(n_boot, confidence)
+    check_options(n_boot, confidence, seed)
     x = _as_matrix(data)
     try:
         estimate = float(statistic(x))
@@ -441,7 +444,7 @@ def bootstrap_ci(
     """
     if axis not in _AXES:
         raise ValueError(f"unknown axis {axis!r}; expected one of {', '.join(_AXES)}")
-    check_options(n_boot, level)
+    check_options(n_boot, level, SEED if seed is None else seed)
     interval = unit_interval(
         statistic,
         data,

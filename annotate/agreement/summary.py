@@ -80,7 +80,7 @@ def pairwise_mean(
         :func:`annotate.agreement.intervals.unit_interval`) and recomputes every pair and the
         mean on each resample (:class:`annotate.agreement.pairboot.PairSums`).
     """
-    check_options(n_boot, confidence)
+    check_options(n_boot, confidence, seed)
     x = _as_matrix(data)
     domain = value_domain
     if statistic == "cohen_kappa" and domain is None:
