@@ -257,8 +257,8 @@ def agreement_summary(
     project_id: int,
     dimension: Dimension = "emotion",
     n_boot: Annotated[int, Query(ge=50, le=5000)] = N_BOOT,
-    seed: int = SEED,
-    min_overlap: Annotated[int, Query(ge=1)] = MIN_OVERLAP,
+    seed: Annotated[int, Query(ge=0, le=2**63 - 1)] = SEED,
+    min_overlap: Annotated[int, Query(ge=1, le=1_000_000)] = MIN_OVERLAP,
 ) -> dict[str, Any]:
     """Alpha and the coefficients of the dimension's level, each with a 95% bootstrap interval
     over units (the project's n_boot and seed by default: the dashboard and the data card

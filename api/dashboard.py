@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import json
+import textwrap
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -55,7 +56,7 @@ def _ci_bars(
         iccs.append(single.get("icc"))
         icc_lows.append(_minus(single.get("icc"), single.get("ci_low")))
         icc_highs.append(_minus(single.get("ci_high"), single.get("icc")))
-        icc_notes.append(plot_text(_icc_note(report)))
+        icc_notes.append(_icc_note(report))
     alpha_fig = _bars(names, alphas, (lows, highs), notes, "#3b7dd8", "alpha")
     alpha_fig.update_layout(
         title="Krippendorff's alpha per dimension (95% bootstrap CI)",
@@ -122,20 +123,25 @@ def _interval_note(figures: dict[str, Any]) -> str:
 
 
 def _icc_note(report: dict[str, Any]) -> str:
+    """The ICC bar's hover: form, design, units and ratings per unit, interval and why, in
+    lines of plot text (each escaped, joined with plotly's line break)."""
     if report.get("form") is None:
-        return str(report.get("reason") or "undefined")
-    raters = report["raters_per_unit"]
-    single = report.get("single") or {}
-    interval = (
-        f"[{single['ci_low']:.3f}, {single['ci_high']:.3f}]"
-        if single.get("ci_low") is not None
-        else "no interval"
-    )
-    return (
-        f"{report['form']} ({report['design']} design), {report['units']} units, "
-        f"{raters['min']}-{raters['max']} ratings per unit (k = {raters['k']:.2f}); "
-        f"95% CI {interval}. {report['why']}"
-    )
+        lines = textwrap.wrap(str(report.get("reason") or "undefined"), 70)
+    else:
+        raters = report["raters_per_unit"]
+        single = report.get("single") or {}
+        interval = (
+            f"[{single['ci_low']:.3f}, {single['ci_high']:.3f}] ({single['dropped']} dropped)"
+            if single.get("ci_low") is not None
+            else "no interval"
+        )
+        lines = [
+            f"{report['form']}, {report['design']} design: {report['units']} units, "
+            f"{raters['min']}-{raters['max']} ratings per unit (k = {raters['k']:.2f})",
+            f"95% CI {interval}",
+            *textwrap.wrap(report["why"], 70),
+        ]
+    return "<br>".join(plot_text(line) for line in lines)
 
 
 def _pairwise(frame: reports.Frame) -> go.Figure:
@@ -169,8 +175,9 @@ def _pairwise(frame: reports.Frame) -> go.Figure:
     mean = "n/a" if pairs["mean"] is None else f"{pairs['mean']:.3f}"
     fig.update_layout(
         title=(
-            f"Annotator x annotator alpha ({frame.dim.name}); mean over pairs {mean}, "
-            f"weighted by units, pairs under {minimum} units left out"
+            f"Annotator x annotator alpha ({plot_text(frame.dim.name)})<br><sub>mean over "
+            f"pairs {mean}, weighted by units compared; pairs under {minimum} units not in "
+            "the mean (hover: units)</sub>"
         ),
         xaxis={"type": "category", "categoryorder": "array", "categoryarray": labels},
         yaxis={

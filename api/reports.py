@@ -268,26 +268,28 @@ def annotators(frame: Frame, *, min_overlap: int = MIN_OVERLAP) -> list[dict[str
                 "pairs_counted": int(counted[i].sum()),
                 "units_compared": int(pairs.units[i][counted[i]].sum()),
                 "min_overlap": min_overlap,
-                "alpha_vs_gold": gold.get(str(name)),
+                "alpha_vs_gold": gold.get(str(name), (None, 0))[0],
+                "units_vs_gold": gold.get(str(name), (None, 0))[1],
             }
         )
     return out
 
 
-def against_gold(frame: Frame) -> dict[str, float | None]:
-    """Alpha of each annotator against the gold (ground-truth) annotations, where marked."""
+def against_gold(frame: Frame) -> dict[str, tuple[float | None, int]]:
+    """Alpha of each annotator against the gold (ground-truth) annotations, where marked,
+    with the number of units compared."""
     gold_rows = [i for i in range(len(frame)) if frame.gold[i]]
     if not gold_rows:
         return {}
     gold = {frame.turn[i]: frame.code[i] for i in gold_rows}
-    out: dict[str, float | None] = {}
+    out: dict[str, tuple[float | None, int]] = {}
     for name, rows in frame.group(frame.annotator).items():
         own = [i for i in rows if not frame.gold[i] and frame.turn[i] in gold]
         if not own:
             continue
         units = [frame.turn[i] for i in own]
         matrix = np.array([[frame.code[i] for i in own], [gold[u] for u in units]])
-        out[str(name)] = _alpha(matrix, frame.dim.level)
+        out[str(name)] = (_alpha(matrix, frame.dim.level), len(own))
     return out
 
 

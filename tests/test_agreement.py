@@ -38,7 +38,17 @@ from annotate.agreement.kappa import _GWET_WEIGHTS
 
 AGREEMENT_MODULES = [
     importlib.import_module(f"annotate.agreement.{name}")
-    for name in ("alpha", "kappa", "icc", "pairwise", "intervals", "matrix")
+    for name in (
+        "alpha",
+        "kappa",
+        "icc",
+        "continuous",
+        "pairwise",
+        "pairboot",
+        "intervals",
+        "summary",
+        "matrix",
+    )
 ]
 
 NAN = np.nan

@@ -25,6 +25,7 @@ from annotate.agreement import (
     profiles_of,
 )
 from annotate.agreement.intervals import draws
+from annotate.agreement.kappa import fleiss_kappa_resampled, gwet_ac1_resampled
 from annotate.csv_agreement import LongData, coefficients
 
 
@@ -140,3 +141,22 @@ def test_csv_coefficients_carry_intervals_and_reasons() -> None:
     assert (interval["icc_design"], interval["icc_form"]) == ("incomplete", "ICC1")
     assert interval["icc_single_ci_low"] < interval["icc_single"] < interval["icc_single_ci_high"]
     assert interval["icc_ratings_per_unit"] == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("categories", [None, [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]])
+def test_fleiss_and_ac1_on_resamples_equal_recomputing(categories: list[float] | None) -> None:
+    rng = np.random.default_rng(10)
+    equal = team(11, raters=6, units=40, per_unit=3)
+    uneven = team(12, units=40)
+    uneven[0, :20] = np.nan  # some units now rated once or twice
+    draws_ = rng.multinomial(40, np.full(40, 1 / 40), size=8)
+    fleiss = fleiss_kappa_resampled(equal, draws_)
+    ac1 = gwet_ac1_resampled(uneven, draws_, categories)
+    for w, f, a in zip(draws_, fleiss, ac1, strict=True):
+        assert f == pytest.approx(sm_fleiss(aggregate_raters(_columns(equal, w))[0]), abs=1e-12)
+        assert a == pytest.approx(gwet_ac1(np.repeat(uneven, w, axis=1), categories), abs=1e-12)
+
+
+def _columns(data: np.ndarray, w: np.ndarray) -> np.ndarray:
+    repeated = np.repeat(data, w, axis=1)
+    return np.array([col[~np.isnan(col)] for col in repeated.T], dtype=int)

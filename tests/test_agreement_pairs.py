@@ -23,7 +23,7 @@ from annotate.agreement import (
     pairwise_alpha,
     pairwise_statistic,
 )
-from annotate.agreement.pairwise import resampled_pair_means
+from annotate.agreement.pairboot import resampled_pair_means
 from api import dashboard, reports
 
 TEAM, UNITS = 6, 60
@@ -165,3 +165,32 @@ def test_report_and_heatmap_show_counts_in_one_order() -> None:
     assert hover[0][TEAM] == f"2 units compared (under {MIN_OVERLAP}: not in means)"
     assert hover[0][1] == f"{pair_units(data)[0, 1]} units compared"
     assert "%{customdata}" in trace["hovertemplate"]
+
+
+def test_annotator_breakdown_weights_pairs_and_counts_gold_units() -> None:
+    data = simulated_team()
+    frame = reports.Frame.__new__(reports.Frame)
+    rows = [(a, u, data[a, u]) for a in range(TEAM + 1) for u in range(UNITS)]
+    rows = [r for r in rows if not np.isnan(r[2])]
+    gold_units = range(0, UNITS, 3)  # an expert's answer on every third turn
+    truth = np.nanmedian(data[:TEAM], axis=0)
+    rows += [("expert", u, float(np.round(truth[u]))) for u in gold_units]
+    frame.turn = [f"t{u}" for _, u, _ in rows]
+    frame.annotator = [str(a) for a, _, _ in rows]
+    frame.code = [float(v) for _, _, v in rows]
+    frame.value = [str(v) for _, _, v in rows]
+    frame.gold = [a == "expert" for a, _, _ in rows]
+    frame.dim = SimpleNamespace(name="emotion", level="nominal")
+    people = {r["key"]: r for r in reports.annotators(frame)}
+    expert = np.full(UNITS, np.nan)
+    expert[list(gold_units)] = np.round(truth[list(gold_units)])
+    alpha, units = oracle_pairs(np.vstack([data, expert]))  # the gold answers are a rater too
+    for a in range(TEAM):
+        row = (units[a] >= MIN_OVERLAP) & np.isfinite(alpha[a])
+        want = np.sum(alpha[a][row] * units[a][row]) / units[a][row].sum()
+        assert people[str(a)]["alpha_pairwise_mean"] == pytest.approx(want, abs=1e-12)
+        assert people[str(a)]["pairs_counted"] == int(row.sum())
+        shared = sum(1 for u in gold_units if not np.isnan(data[a, u]))
+        assert people[str(a)]["units_vs_gold"] == shared
+    assert people[str(TEAM)]["alpha_pairwise_mean"] is None  # only two-unit pairs
+    assert people[str(TEAM)]["pairs_counted"] == 0

@@ -17,6 +17,7 @@ from annotate.agreement.intervals import (
     CONFIDENCE,
     N_BOOT,
     SEED,
+    check_options,
     draws,
     percentile,
     unit_interval,
@@ -110,6 +111,7 @@ def icc_report(
     >>> r["design"], r["form"], r["units"], r["raters_per_unit"]["max"]
     ('incomplete', 'ICC1', 5, 3)
     """
+    check_options(n_boot, confidence, seed)
     x = _as_matrix(data)
     design, why = _design(x)
     out: dict[str, Any] = {"design": design, "why": why}

@@ -90,7 +90,11 @@ class Interval:
         return out
 
 
-def _check(n_boot: int, confidence: float) -> None:
+def check_options(n_boot: int, confidence: float, seed: int = SEED) -> None:
+    """Raise ``ValueError`` unless ``n_boot`` is a positive integer, ``confidence`` lies in
+    (0, 1) and ``seed`` is a non-negative integer."""
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got {seed!r}")
     if isinstance(n_boot, bool) or not isinstance(n_boot, int | np.integer) or n_boot < 1:
         raise ValueError(f"n_boot must be a positive integer; got {n_boot!r}")
     if not 0.0 < confidence < 1.0:
@@ -101,14 +105,23 @@ def draws(sizes: FloatArray, n_boot: int, seed: int) -> Iterator[npt.NDArray[np.
     """Multiplicities of each class in each resample, in chunks of shape (b, C).
 
     ``sizes[c]`` units are in class ``c``; a resample draws ``sum(sizes)`` units with
-    replacement, i.e. a multinomial with probabilities ``sizes / sum(sizes)``. Chunking
-    does not change the stream: the same seed gives the same draws for any chunk size.
+    replacement, i.e. a multinomial with probabilities ``sizes / sum(sizes)``. When every
+    class is one unit, the units are drawn by index and counted (the same distribution,
+    without a binomial per unit). Chunking does not change the stream: the same seed gives
+    the same draws for any chunk size.
     """
     total = int(sizes.sum())
-    shares = sizes / total
     rng = np.random.default_rng(seed)
+    single = bool(np.all(sizes == 1))
+    shares = sizes / total
     for start in range(0, n_boot, _CHUNK):
-        yield rng.multinomial(total, shares, size=min(_CHUNK, n_boot - start))
+        b = min(_CHUNK, n_boot - start)
+        if single:
+            index = rng.integers(0, total, size=(b, total))
+            index += np.arange(b)[:, None] * total
+            yield np.bincount(index.reshape(-1), minlength=b * total).reshape(b, total)
+        else:
+            yield rng.multinomial(total, shares, size=b)
 
 
 def percentile(
@@ -211,7 +224,7 @@ def alpha_interval(
     >>> round(i.estimate, 3), i.low <= i.estimate <= i.high, i.dropped
     (0.686, True, 4)
     """
-    _check(n_boot, confidence)
+    check_options(n_boot, confidence, seed)
     if not isinstance(profiles, Mapping):
         profiles = profiles_of(profiles)
     keys, counts = _canonical(profiles)
@@ -252,6 +265,7 @@ def profile_interval(
     n_boot: int = N_BOOT,
     seed: int = SEED,
     confidence: float = CONFIDENCE,
+    resampled: Callable[[FloatArray, FloatArray], FloatArray] | None = None,
 ) -> Interval:
     """Any statistic of unit profiles (Fleiss' kappa, Gwet's AC1, ...) with its interval.
 
@@ -265,6 +279,12 @@ def profile_interval(
         As for :func:`alpha_interval`.
     n_boot, seed, confidence
         The project's defaults.
+    resampled : callable, optional
+        ``resampled(columns, weights)`` -> ``statistic`` on each resample at once, shape
+        (R,), NaN where undefined; ``columns`` holds one column per distinct profile and
+        ``weights`` (R, profiles) their multiplicities (e.g.
+        :func:`annotate.agreement.kappa.fleiss_kappa_resampled`). Without it, the
+        statistic is called on every resampled matrix.
 
     Returns
     -------
@@ -279,7 +299,7 @@ def profile_interval(
     >>> round(i.estimate, 4), i.low <= i.estimate <= i.high
     (0.6757, True)
     """
-    _check(n_boot, confidence)
+    check_options(n_boot, confidence, seed)
     if not isinstance(profiles, Mapping):
         profiles = profiles_of(profiles)
     keys, counts = _canonical(profiles)
@@ -290,7 +310,10 @@ def profile_interval(
         estimate = float(statistic(np.repeat(columns, counts.astype(np.intp), axis=1)))
     except ValueError as err:
         return _undefined(err, n_boot, confidence, seed)
-    return _resampled(statistic, columns, counts, estimate, n_boot, seed, confidence)
+    if resampled is None:
+        return _resampled(statistic, columns, counts, estimate, n_boot, seed, confidence)
+    stats = np.concatenate([resampled(columns, w) for w in draws(counts, n_boot, seed)])
+    return percentile(estimate, stats, n_boot, confidence, seed, "units")
 
 
 def _resampled(
@@ -356,7 +379,7 @@ def unit_interval(
     """
     if axis not in _AXES:
         raise ValueError(f"unknown axis {axis!r}; expected one of {', '.join(_AXES)}")
-    _check(n_boot, confidence)
+    check_options(n_boot, confidence, seed)
     x = _as_matrix(data)
     try:
         estimate = float(statistic(x))
@@ -421,7 +444,7 @@ def bootstrap_ci(
     """
     if axis not in _AXES:
         raise ValueError(f"unknown axis {axis!r}; expected one of {', '.join(_AXES)}")
-    _check(n_boot, level)
+    check_options(n_boot, level, SEED if seed is None else seed)
     interval = unit_interval(
         statistic,
         data,

@@ -410,3 +410,81 @@ def gwet_ac2(
     0.9098
     """
     return _gwet(data, weights, categories)
+
+
+# ---------------------------------------------------------------------------- on resamples
+#
+# Fleiss' kappa and AC1 are means over units of per-unit terms, so on a resample of the units
+# (multiplicities ``weights``, shape (R, N)) they come from weighted sums: the same numbers as
+# the functions above on the matrix with every unit repeated (tests check it).
+
+
+def _category_table(x: FloatArray, domain: FloatArray | None) -> tuple[FloatArray, int]:
+    present = ~np.isnan(x)
+    flat = x[present]
+    values = np.unique(flat) if domain is None else domain
+    codes = _encode(flat, values)
+    units = np.nonzero(present)[1]
+    k = values.size
+    table = np.bincount(units * k + codes, minlength=x.shape[1] * k).reshape(x.shape[1], k)
+    return table.astype(np.float64), k
+
+
+def fleiss_kappa_resampled(data: npt.ArrayLike, weights: npt.ArrayLike) -> FloatArray:
+    """:func:`fleiss_kappa` on resamples of the units, shape (R,); NaN where undefined.
+
+    ``weights[r, u]``: how often unit ``u`` is in resample ``r``. Every unit must have the
+    same number of ratings (as for :func:`fleiss_kappa`, which says why otherwise).
+    """
+    x = _as_matrix(data)
+    w = np.asarray(weights, dtype=np.float64)
+    table, _ = _category_table(x, None)
+    ratings = table.sum(axis=1)
+    _check_equal_ratings(ratings.astype(np.intp), "unit")
+    n = float(ratings[0])
+    per_unit = (np.einsum("uk,uk->u", table, table) - n) / (n * (n - 1.0))
+    units = w.sum(axis=1)
+    p_bar = (w @ per_unit) / units
+    shares = (w @ table) / (units[:, None] * n)
+    p_e = np.sum(shares * shares, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = (p_bar - p_e) / (1.0 - p_e)
+    out[p_e >= 1.0] = np.nan
+    return out
+
+
+def gwet_ac1_resampled(
+    data: npt.ArrayLike,
+    weights: npt.ArrayLike,
+    categories: Sequence[float] | npt.ArrayLike | None = None,
+) -> FloatArray:
+    """:func:`gwet_ac1` on resamples of the units, shape (R,); NaN where undefined.
+
+    ``weights[r, u]``: how often unit ``u`` is in resample ``r``. Without ``categories`` the
+    number of categories is, as for :func:`gwet_ac1`, those used in each resample.
+    """
+    x = _as_matrix(data)
+    w = np.asarray(weights, dtype=np.float64)
+    domain = None if categories is None else _as_domain(categories)
+    table, k = _category_table(x, domain)
+    r = table.sum(axis=1)
+    rated = r > 0
+    table, r, w = table[rated], r[rated], w[:, rated]
+    pairable = r >= 2
+    agree = np.zeros(r.size)
+    agree[pairable] = np.einsum("uk,uk->u", table[pairable], table[pairable] - 1.0) / (
+        r[pairable] * (r[pairable] - 1.0)
+    )
+    pairable_units = w[:, pairable].sum(axis=1)
+    shares = table / r[:, None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_a = (w @ agree) / pairable_units
+        pi = (w @ shares) / w.sum(axis=1)[:, None]
+        if domain is None:
+            q = np.count_nonzero((w @ table) > 0, axis=1).astype(np.float64)
+        else:
+            q = np.full(w.shape[0], float(k))
+        p_e = np.sum(pi * (1.0 - pi), axis=1) / (q - 1.0)
+        out = (p_a - p_e) / (1.0 - p_e)
+    out[(pairable_units == 0) | (q < 2) | (p_e >= 1.0)] = np.nan
+    return out

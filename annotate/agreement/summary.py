@@ -28,13 +28,21 @@ from annotate.agreement.intervals import (
     SEED,
     Interval,
     alpha_interval,
+    check_options,
     draws,
     percentile,
     profile_interval,
 )
-from annotate.agreement.kappa import cohen_kappa, fleiss_kappa, gwet_ac1
+from annotate.agreement.kappa import (
+    cohen_kappa,
+    fleiss_kappa,
+    fleiss_kappa_resampled,
+    gwet_ac1,
+    gwet_ac1_resampled,
+)
 from annotate.agreement.matrix import FloatArray, _as_matrix
-from annotate.agreement.pairwise import MIN_OVERLAP, pairwise_statistic, resampled_pair_means
+from annotate.agreement.pairboot import PairSums
+from annotate.agreement.pairwise import MIN_OVERLAP, pairwise_statistic
 
 __all__ = ["alpha_summary", "categorical_summary", "continuous_summary", "pairwise_mean"]
 
@@ -70,8 +78,9 @@ def pairwise_mean(
         pairs (``pairs``, ``counted``, ``below_min_overlap``, ``undefined``). The interval
         resamples units (the matrix's columns, one by one, as
         :func:`annotate.agreement.intervals.unit_interval`) and recomputes every pair and the
-        mean on each resample (:func:`annotate.agreement.pairwise.resampled_pair_means`).
+        mean on each resample (:class:`annotate.agreement.pairboot.PairSums`).
     """
+    check_options(n_boot, confidence, seed)
     x = _as_matrix(data)
     domain = value_domain
     if statistic == "cohen_kappa" and domain is None:
@@ -96,18 +105,9 @@ def pairwise_mean(
             **Interval(None, None, None, n_boot, 0, confidence, seed, reason).as_dict("mean"),
             **tally,
         }
+    sums = PairSums(x, statistic, value_domain=domain, weights=weights)
     stats = np.concatenate(
-        [
-            resampled_pair_means(
-                x,
-                chunk,
-                statistic,
-                min_overlap=min_overlap,
-                value_domain=domain,
-                weights=weights,
-            )
-            for chunk in draws(np.ones(x.shape[1]), n_boot, seed)
-        ]
+        [sums.means(chunk, min_overlap) for chunk in draws(np.ones(x.shape[1]), n_boot, seed)]
     )
     interval = percentile(estimate, stats, n_boot, confidence, seed, "units")
     return {**interval.as_dict("mean"), **tally}
@@ -164,9 +164,14 @@ def categorical_summary(
         **options,
     )
     return {
-        "fleiss_kappa": profile_interval(fleiss_kappa, x, **options).as_dict("estimate"),
+        "fleiss_kappa": profile_interval(
+            fleiss_kappa, x, resampled=fleiss_kappa_resampled, **options
+        ).as_dict("estimate"),
         "gwet_ac1": profile_interval(
-            lambda d: gwet_ac1(d, categories=domain), x, **options
+            lambda d: gwet_ac1(d, categories=domain),
+            x,
+            resampled=lambda c, w: gwet_ac1_resampled(c, w, domain),
+            **options,
         ).as_dict("estimate"),
         "cohen_kappa_pairwise": {**cohen, "weights": weights},
     }
