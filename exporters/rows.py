@@ -34,12 +34,12 @@ from exporters.aggregate import (
     soft_labels,
 )
 from exporters.audio import TurnAudio
-from exporters.splits import SessionTally, group_split_sessions
+from exporters.schema import LABEL_SPACES
+from exporters.splits import SessionTally, group_split_sessions, split_warnings
 from schemas.shifts import TurnLabel, previous_turns, shift_types
 from schemas.taxonomy import Dimension, Taxonomy
 
 TOOL_VERSION = "0.1.0"
-LABEL_SPACES = ("ours", "meld", "iemocap")
 BATCH = 200  # tasks per query
 
 
@@ -57,6 +57,10 @@ class ExportOptions:
     session recording under ``sessions_root`` (a folder of session folders) when there,
     else from the clip file under ``media_root`` (the folder Label Studio serves clips
     from); rows then hold ``turn_audio``, the file's path relative to the export folder.
+    ``licence`` / ``consent``: what the data card states for sessions whose session.yaml
+    gives none (config.yaml's ``dataset`` section); ``None``: "not given".
+    ``simulated_annotators``: the labels come from the annotator simulator (the demo),
+    ``False``: from people, ``None``: not stated.
     """
 
     min_annotators: int = 0
@@ -72,6 +76,9 @@ class ExportOptions:
     turn_audio: bool = False
     media_root: Path | None = None
     sessions_root: Path | None = None
+    licence: str | None = None
+    consent: str | None = None
+    simulated_annotators: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.real_ids and not self.salt:
@@ -93,7 +100,13 @@ class ExportOptions:
 @dataclass(slots=True)
 class Accounting:
     """Judgements read, exported, and skipped by reason; turns written; turn audio files
-    written and turns without one, by reason."""
+    written and turns without one, by reason.
+
+    ``dropped``: result items of the exported annotations that never became a judgement
+    (an unknown label, a second value for one turn, a shift without times, the values of
+    a cancelled annotation, ...), by reason, as the store counted them when the
+    annotation arrived (:func:`schemas.codec.decode_rows`).
+    """
 
     read: int = 0
     exported: int = 0
@@ -101,6 +114,7 @@ class Accounting:
     skipped: Counter[str] = field(default_factory=Counter)
     audio_written: int = 0
     audio_skipped: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: Accounting) -> None:
         """Add another part's counts to these."""
@@ -110,6 +124,7 @@ class Accounting:
         self.skipped.update(other.skipped)
         self.audio_written += other.audio_written
         self.audio_skipped.update(other.audio_skipped)
+        self.dropped.update(other.dropped)
 
     def check(self) -> None:
         """Every judgement read is exported or counted as skipped."""
@@ -136,12 +151,27 @@ def _media(data: Mapping[str, Any]) -> str | None:
 
 
 @dataclass(slots=True)
+class SessionFacts:
+    """What the live tasks of one session say about it: its performers and turns, and
+    where it came from (``provenance`` in the task data: ``synthetic``, ``licence``,
+    ``consent``, from the session's session.yaml; absent keys stay ``None``)."""
+
+    performers: set[str] = field(default_factory=set)
+    turns: int = 0
+    synthetic: bool | None = None
+    licence: str | None = None
+    consent: str | None = None
+
+
+@dataclass(slots=True)
 class ExportPlan:
     """What the rows need from the whole project before the first row is built.
 
-    The Dawid-Skene fit of the emotion labels (one posterior row per judged turn) and the
-    train/dev/test split of every session. Memory: the turn-id index and a ``(turns, K)``
-    float64 posterior; no per-judgement state survives :func:`plan_export`.
+    The Dawid-Skene fit of the emotion labels (one posterior row per judged turn), the
+    train/dev/test split of every session, what the tasks say of each session
+    (:class:`SessionFacts`), and ``warnings``: what the split could not do as asked.
+    Memory: the turn-id index and a ``(turns, K)`` float64 posterior; no per-judgement
+    state survives :func:`plan_export`.
     """
 
     classes: tuple[str, ...] = ()
@@ -149,6 +179,8 @@ class ExportPlan:
     posterior: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     best: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.intp))
     session_split: dict[Any, str] | None = None
+    sessions: dict[Any, SessionFacts] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def dawid_skene(self, turn_id: str) -> tuple[str | None, dict[str, float] | None]:
         """The turn's Dawid-Skene label and posterior (``None, None`` if not judged)."""
@@ -254,24 +286,25 @@ def plan_export(
     clear = (votes == top[:, None]).sum(axis=1) == 1
     majority_code = np.where(clear & (top > 0), votes.argmax(axis=1), -1).astype(np.int16)
     del votes, top, clear
+    tallies, label_order = _read_sessions(db, project_id, dim, turn_index, majority_code, plan)
     if fractions is not None:
-        plan.session_split = _split_sessions(
-            db, project_id, dim, turn_index, majority_code, fractions=fractions, seed=seed
+        plan.session_split = group_split_sessions(
+            tallies, label_order=label_order, fractions=fractions, seed=seed
         )
+        plan.warnings += split_warnings(tallies, plan.session_split, fractions)
     return plan
 
 
-def _split_sessions(
+def _read_sessions(
     db: Session,
     project_id: int,
     dim: Dimension,
     turn_index: Mapping[str, int],
     majority_code: np.ndarray,
-    *,
-    fractions: Sequence[float],
-    seed: int,
-) -> dict[Any, str]:
-    """Session -> split from one streamed read of the live tasks' dialogues."""
+    plan: ExportPlan,
+) -> tuple[dict[Any, SessionTally], list[str]]:
+    """Per-session tallies for the split (and the labels in order of first appearance),
+    from one streamed read of the live tasks; fills ``plan.sessions`` on the way."""
     labels = dim.values
     tallies: dict[Any, SessionTally] = {}
     label_order: dict[str, None] = {}
@@ -286,16 +319,33 @@ def _split_sessions(
         tally = tallies.get(session)
         if tally is None:
             tally = tallies[session] = SessionTally()
+        facts = plan.sessions.get(session)
+        if facts is None:
+            facts = plan.sessions[session] = SessionFacts()
+        _provenance(facts, data.get("provenance"))
         for line in data.get("dialogue") or []:
             i = turn_index.get(str(line.get("turn_id")))
             code = -1 if i is None else int(majority_code[i])
             label = labels[code] if code >= 0 else None
-            tally.add(line.get("performer") or line.get("speaker"), label)
+            performer = line.get("performer") or line.get("speaker")
+            tally.add(performer, label)
+            facts.turns += 1
+            if performer is not None:
+                facts.performers.add(str(performer))
             if label is not None and session is not None:
                 label_order.setdefault(label)
-    return group_split_sessions(
-        tallies, label_order=list(label_order), fractions=fractions, seed=seed
-    )
+    return tallies, list(label_order)
+
+
+def _provenance(facts: SessionFacts, given: Any) -> None:
+    """Take a task's ``provenance`` (synthetic, licence, consent) into its session's facts."""
+    if not isinstance(given, Mapping):
+        return
+    if given.get("synthetic") is not None:
+        facts.synthetic = bool(given["synthetic"])
+    for key in ("licence", "consent"):
+        if given.get(key):
+            setattr(facts, key, str(given[key]))
 
 
 def _next_tasks(db: Session, project_id: int, after: int, last: int | None = None) -> list[Any]:
@@ -328,6 +378,7 @@ def _batch_inputs(
                 Annotation.was_cancelled,
                 Annotation.deleted,
                 Annotation.updated_at,
+                Annotation.skipped,
             ).where(col(Annotation.task_id).in_(batch))
         ).all()
     }
@@ -483,6 +534,7 @@ class RowBuilder:
         self.memo: dict[str, dict[Any, Any]] = defaultdict(dict)
         self.audio = audio if options.turn_audio else None
         self.dimension_names = tuple(d.name for d in taxonomy.dimensions)
+        self.ratings = frozenset(d.name for d in taxonomy.dimensions if d.kind != "choice")
 
     def rows(
         self, db: Session, project_id: int, after: int = 0, last: int | None = None
@@ -491,9 +543,16 @@ class RowBuilder:
         while batch_tasks := _next_tasks(db, project_id, after, last):
             after = batch_tasks[-1].id
             annotations, judgements, shifts = _batch_inputs(db, [t.id for t in batch_tasks])
+            of_task: dict[int, list[Any]] = defaultdict(list)
+            for a in annotations.values():
+                of_task[a.task_id].append(a)
             for task in batch_tasks:
                 yield from self.task_rows(
-                    task, judgements.get(task.id, []), annotations, shifts.get(task.id, [])
+                    task,
+                    judgements.get(task.id, []),
+                    annotations,
+                    shifts.get(task.id, []),
+                    of_task.get(task.id, ()),
                 )
 
     def task_rows(
@@ -502,8 +561,10 @@ class RowBuilder:
         judgements: list[Any],
         annotations: Mapping[int, Any],
         shift_rows: list[Any],
+        task_annotations: Sequence[Any] = (),
     ) -> Iterator[dict[str, Any]]:
-        """The rows of one task; every judgement counted as exported or skipped."""
+        """The rows of one task; every judgement counted as exported or skipped, and the
+        result items its annotations (``task_annotations``) dropped counted by reason."""
         options, accounting, emotion = self.options, self.accounting, self.emotion
         mapping, name = self.mapping, self.name
         data: Mapping[str, Any] = task.data
@@ -521,6 +582,11 @@ class RowBuilder:
             kept = [j for j in judgements if inside[j[_ANNOTATION]]]
             if len(kept) < len(judgements):
                 accounting.skipped["outside the date range"] += len(judgements) - len(kept)
+        for a in task_annotations:
+            if not a.skipped or a.deleted:
+                continue
+            if not self.windowed or _in_window(a.updated_at, options):
+                accounting.dropped.update({str(k): int(n) for k, n in a.skipped.items()})
         clip_alpha = _clip_alpha(kept, self.taxonomy)
         if options.min_clip_agreement is not None:
             alpha = clip_alpha.get(emotion.name)
@@ -579,6 +645,8 @@ class RowBuilder:
                 value = j[_VALUE]
                 if mapping is not None and j[_DIMENSION] == emotion.name:
                     value = mapping.get(value, value)
+                elif j[_DIMENSION] in self.ratings:
+                    value = _whole(value, j[_DIMENSION])
                 labels[name(j[_ANNOTATOR])][j[_DIMENSION]] = value
             accounting.exported += len(items)
             accounting.turns += 1
@@ -708,10 +776,22 @@ def _choice(values: tuple[str, ...], dim: Dimension) -> tuple[Any, ...]:
     return len(values), label, tuple(tied), soft_labels(values, dim.values)
 
 
-def _scale(values: tuple[str, ...], _: Dimension) -> tuple[Any, ...]:
+def _scale(values: tuple[str, ...], dim: Dimension) -> tuple[Any, ...]:
     mean, std = scale_stats([float(v) for v in values])
     label, tied = majority(values)
-    return len(values), mean, std, label, tuple(tied)
+    whole = None if label is None else _whole(label, dim.name)
+    return len(values), mean, std, whole, tuple(_whole(t, dim.name) for t in tied)
+
+
+def _whole(value: str, dimension: str) -> int:
+    """A stored rating (text of a whole number) as an integer; names it if it is not one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number.is_integer():
+        raise ValueError(f"{dimension}: stored rating {value!r} is not a whole number")
+    return int(number)
 
 
 def _pair_share(values: tuple[str, ...]) -> float | None:

@@ -20,7 +20,6 @@ from sqlmodel import Session
 from api import store
 from api.db import init_db, make_engine
 from exporters import ExportOptions, export_dataset, export_label_studio_file, read_jsonl
-from exporters.formats import flat
 from schemas.taxonomy import load_taxonomy
 from tests.payloads import annotation_event, dialogue, task
 
@@ -102,10 +101,10 @@ def test_all_formats_hold_the_same_rows(engine: Engine, tmp_path: Path) -> None:
     # JSONL loads with pandas, and back into the same records
     frame = pd.read_json(report.files["jsonl"], lines=True)
     assert list(frame["turn_id"]) == [r["turn_id"] for r in rows]
-    # Parquet and CSV hold the same rows (nested values as JSON text)
-    expected = [flat(r) for r in rows]
+    # Parquet holds the same rows with native types (labels as a list of structs, missing
+    # values as null, exported_at a timestamp); CSV holds nested values as JSON text
     parquet = pq.read_table(report.files["parquet"]).to_pylist()
-    assert parquet == expected
+    assert [_from_parquet(r) for r in parquet] == [_without_nulls(r) for r in rows]
     with open(report.files["csv"], newline="", encoding="utf-8") as handle:
         from_csv = list(csv.DictReader(handle))
     assert [r["turn_id"] for r in from_csv] == [r["turn_id"] for r in rows]
@@ -124,12 +123,29 @@ def test_all_formats_hold_the_same_rows(engine: Engine, tmp_path: Path) -> None:
         jsonschema.validate(row, schema)
 
 
+def _without_nulls(value: object) -> object:
+    """The value with null entries of its mappings left out, recursively."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _from_parquet(row: dict) -> object:
+    """A Parquet row as its JSON line reads: labels keyed by annotator, the time as text."""
+    row = dict(row)
+    row["labels"] = {d.pop("annotator"): d for d in (dict(x) for x in row["labels"])}
+    row["exported_at"] = row["exported_at"].isoformat(timespec="seconds")
+    return _without_nulls(row)
+
+
 def test_rows_keep_the_disagreement(engine: Engine, tmp_path: Path) -> None:
     report = _export(engine, tmp_path / "out", options=ExportOptions(real_ids=True))
     rows = {r["turn_id"]: r for r in read_jsonl(report.files["jsonl"])}
     agreed = rows["s0-t00000"]
     assert agreed["labels"] == {
-        a: {"emotion": "neutral", "intensity": str(1 + a_ % 5)}
+        a: {"emotion": "neutral", "intensity": 1 + a_ % 5}
         for a, a_ in (("1", 1), ("2", 2), ("3", 3))
     }
     emotion = agreed["aggregates"]["emotion"]
