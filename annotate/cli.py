@@ -415,6 +415,10 @@ def _print_export(report: Any) -> None:
         f"{sum(acc.skipped.values())}{' (' + skipped + ')' if skipped else ''}; "
         f"splits {report.splits}"
     )
+    dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(acc.dropped.items()))
+    console.print(f"result items dropped on the way in: {dropped or 'none'}")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning: {warning}[/yellow]")
     if acc.audio_written or acc.audio_skipped:
         missing = ", ".join(f"{n} {reason}" for reason, n in sorted(acc.audio_skipped.items()))
         console.print(f"turn audio files {acc.audio_written}; without one: {missing or 'none'}")

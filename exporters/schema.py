@@ -199,7 +199,7 @@ def row_fields(taxonomy: Taxonomy, label_space: str = "ours") -> tuple[Field, ..
         Field("agreement", pa.struct([("clip", per_dim), ("turn", per_dim)]), False),
         Field("prosody", pa.struct([(f, number) for f in FEATURES])),
         Field("split", string, enum=(*SPLITS, None), required=True),
-        Field("exported_at", pa.timestamp("s", tz="UTC"), False),
+        Field("exported_at", pa.timestamp("ms", tz="UTC"), False),
         Field("tool_version", string, False),
     )
 
@@ -325,3 +325,26 @@ def _check(value: Any, kind: pa.DataType, path: str) -> None:
     elif pa.types.is_list(kind) and isinstance(value, list):
         for k, item in enumerate(value):
             _check(item, kind.value_type, f"{path}[{k}]")
+
+
+def hf_features(taxonomy: Taxonomy, label_space: str = "ours", *, jsonl: bool = False) -> Any:
+    """The Hugging Face ``datasets.Features`` of the export (needs ``datasets``).
+
+    For the Parquet file they are what ``datasets`` reads from its schema. For
+    ``turns.jsonl`` (``jsonl=True``) pass them to ``load_dataset("json", ...,
+    features=...)`` so columns that are null on every row still get their type; there
+    ``labels`` (keyed by annotator, free keys) is a ``Json`` feature, as ``datasets`` has
+    no map type.
+
+    Example
+    -------
+    >>> from schemas.taxonomy import load_taxonomy
+    >>> hf_features(load_taxonomy(), jsonl=True)["labels"]  # doctest: +SKIP
+    Json()
+    """
+    import datasets
+
+    features = datasets.Features.from_arrow_schema(arrow_schema(taxonomy, label_space))
+    if jsonl:
+        features["labels"] = datasets.Json()
+    return features

@@ -112,3 +112,27 @@ def test_offline_export_with_partial_labels(tmp_path: Path) -> None:
         source, TAX, tmp_path / "out", options=ExportOptions(salt="s"), n_boot=50
     )
     _check(tmp_path / "out", report, events)
+
+
+def test_a_failing_card_leaves_no_rows_behind(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows, the other formats and the card are published together or not at all; an
+    earlier export in the folder stays as it was."""
+    import exporters
+
+    folder = tmp_path / "out"
+    with Session(engine) as db:
+        export_dataset(db, 1, TAX, folder, options=ExportOptions(salt="s"), n_boot=20)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+
+    def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("the card could not be written")
+
+    monkeypatch.setattr(exporters, "write_card", broken)
+    with Session(engine) as db, pytest.raises(RuntimeError, match="the card could not"):
+        export_dataset(
+            db, 1, TAX, folder, formats=["jsonl", "parquet"], options=ExportOptions(salt="t")
+        )
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert "turns.parquet" not in before
