@@ -183,3 +183,90 @@ def test_a_split_that_cannot_be_met_is_said_and_left_out_turns_are_explained(
     assert row.strip().startswith("6 | 0 | 3 |")  # turns, neutral, joy
     # alpha on emotion uses turns 0-3; turn 4 has one value, turn 5 none
     assert "| emotion | 4 | 1 | 1 |" in card
+
+
+def test_the_card_says_where_the_data_came_from(tmp_path: Path) -> None:
+    """Licence and consent from session.yaml, else config.yaml's defaults, else "not
+    given"; synthetic sessions and the annotator pool by pseudonym."""
+    import yaml
+    from typer.testing import CliRunner
+
+    from annotate import cli
+    from annotate.config import load_settings
+    from importers import ImportOptions, prepare_session
+    from tests.builders import write_session
+    from tests.conftest import write_config
+
+    config = write_config(tmp_path, dataset={"licence": "CC BY-NC 4.0"})
+    media = load_settings(config).media_path
+    tasks, task_id = [], 0
+    for k, name in enumerate(("cafe", "bus")):
+        folder = write_session(tmp_path / "sessions" / name, n_turns=4)
+        meta = yaml.safe_load((folder / "session.yaml").read_text(encoding="utf-8"))
+        meta["performers"] = [{**p, "id": f"{p['id']}-{name}"} for p in meta["performers"]]
+        for item in meta.get("intended") or []:
+            item["performer"] = f"{item['performer']}-{name}"
+        if k == 0:
+            meta.update(licence="CC BY 4.0", consent="research use and publication of audio")
+        else:
+            meta["synthetic"] = False
+        (folder / "session.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
+        _, built = prepare_session(folder, media, TAX, ImportOptions(max_seconds=60.0))
+        for b in built:
+            task_id += 1
+            t = {"id": task_id, "data": b["data"], "project": 3}
+            for annotator in (1, 2, 3)[: 2 + k]:
+                values = {i: {"emotion": "joy"} for i in range(len(t["data"]["dialogue"]))}
+                event = annotation_event(TAX, task_id * 10 + annotator, t, annotator, values)
+                t.setdefault("annotations", []).append(event["annotation"])
+            tasks.append(t)
+    source = tmp_path / "export.json"
+    source.write_text(json.dumps(tasks), encoding="utf-8")
+    cli.state._settings = None  # a fresh command line
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        cli.app,
+        ["--config", str(config), "export", "--from-label-studio", str(source), "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    card = _card(out)
+    assert "- Voices: 1 session synthetic: generated voices" in card
+    assert "1 session recorded (session.yaml `synthetic: false`)" in card
+    assert "- Annotators: people or simulated: not given" in card
+    assert "| 1: cafe | yes | CC BY 4.0 | research use and publication of audio |" in card
+    assert "| 1: bus | no | CC BY-NC 4.0 (config) | not given |" in card
+    assert "Pool: 3 annotators over 8 turns. Turns by the number of annotators who labeled " in card
+    assert "4 turns by 3, 4 turns by 2." in card
+    pool = [line for line in card.split("| annotator | turns | values | |---|---|---| ")[1:]]
+    assert pool and pool[0].startswith("| a_")  # pseudonyms, not Label Studio ids
+    assert "**Same speaker** (`shift.shift_speaker`, as in MELD)" in card
+    assert "**Adjacent turn** (`shift.shift_adjacent`, as in EmoryNLP)" in card
+
+
+def test_licence_must_be_text(tmp_path: Path) -> None:
+    import yaml
+
+    from importers import load_session
+    from schemas.errors import SessionError
+    from tests.builders import write_session
+
+    folder = write_session(tmp_path / "scene", n_turns=2)
+    meta = yaml.safe_load((folder / "session.yaml").read_text(encoding="utf-8"))
+    meta["licence"] = ["CC BY", "CC0"]
+    (folder / "session.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
+    with pytest.raises(SessionError, match=r"session.yaml: licence must be text"):
+        load_session(folder)
+    meta["licence"] = "CC0 1.0"
+    (folder / "session.yaml").write_text(yaml.safe_dump(meta), encoding="utf-8")
+    assert (load_session(folder).licence, load_session(folder).consent) == ("CC0 1.0", None)
+
+
+def test_the_card_says_when_annotators_are_simulated(engine: Engine, tmp_path: Path) -> None:
+    options = ExportOptions(salt="s", simulated_annotators=True, consent="given in writing")
+    with Session(engine) as db:
+        report = export_dataset(db, 1, TAX, tmp_path / "out", options=options, n_boot=20)
+    card = _card(report.folder)
+    assert "- Annotators: simulated: every label was made by improv-annotate's annotator" in card
+    # tasks imported without provenance: nothing invented
+    assert "- Voices: 1 session without a `synthetic` key in session.yaml" in card
+    assert "| 1: s1 | not given | not given | given in writing (config) |" in card
