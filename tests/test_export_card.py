@@ -96,6 +96,21 @@ def engine(database_url: str) -> Iterator[Engine]:
     eng.dispose()
 
 
+def _cli_export(config: Path, source: Path, out: Path) -> object:
+    """``improv-annotate export --from-label-studio`` in-process; its result (exit 0)."""
+    from typer.testing import CliRunner
+
+    from annotate import cli
+
+    cli.state._settings = None  # a fresh command line
+    result = CliRunner().invoke(
+        cli.app,
+        ["--config", str(config), "export", "--from-label-studio", str(source), "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    return result
+
+
 def _card(folder: Path) -> str:
     return " ".join((folder / "README.md").read_text(encoding="utf-8").split())
 
@@ -151,20 +166,12 @@ def one_session_events() -> list[dict]:
 def test_a_split_that_cannot_be_met_is_said_and_left_out_turns_are_explained(
     tmp_path: Path,
 ) -> None:
-    from typer.testing import CliRunner
-
-    from annotate import cli
     from tests.conftest import write_config
 
     source = label_studio_file(one_session_events(), tmp_path / "export.json")
     config = write_config(tmp_path)
-    cli.state._settings = None  # a fresh command line
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli.app,
-        ["--config", str(config), "export", "--from-label-studio", str(source), "--out", str(out)],
-    )
-    assert result.exit_code == 0, result.output
+    result = _cli_export(config, source, out)
     warning = (
         "splits dev, test are empty: 1 session (2 performers) cannot fill 3 splits; no "
         "session or performer is put in two splits, so the split asked for (0.8, 0.1, 0.1) "
@@ -189,9 +196,7 @@ def test_the_card_says_where_the_data_came_from(tmp_path: Path) -> None:
     """Licence and consent from session.yaml, else config.yaml's defaults, else "not
     given"; synthetic sessions and the annotator pool by pseudonym."""
     import yaml
-    from typer.testing import CliRunner
 
-    from annotate import cli
     from annotate.config import load_settings
     from importers import ImportOptions, prepare_session
     from tests.builders import write_session
@@ -222,13 +227,8 @@ def test_the_card_says_where_the_data_came_from(tmp_path: Path) -> None:
             tasks.append(t)
     source = tmp_path / "export.json"
     source.write_text(json.dumps(tasks), encoding="utf-8")
-    cli.state._settings = None  # a fresh command line
     out = tmp_path / "out"
-    result = CliRunner().invoke(
-        cli.app,
-        ["--config", str(config), "export", "--from-label-studio", str(source), "--out", str(out)],
-    )
-    assert result.exit_code == 0, result.output
+    _cli_export(config, source, out)
     card = _card(out)
     assert "- Voices: 1 session synthetic: generated voices" in card
     assert "1 session recorded (session.yaml `synthetic: false`)" in card
