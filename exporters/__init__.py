@@ -81,6 +81,12 @@ def export_dataset(
     from it. What the data card needs is collected on the way as counts
     (:class:`exporters.card.CardStats`), so memory does not grow with the rows.
 
+    Rows, formats, turn audio and the data card are written into a staging folder inside
+    ``folder`` and moved into place only when all of them are written: an export that
+    fails (the card included) leaves ``folder`` as it was. ``report.warnings`` lists what
+    the export could not do as asked (a split whole sessions cannot meet); the card states
+    them too.
+
     ``workers > 1`` builds the rows in that many worker processes over spans of tasks
     (:mod:`exporters.parallel`; same bytes, in the same order). The workers read the store
     through their own connections, so whatever the caller's session has not committed is
