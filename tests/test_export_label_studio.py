@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import krippendorff
@@ -29,19 +28,12 @@ from schemas.codec import encode_annotation
 from schemas.label_config import label_config
 from schemas.taxonomy import load_taxonomy
 from tests.payloads import dialogue, task
+from tests.test_export_partial import card_alpha
+from tests.test_integration import _wait_for
 
 pytestmark = pytest.mark.integration
 TAX = load_taxonomy()
 SHARED = ["neutral", "joy", "sadness", "joy", "anger", "neutral"]
-
-
-def _wait_for(predicate: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(0.3)
 
 
 def _alpha_from_export(tasks: list[dict], dimension: str, level: str) -> float:
@@ -60,13 +52,6 @@ def _alpha_from_export(tasks: list[dict], dimension: str, level: str) -> float:
                 value = codes[raw] if dimension == "emotion" else float(raw)
                 matrix[annotators.index(a["completed_by"]), unit] = value
     return float(krippendorff.alpha(reliability_data=matrix, level_of_measurement=level))
-
-
-def _card_alpha(folder: Path, dimension: str) -> str:
-    for line in (folder / "README.md").read_text(encoding="utf-8").splitlines():
-        if line.startswith(f"| {dimension} |"):
-            return line.split("|")[3].strip()
-    raise AssertionError(f"no agreement line for {dimension} in {folder / 'README.md'}")
 
 
 def test_partial_labels_export_from_the_store_and_from_label_studio(
@@ -143,4 +128,4 @@ def test_partial_labels_export_from_the_store_and_from_label_studio(
         assert (report.folder / "README.md").is_file()
         for dim, level in (("emotion", "nominal"), ("intensity", "ordinal")):
             expected = _alpha_from_export(tasks, dim, level)
-            assert _card_alpha(report.folder, dim) == f"{expected:.3f}"
+            assert card_alpha(report.folder, dim) == f"{expected:.3f}"

@@ -80,7 +80,8 @@ def expected_alpha(events: list[dict], dimension: str, level: str) -> float:
     return float(krippendorff.alpha(reliability_data=matrix, level_of_measurement=level))
 
 
-def _card_alpha(folder: Path, dimension: str) -> str:
+def card_alpha(folder: Path, dimension: str) -> str:
+    """The alpha the data card in ``folder`` shows for ``dimension``, as written."""
     for line in (folder / "README.md").read_text(encoding="utf-8").splitlines():
         if line.startswith(f"| {dimension} |"):
             return line.split("|")[3].strip()
@@ -94,7 +95,7 @@ def _check(folder: Path, report: object, events: list[dict]) -> None:
     assert [r["n_annotators"] for r in rows[6:8]] == [0, 0]
     assert (folder / "README.md").is_file() and (folder / "schema.json").is_file()
     for dim, level in (("emotion", "nominal"), ("intensity", "ordinal")):
-        assert _card_alpha(folder, dim) == f"{expected_alpha(events, dim, level):.3f}"
+        assert card_alpha(folder, dim) == f"{expected_alpha(events, dim, level):.3f}"
 
 
 def test_export_from_the_store_with_partial_labels(engine: Engine, tmp_path: Path) -> None:
