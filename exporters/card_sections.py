@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from exporters.rows import Accounting, ExportOptions, ExportPlan, SessionFacts
+from exporters.plan import ExportPlan, SessionFacts
+from exporters.rows import Accounting, ExportOptions
 from schemas.taxonomy import Taxonomy
 
 if TYPE_CHECKING:

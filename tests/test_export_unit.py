@@ -18,7 +18,7 @@ from annotate.agreement import bootstrap_ci, krippendorff_alpha, pivot
 from exporters import card, jsonl
 from exporters.card import CardStats, profile_alpha
 from exporters.jsonl import iter_jsonl_lines, read_jsonl, write_jsonl, write_text
-from exporters.rows import _FALLBACK, _nominal_alpha
+from exporters.turn_fields import _FALLBACK, _nominal_alpha
 from schemas.taxonomy import load_taxonomy
 
 
