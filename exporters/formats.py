@@ -120,11 +120,10 @@ def write_parquet(
                         taxonomy, label_space, optional=[c for c in OPTIONAL if c in chunk[0]]
                     )
                     writer = pq.ParquetWriter(str(partial), schema)
-                for k, row in enumerate(chunk):
+                ready = [arrow_row(r, schema.names) for r in chunk]
+                for k, row in enumerate(ready):
                     check_keys(row, schema, f"row {n + k} (turn {row.get('turn_id')})")
-                table = pa.Table.from_pylist(
-                    [arrow_row(r, schema.names) for r in chunk], schema=schema
-                )
+                table = pa.Table.from_pylist(ready, schema=schema)
                 writer.write_table(table)
                 n += len(chunk)
             if writer is None:

@@ -303,28 +303,80 @@ def arrow_row(row: Mapping[str, Any], names: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def check_keys(row: Mapping[str, Any], schema: pa.Schema, where: str) -> None:
-    """Raise if a struct value of the row has a key its Arrow struct lacks (Arrow would
-    drop it silently); names the row, the field and the key."""
-    for i, column in enumerate(schema.names):
-        _check(row.get(column), schema.field(i).type, f"{where}: {column}")
+# Columns whose keys come from outside the exporter's code: the dimensions of stored
+# judgements (a taxonomy may have lost one since) and the prosody features of task data.
+CHECKED = ("labels", "prosody")
 
 
-def _check(value: Any, kind: pa.DataType, path: str) -> None:
-    if value is None:
-        return
-    if pa.types.is_struct(kind) and isinstance(value, Mapping):
-        known = {kind.field(i).name: kind.field(i).type for i in range(kind.num_fields)}
-        extra = sorted(set(value) - set(known))
-        if extra:
-            raise ValueError(
-                f"{path}: keys {extra} are not in the row schema; expected some of {list(known)}"
-            )
-        for key, item in value.items():
-            _check(item, known[key], f"{path}.{key}")
-    elif pa.types.is_list(kind) and isinstance(value, list):
+def check_keys(
+    row: Mapping[str, Any], schema: pa.Schema, where: str, columns: Sequence[str] = CHECKED
+) -> None:
+    """Raise if a struct value in ``columns`` of an Arrow-ready row (:func:`arrow_row`) has
+    a key its Arrow struct lacks (Arrow would drop it silently); names the row, the field
+    and the key. The other columns are made by the exporter with the schema's keys."""
+    known = _SPECS.get(id(schema))  # by identity: hashing a schema costs more than a row
+    if known is None or known[0] is not schema:
+        known = _SPECS[id(schema)] = (
+            schema,
+            {schema.field(i).name: _spec(schema.field(i).type) for i in range(len(schema))},
+        )
+    spec = known[1]
+    for column in columns:
+        sub = spec.get(column)
+        if sub is not None:
+            value = row.get(column)
+            if value is not None and not _fits(value, sub):
+                _explain(value, sub, f"{where}: {column}")
+
+
+# Per struct: (its keys, the spec of each member); per list: ("list", the item's spec);
+# None for a leaf. Made once per schema.
+_SPECS: dict[int, tuple[pa.Schema, dict[str, Any]]] = {}
+
+
+def _spec(kind: pa.DataType) -> Any:
+    if pa.types.is_struct(kind):
+        members = {kind.field(i).name: _spec(kind.field(i).type) for i in range(kind.num_fields)}
+        nested = {k: v for k, v in members.items() if v is not None}
+        return (frozenset(members), nested)
+    if pa.types.is_list(kind):
+        item = _spec(kind.value_type)
+        return None if item is None else ("list", item)
+    return None
+
+
+def _fits(value: Any, spec: Any) -> bool:
+    if spec[0] == "list":
+        return not isinstance(value, list) or all(v is None or _fits(v, spec[1]) for v in value)
+    if not isinstance(value, Mapping):
+        return True
+    keys, nested = spec
+    if not keys.issuperset(value):
+        return False
+    for key, sub in nested.items():
+        item = value.get(key)
+        if item is not None and not _fits(item, sub):
+            return False
+    return True
+
+
+def _explain(value: Any, spec: Any, path: str) -> None:
+    """Raise the error for the first key of ``value`` that ``spec`` lacks."""
+    if spec[0] == "list":
         for k, item in enumerate(value):
-            _check(item, kind.value_type, f"{path}[{k}]")
+            if item is not None and not _fits(item, spec[1]):
+                _explain(item, spec[1], f"{path}[{k}]")
+        return
+    keys, nested = spec
+    extra = sorted(set(value) - keys)
+    if extra:
+        raise ValueError(
+            f"{path}: keys {extra} are not in the row schema; expected some of {sorted(keys)}"
+        )
+    for key, sub in nested.items():
+        item = value.get(key)
+        if item is not None and not _fits(item, sub):
+            _explain(item, sub, f"{path}.{key}")
 
 
 def hf_features(taxonomy: Taxonomy, label_space: str = "ours", *, jsonl: bool = False) -> Any:

@@ -231,3 +231,6 @@ def test_parquet_refuses_a_key_its_schema_lacks(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"row 0 \(turn s-t00000\): prosody: keys \['loudness'\]"):
         write_parquet([row], tmp_path / "x.parquet", taxonomy=load_taxonomy())
     assert not (tmp_path / "x.parquet").exists()
+    row = {"turn_id": "s-t00001", "labels": {"a1": {"emotion": "joy", "mood": "calm"}}}
+    with pytest.raises(ValueError, match=r"labels\[0\]: keys \['mood'\] are not in the row"):
+        write_parquet([row], tmp_path / "x.parquet", taxonomy=load_taxonomy())
