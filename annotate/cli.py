@@ -397,6 +397,8 @@ def _export_options(
             label_space=label_space,
             real_ids=real_ids,
             salt=local_secrets(state.settings.data_path)["export_salt"],
+            licence=state.settings.dataset.licence,
+            consent=state.settings.dataset.consent,
         )
     except ValueError as exc:
         raise AnnotateError(str(exc)) from None
@@ -415,6 +417,10 @@ def _print_export(report: Any) -> None:
         f"{sum(acc.skipped.values())}{' (' + skipped + ')' if skipped else ''}; "
         f"splits {report.splits}"
     )
+    dropped = ", ".join(f"{n} {reason}" for reason, n in sorted(acc.dropped.items()))
+    console.print(f"result items dropped on the way in: {dropped or 'none'}")
+    for warning in report.warnings:
+        console.print(f"[yellow]warning: {warning}[/yellow]")
     if acc.audio_written or acc.audio_skipped:
         missing = ", ".join(f"{n} {reason}" for reason, n in sorted(acc.audio_skipped.items()))
         console.print(f"turn audio files {acc.audio_written}; without one: {missing or 'none'}")
@@ -504,7 +510,11 @@ def demo(
     _sync(project.id, full=True)
     _print_agreement(project.id, "emotion")
     console.rule("8  export")
-    _export(project.id, None)
+    import dataclasses
+
+    _export(  # the card says the labels come from the simulator
+        project.id, None, options=dataclasses.replace(_export_options(), simulated_annotators=True)
+    )
     console.rule("9  ready for people")
     console.print(f"Label Studio: {s.label_studio.url}/projects/{project.id}/data")
     console.print(f"agreement service: {s.service.url}/docs")

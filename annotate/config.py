@@ -79,6 +79,15 @@ class ImporterSettings(_Section):
     pitch_noise_gate: bool = True
 
 
+class DatasetSettings(_Section):
+    """What exported data cards state for sessions whose session.yaml does not say it:
+    the licence of the recordings and what the performers consented to (``None``: the
+    card says "not given")."""
+
+    licence: str | None = None
+    consent: str | None = None
+
+
 class Settings(BaseSettings):
     """All settings of improv-annotate; build with :func:`load_settings`."""
 
@@ -93,6 +102,7 @@ class Settings(BaseSettings):
     service: ServiceSettings = ServiceSettings()
     clips: ClipSettings = ClipSettings()
     importer: ImporterSettings = ImporterSettings()
+    dataset: DatasetSettings = DatasetSettings()
     taxonomy: str | None = None
     taxonomy_extension: bool = False
     data_dir: str = "data"

@@ -8,6 +8,8 @@ listed in :data:`exporters.formats.FORMATS`.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +22,7 @@ from sqlmodel import Session
 from annotate.agreement import N_BOOT
 from exporters.audio import TurnAudio
 from exporters.card import CardStats, write_card
+from exporters.card_sections import CardFacts
 from exporters.formats import FORMATS, writer
 from exporters.jsonl import read_jsonl, write_jsonl, write_text
 from exporters.parallel import parallel_lines, task_spans, worker_url
@@ -42,13 +45,18 @@ __all__ = [
 
 @dataclass(slots=True)
 class ExportReport:
-    """What an export wrote, and the accounting of every judgement read."""
+    """What an export wrote, and the accounting of every judgement read.
+
+    ``warnings``: what the export could not do as asked (a split request that whole
+    sessions cannot meet, ...); the data card states them too.
+    """
 
     folder: Path
     files: dict[str, Path] = field(default_factory=dict)
     rows: int = 0
     accounting: Accounting = field(default_factory=Accounting)
     splits: dict[str, int] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def export_dataset(
@@ -74,6 +82,12 @@ def export_dataset(
     from it. What the data card needs is collected on the way as counts
     (:class:`exporters.card.CardStats`), so memory does not grow with the rows.
 
+    Rows, formats, turn audio and the data card are written into a staging folder inside
+    ``folder`` and moved into place only when all of them are written: an export that
+    fails (the card included) leaves ``folder`` as it was. ``report.warnings`` lists what
+    the export could not do as asked (a split whole sessions cannot meet); the card states
+    them too.
+
     ``workers > 1`` builds the rows in that many worker processes over spans of tasks
     (:mod:`exporters.parallel`; same bytes, in the same order). The workers read the store
     through their own connections, so whatever the caller's session has not committed is
@@ -86,13 +100,19 @@ def export_dataset(
     folder.mkdir(parents=True, exist_ok=True)
     report = ExportReport(folder=folder)
     plan = plan_export(db, project_id, taxonomy, fractions=fractions, seed=seed)
+    report.warnings = list(plan.warnings)
     card = CardStats(taxonomy)
-    audio = (
-        TurnAudio(folder, options.media_root, options.sessions_root) if options.turn_audio else None
-    )
-    with tempfile.TemporaryDirectory(dir=folder) as scratch:
-        staged = folder / "turns.jsonl" if "jsonl" in targets else Path(scratch) / "turns.jsonl"
-
+    # everything is written into a staging folder inside ``folder`` and moved into place
+    # only when the rows, every format and the data card are written: a failure leaves
+    # the folder as it was (and no half-written file under a final name)
+    with tempfile.TemporaryDirectory(dir=folder, prefix=".export-") as scratch:
+        stage = Path(scratch)
+        audio = (
+            TurnAudio(stage, options.media_root, options.sessions_root)
+            if options.turn_audio
+            else None
+        )
+        staged = stage / "turns.jsonl"
         url = worker_url(db) if workers > 1 else None
         if url is None:
 
@@ -132,25 +152,48 @@ def export_dataset(
 
             write_text(chunks(), staged)
         report.accounting.check()
+        names = []
         for name, (file_name, write) in targets.items():
-            path = folder / file_name
             if name != "jsonl":
-                write(read_jsonl(staged), path)
-            report.files[name] = path
-    report.splits = dict(card.splits)
-    write_card(
-        folder,
-        taxonomy=taxonomy,
-        options=options,
-        accounting=report.accounting,
-        stats=card.stats(),
-        distribution=card.distribution(),
-        agreement=card.agreement(n_boot),
-        files=[p.name for p in report.files.values()],
-        seed=seed,
-        unapplied=unapplied,
-    )
+                write(
+                    read_jsonl(staged),
+                    stage / file_name,
+                    taxonomy=taxonomy,
+                    label_space=options.label_space,
+                )
+            names.append(file_name)
+        if "jsonl" not in targets:
+            staged.unlink()
+        report.splits = dict(card.splits)
+        write_card(
+            stage,
+            taxonomy=taxonomy,
+            options=options,
+            accounting=report.accounting,
+            stats=card.stats(),
+            distribution=card.distribution(),
+            agreement=card.agreement(n_boot),
+            files=names,
+            seed=seed,
+            unapplied=unapplied,
+            about=CardFacts(card=card, plan=plan, warnings=tuple(report.warnings)),
+        )
+        _publish(stage, folder)
+    report.files = {name: folder / targets[name][0] for name in targets}
     return report
+
+
+def _publish(stage: Path, folder: Path) -> None:
+    """Move what ``stage`` holds into ``folder`` (each entry by one rename), replacing what
+    an earlier export left under the same names."""
+    for entry in sorted(stage.iterdir()):
+        target = folder / entry.name
+        if entry.is_dir():
+            if target.is_dir():
+                shutil.rmtree(target)
+            os.replace(entry, target)
+        else:
+            os.replace(entry, target)
 
 
 OFFLINE_BATCH = 500  # annotations per commit in export_label_studio_file

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 from annotate.agreement import CONFIDENCE, N_BOOT, SEED, alpha_interval
+from exporters import card_sections as sections
+from exporters.card_sections import NO_LABEL, TIE, CardFacts
 from exporters.rows import TOOL_VERSION, Accounting, ExportOptions
+from exporters.schema import row_schema
 from schemas.taxonomy import Taxonomy
 
 SPLITS = ("train", "dev", "test")
@@ -21,7 +24,8 @@ class CardStats:
     """What the data card needs, gathered row by row in memory that does not grow with rows.
 
     Counts, the majority-emotion distribution per split, and per dimension the number of
-    turns with each *profile* (the sorted values the turn got). Profiles are sufficient
+    turns with each *profile* (the sorted values the turn got; ``()`` for a turn with a
+    single value, which pairs with nothing). Profiles are sufficient
     statistics for Krippendorff's alpha and for its bootstrap over turns, and there are only
     as many as multisets of a few values from the taxonomy. Partial stats (of parallel
     workers) add up with :meth:`merge`.
@@ -40,6 +44,10 @@ class CardStats:
             d.name: Counter() for d in taxonomy.dimensions
         }
         self.choice = {d.name: d.kind == "choice" for d in taxonomy.dimensions}
+        self.no_split = 0
+        self.overlap: Counter[int] = Counter()  # turns by the number of annotators on them
+        self.annotator_turns: Counter[str] = Counter()
+        self.annotator_values: Counter[str] = Counter()
 
     def add(self, row: Mapping[str, Any]) -> None:
         """Take what the card needs from one row."""
@@ -47,18 +55,29 @@ class CardStats:
         split = row.get("split")
         if split:
             self.splits[split] += 1
-            label = row["aggregates"][self.emotion]["majority"]
-            self.by_split[split][label if label is not None else "(tie)"] += 1
+            emotion = row["aggregates"][self.emotion]
+            label = emotion["majority"]
+            if label is None:
+                label = NO_LABEL if not emotion["n"] else TIE
+            self.by_split[split][label] += 1
+        else:
+            self.no_split += 1
         self.sessions.add(str(row["session_id"]))
         self.seconds += row["end"] - row["start"]
         values: dict[str, list[Any]] = {}
         labels = row["labels"]
         self.annotators.update(labels)
-        for dims in labels.values():
+        self.overlap[len(labels)] += 1
+        for annotator, dims in labels.items():
+            self.annotator_turns[annotator] += 1
+            self.annotator_values[annotator] += len(dims)
             for dim, value in dims.items():
                 values.setdefault(dim, []).append(value if self.choice[dim] else float(value))
         for dim, given in values.items():
-            self.profiles[dim][tuple(sorted(given))] += 1
+            # a turn with one value adds nothing to the coincidences, whatever the value, but
+            # counts when turns are resampled: all such turns share the empty profile, so a
+            # value nobody else gave never reaches the pairable value domain
+            self.profiles[dim][tuple(sorted(given)) if len(given) > 1 else ()] += 1
 
     def merge(self, other: CardStats) -> None:
         """Add another part's stats (same taxonomy) to these."""
@@ -71,6 +90,10 @@ class CardStats:
             self.by_split[split].update(counts)
         for dim, profiles in other.profiles.items():
             self.profiles[dim].update(profiles)
+        self.no_split += other.no_split
+        self.overlap.update(other.overlap)
+        self.annotator_turns.update(other.annotator_turns)
+        self.annotator_values.update(other.annotator_values)
 
     def stats(self) -> dict[str, Any]:
         """Counts for the card."""
@@ -82,7 +105,8 @@ class CardStats:
         }
 
     def distribution(self) -> dict[str, Counter[str]]:
-        """Majority emotion counts per split (turns without a majority as '(tie)')."""
+        """Majority emotion counts per split (turns without a majority as :data:`TIE`,
+        turns without an emotion label as :data:`NO_LABEL`)."""
         return {s: Counter(c) for s, c in self.by_split.items()}
 
     def agreement(self, n_boot: int = N_BOOT, seed: int = SEED) -> dict[str, dict[str, Any]]:
@@ -151,92 +175,6 @@ def profile_alpha(
     figures = interval.as_dict("alpha")
     figures.pop("reason", None)
     return figures
-
-
-def row_schema(taxonomy: Taxonomy) -> dict[str, Any]:
-    """The JSON Schema (draft 2020-12) of one exported row."""
-    nullable_str = {"type": ["string", "null"]}
-    number = {"type": "number"}
-    dims = {d.name: {"type": "string"} for d in taxonomy.dimensions}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "title": f"{taxonomy.name} {taxonomy.version} turn",
-        "type": "object",
-        "required": [
-            "taxonomy",
-            "taxonomy_version",
-            "session_id",
-            "turn_id",
-            "speaker",
-            "start",
-            "end",
-            "labels",
-            "aggregates",
-            "shift",
-            "split",
-        ],
-        "properties": {
-            "taxonomy": {"type": "string"},
-            "taxonomy_version": {"type": "string"},
-            "label_space": {"enum": ["ours", "meld", "iemocap"]},
-            "project_id": {"type": "integer"},
-            "task_id": {"type": "integer"},
-            "annotation_ids": {"type": "array", "items": {"type": "integer"}},
-            "session_id": {"type": "string"},
-            "clip_id": {"type": "string"},
-            "turn_id": {"type": "string"},
-            "turn_index": {"type": "integer"},
-            "speaker": {"type": "string", "description": "performer id"},
-            "start": number,
-            "end": number,
-            "text": nullable_str,
-            "media": {**nullable_str, "description": "clip audio, relative to the media root"},
-            "media_start": number,
-            "media_end": number,
-            "turn_audio": {
-                **nullable_str,
-                "description": "with --turn-audio: the turn's WAV, relative to the export "
-                "folder (null when its media was not found)",
-            },
-            "prompt": nullable_str,
-            "intended_emotion": nullable_str,
-            "labels": {
-                "type": "object",
-                "description": "annotator (pseudonymised unless real ids were asked for) -> "
-                "dimension -> value",
-                "additionalProperties": {"type": "object", "properties": dims},
-            },
-            "n_annotators": {"type": "integer"},
-            "cancelled_by": {"type": ["array", "null"], "items": {"type": "string"}},
-            "aggregates": {
-                "type": "object",
-                "description": "per dimension: n, majority (null on a tie), tied; choices: "
-                "soft label distribution, Dawid-Skene label and posterior (emotion); scales: "
-                "mean and std",
-            },
-            "shift": {
-                "type": "object",
-                "properties": {
-                    "previous_same_speaker": nullable_str,
-                    "previous_any_speaker": nullable_str,
-                    "shift_speaker": {"type": "boolean"},
-                    "shift_adjacent": {"type": "boolean"},
-                    "from": nullable_str,
-                    "to": nullable_str,
-                    "types": {"type": "array", "items": {"type": "string"}},
-                    "marked": {"type": "array", "items": {"type": "object"}},
-                },
-            },
-            "agreement": {
-                "type": "object",
-                "properties": {"clip": {"type": "object"}, "turn": {"type": "object"}},
-            },
-            "prosody": {"type": ["object", "null"]},
-            "split": {"enum": [*SPLITS, None]},
-            "exported_at": {"type": "string"},
-            "tool_version": {"type": "string"},
-        },
-    }
 
 
 def _plots(
@@ -310,13 +248,17 @@ def write_card(
     files: Sequence[str],
     seed: int,
     unapplied: tuple[int, float] = (0, 0.0),
+    about: CardFacts | None = None,
 ) -> Path:
     """Write README.md, schema.json and the plots into ``folder``; the README's path.
+
+    ``about``: what the sections on provenance, the annotator pool and what the tables
+    leave out need (:mod:`exporters.card_sections`); without it they are not written.
 
     ``unapplied``: events the agreement service had acknowledged and not applied to the
     store when the export read it (how many, seconds since the oldest arrived); the card
     says the export leaves them out."""
-    schema = row_schema(taxonomy)
+    schema = row_schema(taxonomy, options.label_space)
     (folder / "schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
     labels = (
         list(taxonomy.emotion.values)
@@ -337,6 +279,7 @@ def write_card(
         "annotator's labels, aggregates that keep the disagreement (soft labels, ties, "
         "Dawid-Skene), emotion shifts under both definitions, and agreement.",
         "",
+        *(sections.provenance(about, options) if about else []),
         "## Files",
         "",
         *[f"- `{f}`" for f in files],
@@ -349,9 +292,12 @@ def write_card(
         f"| {stats['sessions']} | {stats['turns']} | {stats['hours']:.3f} | "
         f"{stats['annotators']} | {accounting.exported} |",
         "",
-        f"Judgements read: {accounting.read}; exported: {accounting.exported}; skipped: "
+        f"Judgements read: {accounting.read}; exported: {accounting.exported}; skipped by "
+        "the export's filters: "
         + (", ".join(f"{n} ({r})" for r, n in sorted(accounting.skipped.items())) or "none")
         + ".",
+        "",
+        sections.dropped(accounting),
         "",
         (
             f"Freshness: {unapplied[0]} events the agreement service had acknowledged were "
@@ -376,6 +322,7 @@ def write_card(
             else []
         ),
         "",
+        *(sections.pool(about) if about else []),
         "## Splits",
         "",
         f"Train / dev / test by whole sessions, never one performer or one session in two "
@@ -391,23 +338,30 @@ def write_card(
             + " | ".join(str(counts.get(label, 0)) for label in labels)
             + " |"
         )
+    if about:
+        lines += ["", *sections.split_notes(about, labels)]
     lines += [
         "",
         "![Majority emotion per split](labels.png)",
         "",
         "## Agreement",
         "",
-        "Krippendorff's alpha at each dimension's level, 95% bootstrap CI over turns.",
+        "Krippendorff's alpha at each dimension's level, 95% bootstrap CI over turns (the "
+        "project's one bootstrap: the interval the dashboard and /agreement/summary show; "
+        "resamples on which alpha is undefined are dropped and counted).",
         "",
-        "| dimension | level | alpha | CI low | CI high |",
-        "|---|---|---|---|---|",
+        "| dimension | level | alpha | CI low | CI high | resamples | dropped |",
+        "|---|---|---|---|---|---|---|",
     ]
     for dim in taxonomy.dimensions:
         figures = agreement.get(dim.name, {})
         lines.append(
             f"| {dim.name} | {dim.level} | {_fmt(figures.get('alpha'))} | "
-            f"{_fmt(figures.get('ci_low'))} | {_fmt(figures.get('ci_high'))} |"
+            f"{_fmt(figures.get('ci_low'))} | {_fmt(figures.get('ci_high'))} | "
+            f"{_fmt(figures.get('n_boot'))} | {_fmt(figures.get('dropped'))} |"
         )
+    if about:
+        lines += sections.agreement_notes(about, taxonomy)
     if "agreement.png" in plots:
         lines += ["", "![Agreement per dimension](agreement.png)"]
     lines += ["", "## Taxonomy", "", f"{taxonomy.description}", ""]
@@ -421,6 +375,8 @@ def write_card(
     lines += [
         "",
         f"Label space of the emotion columns: `{options.label_space}`.",
+        "",
+        *(sections.shift_definitions(taxonomy) if about else []),
         "",
         "## Filters",
         "",

@@ -1,5 +1,8 @@
 """Writers of turn rows: JSONL, CSV, Parquet, and a flat CSV (one row per annotator per turn).
 
+Parquet holds native types (:mod:`exporters.schema`); CSV cells hold nested values as JSON
+text.
+
 Each writer streams rows to a temporary file and renames it at the end, so a failed export
 never leaves a half-written file under the final name. CSV cells that a spreadsheet would
 run as a formula (starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return) are
@@ -19,41 +22,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from exporters.jsonl import write_jsonl
+from exporters.schema import COLUMNS, OPTIONAL, arrow_row, arrow_schema, check_keys
+from schemas.taxonomy import Taxonomy
 
-# Columns of the CSV and Parquet files; nested values are JSON text in them.
-COLUMNS = (
-    "taxonomy",
-    "taxonomy_version",
-    "label_space",
-    "project_id",
-    "task_id",
-    "annotation_ids",
-    "session_id",
-    "clip_id",
-    "turn_id",
-    "turn_index",
-    "speaker",
-    "start",
-    "end",
-    "text",
-    "media",
-    "media_start",
-    "media_end",
-    "prompt",
-    "intended_emotion",
-    "labels",
-    "n_annotators",
-    "cancelled_by",
-    "aggregates",
-    "shift",
-    "agreement",
-    "prosody",
-    "split",
-    "exported_at",
-    "tool_version",
-)
-# Columns only some exports have (after "media_end" when present).
-OPTIONAL = ("turn_audio",)
 NESTED = {"annotation_ids", "labels", "cancelled_by", "aggregates", "shift", "agreement", "prosody"}
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
@@ -109,7 +80,7 @@ def flat(row: Mapping[str, Any], columns: tuple[str, ...] | None = None) -> dict
     return out
 
 
-def write_csv(rows: Iterable[Mapping[str, Any]], path: Path) -> int:
+def write_csv(rows: Iterable[Mapping[str, Any]], path: Path, **_: Any) -> int:
     """The rows as CSV with :data:`COLUMNS`; nested values as JSON text."""
     n = 0
     with _Atomic(path) as out:
@@ -127,38 +98,36 @@ def write_csv(rows: Iterable[Mapping[str, Any]], path: Path) -> int:
     return n
 
 
-def _schema(columns: tuple[str, ...]) -> pa.Schema:
-    return pa.schema(
-        [
-            (
-                c,
-                pa.float64()
-                if c in ("start", "end", "media_start", "media_end")
-                else pa.int64()
-                if c in ("project_id", "task_id", "turn_index", "n_annotators")
-                else pa.string(),
-            )
-            for c in columns
-        ]
-    )
-
-
-def write_parquet(rows: Iterable[Mapping[str, Any]], path: Path, batch: int = 20_000) -> int:
-    """The rows as Parquet (same columns as the CSV), written in row groups of ``batch``."""
+def write_parquet(
+    rows: Iterable[Mapping[str, Any]],
+    path: Path,
+    *,
+    taxonomy: Taxonomy,
+    label_space: str = "ours",
+    batch: int = 20_000,
+    **_: Any,
+) -> int:
+    """The rows as Parquet with native types (:func:`exporters.schema.arrow_schema`: nested
+    values as structs and lists, ratings as integers, missing values as null,
+    ``exported_at`` as a timestamp), written in row groups of ``batch``."""
     n = 0
     with _Atomic(path, mode="path") as partial:
         writer: pq.ParquetWriter | None = None
         try:
             for chunk in _chunks(iter(rows), batch):
                 if writer is None:
-                    columns = columns_of(chunk[0])
-                    schema = _schema(columns)
+                    schema = arrow_schema(
+                        taxonomy, label_space, optional=[c for c in OPTIONAL if c in chunk[0]]
+                    )
                     writer = pq.ParquetWriter(str(partial), schema)
-                table = pa.Table.from_pylist([flat(r, columns) for r in chunk], schema=schema)
+                ready = [arrow_row(r, schema.names) for r in chunk]
+                for k, row in enumerate(ready):
+                    check_keys(row, schema, f"row {n + k} (turn {row.get('turn_id')})")
+                table = pa.Table.from_pylist(ready, schema=schema)
                 writer.write_table(table)
                 n += len(chunk)
             if writer is None:
-                writer = pq.ParquetWriter(str(partial), _schema(COLUMNS))
+                writer = pq.ParquetWriter(str(partial), arrow_schema(taxonomy, label_space))
         finally:
             if writer is not None:
                 writer.close()
@@ -190,7 +159,7 @@ FLAT_COLUMNS = (
 )
 
 
-def write_flat_csv(rows: Iterable[Mapping[str, Any]], path: Path) -> int:
+def write_flat_csv(rows: Iterable[Mapping[str, Any]], path: Path, **_: Any) -> int:
     """One row per annotator per turn, one column per dimension; the number of lines."""
     n = 0
     with _Atomic(path) as out:
@@ -211,7 +180,10 @@ def write_flat_csv(rows: Iterable[Mapping[str, Any]], path: Path) -> int:
     return n
 
 
-Writer = Callable[[Iterable[Mapping[str, Any]], Path], int]
+# A writer takes the rows and the path, and the keyword arguments ``taxonomy`` and
+# ``label_space`` (used by Parquet's typed schema; CSV ignores them; JSONL, written first
+# by the export, takes only the rows and the path).
+Writer = Callable[..., int]
 FORMATS: dict[str, tuple[str, Writer]] = {
     "jsonl": ("turns.jsonl", write_jsonl),
     "csv": ("turns.csv", write_csv),

@@ -21,7 +21,8 @@ from api.models import Task
 from exporters.audio import TurnAudio
 from exporters.card import CardStats
 from exporters.jsonl import iter_jsonl_lines
-from exporters.rows import BATCH, Accounting, ExportOptions, ExportPlan, RowBuilder, _raw_rows
+from exporters.plan import ExportPlan, _raw_rows
+from exporters.rows import BATCH, Accounting, ExportOptions, RowBuilder
 from schemas.taxonomy import Taxonomy
 
 _STATE: dict[str, Any] = {}

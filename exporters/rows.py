@@ -1,17 +1,16 @@
 """Turn-level rows from the service's store: labels, aggregates, shifts, agreement, splits.
 
-One row per turn. The export reads the store twice: :func:`plan_export` streams the emotion
-judgements once to fit Dawid-Skene on compact integer codes and to split the sessions;
-:func:`iter_rows` then builds the rows clip by clip (a batch of tasks at a time), so memory
-holds one batch of judgements plus the plan (a float posterior per judged turn). Every
-judgement read is either in a row or counted under a skip reason (:class:`Accounting`).
+One row per turn. The export reads the store twice: :func:`exporters.plan.plan_export`
+streams the emotion judgements once to fit Dawid-Skene on compact integer codes and to
+split the sessions; :func:`iter_rows` then builds the rows clip by clip (a batch of tasks
+at a time), so memory holds one batch of judgements plus the plan (a float posterior per
+judged turn). Every judgement read is either in a row or counted under a skip reason
+(:class:`Accounting`).
 """
 
 from __future__ import annotations
 
 import functools
-import itertools
-from array import array
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,23 +22,32 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 from sqlmodel import Session, col, select
 
-from annotate.agreement import krippendorff_alpha, pivot
 from api.models import Annotation, Judgement, ShiftEventRow, Task
 from exporters.aggregate import (
-    check_labels,
-    dawid_skene_codes,
     majority,
     pseudonym,
     scale_stats,
     soft_labels,
 )
 from exporters.audio import TurnAudio
-from exporters.splits import SessionTally, group_split_sessions
-from schemas.shifts import TurnLabel, previous_turns, shift_types
+from exporters.plan import ExportPlan, _raw_rows, plan_export, plan_splits
+from exporters.schema import LABEL_SPACES
+from exporters.turn_fields import (
+    _ANNOTATION,
+    _ANNOTATOR,
+    _DIMENSION,
+    _TURN,
+    _VALUE,
+    _clip_alpha,
+    _map_entry,
+    _mapped,
+    _pair_share,
+    _shift_fields,
+)
+from schemas.shifts import TurnLabel, previous_turns
 from schemas.taxonomy import Dimension, Taxonomy
 
 TOOL_VERSION = "0.1.0"
-LABEL_SPACES = ("ours", "meld", "iemocap")
 BATCH = 200  # tasks per query
 
 
@@ -57,6 +65,10 @@ class ExportOptions:
     session recording under ``sessions_root`` (a folder of session folders) when there,
     else from the clip file under ``media_root`` (the folder Label Studio serves clips
     from); rows then hold ``turn_audio``, the file's path relative to the export folder.
+    ``licence`` / ``consent``: what the data card states for sessions whose session.yaml
+    gives none (config.yaml's ``dataset`` section); ``None``: "not given".
+    ``simulated_annotators``: the labels come from the annotator simulator (the demo),
+    ``False``: from people, ``None``: not stated.
     """
 
     min_annotators: int = 0
@@ -72,6 +84,9 @@ class ExportOptions:
     turn_audio: bool = False
     media_root: Path | None = None
     sessions_root: Path | None = None
+    licence: str | None = None
+    consent: str | None = None
+    simulated_annotators: bool | None = None
 
     def __post_init__(self) -> None:
         if not self.real_ids and not self.salt:
@@ -93,7 +108,13 @@ class ExportOptions:
 @dataclass(slots=True)
 class Accounting:
     """Judgements read, exported, and skipped by reason; turns written; turn audio files
-    written and turns without one, by reason."""
+    written and turns without one, by reason.
+
+    ``dropped``: result items of the exported annotations that never became a judgement
+    (an unknown label, a second value for one turn, a shift without times, the values of
+    a cancelled annotation, ...), by reason, as the store counted them when the
+    annotation arrived (:func:`schemas.codec.decode_rows`).
+    """
 
     read: int = 0
     exported: int = 0
@@ -101,6 +122,7 @@ class Accounting:
     skipped: Counter[str] = field(default_factory=Counter)
     audio_written: int = 0
     audio_skipped: Counter[str] = field(default_factory=Counter)
+    dropped: Counter[str] = field(default_factory=Counter)
 
     def merge(self, other: Accounting) -> None:
         """Add another part's counts to these."""
@@ -110,6 +132,7 @@ class Accounting:
         self.skipped.update(other.skipped)
         self.audio_written += other.audio_written
         self.audio_skipped.update(other.audio_skipped)
+        self.dropped.update(other.dropped)
 
     def check(self) -> None:
         """Every judgement read is exported or counted as skipped."""
@@ -133,169 +156,6 @@ def _media(data: Mapping[str, Any]) -> str | None:
     url = str(data.get("audio") or "")
     found = parse_qs(urlsplit(url).query).get("d")
     return found[0] if found else (url or None)
-
-
-@dataclass(slots=True)
-class ExportPlan:
-    """What the rows need from the whole project before the first row is built.
-
-    The Dawid-Skene fit of the emotion labels (one posterior row per judged turn) and the
-    train/dev/test split of every session. Memory: the turn-id index and a ``(turns, K)``
-    float64 posterior; no per-judgement state survives :func:`plan_export`.
-    """
-
-    classes: tuple[str, ...] = ()
-    turn_index: dict[str, int] = field(default_factory=dict)
-    posterior: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
-    best: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.intp))
-    session_split: dict[Any, str] | None = None
-
-    def dawid_skene(self, turn_id: str) -> tuple[str | None, dict[str, float] | None]:
-        """The turn's Dawid-Skene label and posterior (``None, None`` if not judged)."""
-        i = self.turn_index.get(turn_id)
-        if i is None:
-            return None, None
-        return self.classes[self.best[i]], dict(
-            zip(self.classes, self.posterior[i].tolist(), strict=True)
-        )
-
-
-STREAM = 20_000  # rows fetched at a time by the streaming reads
-
-
-def _raw_rows(db: Session, stmt: Any, size: int = STREAM) -> Iterator[tuple[Any, ...]]:
-    """Plain tuples of a select of plain columns (ints, strings), streamed by the driver.
-
-    The fast path of the export's large reads: the statement is compiled by SQLAlchemy
-    (bound parameters, no literals) and run on the session's own DBAPI connection, inside
-    its transaction; PostgreSQL gets a server-side cursor, SQLite steps through the result.
-    No type processing: use it for columns that need none.
-    """
-    conn = db.connection()
-    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    params: Any = compiled.construct_params()
-    if compiled.positional:
-        params = tuple(params[key] for key in compiled.positiontup or ())
-    driver = conn.connection.driver_connection
-    if conn.dialect.name == "postgresql":
-        cursor = driver.cursor(name=f"export_{next(_CURSORS)}")  # type: ignore[union-attr]
-        cursor.itersize = size
-    else:
-        cursor = driver.cursor()  # type: ignore[union-attr]
-    try:
-        cursor.execute(str(compiled), params)
-        while rows := cursor.fetchmany(size):
-            yield from rows
-    finally:
-        cursor.close()
-
-
-_CURSORS = itertools.count()
-
-
-def plan_export(
-    db: Session,
-    project_id: int,
-    taxonomy: Taxonomy,
-    *,
-    fractions: Sequence[float] | None = (0.8, 0.1, 0.1),
-    seed: int = 0,
-) -> ExportPlan:
-    """Read the project's emotion judgements once (streamed, in id order) and plan the export.
-
-    Fits Dawid-Skene on compact integer codes and, unless ``fractions`` is ``None``,
-    splits the sessions (:func:`exporters.splits.group_split_sessions`: whole sessions,
-    sessions sharing a performer together, stratified by each turn's majority emotion).
-    """
-    dim = taxonomy.emotion
-    label_code = {v: i for i, v in enumerate(dim.values)}
-    turn_index: dict[str, int] = {}
-    annotator_index: dict[str, int] = {}
-    items, raters = array("i"), array("i")
-    given = array("b" if len(label_code) < 128 else "i")
-    unknown: set[str] = set()
-    rows = _raw_rows(
-        db,
-        select(Judgement.turn_id, Judgement.annotator, Judgement.value)
-        .where(Judgement.project_id == project_id, Judgement.dimension == dim.name)
-        .order_by(col(Judgement.id)),
-    )
-    for turn_id, annotator, value in rows:
-        code = label_code.get(value)
-        if code is None:
-            unknown.add(value)
-            continue
-        items.append(turn_index.setdefault(turn_id, len(turn_index)))
-        raters.append(annotator_index.setdefault(annotator, len(annotator_index)))
-        given.append(code)
-    if unknown:
-        check_labels(unknown, list(label_code), "dawid_skene")
-    plan = ExportPlan(classes=tuple(dim.values), turn_index=turn_index)
-    if items:
-        codes = [np.frombuffer(a, dtype=a.typecode) for a in (items, raters, given)]
-        fit = dawid_skene_codes(
-            *codes,
-            n_items=len(turn_index),
-            n_annotators=len(annotator_index),
-            n_labels=len(label_code),
-            max_iter=1000,
-        )
-        plan.posterior = fit.posterior
-        plan.best = fit.posterior.argmax(axis=1)
-        votes = np.bincount(
-            codes[0].astype(np.intp) * len(label_code) + codes[2],
-            minlength=len(turn_index) * len(label_code),
-        ).reshape(len(turn_index), len(label_code))
-        del codes, items, raters, given
-    else:
-        votes = np.zeros((0, len(label_code)), dtype=np.intp)
-    # majority emotion of each judged turn: the single most voted label, or -1 on a tie
-    top = votes.max(axis=1, initial=0)
-    clear = (votes == top[:, None]).sum(axis=1) == 1
-    majority_code = np.where(clear & (top > 0), votes.argmax(axis=1), -1).astype(np.int16)
-    del votes, top, clear
-    if fractions is not None:
-        plan.session_split = _split_sessions(
-            db, project_id, dim, turn_index, majority_code, fractions=fractions, seed=seed
-        )
-    return plan
-
-
-def _split_sessions(
-    db: Session,
-    project_id: int,
-    dim: Dimension,
-    turn_index: Mapping[str, int],
-    majority_code: np.ndarray,
-    *,
-    fractions: Sequence[float],
-    seed: int,
-) -> dict[Any, str]:
-    """Session -> split from one streamed read of the live tasks' dialogues."""
-    labels = dim.values
-    tallies: dict[Any, SessionTally] = {}
-    label_order: dict[str, None] = {}
-    tasks = db.exec(
-        select(Task.data)
-        .where(Task.project_id == project_id, col(Task.deleted).is_(False))
-        .order_by(col(Task.id))
-        .execution_options(yield_per=STREAM // 20)
-    )
-    for data in tasks:
-        session = data.get("session_id")
-        tally = tallies.get(session)
-        if tally is None:
-            tally = tallies[session] = SessionTally()
-        for line in data.get("dialogue") or []:
-            i = turn_index.get(str(line.get("turn_id")))
-            code = -1 if i is None else int(majority_code[i])
-            label = labels[code] if code >= 0 else None
-            tally.add(line.get("performer") or line.get("speaker"), label)
-            if label is not None and session is not None:
-                label_order.setdefault(label)
-    return group_split_sessions(
-        tallies, label_order=list(label_order), fractions=fractions, seed=seed
-    )
 
 
 def _next_tasks(db: Session, project_id: int, after: int, last: int | None = None) -> list[Any]:
@@ -328,6 +188,7 @@ def _batch_inputs(
                 Annotation.was_cancelled,
                 Annotation.deleted,
                 Annotation.updated_at,
+                Annotation.skipped,
             ).where(col(Annotation.task_id).in_(batch))
         ).all()
     }
@@ -400,38 +261,6 @@ def iter_rows(
     yield from builder.rows(db, project_id)
 
 
-def plan_splits(
-    db: Session,
-    project_id: int,
-    taxonomy: Taxonomy,
-    *,
-    fractions: Sequence[float] = (0.8, 0.1, 0.1),
-    seed: int = 0,
-) -> dict[str, str | None]:
-    """Turn id -> train/dev/test for every turn of the project, before any row is built.
-
-    Whole sessions go to one split, and sessions sharing a performer go together
-    (:func:`exporters.splits.group_split_sessions`), stratified by each turn's majority
-    emotion. Holds every turn id: for large projects use :func:`plan_export`, which keeps
-    the split per session.
-    """
-    plan = plan_export(db, project_id, taxonomy, fractions=fractions, seed=seed)
-    session_split = plan.session_split or {}
-    out: dict[str, str | None] = {}
-    for data in db.exec(
-        select(Task.data)
-        .where(Task.project_id == project_id, col(Task.deleted).is_(False))
-        .order_by(col(Task.id))
-    ):
-        for line in data.get("dialogue") or []:
-            out[str(line.get("turn_id"))] = session_split.get(data.get("session_id"))
-    return out
-
-
-# Judgement columns as the row builder gets them (after the task id).
-_ANNOTATION, _TURN, _ANNOTATOR, _DIMENSION, _VALUE = range(5)
-# Shift columns (after the task id).
-_S_ANNOTATOR, _S_START, _S_END, _S_FROM, _S_TO, _S_TRIGGER, _S_ONSET = range(7)
 CACHE = 50_000  # entries per memo table; tables are cleared when full (bounded memory)
 
 
@@ -483,6 +312,7 @@ class RowBuilder:
         self.memo: dict[str, dict[Any, Any]] = defaultdict(dict)
         self.audio = audio if options.turn_audio else None
         self.dimension_names = tuple(d.name for d in taxonomy.dimensions)
+        self.ratings = frozenset(d.name for d in taxonomy.dimensions if d.kind != "choice")
 
     def rows(
         self, db: Session, project_id: int, after: int = 0, last: int | None = None
@@ -491,9 +321,16 @@ class RowBuilder:
         while batch_tasks := _next_tasks(db, project_id, after, last):
             after = batch_tasks[-1].id
             annotations, judgements, shifts = _batch_inputs(db, [t.id for t in batch_tasks])
+            of_task: dict[int, list[Any]] = defaultdict(list)
+            for a in annotations.values():
+                of_task[a.task_id].append(a)
             for task in batch_tasks:
                 yield from self.task_rows(
-                    task, judgements.get(task.id, []), annotations, shifts.get(task.id, [])
+                    task,
+                    judgements.get(task.id, []),
+                    annotations,
+                    shifts.get(task.id, []),
+                    of_task.get(task.id, ()),
                 )
 
     def task_rows(
@@ -502,8 +339,10 @@ class RowBuilder:
         judgements: list[Any],
         annotations: Mapping[int, Any],
         shift_rows: list[Any],
+        task_annotations: Sequence[Any] = (),
     ) -> Iterator[dict[str, Any]]:
-        """The rows of one task; every judgement counted as exported or skipped."""
+        """The rows of one task; every judgement counted as exported or skipped, and the
+        result items its annotations (``task_annotations``) dropped counted by reason."""
         options, accounting, emotion = self.options, self.accounting, self.emotion
         mapping, name = self.mapping, self.name
         data: Mapping[str, Any] = task.data
@@ -521,6 +360,11 @@ class RowBuilder:
             kept = [j for j in judgements if inside[j[_ANNOTATION]]]
             if len(kept) < len(judgements):
                 accounting.skipped["outside the date range"] += len(judgements) - len(kept)
+        for a in task_annotations:
+            if not a.skipped or a.deleted:
+                continue
+            if not self.windowed or _in_window(a.updated_at, options):
+                accounting.dropped.update({str(k): int(n) for k, n in a.skipped.items()})
         clip_alpha = _clip_alpha(kept, self.taxonomy)
         if options.min_clip_agreement is not None:
             alpha = clip_alpha.get(emotion.name)
@@ -579,6 +423,8 @@ class RowBuilder:
                 value = j[_VALUE]
                 if mapping is not None and j[_DIMENSION] == emotion.name:
                     value = mapping.get(value, value)
+                elif j[_DIMENSION] in self.ratings:
+                    value = _whole(value, j[_DIMENSION])
                 labels[name(j[_ANNOTATOR])][j[_DIMENSION]] = value
             accounting.exported += len(items)
             accounting.turns += 1
@@ -708,168 +554,28 @@ def _choice(values: tuple[str, ...], dim: Dimension) -> tuple[Any, ...]:
     return len(values), label, tuple(tied), soft_labels(values, dim.values)
 
 
-def _scale(values: tuple[str, ...], _: Dimension) -> tuple[Any, ...]:
+def _scale(values: tuple[str, ...], dim: Dimension) -> tuple[Any, ...]:
     mean, std = scale_stats([float(v) for v in values])
     label, tied = majority(values)
-    return len(values), mean, std, label, tuple(tied)
+    whole = None if label is None else _whole(label, dim.name)
+    return len(values), mean, std, whole, tuple(_whole(t, dim.name) for t in tied)
 
 
-def _pair_share(values: tuple[str, ...]) -> float | None:
-    """The share of agreeing pairs among the values (``None`` for fewer than two)."""
-    pairs = list(itertools.combinations(values, 2))
-    return sum(a == b for a, b in pairs) / len(pairs) if pairs else None
+def _whole(value: str, dimension: str) -> int:
+    """A stored rating (text of a whole number) as an integer; names it if it is not one."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not number.is_integer():
+        raise ValueError(f"{dimension}: stored rating {value!r} is not a whole number")
+    return int(number)
 
 
 @functools.lru_cache(maxsize=64)
 def _pseudonyms(salt: str) -> Callable[[str], str]:
     """A cached pseudonym function for one salt (annotators repeat on every row)."""
     return functools.lru_cache(maxsize=100_000)(lambda a: pseudonym(a, salt))
-
-
-def _mapped(value: Any, mapping: Mapping[str, str] | None) -> Any:
-    if value is None or mapping is None:
-        return value
-    return mapping.get(str(value), value)
-
-
-def _map_entry(entry: dict[str, Any], mapping: Mapping[str, str]) -> dict[str, Any]:
-    """Emotion aggregates in another label space (soft labels summed per target label)."""
-    soft: dict[str, float] = defaultdict(float)
-    for label, p in entry["soft"].items():
-        soft[mapping.get(label, label)] += p
-    posterior: dict[str, float] | None = None
-    if entry.get("dawid_skene_posterior"):
-        posterior = defaultdict(float)
-        for label, p in entry["dawid_skene_posterior"].items():
-            posterior[mapping.get(label, label)] += p
-        posterior = dict(posterior)
-    return {
-        **entry,
-        "majority": _mapped(entry["majority"], mapping),
-        "tied": sorted({mapping.get(t, t) for t in entry["tied"]}),
-        "soft": dict(soft),
-        "dawid_skene": _mapped(entry.get("dawid_skene"), mapping),
-        "dawid_skene_posterior": posterior,
-    }
-
-
-def _clip_alpha(judgements: Sequence[Any], taxonomy: Taxonomy) -> dict[str, float | None]:
-    """Alpha of the clip's judgements per dimension (``None`` where undefined)."""
-    by_dim: dict[str, list[Any]] = defaultdict(list)
-    for j in judgements:
-        by_dim[j[_DIMENSION]].append(j)
-    out: dict[str, float | None] = {}
-    for dim in taxonomy.dimensions:
-        rows = by_dim.get(dim.name)
-        if not rows:
-            out[dim.name] = None
-            continue
-        codes = {v: float(i) for i, v in enumerate(dim.values)} if dim.kind == "choice" else None
-        values = [codes[j[_VALUE]] if codes else float(j[_VALUE]) for j in rows]
-        units = [j[_TURN] for j in rows]
-        raters = [j[_ANNOTATOR] for j in rows]
-        if dim.level == "nominal":
-            fast = _nominal_alpha(units, raters, values)
-            if fast is not _FALLBACK:
-                out[dim.name] = fast
-                continue
-        matrix = pivot(units, raters, values)[0]
-        try:
-            out[dim.name] = float(krippendorff_alpha(matrix, level=dim.level))
-        except ValueError:
-            out[dim.name] = None
-    return out
-
-
-_FALLBACK = object()
-
-
-def _nominal_alpha(
-    units: Sequence[str], raters: Sequence[str], values: Sequence[float]
-) -> float | object | None:
-    """Nominal alpha of long-format judgements, in the same float operations as
-    ``krippendorff_alpha(pivot(units, raters, values)[0])`` (``None`` where that raises).
-
-    Made for the small data of one clip, where the matrix path's numpy overhead dominates.
-    Returns ``_FALLBACK`` when a rater judged a unit twice (the matrix path then dedups or
-    raises, as before).
-    """
-    per_unit: dict[str, dict[str, float]] = {}
-    for unit, rater, value in zip(units, raters, values, strict=True):
-        given = per_unit.setdefault(unit, {})
-        if rater in given:
-            return _FALLBACK
-        given[rater] = value
-    m_list: list[int] = []
-    disagreeing: list[int] = []
-    counts: Counter[float] = Counter()
-    for given in per_unit.values():
-        m = len(given)
-        if m < 2:
-            continue
-        tally = Counter(given.values())
-        counts.update(tally)
-        equal = sum(c * (c - 1) // 2 for c in tally.values())
-        m_list.append(m)
-        disagreeing.append(m * (m - 1) - 2 * equal)
-    if not m_list or len(counts) < 2:
-        return None  # no pairable unit, or no spread: alpha undefined
-    n = float(sum(m_list))
-    m_array = np.array(m_list, dtype=np.intp)
-    observed = float(np.sum(np.array(disagreeing, dtype=np.intp) / (m_array - 1)))
-    expected = n * n - float(sum(c * c for c in counts.values()))
-    return 1.0 - (n - 1.0) * observed / expected
-
-
-def _shift_fields(
-    i: int,
-    turns: Sequence[TurnLabel],
-    prev_speaker: Sequence[int | None],
-    prev_any: Sequence[int | None],
-    taxonomy: Taxonomy,
-    mapping: Mapping[str, str] | None,
-    shift_rows: Sequence[Any],
-    start: float,
-    end: float,
-    tolerance: float,
-) -> dict[str, Any]:
-    turn = turns[i]
-    same = turns[prev_speaker[i]] if prev_speaker[i] is not None else None
-    adjacent = turns[prev_any[i]] if prev_any[i] is not None else None
-    shifted = {
-        "speaker": bool(same and same.emotion and turn.emotion and same.emotion != turn.emotion),
-        "adjacent": bool(
-            adjacent and adjacent.emotion and turn.emotion and adjacent.emotion != turn.emotion
-        ),
-    }
-    types = shift_types(same, turn, taxonomy) if shifted["speaker"] and same else ()
-    # marked events whose moment (span midpoint) falls on this turn, within the tolerance
-    grouped: dict[tuple[Any, ...], set[str]] = defaultdict(set)
-    for e in shift_rows:
-        moment = (e[_S_START] + e[_S_END]) / 2
-        if start - tolerance <= moment <= end + tolerance:
-            key = (e[_S_FROM], e[_S_TO], e[_S_TRIGGER], e[_S_ONSET])
-            grouped[key].add(e[_S_ANNOTATOR])
-    events = [
-        {
-            "from": _mapped(k[0], mapping),
-            "to": _mapped(k[1], mapping),
-            "trigger": k[2],
-            "onset": k[3],
-            "annotators": len(v),
-        }
-        for k, v in sorted(grouped.items(), key=lambda kv: (-len(kv[1]), str(kv[0])))
-    ]
-    return {
-        "previous_same_speaker": _mapped(same.emotion if same else None, mapping),
-        "previous_any_speaker": _mapped(adjacent.emotion if adjacent else None, mapping),
-        "shift_speaker": shifted["speaker"],
-        "shift_adjacent": shifted["adjacent"],
-        "from": _mapped(same.emotion, mapping) if shifted["speaker"] and same else None,
-        "to": _mapped(turn.emotion, mapping) if shifted["speaker"] else None,
-        "types": list(types),
-        "marked": events,
-    }
 
 
 __all__ = ["Accounting", "ExportOptions", "ExportPlan", "iter_rows", "plan_export", "plan_splits"]

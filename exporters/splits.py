@@ -18,7 +18,14 @@ import numpy as np
 
 from schemas.errors import AnnotateError
 
-__all__ = ["SPLITS", "SessionTally", "SplitError", "group_split", "group_split_sessions"]
+__all__ = [
+    "SPLITS",
+    "SessionTally",
+    "SplitError",
+    "group_split",
+    "group_split_sessions",
+    "split_warnings",
+]
 
 SPLITS = ("train", "dev", "test")
 
@@ -301,3 +308,64 @@ def group_split_sessions(
             label_counts[c, label_column[label]] += count
     split_of = _place(sizes, label_counts, targets, seed)
     return {session: SPLITS[split_of[c]] for session, c in component.items()}
+
+
+def split_warnings(
+    sessions: Mapping[Hashable, SessionTally],
+    split_of: Mapping[Hashable, str],
+    fractions: Sequence[float],
+) -> list[str]:
+    """What a split request could not meet, in words (empty when every asked split got rows).
+
+    A split asked for (fraction above 0) stays empty when the sessions form fewer groups
+    than splits: one session, fewer performers than splits, or performers shared across
+    every session. The message names the cause with the counts.
+
+    Examples
+    --------
+    >>> one = SessionTally(); one.add("maya", "joy"); one.add("theo", None)
+    >>> split_warnings({"s1": one}, {"s1": "train"}, (0.8, 0.1, 0.1))[0][:60]
+    'splits dev, test are empty: 1 session (2 performers) cannot '
+    """
+    asked = [s for s, f in zip(SPLITS, fractions, strict=True) if f > 0]
+    got = {split_of[s] for s, t in sessions.items() if s in split_of and t.rows}
+    empty = [s for s in asked if s not in got]
+    if not empty:
+        return []
+    named = [s for s, t in sessions.items() if s is not None and t.rows]
+    performers = set().union(*(sessions[s].performers for s in named)) if named else set()
+    groups = _count_groups(sessions[s] for s in named)
+    counts = (
+        f"{len(named)} session{'s' if len(named) != 1 else ''} "
+        f"({len(performers)} performer{'s' if len(performers) != 1 else ''})"
+    )
+    if len(named) < len(asked):
+        cause = f"{counts} cannot fill {len(asked)} splits"
+    elif len(performers) < len(asked):
+        cause = f"{counts}: fewer performers than the {len(asked)} splits asked for"
+    else:
+        cause = (
+            f"{counts} form {groups} group{'s' if groups != 1 else ''} of sessions linked "
+            f"by shared performers, fewer than the {len(asked)} splits asked for"
+        )
+    return [
+        f"splits {', '.join(empty)} are empty: {cause}; no session or performer is put in "
+        f"two splits, so the split asked for ({', '.join(f'{f:g}' for f in fractions)}) "
+        "cannot be met"
+    ]
+
+
+def _count_groups(tallies: Iterable[SessionTally]) -> int:
+    """Connected components of sessions linked by shared performers."""
+    forest = _UnionFind()
+    node: dict[Hashable, int] = {}
+    roots = []
+    for tally in tallies:
+        n = forest.add()
+        roots.append(n)
+        for performer in tally.performers:
+            if performer in node:
+                forest.union(n, node[performer])
+            else:
+                node[performer] = n
+    return len({forest.find(n) for n in roots})

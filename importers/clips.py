@@ -189,6 +189,12 @@ def build_task(
     }
     if video_url is not None:
         data.update(video=video_url, fps=VIDEO_FPS)
+    # where the session came from, for the data card (session.yaml; null: not given)
+    data["provenance"] = {
+        "synthetic": session.synthetic,
+        "licence": session.licence,
+        "consent": session.consent,
+    }
     data["clip_key"] = clip_key(clip)
     prediction = {"model_version": PREDICTION_VERSION, "result": turn_regions(dialogue)}
     task = {"data": data, "predictions": [prediction]}

@@ -43,6 +43,7 @@ from importers.session_meta import (
     read_checked,
     read_meta,
     session_id_of,
+    text_of,
     tiers_of,
     transcript_file,
     unknown_keys,
@@ -370,6 +371,10 @@ def load_session(
         intended = intended_of(meta, source)
     with collect(problems):
         synthetic = flag(meta.get("synthetic", False), source, "synthetic")
+    stated: dict[str, str | None] = {}
+    for stated_key in ("licence", "consent"):
+        with collect(problems):
+            stated[stated_key] = text_of(meta, stated_key, source)
     if len(problems) == 1:
         raise problems[0]
     if problems:
@@ -391,6 +396,8 @@ def load_session(
         turns=tuple(turns),
         intended=tuple(intended),
         synthetic=synthetic,
+        licence=stated.get("licence"),
+        consent=stated.get("consent"),
         video=None if video is None else str(video),
     )
 

@@ -42,7 +42,8 @@ _ID = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 KNOWN_KEYS = (
     "id", "title", "prompt", "media", "video", "transcript", "transcript_text",
-    "transcript_format", "tiers", "performers", "synthetic", "intended",
+    "transcript_format", "tiers", "performers", "synthetic", "intended", "licence",
+    "consent",
 )  # fmt: skip
 
 
@@ -83,6 +84,17 @@ def field_of(meta: dict[str, Any], key: str, source: Path) -> Any:
     if not given(meta, key):
         raise SessionError(f"{source}: missing required key {key!r}")
     return meta[key]
+
+
+def text_of(meta: dict[str, Any], key: str, source: Path) -> str | None:
+    """An optional free-text value (``licence``, ``consent``): its text, ``None`` when left
+    out or empty, an error naming the file and key when it is not a string or a number."""
+    value = meta.get(key)
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise SessionError(f'{source}: {key} must be text (e.g. {key}: "CC BY 4.0"), got {value!r}')
+    return str(value).strip() or None
 
 
 def inside(folder: Path, name: str, source: Path, key: str) -> Path:

@@ -24,7 +24,8 @@ __all__ = ["Written", "session_yaml_text", "write_session_yaml"]
 
 _ORDER = (
     "id", "title", "prompt", "media", "video", "transcript", "transcript_text",
-    "transcript_format", "tiers", "performers", "synthetic", "intended",
+    "transcript_format", "tiers", "performers", "synthetic", "intended", "licence",
+    "consent",
 )  # fmt: skip
 
 _HEADER = """\
@@ -42,6 +43,15 @@ _HOW = {
     "title": "inferred from the folder's name",
     "media": "inferred: the one recording in the folder",
     "transcript": "inferred: the one transcript file in the folder",
+}
+
+
+# Optional keys written as a commented-out line when missing: the data card states them,
+# and says "not given" when a session and config.yaml leave them out.
+_STATED = {
+    "licence": "the recording's licence (e.g. CC BY 4.0), stated in data cards",
+    "consent": "what the performers consented to (e.g. research use, publication of audio), "
+    "stated in data cards",
 }
 
 
@@ -130,6 +140,8 @@ def session_yaml_text(
                 lines.append(f"{_scalar(key, value)}  # {_HOW.get(key, 'inferred')}")
         elif key == "prompt":
             lines.append('prompt: ""  # the scene\'s prompt, shown to annotators')
+        elif key in _STATED:
+            lines.append(f"# {key}: ...  # {_STATED[key]}")
     return "\n".join(line.rstrip("\n") for line in lines) + "\n"
 
 

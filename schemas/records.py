@@ -117,6 +117,8 @@ class Session(_Record):
     intended: tuple[IntendedEmotion, ...] = ()
     synthetic: bool = False
     video: str | None = None
+    licence: str | None = None
+    consent: str | None = None
 
     @classmethod
     def _nested(cls) -> dict[str, type[_Record]]:

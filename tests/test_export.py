@@ -20,8 +20,9 @@ from sqlmodel import Session
 from api import store
 from api.db import init_db, make_engine
 from exporters import ExportOptions, export_dataset, export_label_studio_file, read_jsonl
-from exporters.formats import flat
+from exporters.schema import hf_features
 from schemas.taxonomy import load_taxonomy
+from tests.conftest import missing
 from tests.payloads import annotation_event, dialogue, task
 
 TAX = load_taxonomy()
@@ -102,10 +103,10 @@ def test_all_formats_hold_the_same_rows(engine: Engine, tmp_path: Path) -> None:
     # JSONL loads with pandas, and back into the same records
     frame = pd.read_json(report.files["jsonl"], lines=True)
     assert list(frame["turn_id"]) == [r["turn_id"] for r in rows]
-    # Parquet and CSV hold the same rows (nested values as JSON text)
-    expected = [flat(r) for r in rows]
+    # Parquet holds the same rows with native types (labels as a list of structs, missing
+    # values as null, exported_at a timestamp); CSV holds nested values as JSON text
     parquet = pq.read_table(report.files["parquet"]).to_pylist()
-    assert parquet == expected
+    assert [_from_parquet(r) for r in parquet] == [_without_nulls(r) for r in rows]
     with open(report.files["csv"], newline="", encoding="utf-8") as handle:
         from_csv = list(csv.DictReader(handle))
     assert [r["turn_id"] for r in from_csv] == [r["turn_id"] for r in rows]
@@ -124,12 +125,29 @@ def test_all_formats_hold_the_same_rows(engine: Engine, tmp_path: Path) -> None:
         jsonschema.validate(row, schema)
 
 
+def _without_nulls(value: object) -> object:
+    """The value with null entries of its mappings left out, recursively."""
+    if isinstance(value, dict):
+        return {k: _without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v) for v in value]
+    return value
+
+
+def _from_parquet(row: dict) -> object:
+    """A Parquet row as its JSON line reads: labels keyed by annotator, the time as text."""
+    row = dict(row)
+    row["labels"] = {d.pop("annotator"): d for d in (dict(x) for x in row["labels"])}
+    row["exported_at"] = row["exported_at"].isoformat(timespec="seconds")
+    return _without_nulls(row)
+
+
 def test_rows_keep_the_disagreement(engine: Engine, tmp_path: Path) -> None:
     report = _export(engine, tmp_path / "out", options=ExportOptions(real_ids=True))
     rows = {r["turn_id"]: r for r in read_jsonl(report.files["jsonl"])}
     agreed = rows["s0-t00000"]
     assert agreed["labels"] == {
-        a: {"emotion": "neutral", "intensity": str(1 + a_ % 5)}
+        a: {"emotion": "neutral", "intensity": 1 + a_ % 5}
         for a, a_ in (("1", 1), ("2", 2), ("3", 3))
     }
     emotion = agreed["aggregates"]["emotion"]
@@ -243,11 +261,92 @@ def test_offline_export_from_a_label_studio_json_export(engine: Engine, tmp_path
         export_label_studio_file(bad, TAX, tmp_path / "x", options=ExportOptions(salt="x"))
 
 
-def test_hugging_face_datasets_loads_the_jsonl(engine: Engine, tmp_path: Path) -> None:
-    datasets = pytest.importorskip("datasets")
-    report = _export(engine, tmp_path / "out")
-    loaded = datasets.load_dataset("json", data_files=str(report.files["jsonl"]), split="train")
-    assert len(loaded) == 20
+def _datasets() -> object:
+    try:
+        import datasets
+    except ImportError:
+        missing("the datasets package is not installed (pip install -e '.[dev]')")
+    return datasets
+
+
+def test_hugging_face_datasets_loads_jsonl_and_parquet_typed(
+    engine: Engine, tmp_path: Path
+) -> None:
+    datasets = _datasets()
+    from datasets import List, Value
+
+    report = _export(engine, tmp_path / "out", formats=["jsonl", "parquet"])
+    rows = list(read_jsonl(report.files["jsonl"]))
+    cache = str(tmp_path / "hf-cache")
+    jsonl = datasets.load_dataset(
+        "json",
+        data_files=str(report.files["jsonl"]),
+        split="train",
+        cache_dir=cache,
+        features=hf_features(TAX, jsonl=True),
+    )
+    parquet = datasets.load_dataset(
+        "parquet", data_files=str(report.files["parquet"]), split="train", cache_dir=cache
+    )
+    assert len(jsonl) == len(parquet) == 20
+    for loaded in (jsonl, parquet):
+        features = loaded.features
+        assert features["start"] == Value("float64")
+        assert features["n_annotators"] == Value("int64")
+        assert features["aggregates"]["intensity"]["majority"] == Value("int64")
+        assert features["aggregates"]["emotion"]["soft"]["joy"] == Value("float64")
+        assert features["shift"]["types"] == List(Value("string"))
+        assert features["shift"]["shift_speaker"] == Value("bool")
+    labels = parquet.features["labels"]
+    assert labels.feature["annotator"] == Value("string")
+    assert labels.feature["intensity"] == Value("int64")
+    assert parquet.features["exported_at"] == Value("timestamp[ms, tz=UTC]")
+    first = parquet[0]
+    assert {x["annotator"]: x["intensity"] for x in first["labels"]} == {
+        a: v["intensity"] for a, v in rows[0]["labels"].items()
+    }
+    assert first["intended_emotion"] is None and first["labels"][0]["valence"] is None
+    assert jsonl[0]["labels"] == rows[0]["labels"]
+    assert jsonl[0]["aggregates"]["intensity"]["mean"] == rows[0]["aggregates"]["intensity"]["mean"]
+
+
+def test_duckdb_and_pandas_read_the_parquet_without_parsing(engine: Engine, tmp_path: Path) -> None:
+    try:
+        import duckdb
+    except ImportError:
+        missing("the duckdb package is not installed (pip install -e '.[dev]')")
+    report = _export(engine, tmp_path / "out", formats=["jsonl", "parquet"])
+    rows = list(read_jsonl(report.files["jsonl"]))
+    path = str(report.files["parquet"])
+    con = duckdb.connect()
+    kinds = dict(
+        con.execute(f"select column_name, column_type from (describe '{path}')").fetchall()
+    )
+    assert kinds["labels"].startswith("STRUCT(annotator VARCHAR, emotion VARCHAR, intensity BIGINT")
+    assert kinds["labels"].endswith("[]")
+    assert kinds["exported_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert kinds["aggregates"].startswith("STRUCT(emotion STRUCT(n BIGINT")
+    ((total, joy),) = con.execute(
+        f"select sum(l.intensity), sum(aggregates.emotion.soft.joy) "
+        f"from (select unnest(labels) as l, aggregates from '{path}')"
+    ).fetchall()
+    assert total == sum(v["intensity"] for r in rows for v in r["labels"].values())
+    assert joy == pytest.approx(
+        sum(r["aggregates"]["emotion"]["soft"]["joy"] for r in rows) * 3  # once per label
+    )
+    frame = pd.read_parquet(path)
+    assert str(frame["n_annotators"].dtype) == "int64"
+    assert str(frame["exported_at"].dtype).startswith("datetime64") and "UTC" in str(
+        frame["exported_at"].dtype
+    )
+    cell = frame["aggregates"].iloc[0]
+    assert isinstance(cell, dict) and cell["intensity"]["majority"] is None  # a tie
+    assert [x["intensity"] for x in frame["labels"].iloc[0]] == [
+        v["intensity"] for v in rows[0]["labels"].values()
+    ]
+    for column in frame.columns:
+        texts = [v for v in frame[column] if isinstance(v, str)]
+        assert not any(t.startswith(("{", "[")) for t in texts), column
 
 
 def test_workers_write_the_same_bytes(engine: Engine, tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from annotate.agreement import bootstrap_ci, krippendorff_alpha, pivot
 from exporters import card, jsonl
 from exporters.card import CardStats, profile_alpha
 from exporters.jsonl import iter_jsonl_lines, read_jsonl, write_jsonl, write_text
-from exporters.rows import _FALLBACK, _nominal_alpha
+from exporters.turn_fields import _FALLBACK, _nominal_alpha
 from schemas.taxonomy import load_taxonomy
 
 
@@ -204,3 +204,33 @@ def test_write_text_is_atomic(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match="worker died"):
         write_text(broken(), path)
     assert list(read_jsonl(path)) == [{"a": 1}, {"a": 2}]
+
+
+def test_schema_doctests_and_one_column_list() -> None:
+    import doctest
+
+    from exporters import schema, splits
+    from schemas.taxonomy import load_taxonomy
+
+    assert doctest.testmod(schema).failed == 0
+    assert doctest.testmod(splits).failed == 0
+    tax = load_taxonomy()
+    names = [f.name for f in schema.row_fields(tax)]
+    assert [n for n in names if n not in schema.OPTIONAL] == list(schema.COLUMNS)
+    assert set(schema.row_schema(tax)["properties"]) == set(names)
+
+
+def test_parquet_refuses_a_key_its_schema_lacks(tmp_path) -> None:
+    """Arrow would drop an unknown struct key silently; the writer names it instead."""
+    import pytest
+
+    from exporters.formats import write_parquet
+    from schemas.taxonomy import load_taxonomy
+
+    row = {"turn_id": "s-t00000", "labels": {}, "prosody": {"duration_s": 1.0, "loudness": 2}}
+    with pytest.raises(ValueError, match=r"row 0 \(turn s-t00000\): prosody: keys \['loudness'\]"):
+        write_parquet([row], tmp_path / "x.parquet", taxonomy=load_taxonomy())
+    assert not (tmp_path / "x.parquet").exists()
+    row = {"turn_id": "s-t00001", "labels": {"a1": {"emotion": "joy", "mood": "calm"}}}
+    with pytest.raises(ValueError, match=r"labels\[0\]: keys \['mood'\] are not in the row"):
+        write_parquet([row], tmp_path / "x.parquet", taxonomy=load_taxonomy())

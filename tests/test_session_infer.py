@@ -236,7 +236,7 @@ def test_unknown_keys_are_warned_about_with_a_suggestion(tmp_path: Path) -> None
     assert warnings == [
         "session.yaml: unknown key 'titel' ignored (did you mean 'title'?); expected one of "
         "id, title, prompt, media, video, transcript, transcript_text, transcript_format, "
-        "tiers, performers, synthetic, intended"
+        "tiers, performers, synthetic, intended, licence, consent"
     ]
 
 

@@ -241,3 +241,33 @@ def test_session_tallies_reject_a_label_missing_from_the_order() -> None:
     tally.add("maya", "joy")
     with pytest.raises(SplitError, match=r"session 's1': label 'joy' is not in label_order \[\]"):
         group_split_sessions({"s1": tally}, label_order=[])
+
+
+def test_split_warnings_name_why_a_request_cannot_be_met() -> None:
+    from exporters.splits import split_warnings
+
+    def tally(*performers: str) -> SessionTally:
+        t = SessionTally()
+        for p in performers:
+            t.add(p, "joy")
+        return t
+
+    # three sessions, the same two performers in all: one group, fewer performers than splits
+    same = {f"s{k}": tally("maya", "theo") for k in range(3)}
+    split = group_split_sessions(same, label_order=["joy"])
+    assert set(split.values()) == {"train"}
+    (said,) = split_warnings(same, split, (0.8, 0.1, 0.1))
+    assert said.startswith(
+        "splits dev, test are empty: 3 sessions (2 performers): fewer performers than the 3 "
+        "splits asked for"
+    )
+    # four sessions, six performers, one performer in every session: one group
+    linked = {f"s{k}": tally("host", f"guest{k}") for k in range(4)}
+    split = group_split_sessions(linked, label_order=["joy"])
+    (said,) = split_warnings(linked, split, (0.8, 0.1, 0.1))
+    assert "4 sessions (5 performers) form 1 group of sessions linked by shared" in said
+    # a split asked with fraction 0 is not missed; separate sessions fill every split
+    assert split_warnings(same, {"s0": "train"}, (1.0, 0.0, 0.0)) == []
+    apart = {f"s{k}": tally(f"p{k}") for k in range(3)}
+    split = group_split_sessions(apart, label_order=["joy"], fractions=(0.4, 0.3, 0.3))
+    assert split_warnings(apart, split, (0.4, 0.3, 0.3)) == []
