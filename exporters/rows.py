@@ -24,6 +24,7 @@ import numpy as np
 from sqlmodel import Session, col, select
 
 from annotate.agreement import krippendorff_alpha, pivot
+from api.intended import intended_map
 from api.models import Annotation, Judgement, ShiftEventRow, Task
 from exporters.aggregate import (
     check_labels,
@@ -149,6 +150,8 @@ class ExportPlan:
     posterior: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     best: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.intp))
     session_split: dict[Any, str] | None = None
+    # turn id -> the scene's intended emotion, kept by the service (never in a task's data)
+    intended: dict[str, str] = field(default_factory=dict)
 
     def dawid_skene(self, turn_id: str) -> tuple[str | None, dict[str, float] | None]:
         """The turn's Dawid-Skene label and posterior (``None, None`` if not judged)."""
@@ -230,7 +233,9 @@ def plan_export(
         given.append(code)
     if unknown:
         check_labels(unknown, list(label_code), "dawid_skene")
-    plan = ExportPlan(classes=tuple(dim.values), turn_index=turn_index)
+    plan = ExportPlan(
+        classes=tuple(dim.values), turn_index=turn_index, intended=intended_map(db, project_id)
+    )
     if items:
         codes = [np.frombuffer(a, dtype=a.typecode) for a in (items, raters, given)]
         fit = dawid_skene_codes(
@@ -613,7 +618,10 @@ class RowBuilder:
                 "media_start": round(float(line["start"]), 3),
                 "media_end": round(float(line["end"]), 3),
                 "prompt": data.get("prompt"),
-                "intended_emotion": _mapped(line.get("intended"), mapping),
+                # kept by the service; a task imported by an older version carries it itself
+                "intended_emotion": _mapped(
+                    self.plan.intended.get(turn_id, line.get("intended")), mapping
+                ),
                 "labels": dict(sorted(labels.items())),
                 "n_annotators": len(annotators),
                 "cancelled_by": cancelled,
