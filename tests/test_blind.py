@@ -312,6 +312,7 @@ def test_what_community_cannot_hide_any_member_reads_every_annotation(
 
 # What the annotator picks in the keystroke test (README's labeling flow).
 TURN_PICK = {"emotion": "joy", "intensity": "4"}
+STARS_PICK = ("valence", 4)  # a star rating by its key: one press per star
 SHIFT_PICK = {"from": "joy", "to": "anger", "trigger": "partner-induced", "onset": "abrupt"}
 
 
@@ -331,7 +332,8 @@ def test_the_readme_flow_keystroke_by_keystroke_saves_what_was_typed(
     page: Page, blind: Blind, label_studio: Settings
 ) -> None:
     """In the stream's new annotation: once, Settings > "Select region after creating it";
-    then a turn by keyboard (``Alt+.``, emotion key, intensity digit) and a shift (``z``, a
+    then a turn by keyboard (``Alt+.``, emotion key, intensity digit, a star rating's key
+    once per star) and a shift (``z``, a
     drag on the waveform, ``shift+``/``alt+`` emotion keys, trigger and onset digits), each
     key checked on the screen; submitted with ``Ctrl+Enter`` and read back through the API."""
     from tests.test_browser import Hands, _choice, _headers, _result, _selected, _values
@@ -365,6 +367,13 @@ def test_the_readme_flow_keystroke_by_keystroke_saves_what_was_typed(
     assert _choice(page, headers["intensity"], TURN_PICK["intensity"]).is_checked()
     assert _values(_result(page), 0) == TURN_PICK
     REPORT["turn_keystrokes"] = hands.counts()
+    stars, n = STARS_PICK
+    key = TAX.dimension(stars).hotkey
+    assert key, f"the taxonomy gives {stars} no key"
+    for _ in range(n):
+        hands.press(key)
+    assert _values(_result(page), 0) == {**TURN_PICK, stars: n}
+    REPORT["turn_keystrokes_with_stars"] = hands.counts()
 
     # a shift: z, drag, then its four values by key, the span staying selected throughout
     hands.reset()
@@ -415,7 +424,8 @@ def test_the_readme_flow_keystroke_by_keystroke_saves_what_was_typed(
     turn_id = task.data["dialogue"][0]["turn_id"]
     assert decoded.skipped == {}
     assert {(j.turn_id, j.dimension): j.value for j in decoded.judgements} == {
-        (turn_id, dim): value for dim, value in TURN_PICK.items()
+        **{(turn_id, dim): value for dim, value in TURN_PICK.items()},
+        (turn_id, stars): str(n),
     }
     (shift,) = decoded.shifts
     assert (shift.from_emotion, shift.to_emotion, shift.trigger, shift.onset) == tuple(
