@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -114,34 +117,38 @@ def blind(label_studio: Settings, service: Settings) -> Blind:
     return Blind(client, int(project.id), tasks, arc, first, second)
 
 
-def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """(path, value) of every key and leaf of a JSON value."""
+def _walk(value: Any, path: str = "") -> Iterator[tuple[str, Any, bool]]:
+    """(path, item, is_key) of every key and leaf of a JSON value."""
     if isinstance(value, dict):
         for key, inner in value.items():
-            yield f"{path}.{key}", key
+            yield f"{path}.{key}", key, True
             yield from _walk(inner, f"{path}.{key}")
     elif isinstance(value, list):
         for i, inner in enumerate(value):
             yield from _walk(inner, f"{path}[{i}]")
     else:
-        yield path, value
+        yield path, value, False
 
 
 def _leaks(served: Any, emotions: set[str]) -> list[str]:
-    """Where a served JSON value names an intended emotion: any key or value containing
-    "intended", and any emotion name as a value in a task's data outside the turn text
-    (the label config and annotation results name emotions by design)."""
+    """Where a served JSON value could carry an intended emotion: any key containing
+    "intended" (at any depth), and in a task's data any value containing "intended" or
+    naming an emotion outside the turn text (the label config and annotation results name
+    emotions by design; other answers, e.g. ``/api/version``, may use the word)."""
     found = []
-    for path, value in _walk(served):
-        if isinstance(value, str) and "intended" in value.lower():
-            found.append(f"{path}: {value[:80]}")
-        if (
-            ".data." in f"{path}."
-            and isinstance(value, str)
-            and value.lower() in emotions
-            and not path.endswith((".text", ".title", ".prompt", ".context"))
+    for path, item, is_key in _walk(served):
+        if is_key:
+            if "intended" in str(item).lower():
+                found.append(path)
+            continue
+        if ".data." not in f"{path}." or not isinstance(item, str):
+            continue
+        if "intended" in item.lower():
+            found.append(f"{path}: {item[:80]}")
+        elif item.lower() in emotions and not path.endswith(
+            (".text", ".title", ".prompt", ".context")
         ):
-            found.append(f"{path}: {value}")
+            found.append(f"{path}: {item}")
     return found
 
 
@@ -296,6 +303,14 @@ def test_what_community_cannot_hide_any_member_reads_every_annotation(
     read = [a["id"] for a in answer["annotations"]]
     REPORT["api_task_annotations_read_by_another_annotator"] = read
     assert set(firsts) <= set(read)  # the API hands them over
+    listed = httpx.get(
+        f"{url}/api/tasks",
+        params={"project": blind.id, "fields": "all", "page_size": 100},
+        headers={"Authorization": f"Token {blind.second.token}"},
+    ).json()["tasks"]
+    in_list = {a["id"] for t in listed for a in t.get("annotations") or []}
+    REPORT["task_list_annotations_read_by_another_annotator"] = sorted(in_list)
+    assert set(firsts) <= in_list
     page.goto(f"{url}/projects/{blind.id}/data?task={task.id}")
     _wait(page, "() => (window.Htx?.annotationStore?.annotations?.length ?? 0) > 0")
     page.wait_for_load_state("networkidle")
@@ -308,6 +323,37 @@ def test_what_community_cannot_hide_any_member_reads_every_annotation(
     page.screenshot(path=str(ARTIFACTS / "blind-data-manager-task.png"))
     assert not [u for u, body in page.served if _leaks(body, set(TAX.emotion.values))]  # type: ignore[attr-defined]
     REPORT["served_json_answers"] = len(page.served)  # type: ignore[attr-defined]
+
+
+def test_both_cli_exports_carry_the_intended_emotions(
+    blind: Blind, label_studio: Settings, stack_config: Path, tmp_path: Path
+) -> None:
+    """``improv-annotate export`` live and ``--from-label-studio`` (Label Studio's own JSON
+    export, which has no intended emotions) both join them from the service's store. Runs
+    before the keystroke test: with the first annotator's complete labels only."""
+    exported = httpx.get(
+        f"{label_studio.label_studio.url}/api/projects/{blind.id}/export",
+        params={"exportType": "JSON"},
+        headers={"Authorization": f"Token {label_studio.label_studio.token}"},
+        timeout=120,
+    )
+    assert exported.status_code == 200
+    assert "intended" not in exported.text
+    source = tmp_path / "label-studio-export.json"
+    source.write_bytes(exported.content)
+    for name, args in (
+        ("live", ("--project", str(blind.id))),
+        ("offline", ("--from-label-studio", str(source))),
+    ):
+        out = tmp_path / name
+        done = subprocess.run(
+            [sys.executable, "-m", "annotate.cli", "--config", str(stack_config), "export",
+             "--out", str(out), *args],
+            capture_output=True, text=True, timeout=600, cwd=ROOT,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stdout + done.stderr
+        rows = [json.loads(line) for line in (out / "turns.jsonl").read_text().splitlines()]
+        assert {r["turn_id"]: r["intended_emotion"] for r in rows} == blind.arc, name
 
 
 # What the annotator picks in the keystroke test (README's labeling flow).
