@@ -351,12 +351,27 @@ def export(
         )
     formats = [f.strip() for f in fmt.split(",") if f.strip()]
     if from_label_studio is not None:
+        from sqlmodel import Session
+
+        from api.db import init_db, make_engine
         from exporters import export_label_studio_file
 
         folder = out or state.settings.data_path / "exports" / from_label_studio.stem
-        report = export_label_studio_file(
-            from_label_studio, _taxonomy(), folder, formats=formats, options=options, seed=seed
-        )
+        engine = make_engine(state.settings.database_url)  # holds the intended emotions
+        try:
+            init_db(engine)
+            with Session(engine) as db:
+                report = export_label_studio_file(
+                    from_label_studio,
+                    _taxonomy(),
+                    folder,
+                    intended_from=db,
+                    formats=formats,
+                    options=options,
+                    seed=seed,
+                )
+        finally:
+            engine.dispose()
         _print_export(report)
         return
     _export(_project_id(project), out, formats, options, seed)

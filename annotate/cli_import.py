@@ -91,7 +91,11 @@ def run_import(
         client = connect(s)
         project = _project(client)
         push = session_pusher(
-            client, project.id, s.media_path, serve_local=not s.label_studio.media_base_url
+            client,
+            project.id,
+            s.media_path,
+            serve_local=not s.label_studio.media_base_url,
+            keep_intended=store_keeper(s.database_url),
         )
     options = ImportOptions(
         max_seconds=s.clips.max_seconds,
@@ -135,6 +139,25 @@ def run_import(
     else:
         _print_import(report)
     return report
+
+
+def store_keeper(database_url: str) -> Any:
+    """An ``annotate.labelstudio.IntendedKeeper`` writing to the service's store (the one
+    the export reads), so an import needs no running service."""
+    from sqlmodel import Session
+
+    from api.db import init_db, make_engine
+    from api.intended import put_intended
+
+    engine = make_engine(database_url)
+    init_db(engine)
+
+    def keep(project_id: int, session_id: str, turns: list[dict[str, Any]]) -> None:
+        with Session(engine) as db:
+            put_intended(db, project_id, session_id, turns)
+            db.commit()
+
+    return keep
 
 
 def _seconds(value: float | None) -> str:

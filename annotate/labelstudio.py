@@ -20,6 +20,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from annotate.config import Settings
+from annotate.service import ServiceClient
 from schemas.codec import PREDICTION_VERSION, label_usage, migrate_result
 from schemas.errors import AnnotateError
 from schemas.label_config import label_config
@@ -93,11 +94,10 @@ def ensure_project(
     config = label_config(taxonomy, video=video)
     title = settings.label_studio.project_title
     project = find_project(client, title)
-    options = dict(
+    options: dict[str, Any] = dict(
         label_config=config,
         maximum_annotations=settings.label_studio.maximum_annotations,
-        model_version=PREDICTION_VERSION,
-        show_collab_predictions=True,
+        **BLIND_STREAM,
         description=f"Taxonomy {taxonomy.name} {taxonomy.version}. Created by improv-annotate.",
     )
     if project is None:
@@ -118,7 +118,27 @@ def ensure_project(
             if changed:
                 client.annotations.update(id=_field(annotation, "id"), result=result)
         project = client.projects.update(id=project.id, **options)
+    elif any(getattr(project, key, None) != value for key, value in _stream_options(options)):
+        project = client.projects.update(id=project.id, **dict(_stream_options(options)))
     return project
+
+
+# What an annotator's labeling stream shows (Label Studio Community 1.23.2; measured in
+# tests/test_blind.py): a new annotation starts from the pre-annotation's turn regions (the
+# prediction of this model version), and no other annotator's annotation or history is
+# shown. Other members' annotations stay readable elsewhere (data manager, API): README.
+BLIND_STREAM: dict[str, Any] = {
+    "model_version": PREDICTION_VERSION,
+    "show_collab_predictions": True,
+    "reveal_preannotations_interactively": False,
+    "show_annotation_history": False,
+    "show_ground_truth_first": False,
+}
+
+
+def _stream_options(options: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    keys = (*BLIND_STREAM, "maximum_annotations")
+    return [(key, options[key]) for key in keys]
 
 
 def _field(obj: Any, key: str) -> Any:
@@ -495,14 +515,59 @@ def pull_events(
         yield task.id, events
 
 
+def intended_turns(session: Any) -> list[dict[str, Any]]:
+    """The session's intended emotions by turn (``turn_id``, ``turn_index``, ``emotion``):
+    what the service keeps, never a task's data."""
+    out = []
+    for turn in session.turns:
+        emotion = session.intended_for(turn)
+        if emotion is not None:
+            out.append({"turn_id": turn.id, "turn_index": turn.index, "emotion": emotion})
+    return out
+
+
+IntendedKeeper = Callable[[int, str, list[dict[str, Any]]], None]
+"""``keep(project_id, session_id, turns)``: hands a session's intended emotions (see
+:func:`intended_turns`) to the agreement service's store."""
+
+
+def service_keeper(service: ServiceClient) -> IntendedKeeper:
+    """An :data:`IntendedKeeper` that sends them to the running service (with its API key)."""
+
+    def keep(project_id: int, session_id: str, turns: list[dict[str, Any]]) -> None:
+        service.put(f"/projects/{project_id}/intended/{session_id}", {"turns": turns})
+
+    return keep
+
+
 def session_pusher(
-    client: LabelStudio, project_id: int, media_root: Path, *, serve_local: bool = True
+    client: LabelStudio,
+    project_id: int,
+    media_root: Path,
+    *,
+    serve_local: bool = True,
+    keep_intended: IntendedKeeper | None = None,
+    drop_intended: bool = False,
 ) -> Callable[[Any, list[dict[str, Any]]], Pushed]:
     """The ``push(session, tasks)`` the importers call: serve the session's media folder to
     the project (unless ``serve_local`` is false: the media are served from elsewhere,
-    ``label_studio.media_base_url``), then import or update its tasks (:func:`push_tasks`)."""
+    ``label_studio.media_base_url``), then import or update its tasks (:func:`push_tasks`).
+
+    The session's intended emotions go to ``keep_intended`` first (every Label Studio
+    member can read a task's data, so tasks never carry them; the export joins them by
+    turn). Without a keeper a session that declares intended emotions is refused (nothing
+    pushed), unless ``drop_intended`` says to leave them out on purpose.
+    """
 
     def push(session: Any, tasks: list[dict[str, Any]]) -> Pushed:
+        intended = intended_turns(session)
+        if keep_intended is not None:
+            keep_intended(project_id, session.id, intended)
+        elif intended and not drop_intended:
+            raise LabelStudioError(
+                f"session {session.id!r} declares intended emotions, which the agreement "
+                "service's store keeps (not Label Studio): the push needs keep_intended"
+            )
         try:
             if serve_local:
                 ensure_local_storage(client, project_id, media_root / session.id)

@@ -30,9 +30,13 @@ class ServiceClient:
         """POST to ``path`` and return its JSON; raise :class:`ServiceError` on any failure."""
         return self._call("POST", path, params)
 
-    def _call(self, method: str, path: str, params: dict[str, Any]) -> Any:
+    def put(self, path: str, body: Any) -> Any:
+        """PUT ``body`` as JSON to ``path`` and return the answer's JSON."""
+        return self._call("PUT", path, {}, body)
+
+    def _call(self, method: str, path: str, params: dict[str, Any], body: Any = None) -> Any:
         try:
-            response = self._http.request(method, path, params=params, timeout=600)
+            response = self._http.request(method, path, params=params, json=body, timeout=600)
         except httpx.HTTPError as exc:
             raise ServiceError(
                 f"the agreement service is not reachable at {self.url} ({type(exc).__name__});"

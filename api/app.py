@@ -24,7 +24,7 @@ from sqlmodel import Session, col, func, select
 from annotate.agreement import MIN_OVERLAP, N_BOOT, SEED
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
-from api import dashboard, login, privacy, reports, store, supervise, sync
+from api import dashboard, intended, login, privacy, reports, store, supervise, sync
 from api.applier import Applier
 from api.db import init_db, make_engine
 from api.doorbell import Bell
@@ -372,6 +372,21 @@ def reconcile(request: Request, project_id: int, full: bool = False) -> dict[str
     except LabelStudioError as exc:
         raise HTTPException(502, str(exc)) from None
     return asdict(report)
+
+
+@reads.put("/projects/{project_id}/intended/{session_id}")
+def put_intended(
+    db: SessionDep, project_id: int, session_id: str, body: dict[str, Any]
+) -> dict[str, int]:
+    """Keep a session's intended emotions (``{"turns": [{turn_id, turn_index, emotion}]}``,
+    replacing its earlier ones), which the import keeps out of Label Studio's tasks and the
+    export joins by turn. The API key is needed: a Label Studio member cannot write them."""
+    try:
+        kept = intended.put_intended(db, project_id, session_id, body.get("turns") or [])
+    except intended.IntendedError as exc:
+        raise HTTPException(422, str(exc)) from None
+    db.commit()
+    return {"kept": kept}
 
 
 @reads.get("/projects/{project_id}/judgements")

@@ -113,6 +113,19 @@ class Task(SQLModel, table=True):
     deleted: bool = False
 
 
+class IntendedEmotionRow(SQLModel, table=True):
+    """What a session's prompt intended at a turn (``session.yaml``'s ``intended``), kept
+    here instead of in the Label Studio task, which every annotator can read."""
+
+    __tablename__ = "intended_emotion"
+
+    project_id: int = Field(primary_key=True)
+    turn_id: str = Field(primary_key=True)
+    session_id: str = Field(index=True)
+    turn_index: int
+    emotion: str
+
+
 class AgreementSum(SQLModel, table=True):
     """One running sum behind the incremental agreement figures (see annotate.incremental)."""
 

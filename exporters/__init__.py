@@ -204,16 +204,23 @@ class LabelStudioExportError(AnnotateError, ValueError):
 
 
 def export_label_studio_file(
-    source: Path, taxonomy: Taxonomy, folder: Path, **kwargs: Any
+    source: Path,
+    taxonomy: Taxonomy,
+    folder: Path,
+    *,
+    intended_from: Session | None = None,
+    **kwargs: Any,
 ) -> ExportReport:
     """Export offline from a Label Studio JSON export (tasks with their annotations).
 
     The annotations go through the same order-safe path as webhooks, one at a time (committed
     every :data:`OFFLINE_BATCH`), into a throwaway SQLite store, which is then exported like
-    the service's own.
+    the service's own. Label Studio's tasks do not hold the intended emotions: they are
+    copied from ``intended_from`` (the service's store) when given.
     """
     from api import store
     from api.db import init_db, make_engine
+    from api.intended import intended_rows, put_intended
 
     try:
         tasks = json.loads(source.read_text(encoding="utf-8"))
@@ -260,6 +267,14 @@ def export_label_studio_file(
                 raise LabelStudioExportError(
                     f"{source}: expected the tasks of one project, found {sorted(project_ids)}"
                 )
-            report = export_dataset(db, project_ids.pop(), taxonomy, folder, **kwargs)
+            project_id = project_ids.pop()
+            if intended_from is not None:
+                by_session: dict[str, list[dict[str, Any]]] = {}
+                for row in intended_rows(intended_from, project_id):
+                    by_session.setdefault(row.session_id, []).append(row.model_dump())
+                for session_id, turns in by_session.items():
+                    put_intended(db, project_id, session_id, turns)
+                db.commit()
+            report = export_dataset(db, project_id, taxonomy, folder, **kwargs)
         engine.dispose()
     return report

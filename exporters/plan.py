@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 from sqlmodel import Session, col, select
 
+from api.intended import intended_map
 from api.models import Judgement, Task
 from exporters.aggregate import (
     check_labels,
@@ -54,6 +55,8 @@ class ExportPlan:
     posterior: np.ndarray = field(default_factory=lambda: np.empty((0, 0)))
     best: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.intp))
     session_split: dict[Any, str] | None = None
+    # turn id -> the scene's intended emotion, kept by the service (never in a task's data)
+    intended: dict[str, str] = field(default_factory=dict)
     sessions: dict[Any, SessionFacts] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 
@@ -137,7 +140,9 @@ def plan_export(
         given.append(code)
     if unknown:
         check_labels(unknown, list(label_code), "dawid_skene")
-    plan = ExportPlan(classes=tuple(dim.values), turn_index=turn_index)
+    plan = ExportPlan(
+        classes=tuple(dim.values), turn_index=turn_index, intended=intended_map(db, project_id)
+    )
     if items:
         codes = [np.frombuffer(a, dtype=a.typecode) for a in (items, raters, given)]
         fit = dawid_skene_codes(

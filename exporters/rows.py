@@ -459,7 +459,10 @@ class RowBuilder:
                 "media_start": round(float(line["start"]), 3),
                 "media_end": round(float(line["end"]), 3),
                 "prompt": data.get("prompt"),
-                "intended_emotion": _mapped(line.get("intended"), mapping),
+                # kept by the service; a task imported by an older version carries it itself
+                "intended_emotion": _mapped(
+                    self.plan.intended.get(turn_id, line.get("intended")), mapping
+                ),
                 "labels": dict(sorted(labels.items())),
                 "n_annotators": len(annotators),
                 "cancelled_by": cancelled,

@@ -142,7 +142,10 @@ def build_task(
 
     ``context_turns`` turns before the clip are shown above it as read-only text (``context``),
     so annotators know what led into the clip's first turn. A turn's prosody features, when
-    the import computed them, travel in its dialogue line (``prosody``).
+    the import computed them, travel in its dialogue line (``prosody``). The session's
+    intended emotions never do: every member of the Label Studio organisation can read a
+    task's data, so the push sends them to the service instead
+    (:func:`annotate.labelstudio.session_pusher`).
     """
     offset = audio_window(session, clip)[0]
     names = {p.id: p.name for p in session.performers}
@@ -158,7 +161,6 @@ def build_task(
             "end": round(turn.end - offset, 3),
             "turn_id": turn.id,
             "turn_index": turn.index,
-            "intended": session.intended_for(turn),
         }
         if turn.prosody is not None:
             line["prosody"] = dict(turn.prosody)

@@ -86,7 +86,9 @@ def _dimension(dim: Dimension) -> list[str]:
         values = tuple(str(v) for v in dim.scale)
         keys = dim.hotkeys or (None,) * len(values)
         return _choices(dim.name, DIALOGUE, values, keys, dim.title)
-    attrs = _attrs(name=dim.name, to_name=DIALOGUE, per_region=True, max_rating=dim.max)
+    attrs = _attrs(
+        name=dim.name, to_name=DIALOGUE, per_region=True, max_rating=dim.max, hotkey=dim.hotkey
+    )
     return [f'    <Header value={quoteattr(dim.title)} size="6"/>', f"    <Rating {attrs}/>"]
 
 

@@ -84,6 +84,8 @@ class Dimension:
     min: int | None = None
     max: int | None = None
     hotkeys: tuple[str, ...] = ()
+    # a star rating's key: each press adds a star (after the last, none); see label_config
+    hotkey: str | None = None
 
     @property
     def values(self) -> tuple[str, ...]:
@@ -270,7 +272,13 @@ def _dimension(raw: Any, where: str, extension: bool) -> Dimension:
                 f"{where}.hotkeys: {len(hotkeys)} keys for a scale of {high - low + 1} points; "
                 "expected one key per point"
             )
-    return Dimension(name, title, kind, level, min=low, max=high, hotkeys=hotkeys)
+    hotkey = None if raw.get("hotkey") is None else str(raw["hotkey"])
+    if hotkey is not None and (hotkeys or low != 1):
+        raise TaxonomyError(
+            f"{where}.hotkey: a key for star ratings (from 1), but this scale is offered as "
+            "choices (hotkeys, or a scale not starting at 1); give hotkeys or hotkey"
+        )
+    return Dimension(name, title, kind, level, min=low, max=high, hotkeys=hotkeys, hotkey=hotkey)
 
 
 def taxonomy_from_dict(raw: Any, *, extension: bool = False, source: str = "taxonomy") -> Taxonomy:
@@ -331,6 +339,7 @@ def taxonomy_from_dict(raw: Any, *, extension: bool = False, source: str = "taxo
     emotion = next(d for d in dims if d.kind == "choice")
     hotkeys = [lab.hotkey for d in dims for lab in d.labels if lab.hotkey]
     hotkeys += [key for d in dims for key in d.hotkeys]
+    hotkeys += [d.hotkey for d in dims if d.hotkey]
     hotkeys += [shift.hotkey] if shift.hotkey else []
     hotkeys += [k for k in shift.trigger_hotkeys + shift.onset_hotkeys if k]
     clashes = sorted({h for h in hotkeys if hotkeys.count(h) > 1})

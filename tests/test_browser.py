@@ -38,8 +38,10 @@ from annotate.labelstudio import (
     ensure_project,
     ensure_webhook,
     iter_tasks,
+    service_keeper,
     session_pusher,
 )
+from annotate.service import ServiceClient
 from importers import import_sessions
 from schemas.codec import decode_annotation
 from schemas.label_config import TURN, shift_control
@@ -89,7 +91,8 @@ def project(label_studio: Settings, service: Settings) -> Project:
     proj = ensure_project(client, settings, TAX)
     ensure_webhook(client, proj.id, settings.webhook_url, settings.service.webhook_secret or "")
 
-    push = session_pusher(client, proj.id, settings.media_path)
+    keeper = service_keeper(ServiceClient(settings.service.url, settings.service.api_key))
+    push = session_pusher(client, proj.id, settings.media_path, keep_intended=keeper)
 
     report = import_sessions(
         EXAMPLE,

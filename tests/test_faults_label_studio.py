@@ -77,7 +77,7 @@ def test_service_down_while_annotators_save_then_pull_makes_it_equal(
         media_root=settings.media_path,
         taxonomy=TAX,
         max_seconds=settings.clips.max_seconds,
-        push=session_pusher(client, project.id, settings.media_path),
+        push=session_pusher(client, project.id, settings.media_path, drop_intended=True),
     )
     assert not report.failed
     database_url = f"sqlite:///{tmp_path / 'store.db'}"

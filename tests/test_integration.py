@@ -28,8 +28,10 @@ from annotate.labelstudio import (
     ensure_webhook,
     invite_link,
     iter_tasks,
+    service_keeper,
     session_pusher,
 )
+from annotate.service import ServiceClient
 from annotate.simulate import simulate_values
 from importers import import_sessions, load_session
 from schemas.codec import encode_annotation
@@ -41,7 +43,10 @@ TAX = load_taxonomy()
 
 
 def _push(client: LabelStudio, project_id: int, settings: Settings):
-    return session_pusher(client, project_id, settings.media_path)
+    service = ServiceClient(settings.service.url, settings.service.api_key)
+    return session_pusher(
+        client, project_id, settings.media_path, keep_intended=service_keeper(service)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -97,7 +97,7 @@ def test_reimport_of_a_session_folder_reports_counts(
     client, project = _project(label_studio, "Folder re-import")
     folder = write_session(tmp_path / "again", n_turns=10, rng=np.random.default_rng(4))
     options = ImportOptions(max_seconds=4.0, context_turns=1)
-    push = session_pusher(client, project, label_studio.media_path)
+    push = session_pusher(client, project, label_studio.media_path, drop_intended=True)
     first = import_sessions(
         folder, media_root=label_studio.media_path, taxonomy=TAX, push=push, options=options
     )

@@ -13,7 +13,13 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from schemas import label_config as label_config_module
 from schemas.label_config import SHIFT_PARTS, label_config, shift_control
-from schemas.taxonomy import Taxonomy, default_taxonomy_path, load_taxonomy, taxonomy_from_dict
+from schemas.taxonomy import (
+    Taxonomy,
+    TaxonomyError,
+    default_taxonomy_path,
+    load_taxonomy,
+    taxonomy_from_dict,
+)
 
 STARS = ("valence", "arousal", "dominance", "authenticity")
 RATINGS = ("intensity", "valence", "arousal", "dominance", "authenticity")
@@ -95,6 +101,26 @@ def test_emotion_choices_and_hotkeys_as_declared(taxonomy: Taxonomy, root: ET.El
 def test_ratings_have_the_scale_max(root: ET.Element) -> None:
     for name in STARS:
         assert _named(root, "Rating", name).get("maxRating") == "5"
+
+
+def test_star_ratings_have_the_declared_key(taxonomy: Taxonomy, root: ET.Element) -> None:
+    keys = {name: _named(root, "Rating", name).get("hotkey") for name in STARS}
+    assert keys == {name: taxonomy.dimension(name).hotkey for name in STARS}
+    assert keys == {"valence": "v", "arousal": "o", "dominance": "m", "authenticity": "b"}
+
+
+def test_a_star_key_on_a_scale_offered_as_choices_is_refused() -> None:
+    raw = _raw()
+    raw["dimensions"][1]["hotkey"] = "q"  # intensity has one key per point
+    with pytest.raises(TaxonomyError, match=r"dimensions\[1\]\.hotkey: a key for star ratings"):
+        taxonomy_from_dict(raw)
+
+
+def test_a_star_key_clashing_with_a_label_is_refused() -> None:
+    raw = _raw()
+    raw["dimensions"][2]["hotkey"] = "j"  # joy's key
+    with pytest.raises(TaxonomyError, match=r"hotkeys used twice \['j'\]"):
+        taxonomy_from_dict(raw)
 
 
 def test_intensity_is_one_keystroke(root: ET.Element) -> None:

@@ -131,7 +131,9 @@ class Project:
             media_root=settings.media_path,
             taxonomy=TAX,
             max_seconds=settings.clips.max_seconds,
-            push=session_pusher(self.client, self.project.id, settings.media_path),
+            push=session_pusher(
+                self.client, self.project.id, settings.media_path, drop_intended=True
+            ),
         )
         assert not report.failed
         self.id = int(self.project.id)

@@ -140,7 +140,7 @@ def test_video_project_on_the_real_server(label_studio: Settings, tmp_path: Path
     project = ensure_project(client, settings, TAX, video=True)
     assert "<TimelineLabels" in client.projects.get(id=project.id).label_config
 
-    push = session_pusher(client, project.id, settings.media_path)
+    push = session_pusher(client, project.id, settings.media_path, drop_intended=True)
 
     report = import_sessions(
         _video_session(tmp_path),
