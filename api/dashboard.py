@@ -16,7 +16,7 @@ import plotly
 import plotly.graph_objects as go
 from sqlmodel import Session
 
-from api import reports, store
+from api import members, reports, store
 from api.inbox import Lag
 from schemas.taxonomy import Taxonomy
 
@@ -48,13 +48,14 @@ def _ci_bars(db: Session, project_id: int, taxonomy: Taxonomy) -> go.Figure:
     return fig
 
 
-def _pairwise(frame: reports.Frame) -> go.Figure:
+def _pairwise(frame: reports.Frame, names: dict[str, str]) -> go.Figure:
     pairs = reports.pairwise(frame)
+    shown = [plot_text(names.get(a, a)) for a in pairs["annotators"]]  # api.members
     fig = go.Figure(
         go.Heatmap(
             z=pairs["alpha"],
-            x=[plot_text(a) for a in pairs["annotators"]],
-            y=[plot_text(a) for a in pairs["annotators"]],
+            x=shown,
+            y=shown,
             zmin=-0.2,
             zmax=1.0,
             colorscale="RdYlGn",
@@ -129,7 +130,7 @@ def render(
     live = store.agreement(db, project_id, taxonomy.emotion.name, taxonomy)
     figures: list[tuple[str, go.Figure]] = [
         ("dimensions", _ci_bars(db, project_id, taxonomy)),
-        ("pairwise", _pairwise(emotion)),
+        ("pairwise", _pairwise(emotion, members.names(db, set(emotion.annotator)))),
         ("drift", _drift(emotion)),
         ("confusion", _confusion(emotion)),
     ]
