@@ -164,6 +164,12 @@ def weighted_mean(values: np.ndarray, units: np.ndarray) -> float | None:
     return float((values[keep] * units[keep]).sum() / units[keep].sum())
 
 
+def _read(settings: Settings, project_id: int, what: str, **params: Any) -> Any:
+    """``GET /projects/{project_id}/{what}`` from the service, with the API key."""
+    with _service(settings) as svc:
+        return _ok(svc.get(f"/projects/{project_id}/{what}", params=params))
+
+
 def _wait_for(predicate: Any, timeout: float = 120.0) -> Any:
     deadline = time.monotonic() + timeout
     while True:
@@ -319,26 +325,10 @@ def test_service_figures_equal_the_recount(
     units = team.recount[dimension]
     data, names = matrix(units, dim)
     expected = alpha(data, dim.level)
-    with _service(service) as svc:
-        live = _ok(
-            svc.get(f"/projects/{team.project_id}/agreement", params={"dimension": dimension})
-        )
-        summary = _ok(
-            svc.get(
-                f"/projects/{team.project_id}/agreement/summary", params={"dimension": dimension}
-            )
-        )
-        per = _ok(
-            svc.get(
-                f"/projects/{team.project_id}/agreement/by/annotator",
-                params={"dimension": dimension},
-            )
-        )
-        pairwise = _ok(
-            svc.get(
-                f"/projects/{team.project_id}/agreement/pairwise", params={"dimension": dimension}
-            )
-        )
+    live = _read(service, team.project_id, "agreement", dimension=dimension)
+    summary = _read(service, team.project_id, "agreement/summary", dimension=dimension)
+    per = _read(service, team.project_id, "agreement/by/annotator", dimension=dimension)
+    pairwise = _read(service, team.project_id, "agreement/pairwise", dimension=dimension)
     assert live["judgements"] == int((~np.isnan(data)).sum())
     assert live["units"] == len(units)
     assert live["annotators"] == len(names)
@@ -375,18 +365,8 @@ def test_pairwise_figures_carry_unit_counts_and_weighted_means(
     dim = TAX.dimension(dimension)
     data, names = matrix(team.recount[dimension], dim)
     values, units = pairs(data, dim.level)
-    with _service(service) as svc:
-        pairwise = _ok(
-            svc.get(
-                f"/projects/{team.project_id}/agreement/pairwise", params={"dimension": dimension}
-            )
-        )
-        per = _ok(
-            svc.get(
-                f"/projects/{team.project_id}/agreement/by/annotator",
-                params={"dimension": dimension},
-            )
-        )
+    pairwise = _read(service, team.project_id, "agreement/pairwise", dimension=dimension)
+    per = _read(service, team.project_id, "agreement/by/annotator", dimension=dimension)
     order = [names.index(a) for a in pairwise["annotators"]]
     assert pairwise["units"] == units[np.ix_(order, order)].tolist()
     upper = np.triu(np.ones_like(units, dtype=bool), k=1)
@@ -481,7 +461,6 @@ def _check_export(folder: Path, team: TeamRun, by: dict[str, str] | None = None)
         assert card[dim.name] == ("n/a" if want is None else f"{want:.3f}"), dim.name
 
 
-@pytest.mark.xfail(strict=True, reason="issue 15 item 1")
 def test_both_exports_equal_the_recount_and_keep_stable_pseudonyms(
     team: TeamRun, service: Settings, stack_config: Path, tmp_path: Path
 ) -> None:
