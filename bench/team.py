@@ -88,11 +88,16 @@ def make_clips(
     return clips
 
 
+def user_ids(plan: list[Planned]) -> dict[str, int]:
+    """A Label Studio user id per simulated annotator (2, 3, ... in name order)."""
+    return {name: k for k, name in enumerate(sorted({p.annotator for p in plan}), start=2)}
+
+
 def payloads(
     plan: list[Planned], clips: list[tuple[list[dict[str, Any]], dict[int, str]]]
 ) -> list[dict[str, Any]]:
     """The webhook payloads the plan makes: every create, then the edits, then deletions."""
-    users = {name: k for k, name in enumerate(sorted({p.annotator for p in plan}), start=2)}
+    users = user_ids(plan)
     tasks = [
         {
             "id": c + 1,
@@ -143,9 +148,9 @@ def payloads(
 
 
 def figures(
-    db: Session, clips: list[tuple[list[dict[str, Any]], dict[int, str]]]
+    db: Session, clips: list[tuple[list[dict[str, Any]], dict[int, str]]], careless: str | None
 ) -> dict[str, float]:
-    """The figures the API serves, for one store."""
+    """The figures the API serves, for one store (``careless``: that member's user id)."""
     out: dict[str, float] = {}
     for name in DIMENSIONS:
         frame = reports.load(db, PROJECT, name, TAX)
@@ -161,6 +166,15 @@ def figures(
             out[f"pairwise mean {name} (weighted)"] = _num(pairs["mean"])
         if TAX.dimension(name).level == "interval":
             out[f"ICC(2,1) {name}"] = _num(summary.get("icc2"))
+    rows = reports.breakdown(reports.load(db, PROJECT, "emotion", TAX), "annotator")
+    others = [r for r in rows if r["key"] != careless and r["alpha_vs_gold"] is not None]
+    out["emotion alpha vs gold: median member"] = (
+        float(np.median([r["alpha_vs_gold"] for r in others])) if others else np.nan
+    )
+    mine = [r for r in rows if r["key"] == careless]
+    out["emotion alpha vs gold: the careless member"] = (
+        _num(mine[0]["alpha_vs_gold"]) if mine else np.nan
+    )
     labels = store.turn_labels(db, PROJECT)
     n_turns = sum(len(d) for d, _ in clips)
     emotions = {t: [by[a]["emotion"] for a in by if "emotion" in by[a]] for t, by in labels.items()}
@@ -195,7 +209,9 @@ def run(team: Team, clips: list, seed: int, folder: Path) -> tuple[dict[str, flo
     with Session(engine) as db:
         for payload in payloads(plan, clips):
             store.apply_event(db, payload, TAX)
-        out = figures(db, clips)
+        careless = [a.name for a in team.members if a.careless]
+        who = str(user_ids(plan)[careless[0]]) if careless else None
+        out = figures(db, clips, who)
     engine.dispose()
     return out, time.perf_counter() - started
 
