@@ -18,9 +18,11 @@ Each team's annotations go through the service's own path as webhook payloads
 deletions), and the figures are read as the API serves them (``api.reports``,
 ``api.store.agreement``): Krippendorff's alpha per dimension, the mean pairwise alpha
 (unweighted over pairs that share a unit; weighted by units compared where the reports
-give the counts), ICC(2,1) where the reports give one, the share of turns with at least
-two emotion labels, and how often the emotion majority equals the intended emotion. Each
-figure is the mean (and standard deviation) over ``--seeds`` seeds.
+give the counts), the ICC (the form the design allows where the reports say which, else
+ICC(2,1)), each annotator's alpha against the expert's gold (the careless member beside the
+median member), the share of turns with at least two emotion labels, and how often the
+emotion majority equals the intended emotion. Each figure is the mean (and standard
+deviation) over ``--seeds`` seeds.
 
 Usage::
 
@@ -165,7 +167,12 @@ def figures(
         if "mean" in pairs:  # the reports give weighted means (pairs carry their unit counts)
             out[f"pairwise mean {name} (weighted)"] = _num(pairs["mean"])
         if TAX.dimension(name).level == "interval":
-            out[f"ICC(2,1) {name}"] = _num(summary.get("icc2"))
+            icc = summary.get("icc")
+            if isinstance(icc, dict) and icc.get("form"):  # the form the design allows
+                form = {"ICC1": "ICC(1)", "ICC2": "ICC(2,1)"}.get(icc["form"], icc["form"])
+                out[f"{form} {name}"] = _num((icc.get("single") or {}).get("icc"))
+            else:
+                out[f"ICC(2,1) {name}"] = _num(summary.get("icc2"))
     rows = reports.breakdown(reports.load(db, PROJECT, "emotion", TAX), "annotator")
     others = [r for r in rows if r["key"] != careless and r["alpha_vs_gold"] is not None]
     out["emotion alpha vs gold: median member"] = (
@@ -216,6 +223,16 @@ def run(team: Team, clips: list, seed: int, folder: Path) -> tuple[dict[str, flo
     return out, time.perf_counter() - started
 
 
+def _merged_keys(orders: list[list[str]]) -> list[str]:
+    """The keys of every team in one order: each key after the one it follows in its team."""
+    out: list[str] = []
+    for order in orders:
+        for k, key in enumerate(order):
+            if key not in out:
+                out.insert(out.index(order[k - 1]) + 1 if k else 0, key)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the table of figures, cooperative beside realistic, mean +- sd over seeds."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -245,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     names = list(teams)
     print("| figure | " + " | ".join(names) + " |")
     print("|---|" + "---|" * len(names))
-    for key in dict.fromkeys(k for name in names for r in results[name] for k in r):
+    for key in _merged_keys([list(results[n][0]) for n in names if results[n]]):
         cells = []
         for name in names:
             values = np.array([r.get(key, np.nan) for r in results[name]], dtype=float)
