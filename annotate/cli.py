@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from annotate import cli_import
@@ -203,7 +204,11 @@ def agreement(
     project: ProjectOpt = None,
     dimension: Annotated[str, typer.Option(help="taxonomy dimension")] = "emotion",
 ) -> None:
-    """Print agreement: a project's figures from the service, or every coefficient of a CSV."""
+    """Print agreement: a project's figures from the service, or every coefficient of a CSV.
+
+    Annotators are shown by the name Label Studio gives them (``"First Last <email>"``, as
+    on the dashboard and in the API); ``--json`` adds ``by_annotator``, one entry per Label
+    Studio user id with that name."""
     if file is None:
         figures = _print_agreement(_project_id(project), dimension, quiet=as_json)
         if as_json:
@@ -234,8 +239,9 @@ def _print_agreement(project_id: int, dimension: str, quiet: bool = False) -> di
     s = state.settings
     service = ServiceClient(s.service.url, s.service.api_key)
     live = service.agreement(project_id, dimension)
+    per = service.get(f"/projects/{project_id}/agreement/by/annotator", dimension=dimension)
     if quiet:
-        return live
+        return {**live, "by_annotator": [_annotator_json(row) for row in per["data"]]}
     fresh = live.get("freshness") or {}
     if fresh.get("pending"):
         console.print(
@@ -254,10 +260,10 @@ def _print_agreement(project_id: int, dimension: str, quiet: bool = False) -> di
         f"the service holds {total} judgements of project {project_id} "
         f"({live['annotators']} annotators)"
     )
-    per = service.get(f"/projects/{project_id}/agreement/by/annotator", dimension=dimension)
-    table = Table("annotator", "judgements", "alpha without them", "mean pairwise alpha")
+    table = Table("annotator", "user id", "judgements", "alpha without them", "mean pairwise alpha")
     for row in per["data"]:
         table.add_row(
+            escape(str(row.get("name") or row["key"])),
             row["key"],
             str(row["judgements"]),
             _fmt(row["alpha_without"]),
@@ -265,6 +271,12 @@ def _print_agreement(project_id: int, dimension: str, quiet: bool = False) -> di
         )
     console.print(table)
     return live
+
+
+def _annotator_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One annotator's figures with ``annotator`` (the user id) and ``name`` first."""
+    rest = {k: v for k, v in row.items() if k not in ("key", "name")}
+    return {"annotator": row["key"], "name": row.get("name") or row["key"], **rest}
 
 
 def _fmt(value: float | None) -> str:

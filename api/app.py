@@ -24,7 +24,7 @@ from sqlmodel import Session, col, func, select
 from annotate.agreement import MIN_OVERLAP, N_BOOT, SEED
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
-from api import dashboard, intended, login, privacy, reports, store, supervise, sync
+from api import dashboard, intended, login, members, privacy, reports, store, supervise, sync
 from api.applier import Applier
 from api.db import init_db, make_engine
 from api.doorbell import Bell
@@ -284,15 +284,22 @@ def agreement_breakdown(
             404, f"unknown breakdown {breakdown!r}; expected one of {list(reports.BREAKDOWNS)}"
         )
     frame = _frame(request, db, project_id, dimension)
-    return _page(reports.breakdown(frame, breakdown), skip, limit)
+    rows = reports.breakdown(frame, breakdown)
+    if breakdown == "annotator":
+        shown = members.names(db, (r["key"] for r in rows))
+        rows = [{**r, "name": shown[r["key"]]} for r in rows]
+    return _page(rows, skip, limit)
 
 
 @reads.get("/projects/{project_id}/agreement/pairwise")
 def agreement_pairwise(
     request: Request, db: SessionDep, project_id: int, dimension: Dimension = "emotion"
 ) -> dict[str, Any]:
-    """The annotator x annotator alpha matrix."""
-    return reports.pairwise(_frame(request, db, project_id, dimension))
+    """The annotator x annotator alpha matrix (``names``: what QA leads read for
+    ``annotators``, the Label Studio user ids, in the same order)."""
+    pairs = reports.pairwise(_frame(request, db, project_id, dimension))
+    shown = members.names(db, pairs["annotators"])
+    return {**pairs, "names": [shown[a] for a in pairs["annotators"]]}
 
 
 @reads.get("/projects/{project_id}/agreement/confusion")
@@ -361,7 +368,19 @@ def annotator_activity(
     db: SessionDep, project_id: int, skip: Skip = 0, limit: Limit = 100
 ) -> dict[str, Any]:
     """Per annotator: annotations, judgements, median seconds per task, share cancelled."""
-    return _page(reports.activity(db, project_id), skip, limit)
+    rows = reports.activity(db, project_id)
+    shown = members.names(db, (r["annotator"] for r in rows))
+    return _page([{**r, "name": shown[r["annotator"]]} for r in rows], skip, limit)
+
+
+@reads.get("/projects/{project_id}/members")
+def project_members(
+    db: SessionDep, project_id: int, skip: Skip = 0, limit: Limit = 100
+) -> dict[str, Any]:
+    """The project's annotators: Label Studio user id (the key of every figure) and the
+    name shown for it, ``"First Last <email>"`` as Label Studio last gave it."""
+    _known(db, project_id)
+    return _page(members.project_members(db, project_id), skip, limit)
 
 
 @reads.post("/projects/{project_id}/reconcile")

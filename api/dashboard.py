@@ -18,7 +18,7 @@ import plotly.graph_objects as go
 from sqlmodel import Session
 
 from annotate.agreement import icc_report
-from api import reports, store
+from api import members, reports, store
 from api.inbox import Lag
 from schemas.taxonomy import Taxonomy
 
@@ -144,12 +144,12 @@ def _icc_note(report: dict[str, Any]) -> str:
     return "<br>".join(plot_text(line) for line in lines)
 
 
-def _pairwise(frame: reports.Frame) -> go.Figure:
+def _pairwise(frame: reports.Frame, names: dict[str, str]) -> go.Figure:
     """Annotator x annotator alpha; rows and columns in one order, row i = column i (the
     diagonal runs from the top left). The hover shows the units each pair compared; pairs
     under the minimum overlap are drawn but left out of the mean."""
     pairs = reports.pairwise(frame)
-    labels = [plot_text(a) for a in pairs["annotators"]]
+    labels = [plot_text(names.get(a, a)) for a in pairs["annotators"]]  # api.members
     minimum = pairs["min_overlap"]
     hover = [
         [
@@ -252,7 +252,7 @@ def render(
     figures: list[tuple[str, go.Figure]] = [
         ("dimensions", dimensions),
         ("icc", iccs),
-        ("pairwise", _pairwise(emotion)),
+        ("pairwise", _pairwise(emotion, members.names(db, set(emotion.annotator)))),
         ("drift", _drift(emotion)),
         ("confusion", _confusion(emotion)),
     ]

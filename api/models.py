@@ -198,3 +198,19 @@ class ApplierState(SQLModel, table=True):
     caught_up_at: datetime | None = None
     replaced_at: datetime | None = None
     lost_since: datetime | None = None
+
+
+class Member(SQLModel, table=True):
+    """A Label Studio user as the service last read them (``GET /api/users``).
+
+    ``id`` is Label Studio's user id, the key every judgement carries as ``annotator``; the
+    names are only shown to QA leads (see :mod:`api.members`), never used as a key.
+    """
+
+    __tablename__ = "member"
+
+    id: int = Field(primary_key=True)
+    email: str | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    seen_at: datetime

@@ -2,8 +2,9 @@
 
 A webhook payload Label Studio sends names the annotator (``completed_by.email``,
 ``created_username``, first and last names). The service keys judgements by user id and
-needs none of that; a payload it refuses is kept as a dead letter (so it can be replayed),
-and that copy is redacted here first: the value of every personal key, and every e-mail
+takes no names from payloads (the names QA leads read come from Label Studio's list of
+users, see ``api.members``); a payload it refuses is kept as a dead letter (so it can be
+replayed), and that copy is redacted here first: the value of every personal key, and every e-mail
 address anywhere else, becomes ``redacted:<16 hex digits>``, a salted SHA-256 of the value
 (equal values stay equal, so letters can still be linked to one another without naming
 anyone). Ids, results and everything else needed to replay the event are kept.

@@ -14,11 +14,13 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
+from label_studio_sdk.core.api_error import ApiError
 from sqlmodel import Session
 
 from annotate.labelstudio import LabelStudioError, connect, find_project, pull_events
-from api import store
+from api import members, store
 
 log = logging.getLogger("improv_annotate.sync")
 
@@ -30,7 +32,7 @@ def reconcile_project(state: Any, project_id: int, *, full: bool) -> store.Recon
     with Session(state.writer) as db:
         since = None if full else store.pull_since(db, project_id)
         iso = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if since else None
-        return store.reconcile(
+        report = store.reconcile(
             db,
             project_id,
             pull_events(client, project_id, iso),
@@ -38,6 +40,21 @@ def reconcile_project(state: Any, project_id: int, *, full: bool) -> store.Recon
             full=full or since is None,
             started=started,
         )
+        pull_members(client, db)
+    return report
+
+
+def pull_members(client: Any, db: Session) -> int:
+    """Read the organisation's users from Label Studio and keep their names (see
+    :mod:`api.members`); returns how many were new or changed. Names are for QA leads to
+    read; when Label Studio does not give them, a warning is logged and the figures show
+    ``"user N"`` until the next pull."""
+    try:
+        users = [u if isinstance(u, dict) else u.dict() for u in client.users.list()]
+    except (httpx.HTTPError, ApiError) as exc:  # names are not worth failing a pull for
+        log.warning("cannot read Label Studio's users for their names: %s", type(exc).__name__)
+        return 0
+    return members.record_users(db, users)
 
 
 def projects_to_pull(state: Any) -> list[int]:

@@ -1,0 +1,124 @@
+"""An independent recount of agreement figures from Label Studio's own JSON export.
+
+Used by ``tests/test_team.py`` to check what the service, the CLI and the exports report.
+Everything here is plain numpy and the ``krippendorff`` package, never the project's own
+agreement code: the tables are read from the export's result items, alpha comes from
+``krippendorff.alpha``, the one-way ICC from its textbook ANOVA formulas.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter, defaultdict
+from typing import Any
+
+import numpy as np
+
+from schemas.taxonomy import load_taxonomy
+from tests.conftest import missing
+
+try:
+    import krippendorff
+except ImportError:  # pragma: no cover - the oracle is a dev dependency
+    missing("the krippendorff package is not installed (pip install -e '.[dev]')", module=True)
+
+TAX = load_taxonomy()
+MIN_OVERLAP = 10  # pairs that compared fewer units are shown but left out of means (item 3)
+
+
+def recount(exported: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, str]]]:
+    """``{dimension: {turn_id: {annotator id: value}}}`` read straight from Label Studio's
+    JSON export: every turn item (a choice or rating on a dialogue paragraph) of every
+    annotation that was not cancelled."""
+    dims = {d.name for d in TAX.dimensions}
+    table: dict[str, dict[str, dict[str, str]]] = {d: defaultdict(dict) for d in dims}
+    for task in exported:
+        dialogue = task["data"]["dialogue"]
+        for annotation in task["annotations"]:
+            if annotation.get("was_cancelled"):
+                continue
+            who = annotation["completed_by"]
+            who = str(who["id"] if isinstance(who, dict) else who)
+            for item in annotation["result"]:
+                value = item.get("value", {})
+                if item.get("from_name") not in dims or "start" not in value:
+                    continue
+                turn = dialogue[int(value["start"])]["turn_id"]
+                given = value["choices"][0] if "choices" in value else value["rating"]
+                table[item["from_name"]][turn][who] = str(given)
+    return {d: dict(t) for d, t in table.items()}
+
+
+def _code(dim: Any, value: str) -> float:
+    return float(dim.values.index(value)) if dim.kind == "choice" else float(value)
+
+
+def matrix(units: dict[str, dict[str, str]], dim: Any) -> tuple[np.ndarray, list[str]]:
+    """(annotators x units) codes, NaN where missing, annotators sorted."""
+    names = sorted({a for by in units.values() for a in by})
+    turns = sorted(units)
+    out = np.full((len(names), len(turns)), np.nan)
+    for j, turn in enumerate(turns):
+        for a, v in units[turn].items():
+            out[names.index(a), j] = _code(dim, v)
+    return out, names
+
+
+def alpha(data: np.ndarray, level: str) -> float | None:
+    """Krippendorff's alpha from the ``krippendorff`` package; None where it is undefined
+    (fewer than two pairable values, or a single value in the data)."""
+    pairable = data[:, (~np.isnan(data)).sum(axis=0) >= 2]
+    if pairable.shape[1] == 0 or len(np.unique(pairable[~np.isnan(pairable)])) < 2:
+        return None
+    value = krippendorff.alpha(reliability_data=data, level_of_measurement=level)
+    return None if not np.isfinite(value) else float(value)
+
+
+def pairs(data: np.ndarray, level: str) -> tuple[np.ndarray, np.ndarray]:
+    """Pairwise alpha (NaN where undefined) and the units each pair both rated."""
+    k = data.shape[0]
+    values = np.full((k, k), np.nan)
+    units = np.zeros((k, k), dtype=int)
+    seen = ~np.isnan(data)
+    for i, j in itertools.product(range(k), repeat=2):
+        both = seen[i] & seen[j]
+        units[i, j] = int(both.sum())
+        if i != j and both.any():
+            a = alpha(data[[i, j]][:, both], level)
+            values[i, j] = np.nan if a is None else a
+    return values, units
+
+
+def weighted_mean(values: np.ndarray, units: np.ndarray) -> float | None:
+    keep = np.isfinite(values) & (units >= MIN_OVERLAP)
+    if not keep.any():
+        return None
+    return float((values[keep] * units[keep]).sum() / units[keep].sum())
+
+
+def same(got: float | None, want: float | None) -> bool:
+    """Equal to 1e-9, or both undefined (None)."""
+    if want is None or got is None:
+        return got is None and want is None
+    return abs(got - want) <= 1e-9
+
+
+def icc_oneway(data: np.ndarray) -> tuple[float, float, int, float]:
+    """ICC(1) and ICC(1,k) of the one-way random-effects ANOVA over the units rated at least
+    twice, unbalanced (Shrout & Fleiss 1979; k0 as in Donner 1986): with n units, N ratings,
+    ``k0 = (N - sum(k_i^2) / N) / (n - 1)``. Returns (ICC(1), ICC(1,k), n, k0)."""
+    columns = [c[~np.isnan(c)] for c in data.T]
+    columns = [c for c in columns if c.size >= 2]
+    n, total = len(columns), sum(c.size for c in columns)
+    grand = np.concatenate(columns).mean()
+    msb = sum(c.size * (c.mean() - grand) ** 2 for c in columns) / (n - 1)
+    msw = sum(((c - c.mean()) ** 2).sum() for c in columns) / (total - n)
+    k0 = (total - sum(c.size**2 for c in columns) / total) / (n - 1)
+    return (msb - msw) / (msb + (k0 - 1) * msw), (msb - msw) / msb, n, k0
+
+
+def majority(values: list[str]) -> tuple[str | None, list[str]]:
+    counts = Counter(values)
+    top = max(counts.values())
+    best = sorted(v for v, n in counts.items() if n == top)
+    return (best[0], []) if len(best) == 1 else (None, best)
