@@ -33,8 +33,10 @@ from annotate.labelstudio import (
     ensure_project,
     ensure_webhook,
     iter_tasks,
+    service_keeper,
     session_pusher,
 )
+from annotate.service import ServiceClient
 from annotate.simulate import plan_team, realistic_team
 from importers import import_sessions, load_session
 from schemas.codec import encode_annotation
@@ -135,7 +137,14 @@ def team(
         media_root=settings.media_path,
         taxonomy=TAX,
         max_seconds=15,
-        push=session_pusher(client, project.id, settings.media_path),
+        push=session_pusher(
+            client,
+            project.id,
+            settings.media_path,
+            keep_intended=service_keeper(
+                ServiceClient(service.service.url, service.service.api_key)
+            ),
+        ),
     )
     assert report.failed == {}, report.failed
     intended = {
@@ -383,7 +392,10 @@ def test_cli_figures_equal_the_recount(
 
 
 def _card_alphas(readme: str) -> dict[str, str]:
-    found = re.findall(r"^\| (\w+) \| (\w+) \| ([-0-9.n/a]+) \|", readme, flags=re.M)
+    table = readme[readme.index("| dimension | level | alpha |") :]
+    found = re.findall(
+        r"^\| (\w+) \| (nominal|ordinal|interval|ratio) \| ([-0-9.n/a]+) \|", table, flags=re.M
+    )
     return {name: value for name, _level, value in found}
 
 
@@ -396,15 +408,17 @@ def _check_export(folder: Path, team: TeamRun, by: dict[str, str] | None = None)
     for row in rows:
         turn = row["turn_id"]
         labels = {(by[a] if by else a): v for a, v in row["labels"].items()}
-        want: dict[str, dict[str, str]] = defaultdict(dict)
+        want: dict[str, dict[str, str | int]] = defaultdict(dict)
         for d, units in team.recount.items():
-            for a, v in units.get(turn, {}).items():
-                want[a][d] = v
+            for a, v in units.get(turn, {}).items():  # ratings are integers in rows
+                want[a][d] = v if TAX.dimension(d).kind == "choice" else int(v)
         assert labels == dict(want), turn
         emotion = team.recount["emotion"].get(turn, {})
         assert row["n_annotators"] == len(emotion), turn
         for d, units in team.recount.items():
             values = list(units.get(turn, {}).values())
+            if TAX.dimension(d).kind != "choice":  # ratings are integers in rows
+                values = [int(v) for v in values]
             entry = row["aggregates"][d]
             assert entry["n"] == len(values), (turn, d)
             if values:
