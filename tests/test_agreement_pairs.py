@@ -156,7 +156,7 @@ def test_report_and_heatmap_show_counts_in_one_order() -> None:
     assert report["units"] == pair_units(data).tolist()
     assert report["min_overlap"] == MIN_OVERLAP and report["below_min_overlap"] == 6
     assert report["mean"] == pytest.approx(pairwise_alpha(data).mean(), abs=1e-12)
-    figure = dashboard._pairwise(frame).to_plotly_json()
+    figure = dashboard._pairwise(frame, {}).to_plotly_json()
     trace, layout = figure["data"][0], figure["layout"]
     assert list(trace["x"]) == list(trace["y"]) == names
     assert list(layout["xaxis"]["categoryarray"]) == list(layout["yaxis"]["categoryarray"])

@@ -227,12 +227,21 @@ def alpha_interval(
     check_options(n_boot, confidence, seed)
     if not isinstance(profiles, Mapping):
         profiles = profiles_of(profiles)
-    keys, counts = _canonical(profiles)
-    domain = np.unique([v for key in keys if len(key) > 1 for v in key])
+    # A unit with one value adds nothing to the coincidences, whatever the value, but counts
+    # when units are resampled: all such units share one empty profile, so the draws are the
+    # same whether a caller kept their values (the service) or not (an export's card).
+    lone = sum(int(n) for k, n in profiles.items() if len(k) < 2)
+    keys, counts = _canonical({k: n for k, n in profiles.items() if len(k) > 1})
+    domain = np.unique([v for key in keys for v in key])
     if not domain.size:
         err = ValueError("no unit has two or more values; agreement needs units rated twice")
         return _undefined(err, n_boot, confidence, seed)
-    blocks = np.stack([unit_coincidences(list(k), domain).reshape(-1) for k in keys])
+    if lone:
+        keys, counts = [(), *keys], np.concatenate([[float(lone)], counts])
+    size = domain.size * domain.size
+    blocks = np.stack(
+        [unit_coincidences(list(k), domain).reshape(-1) if k else np.zeros(size) for k in keys]
+    )
     shape = (domain.size, domain.size)
     try:
         estimate = alpha_from_coincidences((counts @ blocks).reshape(shape), domain, level)
