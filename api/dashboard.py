@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import plotly
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 from sqlmodel import Session
 
 from annotate.agreement import icc_report
@@ -169,6 +170,9 @@ def _pairwise(frame: reports.Frame, names: dict[str, str]) -> go.Figure:
             colorscale="RdYlGn",
             colorbar={"title": "alpha"},
             customdata=hover,
+            # each cell shows the units the pair compared (the diagonal: the annotator's own)
+            text=pairs["units"],
+            texttemplate="%{text}",
             hovertemplate="%{y} x %{x}<br>alpha %{z:.3f}<br>%{customdata}<extra></extra>",
         )
     )
@@ -177,7 +181,7 @@ def _pairwise(frame: reports.Frame, names: dict[str, str]) -> go.Figure:
         title=(
             f"Annotator x annotator alpha ({plot_text(frame.dim.name)})<br><sub>mean over "
             f"pairs {mean}, weighted by units compared; pairs under {minimum} units not in "
-            "the mean (hover: units)</sub>"
+            "the mean; each cell: units compared</sub>"
         ),
         xaxis={"type": "category", "categoryorder": "array", "categoryarray": labels},
         yaxis={
@@ -227,6 +231,93 @@ def _confusion(frame: reports.Frame) -> go.Figure:
     return fig
 
 
+def _breakdowns(frame: reports.Frame) -> go.Figure:
+    """Alpha by session, by performer (whose turn it is, by performer id) and by label
+    (alpha of 'this label or not'), side by side; the hover gives the units and judgements behind
+    each bar, and a bar without a value says why."""
+    parts = [
+        ("session", reports.breakdown(frame, "session")),
+        ("performer", reports.breakdown(frame, "speaker")),
+        ("label", reports.breakdown(frame, "label")),
+    ]
+    fig = make_subplots(
+        rows=1,
+        cols=3,
+        subplot_titles=[f"by {name}" for name, _ in parts],
+        horizontal_spacing=0.06,
+        shared_yaxes=True,
+    )
+    for column, (name, rows) in enumerate(parts, start=1):
+        notes = []
+        for row in rows:
+            units = f"{row['units']} turns, " if "units" in row else ""
+            why = "" if row["alpha"] is not None else "<br>no alpha: no turn with two labels"
+            notes.append(f"{units}{row['judgements']} judgements{why}")
+        fig.add_trace(
+            go.Bar(
+                x=[plot_text(row["key"]) for row in rows],
+                y=[row["alpha"] for row in rows],
+                name=name,
+                marker_color=("#3b7dd8", "#d88a3b", "#3bb08f")[column - 1],
+                customdata=notes,
+                hovertemplate=name + " %{x}<br>alpha %{y:.3f}<br>%{customdata}<extra></extra>",
+                showlegend=False,
+            ),
+            row=1,
+            col=column,
+        )
+        fig.update_xaxes(type="category", row=1, col=column)
+    fig.update_yaxes(range=[-0.2, 1.0])
+    fig.update_layout(
+        title=f"Alpha by session, performer and label ({plot_text(frame.dim.name)}; hover: counts)"
+    )
+    return fig
+
+
+def _shifts(figures: dict[str, Any]) -> go.Figure:
+    """Shift agreement per clip: unitizing alpha (bars) and the spans marked (line, right
+    axis); the title carries the project's matching F1 and from -> to agreement."""
+    clips = figures["clips"]
+    names = [plot_text(c["clip"]) for c in clips]
+    notes = [f"{c['annotators']} annotators, {c['events']} spans" for c in clips]
+    fig = make_subplots(specs=[[{"secondary_y": True}]])
+    fig.add_trace(
+        go.Bar(
+            x=names,
+            y=[c["unitizing_alpha"] for c in clips],
+            name="unitizing alpha",
+            marker_color="#c2445c",
+            customdata=notes,
+            hovertemplate="%{x}<br>unitizing alpha %{y:.3f}<br>%{customdata}<extra></extra>",
+        ),
+        secondary_y=False,
+    )
+    fig.add_trace(
+        go.Scatter(
+            x=names,
+            y=[c["events"] for c in clips],
+            name="shift spans",
+            mode="markers",
+            marker={"color": "#444", "symbol": "diamond"},
+            hovertemplate="%{x}<br>%{y} shift spans<extra></extra>",
+        ),
+        secondary_y=True,
+    )
+    fig.update_yaxes(range=[-0.2, 1.0], title_text="unitizing alpha", secondary_y=False)
+    fig.update_yaxes(title_text="spans marked", rangemode="tozero", secondary_y=True)
+    fig.update_xaxes(type="category")
+    fig.update_layout(
+        title=(
+            "Shift spans per clip<br><sub>matching F1 within "
+            f"{figures['tolerance']:.1f} s: {_fmt(figures['f1'])}; from -> to agreement on "
+            f"matched spans: {_fmt(figures['from_to_agreement'])}; unitizing alpha "
+            f"{_fmt(figures['unitizing_alpha'])}</sub>"
+        ),
+        legend={"orientation": "h", "y": -0.25},
+    )
+    return fig
+
+
 def render(
     db: Session,
     project_id: int,
@@ -249,10 +340,13 @@ def render(
     emotion = reports.load(db, project_id, taxonomy.emotion.name, taxonomy)
     live = store.agreement(db, project_id, taxonomy.emotion.name, taxonomy)
     dimensions, iccs, intervals = _ci_bars(db, project_id, taxonomy)
+    shift_figures = reports.shifts(db, project_id)
     figures: list[tuple[str, go.Figure]] = [
         ("dimensions", dimensions),
         ("icc", iccs),
         ("pairwise", _pairwise(emotion, members.names(db, set(emotion.annotator)))),
+        ("breakdowns", _breakdowns(emotion)),
+        ("shifts", _shifts(shift_figures)),
         ("drift", _drift(emotion)),
         ("confusion", _confusion(emotion)),
     ]
@@ -268,7 +362,7 @@ def render(
         "adjudication": clips,
         "freshness": (lag or Lag()).as_dict(),
     }
-    head = _stale(lag) + _header(project_id, live) + _shift_line(reports.shifts(db, project_id))
+    head = _stale(lag) + _header(project_id, live) + _shift_line(shift_figures)
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>QA dashboard: project {project_id}</title>

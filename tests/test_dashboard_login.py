@@ -279,7 +279,7 @@ def test_a_person_logs_in_through_the_form_in_chromium(url: str) -> None:
         page.fill("input[name=key]", KEY)
         page.click("button[type=submit]")
         page.wait_for_url(f"{url}/dashboard/1")
-        for name in ("dimensions", "pairwise", "drift", "confusion"):
+        for name in ("dimensions", "pairwise", "breakdowns", "shifts", "drift", "confusion"):
             page.wait_for_selector(f"#plot-{name} svg.main-svg")
         assert KEY not in page.url
         page.screenshot(path=str(ARTIFACTS / "dashboard-after-login.png"), full_page=True)

@@ -180,7 +180,7 @@ PAGE_FACTS = """() => ({
     links: [...document.querySelectorAll('#adjudication a')]
         .map(a => [a.getAttribute('href'), a.rel]),
     data: JSON.parse(document.getElementById('dashboard-data').textContent),
-    svgs: ['dimensions', 'pairwise', 'drift', 'confusion'].map(
+    svgs: ['dimensions', 'pairwise', 'breakdowns', 'shifts', 'drift', 'confusion'].map(
         n => document.querySelectorAll('#plot-' + n + ' svg.main-svg').length),
     plotLinks: document.querySelectorAll('.plot .xtick a, .plot .ytick a, .plot .gtitle a').length,
     ticks: [...document.querySelectorAll('#plot-pairwise .xtick text')].length,
@@ -223,7 +223,7 @@ def test_hostile_strings_never_run_in_the_dashboard(
     # threshold 1.5: both clips are listed for adjudication, so both keys are on the page
     page = tab.page
     page.goto(f"{url}/dashboard/{project_id}?threshold=1.5")
-    for name in ("dimensions", "pairwise", "drift", "confusion"):
+    for name in ("dimensions", "pairwise", "breakdowns", "shifts", "drift", "confusion"):
         page.wait_for_selector(f"#plot-{name} svg.main-svg")
     facts = page.evaluate(PAGE_FACTS)
     assert tab.dialogs == [] and facts["pwned"] == []

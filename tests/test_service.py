@@ -223,7 +223,7 @@ def test_dashboard_in_chromium(served) -> None:
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(f"{_u(reads)}/dashboard/1?key=k3y")  # an old link: logs in, drops the key
         assert page.url == f"{_u(reads)}/dashboard/1"
-        for name in ("dimensions", "pairwise", "drift", "confusion"):
+        for name in ("dimensions", "pairwise", "breakdowns", "shifts", "drift", "confusion"):
             # (wait_for_function would evaluate a string, which the page's CSP forbids)
             page.wait_for_selector(f"#plot-{name} .main-svg")
             assert page.locator(f"#plot-{name} .main-svg").count() >= 1, name
