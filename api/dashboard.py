@@ -304,7 +304,9 @@ def _shifts(figures: dict[str, Any]) -> go.Figure:
         secondary_y=True,
     )
     fig.update_yaxes(range=[-0.2, 1.0], title_text="unitizing alpha", secondary_y=False)
-    fig.update_yaxes(title_text="spans marked", rangemode="tozero", secondary_y=True)
+    fig.update_yaxes(
+        title_text="spans marked", rangemode="tozero", tickformat="d", secondary_y=True
+    )
     fig.update_xaxes(type="category")
     fig.update_layout(
         title=(
