@@ -58,6 +58,7 @@ def _events() -> list[dict]:
                         "to": "joy",
                         "trigger": "partner-induced",
                         "onset": "abrupt",
+                        "cause": 0,  # linked to the clip's first turn
                     }
                 ]
                 if annotator < 3
@@ -181,8 +182,12 @@ def test_rows_keep_the_disagreement(engine: Engine, tmp_path: Path) -> None:
         "to": "joy",
         "trigger": "partner-induced",
         "onset": "abrupt",
+        "trigger_turn": "s0-t00000",
         "annotators": 2,
     } in marked
+    # both annotators who marked the span linked it to the first turn, none to the second
+    assert rows["s0-t00000"]["shift"]["triggered"] == 2
+    assert rows["s0-t00001"]["shift"]["triggered"] == 0
 
 
 def test_pseudonyms_are_stable_and_real_ids_on_request(engine: Engine, tmp_path: Path) -> None:
