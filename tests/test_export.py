@@ -120,6 +120,13 @@ def test_all_formats_hold_the_same_rows(engine: Engine, tmp_path: Path) -> None:
     # the data card and the row schema, which every row satisfies
     folder = report.folder
     assert (folder / "README.md").read_text().startswith("# improv-emotion-shift 1.0.0")
+    # annotators 1 and 2 mark one span per clip, both linked to the clip's first turn: 4
+    # matched pairs, 4 the same turn; 4 turns on each side once -> chance 4/16, kappa 1
+    card = " ".join((folder / "README.md").read_text().split())
+    assert (
+        "4 of 4 matched pairs with both links set name the same turn (1.000; Cohen's kappa "
+        "over the turns 1.000); 0 matched pairs have one link only, 0 none." in card
+    )
     assert (folder / "labels.png").exists() and (folder / "agreement.png").exists()
     schema = json.loads((folder / "schema.json").read_text())
     for row in rows:
