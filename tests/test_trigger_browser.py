@@ -5,12 +5,16 @@ The annotator draws a shift span (``z`` and a drag on the waveform), selects it,
 caused the shift. The test checks the UI's own result JSON holds that relation and decodes
 to the turn, submits, and waits for the agreement service to hold the shift event with the
 turn as its ``trigger_turn``. A second annotator's matching span, linked to the same turn,
-makes one matched pair whose links the service's shift report compares.
+makes one matched pair whose links the service's shift report compares. With
+``IMPROV_UPDATE_DOCS_IMG=1`` the screenshot of the link is copied to
+``docs/img/trigger-link.png``.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -39,7 +43,7 @@ from importers import import_sessions
 from schemas.codec import decode_annotation, encode_annotation
 from schemas.label_config import TRIGGER_RELATION
 from schemas.taxonomy import load_taxonomy
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, ROOT
 from tests.dashkit import chromium
 from tests.test_browser import (
     ARTIFACTS,
@@ -58,6 +62,7 @@ pytestmark = pytest.mark.integration
 TAX = load_taxonomy()
 CAUSE = 1  # the dialogue index of the turn the annotator links as the cause
 LINK_KEY = "alt+r"
+DOC_IMAGE = ROOT / "docs" / "img" / "trigger-link.png"
 
 
 @dataclass(frozen=True)
@@ -176,7 +181,12 @@ def test_annotator_links_a_shift_to_its_turn_and_the_service_keeps_it(
     assert [(r["from_id"], r["to_id"]) for r in relations] == [(span_id, f"turn{CAUSE}")]
     counts = hands.counts()
     assert (counts["keys"], counts["clicks"]) == (1, 1)
+    canvas.scroll_into_view_if_needed()  # the waveform, the span, the arrow, the turn
+    page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "trigger-link.png"))
+    if os.environ.get("IMPROV_UPDATE_DOCS_IMG"):
+        DOC_IMAGE.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(ARTIFACTS / "trigger-link.png", DOC_IMAGE)
     (ARTIFACTS / "trigger-report.json").write_text(
         json.dumps({"per_link": counts, "relation": relations}, indent=2) + "\n"
     )
