@@ -7,12 +7,14 @@ import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from label_studio_sdk.label_interface import LabelInterface
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from annotate.agreement.links import link_agreement
+from annotate.simulate import simulate_values
 from api import reports, store
 from api.db import init_db, make_engine
 from api.models import ShiftEventRow
@@ -234,3 +236,23 @@ def test_the_service_report_counts_links_among_matched_shifts(engine: Engine) ->
     # first rater t0, t1, t1, t2; second t0, t2, t1, t1 -> chance (1 + 2*2 + 1*1) / 16
     chance = (1 * 1 + 2 * 2 + 1 * 1) / 16
     assert links["kappa"] == pytest.approx((0.5 - chance) / (1 - chance))
+
+
+def test_simulated_annotators_link_partner_induced_shifts_to_the_partners_turn() -> None:
+    lines = dialogue(4)
+    for line, performer in zip(lines, ("p01", "p02", "p01", "p01"), strict=True):
+        line["performer"] = performer
+    intended = {0: "neutral", 1: "joy", 2: "anger", 3: "sadness"}
+    # p01 shifts at turn 2 (neutral -> anger) and turn 3 (anger -> sadness); the partner's
+    # last turn before either is turn 1
+    seen = set()
+    for seed in range(20):
+        _, shifts = simulate_values(lines, intended, TAX, np.random.default_rng(seed), noise=0.0)
+        assert [(s["from"], s["to"]) for s in shifts] == [
+            ("neutral", "anger"),
+            ("anger", "sadness"),
+        ]
+        for s in shifts:
+            assert s["cause"] == (1 if s["trigger"] == "partner-induced" else None)
+            seen.add(s["cause"])
+    assert seen == {1, None}
