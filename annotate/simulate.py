@@ -38,6 +38,19 @@ _VAD = {
 }
 
 
+# The trigger whose cause is the other performer's line.
+PARTNER = "partner-induced"
+
+
+def _partner_turn(dialogue: Sequence[Mapping[str, Any]], i: int) -> int | None:
+    """The index of the last turn before ``i`` by another performer (None: no such turn)."""
+    performer = dialogue[i].get("performer") or dialogue[i].get("speaker")
+    for k in range(i - 1, -1, -1):
+        if (dialogue[k].get("performer") or dialogue[k].get("speaker")) != performer:
+            return k
+    return None
+
+
 def simulate_values(
     dialogue: Sequence[Mapping[str, Any]],
     intended: Mapping[int, str],
@@ -64,7 +77,8 @@ def simulate_values(
     -------
     (values, shifts)
         ``values`` maps a dialogue index to ``{dimension: value}``; ``shifts`` holds spans in
-        clip-audio seconds for :func:`schemas.codec.encode_annotation`.
+        clip-audio seconds for :func:`schemas.codec.encode_annotation`; a partner-induced
+        shift is linked to the partner's turn just before it (``cause``), when there is one.
     """
     categories = list(taxonomy.emotion.values)
     values: dict[int, dict[str, str | int]] = {}
@@ -94,14 +108,16 @@ def simulate_values(
         performer = str(line.get("performer") or line.get("speaker"))
         if performer in last and last[performer][1] != chosen[i]:
             start = float(line["start"])
+            trigger = str(rng.choice(list(taxonomy.shift.trigger)))
             shifts.append(
                 {
                     "start": round(max(0.0, start - 0.2), 3),
                     "end": round(start + 0.8, 3),
                     "from": last[performer][1],
                     "to": chosen[i],
-                    "trigger": str(rng.choice(list(taxonomy.shift.trigger))),
+                    "trigger": trigger,
                     "onset": str(rng.choice(list(taxonomy.shift.onset))),
+                    "cause": _partner_turn(dialogue, i) if trigger == PARTNER else None,
                 }
             )
         last[performer] = (i, chosen[i])
@@ -336,7 +352,8 @@ def _shift_spans(
     taxonomy: Taxonomy,
     rng: np.random.Generator,
 ) -> list[dict[str, Any]]:
-    """A span where a performer's labelled emotion differs from their previous labelled one."""
+    """A span where a performer's labelled emotion differs from their previous labelled one
+    (a partner-induced one linked to the partner's turn before it)."""
     name = taxonomy.emotion.name
     shifts: list[dict[str, Any]] = []
     last: dict[str, str] = {}
@@ -347,14 +364,16 @@ def _shift_spans(
         performer = str(line.get("performer") or line.get("speaker"))
         if performer in last and last[performer] != label:
             start = float(line["start"])
+            trigger = str(rng.choice(list(taxonomy.shift.trigger)))
             shifts.append(
                 {
                     "start": round(max(0.0, start - 0.2), 3),
                     "end": round(start + 0.8, 3),
                     "from": last[performer],
                     "to": str(label),
-                    "trigger": str(rng.choice(list(taxonomy.shift.trigger))),
+                    "trigger": trigger,
                     "onset": str(rng.choice(list(taxonomy.shift.onset))),
+                    "cause": _partner_turn(dialogue, i) if trigger == PARTNER else None,
                 }
             )
         last[performer] = str(label)

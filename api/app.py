@@ -331,7 +331,8 @@ def agreement_shifts(
     tolerance: Annotated[float, Query(gt=0, le=30)] = 1.0,
 ) -> dict[str, Any]:
     """Shift events: matching F1 within ``tolerance`` seconds, from -> to and trigger
-    agreement on matched events, and Krippendorff's unitizing alpha."""
+    agreement on matched events, Krippendorff's unitizing alpha, and agreement on the
+    turns matched events are linked to as their cause (``trigger_links``)."""
     _known(db, project_id)
     return reports.shifts(db, project_id, tolerance)
 

@@ -474,13 +474,16 @@ def _header(project_id: int, live: dict[str, Any]) -> str:
 
 
 def _shift_line(figures: dict[str, Any]) -> str:
+    links = figures.get("trigger_links") or {}
     return (
         '<p class="live">'
         f"<span>shift events: <b>{figures['events']}</b></span>"
         f"<span>matching F1 (within {figures['tolerance']:.1f} s): "
         f"<b>{_fmt(figures['f1'])}</b></span>"
         f"<span>from -> to agreement: <b>{_fmt(figures['from_to_agreement'])}</b></span>"
-        f"<span>unitizing alpha: <b>{_fmt(figures['unitizing_alpha'])}</b></span></p>"
+        f"<span>unitizing alpha: <b>{_fmt(figures['unitizing_alpha'])}</b></span>"
+        f"<span>same trigger turn: <b>{_fmt(links.get('share'))}</b>"
+        f" (n = {int(links.get('n') or 0)})</span></p>"
     )
 
 

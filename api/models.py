@@ -100,6 +100,7 @@ class ShiftEventRow(SQLModel, table=True):
     to_emotion: str | None = None
     trigger: str | None = None
     onset: str | None = None
+    trigger_turn: str | None = None  # the turn linked as the shift's cause
 
 
 class Task(SQLModel, table=True):

@@ -28,6 +28,7 @@ from annotate.agreement import (
     pairwise_alpha,
     pivot,
 )
+from annotate.agreement.links import link_agreement
 from annotate.agreement.summary import alpha_summary, categorical_summary, continuous_summary
 from annotate.events import Event, match_events, unitizing_alpha
 from api.models import Annotation, Judgement, ShiftEventRow, Task
@@ -464,6 +465,8 @@ def shifts(db: Session, project_id: int, tolerance: float = 1.0) -> dict[str, An
     one + events of the other); on matched events, the share with the same from -> to and
     the same trigger. Unitizing alpha is computed per clip over the annotators who labeled
     it (one who marked no shift says the clip has none) and averaged weighted by duration.
+    ``trigger_links``: among matched pairs, how often both linked the same turn as the
+    shift's cause (:func:`annotate.agreement.links.link_agreement`).
     """
     rows = db.exec(select(ShiftEventRow).where(ShiftEventRow.project_id == project_id)).all()
     annotated = db.exec(
@@ -475,12 +478,15 @@ def shifts(db: Session, project_id: int, tolerance: float = 1.0) -> dict[str, An
     ).all()
     tasks = {t.id: t for t in db.exec(select(Task).where(Task.project_id == project_id)).all()}
     by_task: dict[int, dict[str, list[Event]]] = defaultdict(lambda: defaultdict(list))
+    causes: dict[int, dict[str, list[str | None]]] = defaultdict(lambda: defaultdict(list))
     for task_id, annotator in annotated:
         by_task[task_id][str(annotator)]
-    for r in rows:
+    for r in sorted(rows, key=lambda r: r.id or 0):
         by_task[r.task_id][r.annotator].append(
             Event(r.start, r.end, r.from_emotion, r.to_emotion, r.trigger)
         )
+        causes[r.task_id][r.annotator].append(r.trigger_turn)
+    linked: list[tuple[str | None, str | None]] = []
     matched = events = same_ft = same_trigger = 0
     weighted = weight = 0.0
     clips = []
@@ -490,6 +496,7 @@ def shifts(db: Session, project_id: int, tolerance: float = 1.0) -> dict[str, An
             m = match_events(people[a], people[b], tolerance)
             matched += m.matched
             events += m.n_a + m.n_b
+            linked += [(causes[task_id][a][i], causes[task_id][b][j]) for i, j in m.pairs]
             if m.matched:
                 same_ft += round(m.from_to_agreement * m.matched)
                 same_trigger += round(m.trigger_agreement * m.matched)
@@ -530,5 +537,6 @@ def shifts(db: Session, project_id: int, tolerance: float = 1.0) -> dict[str, An
         "from_to_agreement": same_ft / matched if matched else None,
         "trigger_agreement": same_trigger / matched if matched else None,
         "unitizing_alpha": weighted / weight if weight else None,
+        "trigger_links": link_agreement(linked).to_dict(),
         "clips": clips,
     }

@@ -20,6 +20,7 @@ from typing import Any
 from sqlmodel import Session
 
 from annotate.agreement import N_BOOT
+from api import reports
 from exporters.audio import TurnAudio
 from exporters.card import CardStats, write_card
 from exporters.card_sections import CardFacts
@@ -177,6 +178,7 @@ def export_dataset(
             seed=seed,
             unapplied=unapplied,
             about=CardFacts(card=card, plan=plan, warnings=tuple(report.warnings)),
+            links=reports.shifts(db, project_id, options.shift_tolerance)["trigger_links"],
         )
         _publish(stage, folder)
     report.files = {name: folder / targets[name][0] for name in targets}

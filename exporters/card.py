@@ -249,6 +249,7 @@ def write_card(
     seed: int,
     unapplied: tuple[int, float] = (0, 0.0),
     about: CardFacts | None = None,
+    links: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write README.md, schema.json and the plots into ``folder``; the README's path.
 
@@ -257,7 +258,10 @@ def write_card(
 
     ``unapplied``: events the agreement service had acknowledged and not applied to the
     store when the export read it (how many, seconds since the oldest arrived); the card
-    says the export leaves them out."""
+    says the export leaves them out.
+
+    ``links``: agreement on the turns matched shift spans are linked to as their cause
+    (:func:`annotate.agreement.links.link_agreement`'s ``to_dict``)."""
     schema = row_schema(taxonomy, options.label_space)
     (folder / "schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
     labels = (
@@ -360,6 +364,8 @@ def write_card(
             f"{_fmt(figures.get('ci_low'))} | {_fmt(figures.get('ci_high'))} | "
             f"{_fmt(figures.get('n_boot'))} | {_fmt(figures.get('dropped'))} |"
         )
+    if links is not None:
+        lines += ["", *sections.trigger_links(links, taxonomy)]
     if about:
         lines += sections.agreement_notes(about, taxonomy)
     if "agreement.png" in plots:

@@ -156,8 +156,29 @@ def shift_definitions(taxonomy: Taxonomy) -> list[str]:
         "none, is never a shift under either definition. Separately, annotators mark "
         f"`{taxonomy.shift.name}` spans on the audio (from, to, trigger, onset); "
         "`shift.marked` lists the spans whose midpoint falls on the turn, with how many "
-        "annotators marked each.",
+        "annotators marked each and the turn they linked as its cause (`trigger_turn`); "
+        "`shift.triggered` counts the annotators who linked a span of the clip to the turn.",
         "",
+    ]
+
+
+def trigger_links(links: Mapping[str, Any], taxonomy: Taxonomy) -> list[str]:
+    """One paragraph: agreement on the turns matched shift spans are linked to."""
+    n = int(links.get("n") or 0)
+    if not n:
+        agreed = "no matched pair of spans had both links set"
+    else:
+        kappa = links.get("kappa")
+        agreed = (
+            f"{links.get('same_turn')} of {n} matched pairs with both links set name the "
+            f"same turn ({float(links['share']):.3f}; Cohen's kappa over the turns "
+            f"{'n/a' if kappa is None else f'{float(kappa):.3f}'})"
+        )
+    return [
+        f"Trigger links (a `{taxonomy.shift.name}` span linked to the turn that caused it, "
+        "over the project's spans matched between annotators within the shift tolerance): "
+        f"{agreed}; {int(links.get('one_linked') or 0)} matched pairs have one link only, "
+        f"{int(links.get('none_linked') or 0)} none.",
     ]
 
 
@@ -229,4 +250,5 @@ __all__ = [
     "provenance",
     "shift_definitions",
     "split_notes",
+    "trigger_links",
 ]

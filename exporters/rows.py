@@ -218,6 +218,7 @@ def _batch_inputs(
             ShiftEventRow.to_emotion,
             ShiftEventRow.trigger,
             ShiftEventRow.onset,
+            ShiftEventRow.trigger_turn,
         )
         .where(col(ShiftEventRow.task_id).in_(batch))
         .order_by(col(ShiftEventRow.task_id), col(ShiftEventRow.id))

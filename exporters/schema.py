@@ -186,11 +186,13 @@ def row_fields(taxonomy: Taxonomy, label_space: str = "ours") -> tuple[Field, ..
                                     ("to", string),
                                     ("trigger", string),
                                     ("onset", string),
+                                    ("trigger_turn", string),
                                     ("annotators", integer),
                                 ]
                             )
                         ),
                     ),
+                    ("triggered", integer),
                 ]
             ),
             False,

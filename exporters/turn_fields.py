@@ -18,7 +18,7 @@ from schemas.taxonomy import Taxonomy
 # Judgement columns as the row builder gets them (after the task id).
 _ANNOTATION, _TURN, _ANNOTATOR, _DIMENSION, _VALUE = range(5)
 # Shift columns (after the task id).
-_S_ANNOTATOR, _S_START, _S_END, _S_FROM, _S_TO, _S_TRIGGER, _S_ONSET = range(7)
+_S_ANNOTATOR, _S_START, _S_END, _S_FROM, _S_TO, _S_TRIGGER, _S_ONSET, _S_CAUSE = range(8)
 
 
 def _pair_share(values: tuple[str, ...]) -> float | None:
@@ -149,14 +149,17 @@ def _shift_fields(
     for e in shift_rows:
         moment = (e[_S_START] + e[_S_END]) / 2
         if start - tolerance <= moment <= end + tolerance:
-            key = (e[_S_FROM], e[_S_TO], e[_S_TRIGGER], e[_S_ONSET])
+            key = (e[_S_FROM], e[_S_TO], e[_S_TRIGGER], e[_S_ONSET], e[_S_CAUSE])
             grouped[key].add(e[_S_ANNOTATOR])
+    # annotators who linked a shift of the clip to this turn as its cause
+    triggered = {e[_S_ANNOTATOR] for e in shift_rows if e[_S_CAUSE] == turn.turn_id}
     events = [
         {
             "from": _mapped(k[0], mapping),
             "to": _mapped(k[1], mapping),
             "trigger": k[2],
             "onset": k[3],
+            "trigger_turn": k[4],
             "annotators": len(v),
         }
         for k, v in sorted(grouped.items(), key=lambda kv: (-len(kv[1]), str(kv[0])))
@@ -170,4 +173,5 @@ def _shift_fields(
         "to": _mapped(turn.emotion, mapping) if shifted["speaker"] else None,
         "types": list(types),
         "marked": events,
+        "triggered": len(triggered),
     }

@@ -6,6 +6,11 @@ unknown labels or turns outside the task are counted by reason in ``skipped``, n
 silently. Encoding builds the result items the labeling interface itself produces, used for
 pre-annotations (one region per turn) and for simulated annotators.
 
+A shift span's cause is a Label Studio relation between the span and a turn region (drawn
+either way round): the shift event keeps that turn's id as ``trigger_turn``. A relation that
+does not join one shift span and one turn, or a second cause for one span, is counted in
+``skipped`` and leaves the span as it is.
+
 Task data the codec relies on (written by the importer): ``dialogue`` (list of turns with
 ``turn_id``), ``session_id``, ``audio_offset`` (session seconds at clip-audio time 0).
 """
@@ -18,7 +23,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.errors import CodecError
-from schemas.label_config import AUDIO, DIALOGUE, NOTE, TURN, VIDEO, shift_control
+from schemas.label_config import (
+    AUDIO,
+    DIALOGUE,
+    NOTE,
+    TRIGGER_RELATION,
+    TURN,
+    VIDEO,
+    shift_control,
+)
 from schemas.records import Judgement, ShiftEvent
 from schemas.taxonomy import Dimension, Taxonomy
 
@@ -115,12 +128,18 @@ def decode_rows(
     skipped: defaultdict[str, int] = defaultdict(int)
     judgements: dict[tuple[str, str], JudgementRow] = {}
     spans: dict[str, dict[str, Any]] = {}
+    turn_regions: dict[str, int | None] = {}
+    relations: list[Mapping[str, Any]] = []
     note = None
     for item in annotation.get("result") or []:
+        kind = item.get("type")
+        if kind == "relation":
+            relations.append(item)
+            continue
         name = item.get("from_name")
         value = item.get("value") or {}
-        kind = item.get("type")
         if name == TURN:
+            turn_regions[str(item.get("id"))] = _paragraph_index(value)
             continue
         if name == taxonomy.shift.name and kind in ("labels", "timelinelabels"):
             span = spans.setdefault(str(item.get("id")), {})
@@ -180,9 +199,10 @@ def decode_rows(
             taxonomy.name,
             taxonomy.version,
         )
+    causes = _trigger_links(relations, spans, turn_regions, len(dialogue), skipped)
     shifts = []
     allowed = table.shift_values
-    for span in spans.values():
+    for span_id, span in spans.items():
         if span.get("start") is None or span.get("end") is None:
             skipped["shift without times"] += 1
             continue
@@ -202,9 +222,52 @@ def decode_rows(
                 span.get("to"),
                 span.get("trigger"),
                 span.get("onset"),
+                _turn_id(dialogue, causes.get(span_id)),
             )
         )
     return DecodedRows(tuple(judgements.values()), tuple(shifts), note, dict(skipped))
+
+
+def _turn_id(dialogue: Sequence[Mapping[str, Any]], index: int | None) -> str | None:
+    return None if index is None else str(dialogue[index]["turn_id"])
+
+
+def _trigger_links(
+    relations: Sequence[Mapping[str, Any]],
+    spans: Mapping[str, Any],
+    turn_regions: Mapping[str, int | None],
+    n_turns: int,
+    skipped: defaultdict[str, int],
+) -> dict[str, int]:
+    """Shift span id -> the dialogue index of the turn its relation names as the cause.
+
+    A relation joins a shift span and a turn region in either direction; anything else (two
+    spans, two turns, a region the annotation does not hold, a turn outside the task, a
+    label other than the trigger relation's) is counted in ``skipped``, as is a second
+    cause for a span that has one.
+    """
+    causes: dict[str, int] = {}
+    for item in relations:
+        labels = item.get("labels") or []
+        if not isinstance(labels, list) or any(label != TRIGGER_RELATION for label in labels):
+            skipped["unknown relation label"] += 1
+            continue
+        ends = {str(item.get("from_id")), str(item.get("to_id"))}
+        span_ids = [e for e in ends if e in spans]
+        turn_ids = [e for e in ends if e in turn_regions]
+        if len(ends) != 2 or len(span_ids) != 1 or len(turn_ids) != 1:
+            skipped["trigger link not between a shift and a turn"] += 1
+            continue
+        index = turn_regions[turn_ids[0]]
+        if index is None or not 0 <= index < n_turns:
+            skipped["turn outside the task"] += 1
+            continue
+        if span_ids[0] in causes:
+            if causes[span_ids[0]] != index:
+                skipped["second trigger link for a shift"] += 1
+            continue
+        causes[span_ids[0]] = index
+    return causes
 
 
 @dataclass(frozen=True, slots=True)
@@ -287,7 +350,9 @@ def encode_annotation(
 
     ``values`` maps a dialogue index to ``{dimension: value}``; ``shifts`` holds dicts with
     ``start``/``end`` in clip-audio seconds and optional ``from``, ``to``, ``trigger``,
-    ``onset``. With ``fps`` the spans are video timeline regions (frame ranges).
+    ``onset`` and ``cause`` (the dialogue index of the turn that set it off, as a relation
+    from the span to that turn's region). With ``fps`` the spans are video timeline
+    regions (frame ranges).
     """
     result = turn_regions(dialogue)
     for index, dims in values.items():
@@ -338,6 +403,19 @@ def encode_annotation(
                     "to_name": target,
                     "type": "choices",
                     "value": {**times, "choices": [str(span[part])]},
+                }
+            )
+        if span.get("cause") is not None:
+            cause = int(span["cause"])
+            if not 0 <= cause < len(dialogue):
+                raise CodecError(f"shift {k}: cause {cause} is not a turn of the clip")
+            result.append(
+                {
+                    "from_id": region_id,
+                    "to_id": f"turn{cause}",
+                    "type": "relation",
+                    "direction": "right",
+                    "labels": [TRIGGER_RELATION],
                 }
             )
     if note:

@@ -3,11 +3,12 @@
 The layout: the clip's audio synced with the diarised dialogue; one region per turn
 (pre-annotated, so annotators only pick values) with the turn-level dimensions shown when a
 turn is selected; shift spans on the audio timeline with their own from/to/trigger/onset
-controls; a free-text note per clip.
+controls; a relation from a shift span to the turn that caused it; a free-text note per clip.
 
 Control names are part of the result format the codec reads: ``turn`` (the per-turn
 ParagraphLabels), one control per dimension (its name), ``<shift>`` (the span Labels) with
-``<shift>_from``, ``<shift>_to``, ``<shift>_trigger``, ``<shift>_onset``, and ``note``.
+``<shift>_from``, ``<shift>_to``, ``<shift>_trigger``, ``<shift>_onset``, and ``note``; a
+relation labeled :data:`TRIGGER_RELATION` joins a shift span to the turn that caused it.
 
 Example
 -------
@@ -30,6 +31,8 @@ TURN = "turn"
 NOTE = "note"
 CONTEXT = "context"
 SHIFT_PARTS = ("from", "to", "trigger", "onset")
+# The label of the relation from a shift span to the turn that set it off.
+TRIGGER_RELATION = "caused by"
 
 
 def shift_control(taxonomy: Taxonomy, part: str) -> str:
@@ -177,6 +180,9 @@ def label_config(taxonomy: Taxonomy, *, video: bool = False) -> str:
         "  </View>",
         "  </View>",
         "  </View>",
+        "  <Relations>",
+        f"    <Relation {_attrs(value=TRIGGER_RELATION)}/>",
+        "  </Relations>",
         '  <Header value="Note on this clip" size="6"/>',
         f"  <TextArea {note}/>",
         "</View>",

@@ -177,3 +177,4 @@ class ShiftEvent(_Record):
     to_emotion: str | None
     trigger: str | None
     onset: str | None
+    trigger_turn: str | None = None  # the turn the annotator linked as its cause

@@ -49,6 +49,7 @@ RESERVED_HOTKEYS = frozenset(
         "ctrl+shift+z",
         "alt+.",
         "alt+,",
+        "alt+r",  # links the selected region to the next one clicked (a trigger link)
     }
 )
 POLARITIES = ("positive", "negative", "neutral", "ambiguous")

@@ -58,6 +58,7 @@ def _events() -> list[dict]:
                         "to": "joy",
                         "trigger": "partner-induced",
                         "onset": "abrupt",
+                        "cause": 0,  # linked to the clip's first turn
                     }
                 ]
                 if annotator < 3
@@ -119,6 +120,13 @@ def test_all_formats_hold_the_same_rows(engine: Engine, tmp_path: Path) -> None:
     # the data card and the row schema, which every row satisfies
     folder = report.folder
     assert (folder / "README.md").read_text().startswith("# improv-emotion-shift 1.0.0")
+    # annotators 1 and 2 mark one span per clip, both linked to the clip's first turn: 4
+    # matched pairs, 4 the same turn; 4 turns on each side once -> chance 4/16, kappa 1
+    card = " ".join((folder / "README.md").read_text().split())
+    assert (
+        "4 of 4 matched pairs with both links set name the same turn (1.000; Cohen's kappa "
+        "over the turns 1.000); 0 matched pairs have one link only, 0 none." in card
+    )
     assert (folder / "labels.png").exists() and (folder / "agreement.png").exists()
     schema = json.loads((folder / "schema.json").read_text())
     for row in rows:
@@ -181,8 +189,12 @@ def test_rows_keep_the_disagreement(engine: Engine, tmp_path: Path) -> None:
         "to": "joy",
         "trigger": "partner-induced",
         "onset": "abrupt",
+        "trigger_turn": "s0-t00000",
         "annotators": 2,
     } in marked
+    # both annotators who marked the span linked it to the first turn, none to the second
+    assert rows["s0-t00000"]["shift"]["triggered"] == 2
+    assert rows["s0-t00001"]["shift"]["triggered"] == 0
 
 
 def test_pseudonyms_are_stable_and_real_ids_on_request(engine: Engine, tmp_path: Path) -> None:

@@ -13,7 +13,8 @@ The package is split by family; this module hands on the public names:
   one-way for incomplete ones) and Lin's CCC;
 - :mod:`annotate.agreement.pairwise`: every pair of raters, with the units they share;
 - :mod:`annotate.agreement.intervals`: the one bootstrap every interval comes from;
-- :mod:`annotate.agreement.matrix`: validation and :func:`pivot`.
+- :mod:`annotate.agreement.matrix`: validation and :func:`pivot`;
+- :mod:`annotate.agreement.links`: agreement on the turns matched shifts are linked to.
 """
 
 from annotate.agreement.alpha import (
