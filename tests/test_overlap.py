@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -295,3 +296,23 @@ def test_policy_mapping_round_trip_and_errors() -> None:
 def test_doctests() -> None:
     failures, tried = doctest.testmod(overlap)
     assert failures == 0 and tried >= 3
+
+
+def test_config_section(tmp_path) -> None:
+    from annotate.config import ConfigError, load_settings
+
+    root = Path(__file__).resolve().parents[1]
+    shipped = load_settings(root / "config.yaml").overlap
+    assert shipped.enabled is False
+    assert shipped.policy() == OverlapPolicy()
+    path = tmp_path / "config.yaml"
+    path.write_text("overlap:\n  rule: posterior\n  posterior: 0.8\n  max_annotators: 4\n")
+    assert load_settings(path).overlap.policy() == OverlapPolicy(
+        rule="posterior", posterior=0.8, max_annotators=4
+    )
+    path.write_text("overlap:\n  min_annotators: 3\n  max_annotators: 2\n")
+    with pytest.raises(ConfigError, match="max_annotators \\(2\\) is below"):
+        load_settings(path)
+    path.write_text("overlap:\n  rule: majority\n")
+    with pytest.raises(ConfigError, match=r"overlap\.rule"):
+        load_settings(path)
