@@ -165,7 +165,7 @@ def test_posterior_rule_decisions() -> None:
     assert got["u1"].settled and not got["u2"].settled
 
 
-def _em_step(acc, pool, labels, prior, units, s):
+def _em_step(acc, pool, labels, prior, units, s, label_prior=False):
     """One E then M step of the one-coin model, in numpy, from the given parameters."""
     names = sorted({a for vs in units.values() for a in vs})
     k = len(labels)
@@ -186,7 +186,7 @@ def _em_step(acc, pool, labels, prior, units, s):
     n = (m >= 0).sum(axis=0)
     new_pool = hit.sum() / n.sum()
     new_acc = np.clip((hit + s * new_pool) / (n + s), 0.01, 0.99)
-    new_prior = (q.sum(axis=0) + 1) / (len(units) + k)
+    new_prior = (q.sum(axis=0) + 1) / (len(units) + k) if label_prior else np.array(prior)
     return dict(zip(names, new_acc, strict=True)), new_pool, new_prior
 
 
@@ -213,13 +213,23 @@ def test_reliability_em_fixed_point_and_prior() -> None:
     units: dict[str, dict[str, str]] = {}
     for u, a, v in rows:
         units.setdefault(u, {})[a] = v
-    acc, pool, prior = _em_step(
-        dict(rel.accuracy), rel.pool_accuracy, list(rel.labels), list(rel.prior), units, 2.0
-    )
-    assert pool == pytest.approx(rel.pool_accuracy, abs=1e-4)
-    for a, value in acc.items():
-        assert rel.accuracy[a] == pytest.approx(value, abs=1e-4), a
-    assert list(rel.prior) == pytest.approx(list(prior), abs=1e-4)
+    assert list(rel.prior) == [0.25] * 4  # uniform unless label_prior=True
+    fitted = estimate_reliability(rows, prior_strength=2.0, label_prior=True)
+    assert abs(sum(fitted.prior) - 1) < 1e-9 and len(set(fitted.prior)) > 1
+    for r, label_prior in ((rel, False), (fitted, True)):
+        acc, pool, prior = _em_step(
+            dict(r.accuracy),
+            r.pool_accuracy,
+            list(r.labels),
+            list(r.prior),
+            units,
+            2.0,
+            label_prior,
+        )
+        assert pool == pytest.approx(r.pool_accuracy, abs=1e-4)
+        for a, value in acc.items():
+            assert r.accuracy[a] == pytest.approx(value, abs=1e-4), a
+        assert list(r.prior) == pytest.approx(list(prior), abs=1e-4)
 
 
 def test_clips_roll_up_turns() -> None:
