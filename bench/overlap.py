@@ -9,7 +9,8 @@ full panel's label is the majority of the 39 votes (39 is odd: no ties).
 
 Arrival is simulated: for each seed, each image's 39 votes arrive in a random order.
 
-- fixed k (2, 3, 5): the first k votes, majority, ties broken by a seeded draw;
+- fixed k (2, 3 and 5, plus 13 and 26: a third and two thirds of the panel): the first k
+  votes, majority, ties broken by a seeded draw;
 - adaptive (each policy of the grid): every image first gets ``min_annotators`` votes;
   then, in rounds, the policy is applied (:func:`annotate.overlap.decide`) to every vote
   so far (rule "posterior": the reliability re-estimated from every vote so far, as the
