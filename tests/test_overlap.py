@@ -326,3 +326,25 @@ def test_config_section(tmp_path) -> None:
     path.write_text("overlap:\n  rule: majority\n")
     with pytest.raises(ConfigError, match=r"overlap\.rule"):
         load_settings(path)
+
+
+def test_clips_posterior_rule_uses_the_dimensions_reliability() -> None:
+    policy = OverlapPolicy(rule="posterior", posterior=0.9, max_annotators=4)
+    rows = [
+        ("c1", "t1", "a", "emotion", "joy"),
+        ("c1", "t1", "c", "emotion", "joy"),  # a (0.9) and c (0.8) agree
+        ("c2", "t1", "a", "emotion", "joy"),
+        ("c2", "t1", "b", "emotion", "fear"),  # a against b
+    ]
+    got = decide_clips(policy, rows, reliability={"emotion": REL})
+    for clip, votes in (
+        ("c1", [("a", "joy"), ("c", "joy")]),
+        ("c2", [("a", "joy"), ("b", "fear")]),
+    ):
+        post = _bayes(
+            dict(REL.accuracy), REL.pool_accuracy, list(REL.labels), list(REL.prior), votes
+        )
+        assert got[clip].settled == bool(max(post.values()) >= 0.9)
+        ((_, turn),) = got[clip].turns
+        assert turn.posterior == pytest.approx(max(post.values()), abs=1e-12)
+    assert got["c1"].reason == "agreed" and got["c2"].reason == "unsettled"
