@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from annotate import cli_import
+from annotate import cli_import, cli_overlap
 from annotate.cli_common import (
     MigrationOpt,
     _friendly,
@@ -162,6 +162,7 @@ def status() -> None:
 
 
 cli_import.register(app)
+cli_overlap.register(app)
 
 
 def _project_id(project: int | None) -> int:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from schemas.errors import AnnotateError
@@ -88,6 +88,38 @@ class DatasetSettings(_Section):
     consent: str | None = None
 
 
+class OverlapSettings(_Section):
+    """Adaptive overlap: when a clip needs one more annotator (see :mod:`annotate.overlap`).
+
+    ``enabled`` turns on the service's live raising and settling of each task's overlap in
+    Label Studio; the other keys are the policy, used by ``overlap plan`` either way.
+    """
+
+    enabled: bool = False
+    min_annotators: int = Field(2, ge=1)
+    max_annotators: int = Field(5, ge=1)
+    rule: Literal["lead", "posterior"] = "lead"
+    lead: int = Field(2, ge=1)
+    posterior: float = Field(0.9, gt=0, le=1)
+    dimensions: tuple[str, ...] = ("emotion",)
+    prior_strength: float = Field(2.0, ge=0)
+
+    @model_validator(mode="after")
+    def _max_not_below_min(self) -> OverlapSettings:
+        if self.max_annotators < self.min_annotators:
+            raise ValueError(
+                f"max_annotators ({self.max_annotators}) is below min_annotators "
+                f"({self.min_annotators})"
+            )
+        return self
+
+    def policy(self) -> Any:
+        """The :class:`annotate.overlap.OverlapPolicy` these settings describe."""
+        from annotate.overlap import OverlapPolicy
+
+        return OverlapPolicy.from_mapping(self.model_dump())
+
+
 class Settings(BaseSettings):
     """All settings of improv-annotate; build with :func:`load_settings`."""
 
@@ -103,6 +135,7 @@ class Settings(BaseSettings):
     clips: ClipSettings = ClipSettings()
     importer: ImporterSettings = ImporterSettings()
     dataset: DatasetSettings = DatasetSettings()
+    overlap: OverlapSettings = OverlapSettings()
     taxonomy: str | None = None
     taxonomy_extension: bool = False
     data_dir: str = "data"
