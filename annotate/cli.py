@@ -15,11 +15,13 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from annotate import cli_import, cli_overlap
+from annotate import cli_import, cli_overlap, cli_scorecard
 from annotate.cli_common import (
     MigrationOpt,
+    ProjectOpt,
     _friendly,
     _project,
+    _project_id,
     _taxonomy,
     app,
     console,
@@ -163,29 +165,7 @@ def status() -> None:
 
 cli_import.register(app)
 cli_overlap.register(app)
-
-
-def _project_id(project: int | None) -> int:
-    if project is not None:
-        return project
-    from annotate.labelstudio import connect, find_project
-
-    s = state.settings
-    found = find_project(connect(s), s.label_studio.project_title)
-    if found is None:
-        raise AnnotateError(
-            f"no project titled {s.label_studio.project_title!r} in Label Studio; "
-            "run 'improv-annotate up' or pass --project"
-        )
-    return int(found.id)
-
-
-ProjectOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--project", "-p", help="Label Studio project id (default: the configured project title)"
-    ),
-]
+cli_scorecard.register(app)
 
 
 @app.command()

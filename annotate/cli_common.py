@@ -18,7 +18,7 @@ from rich.console import Console
 from annotate.config import Settings, load_settings, with_local_secrets
 from schemas.errors import AnnotateError
 
-__all__ = ["MigrationOpt", "app", "console", "err", "state"]
+__all__ = ["MigrationOpt", "ProjectOpt", "app", "console", "err", "state"]
 
 app = typer.Typer(
     name="improv-annotate",
@@ -99,5 +99,28 @@ MigrationOpt = Annotated[
         "--migration",
         help="YAML {control: {old label: new label}} for a taxonomy "
         "change that removes or renames labels annotations use",
+    ),
+]
+
+
+def _project_id(project: int | None) -> int:
+    if project is not None:
+        return project
+    from annotate.labelstudio import connect, find_project
+
+    s = state.settings
+    found = find_project(connect(s), s.label_studio.project_title)
+    if found is None:
+        raise AnnotateError(
+            f"no project titled {s.label_studio.project_title!r} in Label Studio; "
+            "run 'improv-annotate up' or pass --project"
+        )
+    return int(found.id)
+
+
+ProjectOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--project", "-p", help="Label Studio project id (default: the configured project title)"
     ),
 ]

@@ -24,7 +24,18 @@ from sqlmodel import Session, col, func, select
 from annotate.agreement import MIN_OVERLAP, N_BOOT, SEED
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
-from api import dashboard, intended, login, members, privacy, reports, store, supervise, sync
+from api import (
+    dashboard,
+    intended,
+    login,
+    members,
+    privacy,
+    reports,
+    scorecards,
+    store,
+    supervise,
+    sync,
+)
 from api.applier import Applier
 from api.db import init_db, make_engine
 from api.doorbell import Bell
@@ -80,6 +91,7 @@ router = APIRouter()
 reads = APIRouter(
     dependencies=[Depends(require_key), Depends(applied_first)], route_class=FreshRoute
 )
+scorecards.register(reads)
 
 
 @router.get("/health")

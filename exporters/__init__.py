@@ -20,7 +20,7 @@ from typing import Any
 from sqlmodel import Session
 
 from annotate.agreement import N_BOOT
-from api import reports
+from api import reports, scorecards
 from exporters.audio import TurnAudio
 from exporters.card import CardStats, write_card
 from exporters.card_sections import CardFacts
@@ -179,6 +179,9 @@ def export_dataset(
             unapplied=unapplied,
             about=CardFacts(card=card, plan=plan, warnings=tuple(report.warnings)),
             links=reports.shifts(db, project_id, options.shift_tolerance)["trigger_links"],
+            performers=scorecards.performers(
+                db, project_id, taxonomy, sessions=card.sessions, tolerance=options.shift_tolerance
+            ),
         )
         _publish(stage, folder)
     report.files = {name: folder / targets[name][0] for name in targets}

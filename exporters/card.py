@@ -250,6 +250,7 @@ def write_card(
     unapplied: tuple[int, float] = (0, 0.0),
     about: CardFacts | None = None,
     links: Mapping[str, Any] | None = None,
+    performers: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write README.md, schema.json and the plots into ``folder``; the README's path.
 
@@ -261,7 +262,10 @@ def write_card(
     says the export leaves them out.
 
     ``links``: agreement on the turns matched shift spans are linked to as their cause
-    (:func:`annotate.agreement.links.link_agreement`'s ``to_dict``)."""
+    (:func:`annotate.agreement.links.link_agreement`'s ``to_dict``).
+
+    ``performers``: the performers' scorecard of the exported sessions
+    (:func:`api.scorecards.performers`), written as its own section."""
     schema = row_schema(taxonomy, options.label_space)
     (folder / "schema.json").write_text(json.dumps(schema, indent=2) + "\n", encoding="utf-8")
     labels = (
@@ -370,6 +374,8 @@ def write_card(
         lines += sections.agreement_notes(about, taxonomy)
     if "agreement.png" in plots:
         lines += ["", "![Agreement per dimension](agreement.png)"]
+    if performers is not None:
+        lines += ["", *sections.performers(performers)]
     lines += ["", "## Taxonomy", "", f"{taxonomy.description}", ""]
     for dim in taxonomy.dimensions:
         values = ", ".join(dim.values) if dim.kind == "choice" else f"{dim.min}..{dim.max}"

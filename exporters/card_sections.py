@@ -241,11 +241,71 @@ def agreement_notes(facts: CardFacts, taxonomy: Taxonomy) -> list[str]:
     return lines
 
 
+def _cell(value: Any) -> str:
+    """Text from a task (performer ids, labels) as one Markdown table cell: no line
+    breaks, pipes escaped, no HTML a renderer would run."""
+    text = " ".join(str(value).split())
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;").replace("|", "\\|")
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{float(value):.{digits}f}"
+
+
+def performers(card: Mapping[str, Any]) -> list[str]:
+    """The performers' section: recognition of the intended emotions (with the 95%
+    interval over turns), what annotators perceived instead, authenticity, and the
+    intended shifts they marked (:mod:`annotate.performers` defines each figure)."""
+    lines = [
+        "## Performers",
+        "",
+        "How the scenes' intended emotions came across, per performer (the intended "
+        "emotions were never shown to annotators). Recognised: the share of emotion "
+        "judgements naming the intended emotion (95% interval: turns resampled "
+        f"{card.get('n_boot')} times, seed {card.get('seed')}). Intended shifts: a turn whose "
+        "intended emotion differs from the same performer's previous one; marked when an "
+        "annotator who labeled the clip put a shift span's midpoint on the turn (within "
+        f"{float(card.get('tolerance') or 0):g} s).",
+        "",
+    ]
+    rows = card.get("performers") or []
+    if not rows or card.get("reason"):
+        return [*lines, f"Not computed: {card.get('reason') or 'no performer turns'}."]
+    lines += [
+        "| performer | intended | turns | judgements | recognised | CI low | CI high "
+        "| authenticity (mean, n) | perceived |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in rows:
+        for entry in p["by_intended"]:
+            seen = ", ".join(f"{_cell(k)} {v}" for k, v in entry["perceived"].items())
+            rated = entry["authenticity"]
+            lines.append(
+                f"| {_cell(p['performer'])} | {_cell(entry['intended'])} | {entry['turns']} "
+                f"| {entry['judgements']} | {_num(entry['rate'])} | {_num(entry['ci_low'])} "
+                f"| {_num(entry['ci_high'])} | {_num(rated['mean'], 2)}, {rated['n']} "
+                f"| {seen or '-'} |"
+            )
+    lines += [
+        "",
+        "| performer | intended shifts | marked / annotator views | rate | marked by anyone |",
+        "|---|---|---|---|---|",
+    ]
+    for p in rows:
+        sh = p["shifts"]
+        lines.append(
+            f"| {_cell(p['performer'])} | {sh['intended']} | {sh['marked']} / {sh['views']} "
+            f"| {_num(sh.get('rate'))} | {sh['marked_by_anyone']} |"
+        )
+    return lines
+
+
 __all__ = [
     "CardFacts",
     "SessionFacts",
     "agreement_notes",
     "dropped",
+    "performers",
     "pool",
     "provenance",
     "shift_definitions",

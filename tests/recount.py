@@ -122,3 +122,71 @@ def majority(values: list[str]) -> tuple[str | None, list[str]]:
     top = max(counts.values())
     best = sorted(v for v, n in counts.items() if n == top)
     return (best[0], []) if len(best) == 1 else (None, best)
+
+
+def performers(
+    exported: list[dict[str, Any]],
+    intended: dict[str, dict[int, str]],
+    tolerance: float = 1.0,
+) -> dict[str, dict[str, Any]]:
+    """The performers' scorecard recounted from Label Studio's export and the sessions'
+    intended emotions (``{session: {turn index: emotion}}``), by hand: per performer,
+    ``by_intended`` {intended: (hits, judgements, turns, perceived Counter, ratings)} and
+    ``shifts`` (intended shifts, annotator views, marked pairs, marked by anyone)."""
+    table = recount(exported)
+    turns: dict[str, tuple[str, int, str, float, float, int]] = {}
+    seen: dict[int, set[str]] = defaultdict(set)
+    mids: dict[tuple[str, str], list[float]] = defaultdict(list)  # (annotator, session)
+    for task in exported:
+        data = task["data"]
+        offset = float(data.get("audio_offset") or 0.0)
+        for line in data["dialogue"]:
+            turns[line["turn_id"]] = (
+                data["session_id"],
+                int(line["turn_index"]),
+                line["performer"],
+                float(line["start"]) + offset,
+                float(line["end"]) + offset,
+                task["id"],
+            )
+        for annotation in task["annotations"]:
+            if annotation.get("was_cancelled"):
+                continue
+            who = annotation["completed_by"]
+            who = str(who["id"] if isinstance(who, dict) else who)
+            seen[task["id"]].add(who)
+            for item in annotation["result"]:
+                value = item.get("value", {})
+                if item.get("from_name") == TAX.shift.name and "labels" in value:
+                    middle = (float(value["start"]) + float(value["end"])) / 2 + offset
+                    mids[(who, data["session_id"])].append(middle)
+    out: dict[str, dict[str, Any]] = defaultdict(
+        lambda: {"by_intended": {}, "shifts": [0, 0, 0, 0]}
+    )
+    last: dict[tuple[str, str], str] = {}
+    for turn_id in sorted(turns, key=lambda t: turns[t][:2]):
+        session, index, performer, start, end, task_id = turns[turn_id]
+        aim = intended.get(session, {}).get(index)
+        if aim is None:
+            continue
+        entry = out[performer]["by_intended"].setdefault(aim, [0, 0, 0, Counter(), []])
+        given = table["emotion"].get(turn_id, {})
+        if given:
+            entry[0] += sum(v == aim for v in given.values())
+            entry[1] += len(given)
+            entry[2] += 1
+        entry[3].update(given.values())
+        entry[4] += [float(v) for v in table["authenticity"].get(turn_id, {}).values()]
+        if (session, performer) in last and last[(session, performer)] != aim:
+            shifts = out[performer]["shifts"]
+            marked = {
+                who
+                for who in seen[task_id]
+                if any(start - tolerance <= m <= end + tolerance for m in mids[(who, session)])
+            }
+            shifts[0] += 1
+            shifts[1] += len(seen[task_id])
+            shifts[2] += len(marked)
+            shifts[3] += bool(marked)
+        last[(session, performer)] = aim
+    return dict(out)

@@ -10,7 +10,9 @@ from ``GET /api/projects/{id}/export?exportType=JSON``, computed here with the
 
 from __future__ import annotations
 
+import csv
 import html
+import io
 import json
 import os
 import re
@@ -49,6 +51,7 @@ from tests.recount import (
     majority,
     matrix,
     pairs,
+    performers,
     recount,
     same,
     weighted_mean,
@@ -72,6 +75,7 @@ class TeamRun:
     edited: int
     deleted: int
     recount: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    intended: dict[str, dict[int, str]] = field(default_factory=dict)  # session -> turn
 
 
 def _ls(settings: Settings) -> httpx.Client:
@@ -212,6 +216,7 @@ def team(
         edited=sum(p.edited is not None and not p.deleted for p in plan),
         deleted=sum(p.deleted for p in plan),
         recount=recount(exported),
+        intended=intended,
     )
     expected = sum(len(by) for by in run.recount["emotion"].values())
     with _service(settings) as svc:
@@ -427,6 +432,7 @@ def _check_export(folder: Path, team: TeamRun, by: dict[str, str] | None = None)
                 soft = {k: v for k, v in entry["soft"].items() if v}
                 want_soft = {k: n / len(values) for k, n in Counter(values).items()}
                 assert soft == pytest.approx(want_soft), turn
+    _check_card_performers((folder / "README.md").read_text(), team)
     card = _card_alphas((folder / "README.md").read_text())
     for dim in TAX.dimensions:
         data, _ = matrix(team.recount[dim.name], dim)
@@ -572,3 +578,83 @@ def test_a_member_renamed_like_another_stays_a_person_of_their_own(
     assert names[str(mimic["id"])] != names[str(victim["id"])]
     strip = lambda rows: {r["key"]: {k: v for k, v in r.items() if k != "name"} for r in rows}  # noqa: E731
     assert strip(after["data"]) == strip(before["data"])
+
+
+def _check_performers(got: dict[str, Any], team: TeamRun) -> None:
+    """A performers' scorecard (the service's JSON) against the recount by hand."""
+    want = performers(team.exported, team.intended)
+    assert {p["performer"] for p in got["performers"]} == set(want)
+    for p in got["performers"]:
+        mine = want[p["performer"]]
+        rows = {r["intended"]: r for r in p["by_intended"]}
+        assert set(rows) == set(mine["by_intended"]), p["performer"]
+        for aim, (hits, judgements, turns, perceived, rated) in mine["by_intended"].items():
+            row = rows[aim]
+            assert (row["hits"], row["judgements"], row["turns"]) == (hits, judgements, turns)
+            assert row["perceived"] == dict(perceived), (p["performer"], aim)
+            if judgements:
+                assert row["rate"] == pytest.approx(hits / judgements)
+                if turns > 1:
+                    assert row["ci_low"] <= row["rate"] <= row["ci_high"]
+            assert row["authenticity"]["n"] == len(rated)
+            if rated:
+                assert row["authenticity"]["mean"] == pytest.approx(np.mean(rated))
+                assert row["authenticity"]["median"] == pytest.approx(np.median(rated))
+        shifts = p["shifts"]
+        assert [
+            shifts["intended"],
+            shifts["views"],
+            shifts["marked"],
+            shifts["marked_by_anyone"],
+        ] == mine["shifts"], p["performer"]
+
+
+def test_performer_scorecard_equals_the_recount(
+    team: TeamRun, service: Settings, stack_config: Path
+) -> None:
+    got = _read(service, team.project_id, "scorecards/performers")
+    assert got["intended_turns"] == sum(len(v) for v in team.intended.values())
+    _check_performers(got, team)
+    # the scenes intended shifts, and annotators marked some of them
+    assert sum(p["shifts"]["intended"] for p in got["performers"]) > 0
+    assert sum(p["shifts"]["marked"] for p in got["performers"]) > 0
+    # the CLI prints the same figures: JSON as the service gives it, CSV row by row
+    done = _cli(stack_config, "scorecard", "performers", "-p", str(team.project_id), "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    _check_performers(json.loads(done.stdout), team)
+    done = _cli(stack_config, "scorecard", "performers", "-p", str(team.project_id), "--csv")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = list(csv.DictReader(io.StringIO(done.stdout)))
+    want = performers(team.exported, team.intended)
+    for row in rows:
+        if not row["intended"]:
+            continue
+        hits, judgements, *_ = want[row["performer"]]["by_intended"][row["intended"]]
+        assert (int(row["hits"]), int(row["judgements"])) == (hits, judgements), row
+    assert len([r for r in rows if r["intended"]]) == sum(
+        len(p["by_intended"]) for p in want.values()
+    )
+    # intended emotions stay out of Label Studio: nothing of them in its own export
+    assert '"intended"' not in json.dumps(team.exported)
+
+
+def _check_card_performers(readme: str, team: TeamRun) -> None:
+    """The card's performers tables against the recount by hand."""
+    section = readme[readme.index("## Performers") :]
+    section = section[: section.index("\n## ", 5)] if "\n## " in section[5:] else section
+    want = performers(team.exported, team.intended)
+    found = re.findall(
+        r"^\| (\S+) \| (\S+) \| (\d+) \| (\d+) \| ([-0-9.n/a]+) \|", section, flags=re.M
+    )
+    expected = {
+        (performer, aim): (turns, judgements, f"{hits / judgements:.3f}" if judgements else "n/a")
+        for performer, mine in want.items()
+        for aim, (hits, judgements, turns, _, _) in mine["by_intended"].items()
+    }
+    assert {(a, b): (int(c), int(d), e) for a, b, c, d, e in found} == expected
+    shifts = re.findall(
+        r"^\| (\S+) \| (\d+) \| (\d+) / (\d+) \| [-0-9.n/a]+ \| (\d+) \|", section, flags=re.M
+    )
+    assert {a: [int(b), int(d), int(c), int(e)] for a, b, c, d, e in shifts} == {
+        performer: mine["shifts"] for performer, mine in want.items()
+    }

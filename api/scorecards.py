@@ -1,0 +1,141 @@
+"""Scorecards read from the store: ``GET /projects/{id}/scorecards/performers``.
+
+The records :func:`annotate.performers.performer_scorecard` needs come from what the store
+keeps: the tasks' dialogues (turns, performers, clip times, the clip's place in its
+session), the judgements, the annotations (who labeled which clip), the shift spans, and
+the intended emotions the import kept here (never in Label Studio; a task imported before
+they were kept may still carry ``intended`` on its turns, which is read as the export
+reads it).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Collection, Iterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlmodel import Session, col, select
+
+from annotate.performers import SHIFT_TOLERANCE, Span, Turn, performer_scorecard
+from api import intended, store
+from api.models import Annotation, ShiftEventRow
+from schemas.taxonomy import Taxonomy
+
+__all__ = ["performers", "register"]
+
+AUTHENTICITY = "authenticity"
+
+
+def _float(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if number == number else None  # NaN is no time
+
+
+def performers(
+    db: Session,
+    project_id: int,
+    taxonomy: Taxonomy,
+    *,
+    sessions: Collection[str] | None = None,
+    tolerance: float = SHIFT_TOLERANCE,
+) -> dict[str, Any]:
+    """The performers' scorecard of a project (of ``sessions`` only, when given).
+
+    Turns without a performer, or without times, are counted under ``skipped_turns``
+    (nothing is dropped silently).
+    """
+    kept = intended.intended_map(db, project_id)
+    turns: list[Turn] = []
+    skipped = 0
+    for task in store.iter_tasks(db, project_id):
+        data = task.data or {}
+        session = str(data.get("session_id") or task.session_id or "")
+        if sessions is not None and session not in sessions:
+            continue
+        offset = _float(data.get("audio_offset")) or 0.0
+        for line in data.get("dialogue") or []:
+            if not isinstance(line, dict):
+                skipped += 1
+                continue
+            performer = line.get("performer") or line.get("speaker")
+            start, end = _float(line.get("start")), _float(line.get("end"))
+            turn_id, index = line.get("turn_id"), line.get("turn_index")
+            if not performer or start is None or end is None or not turn_id:
+                skipped += 1
+                continue
+            aim = kept.get(str(turn_id), line.get("intended"))
+            turns.append(
+                Turn(
+                    turn_id=str(turn_id),
+                    session_id=session,
+                    turn_index=int(index) if isinstance(index, int) else len(turns),
+                    performer=str(performer),
+                    start=start + offset,
+                    end=end + offset,
+                    intended=str(aim) if aim else None,
+                    task_id=task.id,
+                )
+            )
+    wanted = {t.turn_id for t in turns}
+    emotions: dict[str, dict[str, str]] = defaultdict(dict)
+    ratings: dict[str, dict[str, float]] = defaultdict(dict)
+    emotion = taxonomy.emotion.name
+    for j in store.iter_judgements(db, project_id):
+        if j.turn_id not in wanted:
+            continue
+        if j.dimension == emotion:
+            emotions[j.turn_id][j.annotator] = j.value
+        elif j.dimension == AUTHENTICITY:
+            value = _float(j.value)
+            if value is not None:
+                ratings[j.turn_id][j.annotator] = value
+    seen: dict[int, set[str]] = defaultdict(set)
+    for task_id, annotator in db.exec(
+        select(Annotation.task_id, Annotation.annotator).where(
+            Annotation.project_id == project_id,
+            col(Annotation.deleted).is_(False),
+            col(Annotation.was_cancelled).is_(False),
+        )
+    ).all():
+        if task_id is not None and annotator is not None:
+            seen[task_id].add(str(annotator))
+    spans = [
+        Span(r.annotator, r.session_id, r.start, r.end)
+        for r in db.exec(select(ShiftEventRow).where(ShiftEventRow.project_id == project_id))
+        if sessions is None or r.session_id in sessions
+    ]
+    out = performer_scorecard(turns, emotions, ratings, seen=seen, spans=spans, tolerance=tolerance)
+    out["skipped_turns"] = skipped
+    out["intended_turns"] = sum(t.intended is not None for t in turns)
+    if not turns:
+        out["reason"] = "no turns in the store for this project"
+    elif not out["intended_turns"]:
+        out["reason"] = "no intended emotions kept for this project (session.yaml 'intended:')"
+    return out
+
+
+def _db(request: Request) -> Iterator[Session]:
+    with Session(request.app.state.engine) as db:
+        yield db
+
+
+def register(reads: APIRouter) -> None:
+    """Add the scorecard endpoints to ``reads`` (the API-key protected router)."""
+
+    @reads.get("/projects/{project_id}/scorecards/performers")
+    def performers_scorecard(
+        request: Request,
+        project_id: int,
+        db: Annotated[Session, Depends(_db)],
+        tolerance: Annotated[float, Query(ge=0.0, le=30.0)] = SHIFT_TOLERANCE,
+    ) -> dict[str, Any]:
+        """Per performer and intended emotion: recognition rate (with its interval), the
+        confusion intended -> perceived, authenticity ratings, and the intended shifts
+        annotators marked (see :mod:`annotate.performers`)."""
+        if project_id not in store.projects(db):
+            raise HTTPException(404, f"project {project_id} has no judgements here")
+        return performers(db, project_id, request.app.state.taxonomy, tolerance=tolerance)
