@@ -1,5 +1,9 @@
 """The ``scorecard`` commands: figures about people, read from the agreement service.
 
+``improv-annotate scorecard annotators [--json|--csv]`` prints, per annotator, agreement
+with the rest and against gold (alpha with its 95% interval and the units compared), drift,
+label bias, speed and shift timing lag (:mod:`annotate.annotator_scores`).
+
 ``improv-annotate scorecard performers [--json|--csv]`` prints, per performer and intended
 emotion, how often annotators perceive it (recognition rate with its 95% interval), what
 they perceive instead, the authenticity ratings, and how many intended shifts they marked
@@ -18,10 +22,17 @@ from rich.table import Table
 
 from annotate.cli_common import ProjectOpt, _friendly, _project_id, console, state
 
-__all__ = ["performer_rows", "performers", "register", "scorecard_app"]
+__all__ = [
+    "annotator_rows",
+    "annotators",
+    "performer_rows",
+    "performers",
+    "register",
+    "scorecard_app",
+]
 
 scorecard_app = typer.Typer(
-    help="Scorecards: how performers come across to annotators.", no_args_is_help=True
+    help="Scorecards: how annotators work and how performers come across.", no_args_is_help=True
 )
 CSV_FIELDS = (
     "performer",
@@ -141,3 +152,107 @@ def performers(
             str(sh["marked_by_anyone"]),
         )
     console.print(shifts)
+
+
+ANNOTATOR_FIELDS = (
+    "annotator",
+    "name",
+    "judgements",
+    "alpha_with_rest",
+    "ci_low",
+    "ci_high",
+    "units_with_rest",
+    "agreement_with_rest",
+    "alpha_vs_gold",
+    "accuracy_vs_gold",
+    "units_vs_gold",
+    "alpha_self",
+    "drift_change",
+    "label_tvd",
+    "over_used",
+    "median_seconds_per_task",
+    "median_seconds_per_turn",
+    "median_shift_lag_s",
+    "shift_spans_matched",
+)
+
+
+def annotator_rows(card: dict[str, Any]) -> list[dict[str, Any]]:
+    """One flat row per annotator, as the CSV writes them."""
+    rows = []
+    for a in card["annotators"]:
+        rest, gold = a["with_rest"], a["vs_gold"]
+        rows.append(
+            {
+                "annotator": a["annotator"],
+                "name": a["name"],
+                "judgements": a["judgements"],
+                "alpha_with_rest": rest.get("alpha"),
+                "ci_low": rest.get("ci_low"),
+                "ci_high": rest.get("ci_high"),
+                "units_with_rest": rest["units"],
+                "agreement_with_rest": rest.get("agreement"),
+                "alpha_vs_gold": gold.get("alpha"),
+                "accuracy_vs_gold": gold.get("agreement"),
+                "units_vs_gold": gold["units"],
+                "alpha_self": a["self"].get("alpha"),
+                "drift_change": a["drift"].get("change"),
+                "label_tvd": a["bias"].get("tvd"),
+                "over_used": a["bias"].get("over_used"),
+                "median_seconds_per_task": a["speed"]["median_seconds_per_task"],
+                "median_seconds_per_turn": a["speed"]["median_seconds_per_turn"],
+                "median_shift_lag_s": a["shift_lag"]["median_lag_s"],
+                "shift_spans_matched": a["shift_lag"]["matched"],
+            }
+        )
+    return rows
+
+
+@scorecard_app.command("annotators")
+@_friendly
+def annotators(
+    project: ProjectOpt = None,
+    dimension: Annotated[str, typer.Option(help="taxonomy dimension")] = "emotion",
+    as_json: Annotated[bool, typer.Option("--json", help="print the service's JSON")] = False,
+    as_csv: Annotated[bool, typer.Option("--csv", help="print CSV, a row per annotator")] = False,
+) -> None:
+    """Per annotator: agreement with the rest and against gold (95% CI, units compared),
+    drift, label bias, speed and shift timing lag."""
+    from annotate.service import ServiceClient
+
+    s = state.settings
+    service = ServiceClient(s.service.url, s.service.api_key)
+    card = service.get(
+        f"/projects/{_project_id(project)}/scorecards/annotators", dimension=dimension
+    )
+    if as_json:
+        console.print_json(data=card)
+        return
+    if as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=ANNOTATOR_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(annotator_rows(card))
+        return
+    table = Table(
+        "annotator",
+        "with the rest (95% CI, units)",
+        "vs gold (accuracy, units)",
+        "drift",
+        "bias (over-used)",
+        "s / turn",
+        "shift lag s (n)",
+    )
+    for row in annotator_rows(card):
+        table.add_row(
+            escape(str(row["name"])),
+            f"{_fmt(row['alpha_with_rest'])} [{_fmt(row['ci_low'])}, {_fmt(row['ci_high'])}]"
+            f" ({row['units_with_rest']})",
+            f"{_fmt(row['alpha_vs_gold'])} ({_fmt(row['accuracy_vs_gold'])}, "
+            f"{row['units_vs_gold']})",
+            _fmt(row["drift_change"], "{:+.3f}"),
+            f"{_fmt(row['label_tvd'])} ({escape(str(row['over_used'] or '-'))})",
+            _fmt(row["median_seconds_per_turn"], "{:.1f}"),
+            f"{_fmt(row['median_shift_lag_s'], '{:+.2f}')} ({row['shift_spans_matched']})",
+        )
+    console.print(f"[bold]{escape(card['dimension'])}[/bold] ({card['level']})")
+    console.print(table)

@@ -190,3 +190,54 @@ def performers(
             shifts[3] += bool(marked)
         last[(session, performer)] = aim
     return dict(out)
+
+
+def annotator_scores(exported: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per annotator (Label Studio user id), by hand from the export's emotion items:
+    ``with_rest`` and ``vs_gold`` as (alpha by the krippendorff package or None, units,
+    share equal, ties left out). The others' consensus is their most frequent label (ties
+    left out); gold is the ground-truth annotations' label; gold annotations are nobody's
+    work."""
+    people: dict[str, dict[str, str]] = defaultdict(dict)
+    gold: dict[str, str] = {}
+    for task in exported:
+        dialogue = task["data"]["dialogue"]
+        for annotation in task["annotations"]:
+            if annotation.get("was_cancelled"):
+                continue
+            who = annotation["completed_by"]
+            who = str(who["id"] if isinstance(who, dict) else who)
+            for item in annotation["result"]:
+                value = item.get("value", {})
+                if item.get("from_name") != "emotion" or "start" not in value:
+                    continue
+                turn = dialogue[int(value["start"])]["turn_id"]
+                if annotation.get("ground_truth"):
+                    gold[turn] = value["choices"][0]
+                else:
+                    people[turn][who] = value["choices"][0]
+
+    def compare(own: dict[str, str], ref: dict[str, str | None]) -> tuple:
+        shared = [u for u in own if u in ref]
+        kept = [u for u in shared if ref[u] is not None]
+        if not kept:
+            return None, 0, None, len(shared)
+        codes = {label: i for i, label in enumerate(TAX.emotion.values)}
+        data = np.array([[codes[own[u]] for u in kept], [codes[ref[u]] for u in kept]], float)
+        value = None
+        if np.unique(data).size > 1:
+            value = float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+        share = sum(own[u] == ref[u] for u in kept) / len(kept)
+        return value, len(kept), share, len(shared) - len(kept)
+
+    out = {}
+    everyone = {w for by in people.values() for w in by}
+    for who in sorted(everyone):
+        own = {u: by[who] for u, by in people.items() if who in by}
+        rest: dict[str, str | None] = {}
+        for u, by in people.items():
+            if who in by and len(by) > 1:
+                counts = Counter(v for w, v in by.items() if w != who).most_common()
+                rest[u] = None if len(counts) > 1 and counts[0][1] == counts[1][1] else counts[0][0]
+        out[who] = {"with_rest": compare(own, rest), "vs_gold": compare(own, dict(gold))}
+    return out

@@ -47,6 +47,7 @@ from tests.builders import write_session
 from tests.conftest import ROOT
 from tests.recount import (
     alpha,
+    annotator_scores,
     icc_oneway,
     majority,
     matrix,
@@ -658,3 +659,42 @@ def _check_card_performers(readme: str, team: TeamRun) -> None:
     assert {a: [int(b), int(d), int(c), int(e)] for a, b, c, d, e in shifts} == {
         performer: mine["shifts"] for performer, mine in want.items()
     }
+
+
+def _same_alpha(got: float | None, want: float | None) -> bool:
+    return (got is None and want is None) or (
+        got is not None and want is not None and abs(got - want) < 1e-9
+    )
+
+
+def test_annotator_scorecard_equals_the_recount(
+    team: TeamRun, service: Settings, stack_config: Path
+) -> None:
+    got = _read(service, team.project_id, "scorecards/annotators")
+    want = annotator_scores(team.exported)
+    rows = {a["annotator"]: a for a in got["annotators"]}
+    assert set(rows) == set(want)
+    for who, mine in want.items():
+        for key in ("with_rest", "vs_gold"):
+            value, units, share, ties = mine[key]
+            figure = rows[who][key]
+            assert figure["units"] == units, (who, key)
+            assert _same_alpha(figure["alpha"], value), (who, key, figure, value)
+            if units:
+                assert figure["agreement"] == pytest.approx(share), (who, key)
+                assert figure["ties"] == ties, (who, key)
+                if figure["ci_low"] is not None:
+                    assert figure["ci_low"] <= figure["alpha"] <= figure["ci_high"]
+        assert rows[who]["self"]["alpha"] is None and rows[who]["self"]["reason"]
+    # the careless member is the one furthest from gold, and the names are Label Studio's
+    careless = str(team.users["ann-09"]["id"])
+    scored = {w: r["vs_gold"]["agreement"] for w, r in rows.items() if r["vs_gold"]["units"] >= 5}
+    assert careless in scored and min(scored, key=scored.__getitem__) == careless
+    assert rows[careless]["name"] != careless
+    done = _cli(stack_config, "scorecard", "annotators", "-p", str(team.project_id), "--csv")
+    assert done.returncode == 0, done.stdout + done.stderr
+    printed = {r["annotator"]: r for r in csv.DictReader(io.StringIO(done.stdout))}
+    assert set(printed) == set(want)
+    for who, mine in want.items():
+        assert int(printed[who]["units_with_rest"]) == mine["with_rest"][1]
+        assert int(printed[who]["units_vs_gold"]) == mine["vs_gold"][1]
