@@ -26,6 +26,7 @@ from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
 from api import (
     dashboard,
+    dashboard_pages,
     intended,
     login,
     members,
@@ -523,6 +524,9 @@ def dashboard_page(
     except store.NotFound as exc:
         raise HTTPException(404, str(exc)) from None
     return HTMLResponse(page, headers={**login.NO_STORE, **lag_headers(lag)})
+
+
+dashboard_pages.register(router, LoggedIn)
 
 
 def store_unavailable(request: Request, exc: Exception) -> JSONResponse:

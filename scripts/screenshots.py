@@ -2,9 +2,9 @@
 
 A realistic simulated team (:mod:`annotate.simulate`: a pool of 9, 3 per clip, partial
 labels, a careless and a drifting member, gold, edits and deletions; the clips of
-``bench/team.py``) goes into a fresh SQLite store through the service's own path; the real
-service is started on that store and headless Chromium logs in through the form and saves
-each page to ``docs/img/``.
+``bench/team.py``) goes into a fresh SQLite store through the service's own path, with
+the scenes' intended emotions; the real service is started on that store and headless
+Chromium logs in through the form and saves each page to ``docs/img/``.
 
 Usage::
 
@@ -30,12 +30,17 @@ from sqlmodel import Session  # noqa: E402
 from annotate.simulate import plan_team, realistic_team  # noqa: E402
 from api import store  # noqa: E402
 from api.db import init_db, make_engine  # noqa: E402
+from api.intended import put_intended  # noqa: E402
 from bench.team import TAX, make_clips, payloads  # noqa: E402
 from tests import dashkit  # noqa: E402
 
 KEY = "screenshots"
 # page name -> path under the service (the project is 1)
-PAGES = {"dashboard": "/dashboard/1"}
+PAGES = {
+    "dashboard": "/dashboard/1",
+    "annotators": "/dashboard/1/annotators",
+    "performers": "/dashboard/1/performers",
+}
 
 
 def fill(folder: Path, seed: int = 3) -> None:
@@ -47,6 +52,21 @@ def fill(folder: Path, seed: int = 3) -> None:
     with Session(engine) as db:
         for payload in payloads(plan, clips):
             store.apply_event(db, payload, TAX)
+        # the scenes' intended emotions, kept by the service as the import keeps them
+        sessions: dict[str, list[dict]] = {}
+        for lines, intended in clips:
+            for line in lines:
+                session = line["turn_id"].split("-")[0]
+                sessions.setdefault(session, []).append(
+                    {
+                        "turn_id": line["turn_id"],
+                        "turn_index": line["turn_index"],
+                        "emotion": intended[line["turn_index"]],
+                    }
+                )
+        for session, turns in sessions.items():
+            put_intended(db, 1, session, turns)
+        db.commit()
     engine.dispose()
 
 

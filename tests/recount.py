@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter, defaultdict
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -23,15 +24,14 @@ except ImportError:  # pragma: no cover - the oracle is a dev dependency
     missing("the krippendorff package is not installed (pip install -e '.[dev]')", module=True)
 
 TAX = load_taxonomy()
+DIMENSIONS = {d.name for d in TAX.dimensions}
 MIN_OVERLAP = 10  # pairs that compared fewer units are shown but left out of means (item 3)
 
 
-def recount(exported: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, str]]]:
-    """``{dimension: {turn_id: {annotator id: value}}}`` read straight from Label Studio's
-    JSON export: every turn item (a choice or rating on a dialogue paragraph) of every
-    annotation that was not cancelled."""
-    dims = {d.name for d in TAX.dimensions}
-    table: dict[str, dict[str, dict[str, str]]] = {d: defaultdict(dict) for d in dims}
+def turn_items(exported: list[dict[str, Any]]) -> Iterator[tuple[dict, str, str, str, Any]]:
+    """Every turn item (a choice or rating of a taxonomy dimension on a dialogue
+    paragraph) of every annotation that was not cancelled, as (annotation,
+    annotator id, control name, turn id, the chosen value or rating)."""
     for task in exported:
         dialogue = task["data"]["dialogue"]
         for annotation in task["annotations"]:
@@ -41,11 +41,22 @@ def recount(exported: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, str
             who = str(who["id"] if isinstance(who, dict) else who)
             for item in annotation["result"]:
                 value = item.get("value", {})
-                if item.get("from_name") not in dims or "start" not in value:
+                if item.get("from_name") not in DIMENSIONS or "start" not in value:
                     continue
                 turn = dialogue[int(value["start"])]["turn_id"]
                 given = value["choices"][0] if "choices" in value else value["rating"]
-                table[item["from_name"]][turn][who] = str(given)
+                yield annotation, who, str(item.get("from_name")), turn, given
+
+
+def recount(exported: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, str]]]:
+    """``{dimension: {turn_id: {annotator id: value}}}`` read straight from Label Studio's
+    JSON export: every turn item (a choice or rating on a dialogue paragraph) of every
+    annotation that was not cancelled."""
+    dims = {d.name for d in TAX.dimensions}
+    table: dict[str, dict[str, dict[str, str]]] = {d: defaultdict(dict) for d in dims}
+    for _, who, name, turn, given in turn_items(exported):
+        if name in dims:
+            table[name][turn][who] = str(given)
     return {d: dict(t) for d, t in table.items()}
 
 
@@ -200,22 +211,13 @@ def annotator_scores(exported: list[dict[str, Any]]) -> dict[str, dict[str, Any]
     work."""
     people: dict[str, dict[str, str]] = defaultdict(dict)
     gold: dict[str, str] = {}
-    for task in exported:
-        dialogue = task["data"]["dialogue"]
-        for annotation in task["annotations"]:
-            if annotation.get("was_cancelled"):
-                continue
-            who = annotation["completed_by"]
-            who = str(who["id"] if isinstance(who, dict) else who)
-            for item in annotation["result"]:
-                value = item.get("value", {})
-                if item.get("from_name") != "emotion" or "start" not in value:
-                    continue
-                turn = dialogue[int(value["start"])]["turn_id"]
-                if annotation.get("ground_truth"):
-                    gold[turn] = value["choices"][0]
-                else:
-                    people[turn][who] = value["choices"][0]
+    for annotation, who, name, turn, given in turn_items(exported):
+        if name != "emotion":
+            continue
+        if annotation.get("ground_truth"):
+            gold[turn] = given
+        else:
+            people[turn][who] = given
 
     def compare(own: dict[str, str], ref: dict[str, str | None]) -> tuple:
         shared = [u for u in own if u in ref]

@@ -187,6 +187,19 @@ PAGE_FACTS = """() => ({
 })"""
 
 
+SCORECARD_FACTS = """() => ({
+    pwned: Object.getOwnPropertyNames(window).filter(k => k.toLowerCase().includes('pwned')),
+    scripts: [...document.scripts].map(s => s.getAttribute('src') || s.type),
+    foreign: [...document.querySelectorAll(
+        'img, iframe, object, embed, frame, base, meta[http-equiv], link:not([rel=stylesheet]), '
+        + 'body style')].filter(e => !e.closest('.plot')).map(e => e.outerHTML.slice(0, 120)),
+    first: [...document.querySelectorAll('table:last-of-type tr td:first-child')]
+        .map(td => td.textContent),
+    plotLinks: document.querySelectorAll('.plot .xtick a, .plot .ytick a, .plot .gtitle a').length,
+})"""
+SCORECARD_PAGES = {"annotators": ("annotators",), "performers": ("recognition", "intended")}
+
+
 @settings(
     max_examples=12,
     derandomize=True,
@@ -242,6 +255,21 @@ def test_hostile_strings_never_run_in_the_dashboard(
     assert all(n >= 1 for n in facts["svgs"]), facts["svgs"]
     assert facts["plotLinks"] == 0
     assert facts["ticks"] == len(annotators)
+    # the scorecard pages show the same hostile strings as text, and run none of them
+    for name, plots in SCORECARD_PAGES.items():
+        page.goto(f"{url}/dashboard/{project_id}/{name}")
+        for plot in plots:
+            page.wait_for_selector(f"#plot-{plot} svg.main-svg")
+        facts = page.evaluate(SCORECARD_FACTS)
+        assert tab.dialogs == [] and facts["pwned"] == [] and tab.errors == [], name
+        assert facts["scripts"] == [
+            "/static/plotly.min.js",
+            "/static/dashboard.js",
+            "application/json",
+        ]
+        assert facts["foreign"] == [] and facts["plotLinks"] == 0, (name, facts)
+        shown = annotators if name == "annotators" else speakers
+        assert sorted(facts["first"]) == sorted(_as_html_text(x) for x in shown), name
 
 
 def test_security_headers_on_pages_json_and_files(service: tuple[str, Taxonomy]) -> None:
