@@ -96,7 +96,11 @@ def ensure_project(
     project = find_project(client, title)
     options: dict[str, Any] = dict(
         label_config=config,
-        maximum_annotations=settings.label_studio.maximum_annotations,
+        # adaptive overlap: every task starts at the policy's minimum; the service raises it
+        # where the first annotators disagree (api.overlap_keeper)
+        maximum_annotations=settings.overlap.min_annotators
+        if settings.overlap.enabled
+        else settings.label_studio.maximum_annotations,
         **BLIND_STREAM,
         description=f"Taxonomy {taxonomy.name} {taxonomy.version}. Created by improv-annotate.",
     )

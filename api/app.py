@@ -30,6 +30,7 @@ from api import (
     intended,
     login,
     members,
+    overlap_keeper,
     privacy,
     reports,
     scorecards,
@@ -45,6 +46,7 @@ from api.headers import SecurityHeaders
 from api.inbox import Inbox, InboxUnavailable, service_taxonomy, settle_heap
 from api.ingest import GroupCommit
 from api.models import DeadLetter, JudgementPublic, JudgementsPublic
+from api.overlap_keeper import keeper_of
 from api.verify import verifier
 
 try:  # orjson parses webhook bodies several times faster; the standard library also works
@@ -93,6 +95,7 @@ reads = APIRouter(
     dependencies=[Depends(require_key), Depends(applied_first)], route_class=FreshRoute
 )
 scorecards.register(reads)
+overlap_keeper.register(reads)
 
 
 @router.get("/health")
@@ -606,6 +609,7 @@ def create_app(
             app.state.inbox,
             app.state.taxonomy,
             verify=verifier(settings, app.state.taxonomy, app.state.writer),  # None: trusted
+            keeper=keeper_of(settings),
         )
         if applier == "thread"
         else None

@@ -47,6 +47,7 @@ from api.inbox import (
     unavailable,
 )
 from api.models import DeadLetter
+from api.overlap_keeper import OverlapKeeper, keeper_of
 from api.verify import Verify, verifier
 from schemas.taxonomy import Taxonomy
 
@@ -134,6 +135,10 @@ class Applier:
         Verified mode (:mod:`api.verify`): each batch's events are replaced by what Label
         Studio holds before they are applied; when Label Studio cannot be asked, ``step``
         raises and the batch stays in the inbox (``run`` retries with backoff).
+    keeper : OverlapKeeper, optional
+        Adaptive overlap (:mod:`api.overlap_keeper`): each batch's tasks are decided in the
+        batch's transaction, and the leading applier sends Label Studio the new overlaps
+        after it (failures are kept and retried; they never hold up applying).
 
     Example
     -------
@@ -150,6 +155,7 @@ class Applier:
         listen: bool = False,
         poll_only: bool = False,
         verify: Verify | None = None,
+        keeper: OverlapKeeper | None = None,
     ) -> None:
         if batch < 1:
             raise ValueError(f"batch: expected at least 1, got {batch}")
@@ -157,6 +163,8 @@ class Applier:
         self.taxonomy = taxonomy
         self.batch = batch
         self.verify = verify
+        self.keeper = keeper
+        self._pushed = 0.0  # time.monotonic() of the keeper's last look at pending overlaps
         self.listen = listen  # a process of its own: woken by the doorbell, checks files
         self.poll_only = poll_only  # look every 1-20 ms instead (the old way; benchmarks)
         self.done = Applied()
@@ -210,6 +218,7 @@ class Applier:
                     if self.listen:
                         self._check_files()
                     taken = self.step()
+                    self._push(taken)
                     if not taken and time.monotonic() - self._beat >= HEARTBEAT:
                         self.heartbeat()
                 except Exception as exc:  # the store is down, say: keep everything, retry
@@ -234,6 +243,31 @@ class Applier:
                 self._wake.clear()
         finally:
             self._step_down()
+
+    def _decide(self, db: Session, events: Sequence[store.Event]) -> None:
+        """The keeper's decisions, in a savepoint of the batch's transaction: a decision
+        that fails is logged and left for the task's next event, never costing the batch
+        (the judgements are what must not be lost)."""
+        assert self.keeper is not None
+        try:
+            with db.begin_nested():
+                self.keeper.decide(db, events)
+        except Exception as exc:
+            if unavailable(exc):
+                raise
+            log.warning("overlap keeper: not decided: %s: %s", type(exc).__name__, exc)
+
+    def _push(self, taken: int) -> None:
+        """Let the keeper send Label Studio the overlaps it does not have yet: after a
+        batch, and at least every second while idle (retries of failed sends)."""
+        if self.keeper is None or (not taken and time.monotonic() - self._pushed < 1.0):
+            return
+        self._pushed = time.monotonic()
+        try:
+            with Session(self.inbox.store) as db:
+                self.keeper.push(db)
+        except Exception as exc:  # Label Studio or the store away: the rows wait
+            log.warning("overlap keeper: %s: %s", type(exc).__name__, exc)
 
     def _take_lead(self) -> None:
         self.mark = progress.read(self.inbox.store).watermark
@@ -341,6 +375,8 @@ class Applier:
             # the store counts in (raises progress.Replaced otherwise)
             progress.record(conn, upto=upto, caught_up=caught_up, identity=self.inbox.identity)
             applied = store.apply_events(db, events)
+            if self.keeper is not None:
+                self._decide(db, events)
             if letters:
                 conn.execute(insert(DeadLetter.__table__), letters)  # type: ignore[attr-defined]
             if self.inbox.shared:  # the same transaction: applied exactly once
@@ -475,6 +511,7 @@ def main(argv: list[str] | None = None) -> int:
         listen=True,
         poll_only=args.poll_only,
         verify=verifier(settings, taxonomy, engine),
+        keeper=keeper_of(settings),
     )
     settle_heap()
     signal.signal(signal.SIGTERM, lambda *_: applier.stop(timeout=0))

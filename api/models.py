@@ -215,3 +215,24 @@ class Member(SQLModel, table=True):
     first_name: str | None = None
     last_name: str | None = None
     seen_at: datetime
+
+
+class TaskOverlapRow(SQLModel, table=True):
+    """What the adaptive overlap policy wants of a task (``target`` annotators, from the
+    ``annotators`` who labeled it so far) and what Label Studio was last told (``applied``);
+    the two differ until the keeper's PATCH went through (see :mod:`api.overlap_keeper`)."""
+
+    __tablename__ = "task_overlap"
+
+    task_id: int = Field(primary_key=True)
+    project_id: int = Field(index=True)
+    annotators: int = 0
+    target: int = 0
+    reason: str = ""
+    unsettled: int = 0
+    decided_at: datetime | None = None
+    applied: int | None = None
+    applied_at: datetime | None = None
+    attempts: int = 0
+    tried_at: datetime | None = None
+    error: str | None = None

@@ -1,0 +1,105 @@
+"""The overlap keeper's store side and its faults, on SQLite and PostgreSQL.
+
+Decisions are checked against the policy worked out by hand for the votes the test sends;
+Label Studio away is a closed loopback port (nothing listens: connection refused), so the
+PATCH fails as it does when Label Studio is down; a keeper whose decision raises must not
+cost the batch its judgements.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+from sqlmodel import Session, select
+
+from annotate.overlap import OverlapPolicy
+from api import store
+from api.applier import Applier
+from api.db import init_db, make_engine
+from api.inbox import Inbox, transaction
+from api.models import Judgement, TaskOverlapRow
+from api.overlap_keeper import OverlapKeeper, decide_tasks, overlap_status
+from schemas.taxonomy import load_taxonomy
+from tests.conftest import free_port
+from tests.payloads import annotation_event, dialogue, task
+
+TAX = load_taxonomy()
+POLICY = OverlapPolicy(min_annotators=2, max_annotators=4, lead=2)
+
+
+@pytest.fixture
+def db(database_url: str) -> Iterator[Session]:
+    engine = make_engine(database_url)
+    init_db(engine)
+    with Session(engine) as session:
+        yield session
+    engine.dispose()
+
+
+def _apply(db: Session, annotation_id: int, task_id: int, who: int, labels: list[str]) -> None:
+    t = task(task_id, dialogue(len(labels), clip=task_id))
+    values = {i: {"emotion": e} for i, e in enumerate(labels)}
+    store.apply_event(db, annotation_event(TAX, annotation_id, t, who, values), TAX)
+
+
+def test_decisions_follow_the_votes(db: Session) -> None:
+    _apply(db, 1, 1, 1, ["joy", "anger"])
+    _apply(db, 2, 1, 2, ["joy", "fear"])  # turn 1 split 1-1
+    _apply(db, 3, 2, 1, ["joy", "anger"])
+    _apply(db, 4, 2, 2, ["joy", "anger"])  # both turns 2-0
+    _apply(db, 5, 3, 1, ["joy", "anger"])  # one annotator: too few
+    decide_tasks(db, [(1, 1), (1, 2), (1, 3)], POLICY)
+    db.commit()
+    rows = {r.task_id: r for r in db.exec(select(TaskOverlapRow)).all()}
+    assert (rows[1].annotators, rows[1].target, rows[1].unsettled) == (2, 3, 1)
+    assert (rows[2].annotators, rows[2].target, rows[2].reason) == (2, 2, "agreed")
+    assert (rows[3].annotators, rows[3].target, rows[3].reason) == (1, 2, "too_few")
+    status = overlap_status(db, 1)
+    assert (status["need_more"], status["settled"], status["pending"]) == (2, 1, 3)
+
+
+def test_label_studio_away_keeps_the_decision_pending_and_backs_off(db: Session) -> None:
+    _apply(db, 1, 1, 1, ["joy"])
+    _apply(db, 2, 1, 2, ["fear"])
+    decide_tasks(db, [(1, 1)], POLICY)
+    db.commit()
+    keeper = OverlapKeeper(POLICY, f"http://127.0.0.1:{free_port()}", "token", timeout=1.0)
+    try:
+        assert keeper.push(db) == 1
+        row = db.get(TaskOverlapRow, 1)
+        assert row is not None and row.applied is None and row.attempts == 1
+        assert "ConnectError" in (row.error or "")
+        assert keeper.push(db) == 0  # within the backoff: not tried again yet
+        status = overlap_status(db, 1)
+        assert status["pending"] == 1 and status["failing"] == 1
+    finally:
+        keeper.close()
+    # the judgements are untouched
+    assert len(db.exec(select(Judgement)).all()) == 2
+
+
+class _Broken(OverlapKeeper):
+    def decide(self, db: Session, events: object) -> int:  # type: ignore[override]
+        raise RuntimeError("a decision that fails")
+
+
+def test_a_failing_decision_never_costs_the_batch_its_judgements(database_url: str) -> None:
+    engine = make_engine(database_url)
+    init_db(engine)
+    inbox = Inbox(engine)
+    try:
+        t = task(1, dialogue(2))
+        event = annotation_event(TAX, 1, t, 1, {0: {"emotion": "joy"}, 1: {"emotion": "fear"}})
+        transaction(inbox.engine, lambda db: inbox.keep(db, [(json.dumps(event).encode(), None)]))
+        keeper = _Broken(POLICY, f"http://127.0.0.1:{free_port()}", "token")
+        applier = Applier(inbox, TAX, keeper=keeper)
+        assert applier.drain() == 1
+        assert applier.done.dead_letters == 0
+        with Session(engine) as db:
+            assert len(db.exec(select(Judgement)).all()) == 2
+        keeper.close()
+    finally:
+        inbox.dispose()
+        engine.dispose()
