@@ -28,7 +28,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, Request
 from sqlmodel import Session, col, or_, select
 
 from annotate.config import ConfigError, Settings
@@ -242,8 +242,14 @@ def register(reads: APIRouter) -> None:
         request: Request, project_id: int, db: Annotated[Session, Depends(_db)]
     ) -> dict[str, Any]:
         """Per task: annotators so far, the policy's decision, the target overlap, and
-        whether Label Studio has it (``pending``, with the tries and the last error)."""
+        whether Label Studio has it (``pending``, with the tries and the last error);
+        ``enabled`` false (and no tasks) while adaptive overlap is off."""
         settings = request.app.state.settings
+        out: dict[str, Any] = {
+            "enabled": settings.overlap.enabled,
+            "policy": settings.overlap.policy().to_dict(),
+            **overlap_status(db, project_id),
+        }
         if not settings.overlap.enabled:
-            raise HTTPException(404, "adaptive overlap is off (overlap.enabled in config.yaml)")
-        return {"policy": settings.overlap.policy().to_dict(), **overlap_status(db, project_id)}
+            out["reason"] = "adaptive overlap is off (overlap.enabled in config.yaml)"
+        return out

@@ -197,5 +197,7 @@ def test_a_clip_goes_back_to_the_queue_only_where_annotators_disagree(
 def test_overlap_endpoint_is_off_unless_enabled(service: Settings) -> None:
     with httpx.Client(base_url=service.service.url) as svc:
         answer = svc.get("/projects/1/overlap", headers={"X-API-Key": service.service.api_key})
-        assert answer.status_code == 404 and "overlap.enabled" in answer.text
+        assert answer.status_code == 200, answer.text
+        got = answer.json()
+        assert got["enabled"] is False and got["tasks"] == [] and "overlap.enabled" in got["reason"]
         assert svc.get("/projects/1/overlap").status_code == 401  # the API key is needed

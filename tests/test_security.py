@@ -107,7 +107,11 @@ def _read_paths(served: Served) -> list[str]:
     for path, operations in schema["paths"].items():
         if "get" not in operations:
             continue
-        paths.append(path.replace("{project_id}", "1").replace("{breakdown}", "annotator"))
+        filled = path.replace("{project_id}", "1").replace("{breakdown}", "annotator")
+        if "{page}" in filled:  # the dashboard's scorecard pages: both of them
+            paths += [filled.replace("{page}", page) for page in ("annotators", "performers")]
+            continue
+        paths.append(filled)
     return paths
 
 
