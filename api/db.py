@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import fcntl
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
@@ -78,14 +80,33 @@ def init_db(engine: Engine) -> None:
     """Bring the store's schema to the newest migration (creating it when empty).
 
     On PostgreSQL an advisory lock makes service workers that start together migrate one
-    after the other.
+    after the other; on a SQLite file a lock file beside it does.
     """
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    with _sqlite_file_lock(engine), engine.begin() as connection:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql("SELECT pg_advisory_xact_lock(72701)")
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    """On a SQLite file: an exclusive lock on ``<file>.migrate.lock`` for the block, so that
+    processes that open a new store at once (two imports, a service starting) migrate one
+    after the other. A deferred transaction cannot wait for another writer in WAL mode
+    (SQLite answers "database is locked" at once); the lock file lives beside the database
+    file, so every process that can open the store sees it. Nothing on other databases."""
+    path = engine.url.database if engine.url.get_backend_name() == "sqlite" else None
+    if not path or path == ":memory:":
+        yield
+        return
+    with open(f"{path}.migrate.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def sessions(engine: Engine) -> Iterator[Session]:
