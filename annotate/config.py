@@ -103,6 +103,7 @@ class OverlapSettings(_Section):
     posterior: float = Field(0.9, gt=0, le=1)
     dimensions: tuple[str, ...] = ("emotion",)
     prior_strength: float = Field(2.0, ge=0)
+    unsettled_share: float = Field(0.0, ge=0, lt=1)
 
     @model_validator(mode="after")
     def _max_not_below_min(self) -> OverlapSettings:

@@ -105,6 +105,7 @@ class OverlapPolicy:
     posterior: float = 0.9
     dimensions: tuple[str, ...] = ("emotion",)
     prior_strength: float = 2.0
+    unsettled_share: float = 0.0
 
     def __post_init__(self) -> None:
         if self.rule not in RULES:
@@ -126,6 +127,8 @@ class OverlapPolicy:
             raise OverlapError(f"dimensions must be non-empty names, not {self.dimensions!r}")
         if not self.prior_strength >= 0:
             raise OverlapError(f"prior_strength must be >= 0, not {self.prior_strength!r}")
+        if not 0.0 <= self.unsettled_share < 1.0:
+            raise OverlapError(f"unsettled_share must be in [0, 1), not {self.unsettled_share!r}")
 
     @classmethod
     def from_mapping(cls, mapping: Mapping[str, Any]) -> OverlapPolicy:
@@ -154,6 +157,7 @@ class OverlapPolicy:
             "posterior": self.posterior,
             "dimensions": list(self.dimensions),
             "prior_strength": self.prior_strength,
+            "unsettled_share": self.unsettled_share,
         }
 
 
@@ -425,12 +429,14 @@ def decide_clips(
     for clip, who in annotators.items():
         turns = tuple(turn_decisions.get(clip, ()))
         unsettled = tuple(k for k, d in turns if d.reason != "agreed")
+        # more than ``unsettled_share`` of the clip's units unsettled holds it open
+        holding = len(unsettled) > policy.unsettled_share * len(turns)
         n = len(who)
-        if n >= policy.max_annotators and unsettled:
+        if n >= policy.max_annotators and holding:
             settled, reason = True, "exhausted"
         elif n < policy.min_annotators:
             settled, reason = False, "too_few"
-        elif unsettled:
+        elif holding:
             settled, reason = False, "unsettled"
         else:
             settled, reason = True, "agreed"

@@ -292,6 +292,7 @@ def test_policy_mapping_round_trip_and_errors() -> None:
         "posterior": 0.8,
         "dimensions": ["emotion"],
         "prior_strength": 2.0,
+        "unsettled_share": 0.0,
     }
     with pytest.raises(OverlapError, match="expected one of"):
         OverlapPolicy(rule="vote")
@@ -348,3 +349,18 @@ def test_clips_posterior_rule_uses_the_dimensions_reliability() -> None:
         ((_, turn),) = got[clip].turns
         assert turn.posterior == pytest.approx(max(post.values()), abs=1e-12)
     assert got["c1"].reason == "agreed" and got["c2"].reason == "unsettled"
+
+
+def test_a_clip_may_leave_a_share_of_its_turns_unsettled() -> None:
+    # 8 turns, 2 annotators: 6 turns agreed (2-0), 2 turns split (1-1)
+    rows = []
+    for turn in range(8):
+        rows.append(("c", f"t{turn}", "a", "emotion", "joy"))
+        rows.append(("c", f"t{turn}", "b", "emotion", "joy" if turn < 6 else "fear"))
+    for share, open_ in ((0.0, True), (0.2, True), (0.25, False), (0.5, False)):
+        decision = decide_clips(OverlapPolicy(unsettled_share=share), rows)["c"]
+        # by hand: 2 of 8 units unsettled holds the clip open when 2 > share * 8
+        assert decision.need_more is open_, share
+        assert len(decision.unsettled) == 2
+    with pytest.raises(OverlapError, match="unsettled_share"):
+        OverlapPolicy(unsettled_share=1.0)
