@@ -41,6 +41,7 @@ __all__ = [
     "affected_tasks",
     "decide_tasks",
     "keeper_of",
+    "overlap_health",
     "overlap_status",
     "register",
 ]
@@ -196,6 +197,39 @@ def keeper_of(settings: Settings) -> OverlapKeeper | None:
     return OverlapKeeper(
         settings.overlap.policy(), settings.label_studio.url, settings.label_studio.token
     )
+
+
+def overlap_health(engine: Any, bound_seconds: float) -> tuple[dict[str, Any], str | None]:
+    """What ``/health`` says of adaptive overlap: the decisions Label Studio does not have
+    yet (``pending``), those whose sending failed (``failing``), and a reason when one has
+    waited longer than ``bound_seconds`` after a failed try (Label Studio away, a token
+    refused): the queues then do not follow the policy."""
+    with Session(engine) as db:
+        rows = db.exec(
+            select(TaskOverlapRow).where(
+                or_(
+                    col(TaskOverlapRow.applied).is_(None),
+                    TaskOverlapRow.applied != TaskOverlapRow.target,
+                )
+            )
+        ).all()
+    now = _now()
+    failing = [r for r in rows if r.attempts]
+    oldest = 0.0
+    for r in failing:
+        decided = r.decided_at
+        if decided is not None and decided.tzinfo is None:
+            decided = decided.replace(tzinfo=UTC)
+        if decided is not None:
+            oldest = max(oldest, (now - decided).total_seconds())
+    info = {"pending": len(rows), "failing": len(failing), "oldest_failing_s": round(oldest, 1)}
+    if failing and oldest > bound_seconds:
+        last = max(failing, key=lambda r: r.attempts).error or "unknown error"
+        return info, (
+            f"{len(failing)} task overlaps not sent to Label Studio for {oldest:.0f} s "
+            f"(bound: service.max_backlog_seconds = {bound_seconds:g} s); last error: {last}"
+        )
+    return info, None
 
 
 def overlap_status(db: Session, project_id: int) -> dict[str, Any]:

@@ -40,6 +40,7 @@ from typing import Any
 from api import progress, sync
 from api.applier import spawn
 from api.inbox import Inbox, InboxUnavailable, Lag
+from api.overlap_keeper import overlap_health
 
 log = logging.getLogger("improv_annotate.supervise")
 EVERY = 0.5  # seconds between the supervisor's looks
@@ -257,6 +258,12 @@ def health(state: Any) -> tuple[int, dict[str, Any]]:
             f"the last write of the inbox failed at {_when(inbox.failure[0])}: {inbox.failure[1]}"
         )
 
+    overlap = None
+    if state.settings.overlap.enabled:
+        overlap, why = overlap_health(state.engine, service.max_backlog_seconds)
+        if why is not None:
+            reasons.append(why)
+
     writer = state.ingest
     body = {
         # "starting": not ready yet (until an applier reports, at most the bound)
@@ -293,5 +300,7 @@ def health(state: Any) -> tuple[int, dict[str, Any]]:
             "free_mb": None if free is None else round(free / 2**20, 1),
             "min_free_mb": service.min_free_mb,
         },
+        # adaptive overlap (when enabled): decisions Label Studio does not have yet
+        "overlap": overlap,
     }
     return (503 if reasons else 200), body

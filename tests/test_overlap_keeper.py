@@ -2,27 +2,33 @@
 
 Decisions are checked against the policy worked out by hand for the votes the test sends;
 Label Studio away is a closed loopback port (nothing listens: connection refused), so the
-PATCH fails as it does when Label Studio is down; a keeper whose decision raises must not
-cost the batch its judgements.
+PATCH fails as it does when Label Studio is down, and /health says so; a keeper whose
+decision raises must not cost the batch its judgements.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from annotate.config import load_settings, with_local_secrets
+from annotate.labelstudio import SECRET_HEADER
 from annotate.overlap import OverlapPolicy
 from api import store
+from api.app import create_app
 from api.applier import Applier
 from api.db import init_db, make_engine
 from api.inbox import Inbox, transaction
 from api.models import Judgement, TaskOverlapRow
 from api.overlap_keeper import OverlapKeeper, decide_tasks, overlap_status
 from schemas.taxonomy import load_taxonomy
-from tests.conftest import free_port
+from tests.conftest import free_port, write_config
 from tests.payloads import annotation_event, dialogue, task
 
 TAX = load_taxonomy()
@@ -103,3 +109,43 @@ def test_a_failing_decision_never_costs_the_batch_its_judgements(database_url: s
     finally:
         inbox.dispose()
         engine.dispose()
+
+
+def test_health_says_when_label_studio_does_not_get_the_overlaps(tmp_path: Path) -> None:
+    """The real app with its applier thread and adaptive overlap on, Label Studio away (a
+    closed port): the judgements are applied, the decision waits, and /health turns
+    degraded once it has waited past the bound, naming the error."""
+    config = write_config(
+        tmp_path,
+        label_studio={"url": f"http://127.0.0.1:{free_port()}", "token": "t", "password": "p"},
+        service={
+            "database_url": f"sqlite:///{tmp_path / 'store.db'}",
+            "webhook_secret": "s",
+            "api_key": "k",
+            "reconcile_seconds": 0,
+            "max_backlog_seconds": 1,
+        },
+        overlap={"enabled": True},
+    )
+    app = create_app(with_local_secrets(load_settings(config)))
+    t = task(1, dialogue(2))
+    with TestClient(app) as client:
+        for annotation, who, label in ((1, 1, "joy"), (2, 2, "fear")):
+            values = {0: {"emotion": label}, 1: {"emotion": "joy"}}
+            event = annotation_event(TAX, annotation, t, who, values)
+            answer = client.post("/webhooks/label-studio", json=event, headers={SECRET_HEADER: "s"})
+            assert answer.status_code == 200, answer.text
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            health = client.get("/health")
+            if health.status_code == 503:
+                break
+            time.sleep(0.3)
+        body = health.json()
+        assert health.status_code == 503, body
+        assert any("task overlaps not sent to Label Studio" in r for r in body["reasons"])
+        assert body["overlap"]["failing"] == 1 and body["overlap"]["pending"] == 1
+        got = client.get("/projects/1/overlap", headers={"X-API-Key": "k"}).json()
+        assert got["tasks"][0]["target"] == 3 and got["tasks"][0]["error"]
+        judgements = client.get("/projects/1/judgements", headers={"X-API-Key": "k"}).json()
+        assert judgements["count"] == 4  # nothing of the batch lost
