@@ -375,7 +375,8 @@ def render(
 <form class="logout" method="post" action="/logout"><button type="submit">Log out</button></form>
 <h1>QA dashboard: project {project_id}</h1>
 <nav class="pages"><a href="/dashboard/{int(project_id)}/annotators">annotators</a>
-<a href="/dashboard/{int(project_id)}/performers">performers</a></nav>
+<a href="/dashboard/{int(project_id)}/performers">performers</a>
+<a href="/dashboard/{int(project_id)}/adjudication">adjudication queue</a></nav>
 {head}
 <div class="figures">{plots}</div>
 <h2>Clips to adjudicate (emotion alpha below {threshold:.2f})</h2>

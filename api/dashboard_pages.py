@@ -1,4 +1,5 @@
-"""The dashboard's scorecard pages: annotators and performers, as a QA lead reads them.
+"""The dashboard's pages beside the agreement figures: the annotators' and performers'
+scorecards and the adjudication queue, as a QA lead reads them.
 
 Same rules as the main page (:mod:`api.dashboard`): every value from the store is escaped
 for where it lands (HTML text with :func:`html.escape`, plot text with
@@ -16,13 +17,21 @@ from typing import Annotated, Any
 import plotly.graph_objects as go
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from api import login, scorecards, store
+from api import dashboard, login, reports, scorecards, store
 from api.dashboard import plot_text, script_json
 from api.freshness import lag_headers, note_lag
+from api.models import TaskOverlapRow
 
-__all__ = ["annotators_page", "nav", "performers_page", "register"]
+__all__ = [
+    "adjudication_page",
+    "adjudication_queue",
+    "annotators_page",
+    "nav",
+    "performers_page",
+    "register",
+]
 
 
 def _fmt(value: Any, pattern: str = "{:.3f}") -> str:
@@ -35,7 +44,8 @@ def nav(project_id: int) -> str:
     return (
         f'<nav class="pages"><a href="/dashboard/{p}">agreement</a> '
         f'<a href="/dashboard/{p}/annotators">annotators</a> '
-        f'<a href="/dashboard/{p}/performers">performers</a></nav>'
+        f'<a href="/dashboard/{p}/performers">performers</a> '
+        f'<a href="/dashboard/{p}/adjudication">adjudication queue</a></nav>'
     )
 
 
@@ -215,6 +225,83 @@ def performers_page(project_id: int, card: dict[str, Any]) -> str:
     )
 
 
+def adjudication_queue(
+    db: Session, project_id: int, taxonomy: Any, threshold: float, ls_url: str
+) -> list[dict[str, Any]]:
+    """The clips a QA lead should send to an adjudicator, worst first: emotion alpha below
+    ``threshold`` (or undefined with disagreement), and clips the adaptive overlap policy
+    settled as *exhausted* (the panel is full and still split); each with its disagreeing
+    turns (more than one emotion label)."""
+    frame = reports.load(db, project_id, taxonomy.emotion.name, taxonomy)
+    queue = {
+        c["clip"]: {**c, "why": [f"alpha below {threshold:.2f}"]}
+        for c in reports.adjudication(
+            frame, threshold, lambda t: dashboard.task_link(ls_url, project_id, t)
+        )
+    }
+    exhausted = {
+        r.task_id
+        for r in db.exec(
+            select(TaskOverlapRow).where(
+                TaskOverlapRow.project_id == project_id, TaskOverlapRow.reason == "exhausted"
+            )
+        ).all()
+    }
+    by_clip = frame.group(frame.clip)
+    for clip, rows in by_clip.items():
+        task = frame.clip_task.get(clip)
+        if task in exhausted:
+            entry = queue.setdefault(
+                clip,
+                {
+                    "clip": clip,
+                    "task": task,
+                    "alpha": frame.alpha(rows),
+                    "annotators": len({frame.annotator[i] for i in rows}),
+                    "judgements": len(rows),
+                    "url": dashboard.task_link(ls_url, project_id, task),
+                    "why": [],
+                },
+            )
+            entry["why"].append("overlap exhausted")
+    for clip, entry in queue.items():
+        turns: dict[str, set[str]] = {}
+        for i in by_clip.get(clip, []):
+            turns.setdefault(frame.turn[i], set()).add(frame.value[i])
+        entry["disagreeing_turns"] = sorted(t for t, values in turns.items() if len(values) > 1)
+    return sorted(
+        queue.values(), key=lambda c: (c["alpha"] is not None, c["alpha"] or 0.0, str(c["clip"]))
+    )
+
+
+def adjudication_page(project_id: int, queue: list[dict[str, Any]], threshold: float) -> str:
+    """The adjudication queue (:func:`adjudication_queue`) as a page."""
+    cells = []
+    for c in queue:
+        url = c.get("url")
+        link = (
+            f'<a href="{html.escape(url, quote=True)}" rel="noopener noreferrer" '
+            'target="_blank">open in Label Studio</a>'
+            if url
+            else ""
+        )
+        turns = ", ".join(html.escape(str(t)) for t in c["disagreeing_turns"]) or "-"
+        cells.append(
+            f"<tr><td>{html.escape(str(c['clip']))}</td><td>{_fmt(c['alpha'])}</td>"
+            f"<td>{int(c['annotators'])}</td><td>{html.escape('; '.join(c['why']))}</td>"
+            f"<td>{len(c['disagreeing_turns'])}</td><td>{turns}</td><td>{link}</td></tr>"
+        )
+    body = (
+        f"<p>{len(queue)} clips: emotion alpha below {threshold:.2f} (<code>?threshold=</code>), "
+        "or settled by the adaptive overlap policy with the panel full and still split.</p>"
+        '<table id="adjudication-queue"><tr><th>clip</th><th>alpha</th><th>annotators</th>'
+        "<th>why</th><th>disagreeing turns</th><th>turn ids</th><th></th></tr>"
+        + ("".join(cells) or '<tr><td colspan="7">nothing to adjudicate</td></tr>')
+        + "</table>"
+    )
+    return _page(project_id, "Adjudication queue", body, {})
+
+
 def register(router: APIRouter, dependencies: list[Any]) -> None:
     """Add ``GET /dashboard/{project_id}/annotators|performers`` to ``router`` (the pages
     router; ``dependencies``: the login check)."""
@@ -226,13 +313,21 @@ def register(router: APIRouter, dependencies: list[Any]) -> None:
         request: Request, db: Annotated[Session, Depends(_db)], project_id: int, page: str
     ) -> HTMLResponse:
         """A project's scorecard page (``annotators`` or ``performers``), logged in."""
-        if page not in ("annotators", "performers"):
-            raise HTTPException(404, "no such page; expected annotators or performers")
+        if page not in ("annotators", "performers", "adjudication"):
+            raise HTTPException(
+                404, "no such page; expected annotators, performers or adjudication"
+            )
         if project_id not in store.projects(db):
             raise HTTPException(404, f"project {project_id} has no judgements here")
         state = request.app.state
         lag = note_lag(request, state.inbox, state.settings.service.read_wait_seconds)
-        if page == "annotators":
+        if page == "adjudication":
+            threshold = _threshold(request)
+            queue = adjudication_queue(
+                db, project_id, state.taxonomy, threshold, state.settings.label_studio.url
+            )
+            page_html = adjudication_page(project_id, queue, threshold)
+        elif page == "annotators":
             page_html = annotators_page(
                 project_id, scorecards.annotators(db, project_id, state.taxonomy)
             )
@@ -241,6 +336,17 @@ def register(router: APIRouter, dependencies: list[Any]) -> None:
                 project_id, scorecards.performers(db, project_id, state.taxonomy)
             )
         return HTMLResponse(page_html, headers={**login.NO_STORE, **lag_headers(lag)})
+
+
+def _threshold(request: Request) -> float:
+    raw = request.query_params.get("threshold", "0.667")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise HTTPException(422, "threshold: expected a number") from None
+    if not -1.0 <= value <= 1.5:
+        raise HTTPException(422, "threshold: expected a number from -1 to 1.5")
+    return value
 
 
 def _db(request: Request) -> Iterator[Session]:

@@ -40,6 +40,7 @@ PAGES = {
     "dashboard": "/dashboard/1",
     "annotators": "/dashboard/1/annotators",
     "performers": "/dashboard/1/performers",
+    "adjudication": "/dashboard/1/adjudication",
 }
 
 

@@ -197,7 +197,11 @@ SCORECARD_FACTS = """() => ({
         .map(td => td.textContent),
     plotLinks: document.querySelectorAll('.plot .xtick a, .plot .ytick a, .plot .gtitle a').length,
 })"""
-SCORECARD_PAGES = {"annotators": ("annotators",), "performers": ("recognition", "intended")}
+SCORECARD_PAGES = {
+    "annotators": ("annotators",),
+    "performers": ("recognition", "intended"),
+    "adjudication?threshold=1.5": (),
+}
 
 
 @settings(
@@ -268,7 +272,7 @@ def test_hostile_strings_never_run_in_the_dashboard(
             "application/json",
         ]
         assert facts["foreign"] == [] and facts["plotLinks"] == 0, (name, facts)
-        shown = annotators if name == "annotators" else speakers
+        shown = {"annotators": annotators, "performers": speakers}.get(name, clips)
         assert sorted(facts["first"]) == sorted(_as_html_text(x) for x in shown), name
 
 

@@ -23,6 +23,7 @@ from annotate.overlap import OverlapPolicy
 from api import store
 from api.app import create_app
 from api.applier import Applier
+from api.dashboard_pages import adjudication_queue
 from api.db import init_db, make_engine
 from api.inbox import Inbox, transaction
 from api.models import Judgement, TaskOverlapRow
@@ -149,3 +150,21 @@ def test_health_says_when_label_studio_does_not_get_the_overlaps(tmp_path: Path)
         assert got["tasks"][0]["target"] == 3 and got["tasks"][0]["error"]
         judgements = client.get("/projects/1/judgements", headers={"X-API-Key": "k"}).json()
         assert judgements["count"] == 4  # nothing of the batch lost
+
+
+def test_the_adjudication_queue_holds_exhausted_clips_with_their_split_turns(
+    db: Session,
+) -> None:
+    _apply(db, 1, 1, 1, ["joy", "anger", "fear"])
+    _apply(db, 2, 1, 2, ["joy", "sadness", "neutral"])  # turns 1 and 2 split
+    _apply(db, 3, 2, 1, ["joy", "anger", "fear"])
+    _apply(db, 4, 2, 2, ["joy", "anger", "fear"])  # all agreed
+    decide_tasks(db, [(1, 1), (1, 2)], OverlapPolicy(max_annotators=2))
+    db.commit()
+    # threshold -1: no clip is below it; only the policy's exhausted clip is queued
+    queue = adjudication_queue(db, 1, TAX, -1.0, "http://ls.example")
+    assert [c["task"] for c in queue] == [1]
+    assert queue[0]["why"] == ["overlap exhausted"]
+    lines = dialogue(3, clip=1)
+    assert queue[0]["disagreeing_turns"] == sorted([lines[1]["turn_id"], lines[2]["turn_id"]])
+    assert queue[0]["url"] == "http://ls.example/projects/1/data?task=1"

@@ -108,8 +108,9 @@ def _read_paths(served: Served) -> list[str]:
         if "get" not in operations:
             continue
         filled = path.replace("{project_id}", "1").replace("{breakdown}", "annotator")
-        if "{page}" in filled:  # the dashboard's scorecard pages: both of them
-            paths += [filled.replace("{page}", page) for page in ("annotators", "performers")]
+        if "{page}" in filled:  # the dashboard's other pages: all of them
+            pages = ("annotators", "performers", "adjudication")
+            paths += [filled.replace("{page}", page) for page in pages]
             continue
         paths.append(filled)
     return paths
