@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import sys
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -53,6 +54,31 @@ CSV_FIELDS = (
 def register(app: typer.Typer) -> None:
     """Add the ``scorecard`` command group to ``app``."""
     app.add_typer(scorecard_app, name="scorecard")
+
+
+def _fetch(path: str, **params: Any) -> dict[str, Any]:
+    """A scorecard from the configured service."""
+    from annotate.service import ServiceClient
+
+    s = state.settings
+    return ServiceClient(s.service.url, s.service.api_key).get(path, **params)
+
+
+def _printed(
+    card: dict[str, Any],
+    as_json: bool,
+    as_csv: bool,
+    fields: tuple[str, ...],
+    rows: Callable[[dict[str, Any]], list[dict[str, Any]]],
+) -> bool:
+    """Print ``card`` as JSON or as CSV rows when asked; whether it did."""
+    if as_json:
+        console.print_json(data=card)
+    elif as_csv:
+        writer = csv.DictWriter(sys.stdout, fieldnames=fields, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows(card))
+    return as_json or as_csv
 
 
 def _fmt(value: float | None, pattern: str = "{:.3f}") -> str:
@@ -104,18 +130,8 @@ def performers(
 ) -> None:
     """Per performer and intended emotion: recognition rate (95% CI over turns), what
     annotators perceived, authenticity, and the intended shifts annotators marked."""
-    from annotate.service import ServiceClient
-
-    s = state.settings
-    service = ServiceClient(s.service.url, s.service.api_key)
-    card = service.get(f"/projects/{_project_id(project)}/scorecards/performers")
-    if as_json:
-        console.print_json(data=card)
-        return
-    if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=CSV_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(performer_rows(card))
+    card = _fetch(f"/projects/{_project_id(project)}/scorecards/performers")
+    if _printed(card, as_json, as_csv, CSV_FIELDS, performer_rows):
         return
     if card.get("reason"):
         console.print(f"[yellow]{escape(card['reason'])}[/yellow]")
@@ -218,20 +234,8 @@ def annotators(
 ) -> None:
     """Per annotator: agreement with the rest and against gold (95% CI, units compared),
     drift, label bias, speed and shift timing lag."""
-    from annotate.service import ServiceClient
-
-    s = state.settings
-    service = ServiceClient(s.service.url, s.service.api_key)
-    card = service.get(
-        f"/projects/{_project_id(project)}/scorecards/annotators", dimension=dimension
-    )
-    if as_json:
-        console.print_json(data=card)
-        return
-    if as_csv:
-        writer = csv.DictWriter(sys.stdout, fieldnames=ANNOTATOR_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(annotator_rows(card))
+    card = _fetch(f"/projects/{_project_id(project)}/scorecards/annotators", dimension=dimension)
+    if _printed(card, as_json, as_csv, ANNOTATOR_FIELDS, annotator_rows):
         return
     table = Table(
         "annotator",

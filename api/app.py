@@ -10,13 +10,13 @@ import gc
 import hmac
 import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, col, func, select
@@ -25,7 +25,6 @@ from annotate.agreement import MIN_OVERLAP, N_BOOT, SEED
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
 from api import (
-    dashboard,
     dashboard_pages,
     intended,
     login,
@@ -39,9 +38,9 @@ from api import (
     sync,
 )
 from api.applier import Applier
-from api.db import init_db, make_engine
+from api.db import init_db, make_engine, request_session
 from api.doorbell import Bell
-from api.freshness import FreshRoute, lag_headers, note_lag
+from api.freshness import FreshRoute, note_lag
 from api.headers import SecurityHeaders
 from api.inbox import Inbox, InboxUnavailable, service_taxonomy, settle_heap
 from api.ingest import GroupCommit
@@ -62,10 +61,7 @@ except ImportError:  # pragma: no cover - orjson is a declared dependency
 MAX_BODY = 2 * 1024 * 1024
 
 
-def get_db(request: Request) -> Iterator[Session]:
-    """One database session per request."""
-    with Session(request.app.state.engine) as db:
-        yield db
+get_db = request_session  # one database session per request
 
 
 def require_key(
@@ -461,21 +457,6 @@ def dead_letters(
     return {"data": data, "count": int(count)}
 
 
-@router.get("/static/plotly.min.js", include_in_schema=False)
-def plotly_js() -> FileResponse:
-    """plotly.js from the plotly package (the dashboard works offline)."""
-    return FileResponse(dashboard.PLOTLY_JS, media_type="application/javascript")
-
-
-@router.get("/static/dashboard.{kind}", include_in_schema=False)
-def dashboard_static(kind: str) -> FileResponse:
-    """The dashboard's script and style sheet (the page holds none inline)."""
-    media = {"js": "application/javascript", "css": "text/css"}
-    if kind not in media:
-        raise HTTPException(404, f"no /static/dashboard.{kind}; expected .js or .css")
-    return FileResponse(dashboard.STATIC / f"dashboard.{kind}", media_type=media[kind])
-
-
 @router.get("/login", response_class=HTMLResponse, include_in_schema=False)
 def login_form(request: Request) -> HTMLResponse:
     """The dashboard's login form (asks for the service's API key)."""
@@ -495,38 +476,6 @@ def logout(request: Request) -> Response:
 
 
 LoggedIn = [Depends(login.require_login)]
-
-
-@router.get("/dashboard", response_class=HTMLResponse, dependencies=LoggedIn)
-def dashboard_index(db: SessionDep) -> HTMLResponse:
-    """Links to every project's QA dashboard (for a logged-in browser or an API key)."""
-    return HTMLResponse(dashboard.index(store.projects(db)), headers=login.NO_STORE)
-
-
-@router.get("/dashboard/{project_id}", response_class=HTMLResponse, dependencies=LoggedIn)
-def dashboard_page(
-    request: Request,
-    db: SessionDep,
-    project_id: int,
-    threshold: float = 0.667,
-) -> HTMLResponse:
-    """The QA dashboard of a project, for a browser logged in through ``/login`` (or an
-    API client with ``X-API-Key``); otherwise a redirect to ``/login``. An old link with
-    ``?key=`` logs in and redirects once to the page without the key."""
-    state = request.app.state
-    lag = note_lag(request, state.inbox, state.settings.service.read_wait_seconds)
-    try:
-        page = dashboard.render(
-            db,
-            project_id,
-            state.taxonomy,
-            threshold=threshold,
-            ls_url=state.settings.label_studio.url,
-            lag=lag,
-        )
-    except store.NotFound as exc:
-        raise HTTPException(404, str(exc)) from None
-    return HTMLResponse(page, headers={**login.NO_STORE, **lag_headers(lag)})
 
 
 dashboard_pages.register(router, LoggedIn)

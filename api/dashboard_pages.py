@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterator
 from typing import Annotated, Any
 
 import plotly.graph_objects as go
 from fastapi import APIRouter, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi.responses import FileResponse, HTMLResponse
 from sqlmodel import Session, select
 
 from api import dashboard, login, reports, scorecards, store
 from api.dashboard import plot_text, script_json
+from api.db import request_session
 from api.freshness import lag_headers, note_lag
 from api.models import TaskOverlapRow
 
@@ -303,14 +303,62 @@ def adjudication_page(project_id: int, queue: list[dict[str, Any]], threshold: f
 
 
 def register(router: APIRouter, dependencies: list[Any]) -> None:
-    """Add ``GET /dashboard/{project_id}/annotators|performers`` to ``router`` (the pages
-    router; ``dependencies``: the login check)."""
+    """Add the dashboard's pages and files to ``router`` (the pages router;
+    ``dependencies``: the login check): ``/static/plotly.min.js`` and the page's script and
+    style sheet, ``/dashboard`` (every project), ``/dashboard/{project_id}`` (the agreement
+    figures) and ``/dashboard/{project_id}/annotators|performers|adjudication``."""
+
+    @router.get("/static/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        """plotly.js from the plotly package (the dashboard works offline)."""
+        return FileResponse(dashboard.PLOTLY_JS, media_type="application/javascript")
+
+    @router.get("/static/dashboard.{kind}", include_in_schema=False)
+    def dashboard_static(kind: str) -> FileResponse:
+        """The dashboard's script and style sheet (the page holds none inline)."""
+        media = {"js": "application/javascript", "css": "text/css"}
+        if kind not in media:
+            raise HTTPException(404, f"no /static/dashboard.{kind}; expected .js or .css")
+        return FileResponse(dashboard.STATIC / f"dashboard.{kind}", media_type=media[kind])
+
+    @router.get("/dashboard", response_class=HTMLResponse, dependencies=dependencies)
+    def dashboard_index(db: Annotated[Session, Depends(request_session)]) -> HTMLResponse:
+        """Links to every project's QA dashboard (for a logged-in browser or an API key)."""
+        return HTMLResponse(dashboard.index(store.projects(db)), headers=login.NO_STORE)
+
+    @router.get("/dashboard/{project_id}", response_class=HTMLResponse, dependencies=dependencies)
+    def dashboard_page(
+        request: Request,
+        db: Annotated[Session, Depends(request_session)],
+        project_id: int,
+        threshold: float = 0.667,
+    ) -> HTMLResponse:
+        """The QA dashboard of a project, for a browser logged in through ``/login`` (or an
+        API client with ``X-API-Key``); otherwise a redirect to ``/login``. An old link with
+        ``?key=`` logs in and redirects once to the page without the key."""
+        state = request.app.state
+        lag = note_lag(request, state.inbox, state.settings.service.read_wait_seconds)
+        try:
+            page = dashboard.render(
+                db,
+                project_id,
+                state.taxonomy,
+                threshold=threshold,
+                ls_url=state.settings.label_studio.url,
+                lag=lag,
+            )
+        except store.NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+        return HTMLResponse(page, headers={**login.NO_STORE, **lag_headers(lag)})
 
     @router.get(
         "/dashboard/{project_id}/{page}", response_class=HTMLResponse, dependencies=dependencies
     )
     def scorecard_page(
-        request: Request, db: Annotated[Session, Depends(_db)], project_id: int, page: str
+        request: Request,
+        db: Annotated[Session, Depends(request_session)],
+        project_id: int,
+        page: str,
     ) -> HTMLResponse:
         """A project's scorecard page (``annotators`` or ``performers``), logged in."""
         if page not in ("annotators", "performers", "adjudication"):
@@ -347,8 +395,3 @@ def _threshold(request: Request) -> float:
     if not -1.0 <= value <= 1.5:
         raise HTTPException(422, "threshold: expected a number from -1 to 1.5")
     return value
-
-
-def _db(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine) as db:
-        yield db

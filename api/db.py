@@ -9,6 +9,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from fastapi import Request
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
@@ -107,6 +108,12 @@ def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def request_session(request: Request) -> Iterator[Session]:
+    """One database session per request, on the app's engine (a FastAPI dependency)."""
+    with Session(request.app.state.engine) as db:
+        yield db
 
 
 def sessions(engine: Engine) -> Iterator[Session]:

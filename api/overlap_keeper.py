@@ -23,7 +23,7 @@ Label Studio has it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -33,6 +33,7 @@ from sqlmodel import Session, col, or_, select
 
 from annotate.config import ConfigError, Settings
 from annotate.overlap import OverlapPolicy, decide_clips
+from api.db import request_session
 from api.models import Annotation, Judgement, TaskOverlapRow
 from api.store import Event
 
@@ -263,17 +264,12 @@ def overlap_status(db: Session, project_id: int) -> dict[str, Any]:
     }
 
 
-def _db(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine) as db:
-        yield db
-
-
 def register(reads: APIRouter) -> None:
     """Add ``GET /projects/{id}/overlap`` to ``reads`` (the API-key protected router)."""
 
     @reads.get("/projects/{project_id}/overlap")
     def overlap(
-        request: Request, project_id: int, db: Annotated[Session, Depends(_db)]
+        request: Request, project_id: int, db: Annotated[Session, Depends(request_session)]
     ) -> dict[str, Any]:
         """Per task: annotators so far, the policy's decision, the target overlap, and
         whether Label Studio has it (``pending``, with the tries and the last error);

@@ -12,7 +12,7 @@ reads it).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from statistics import median
 from typing import Annotated, Any
 
@@ -22,6 +22,7 @@ from sqlmodel import Session, col, select
 from annotate import annotator_scores as scores
 from annotate.performers import SHIFT_TOLERANCE, Span, Turn, performer_scorecard
 from api import intended, members, reports, store
+from api.db import request_session
 from api.models import Annotation, ShiftEventRow
 from schemas.taxonomy import Taxonomy
 
@@ -200,11 +201,6 @@ def annotators(
     return {"dimension": frame.dim.name, "level": level, "annotators": rows}
 
 
-def _db(request: Request) -> Iterator[Session]:
-    with Session(request.app.state.engine) as db:
-        yield db
-
-
 def register(reads: APIRouter) -> None:
     """Add the scorecard endpoints to ``reads`` (the API-key protected router)."""
 
@@ -212,7 +208,7 @@ def register(reads: APIRouter) -> None:
     def performers_scorecard(
         request: Request,
         project_id: int,
-        db: Annotated[Session, Depends(_db)],
+        db: Annotated[Session, Depends(request_session)],
         tolerance: Annotated[float, Query(ge=0.0, le=30.0)] = SHIFT_TOLERANCE,
     ) -> dict[str, Any]:
         """Per performer and intended emotion: recognition rate (with its interval), the
@@ -226,7 +222,7 @@ def register(reads: APIRouter) -> None:
     def annotators_scorecard(
         request: Request,
         project_id: int,
-        db: Annotated[Session, Depends(_db)],
+        db: Annotated[Session, Depends(request_session)],
         dimension: str | None = None,
     ) -> dict[str, Any]:
         """Per annotator: agreement with the rest and against gold (with intervals and
