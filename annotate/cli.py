@@ -15,7 +15,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from annotate import cli_import, cli_overlap, cli_scorecard
+from annotate import cli_adjudicate, cli_import, cli_overlap, cli_scorecard
 from annotate.cli_common import (
     MigrationOpt,
     ProjectOpt,
@@ -166,6 +166,7 @@ def status() -> None:
 cli_import.register(app)
 cli_overlap.register(app)
 cli_scorecard.register(app)
+cli_adjudicate.register(app)
 
 
 @app.command()
@@ -407,6 +408,7 @@ def _export_options(
             salt=local_secrets(state.settings.data_path)["export_salt"],
             licence=state.settings.dataset.licence,
             consent=state.settings.dataset.consent,
+            adjudicators=state.settings.adjudication.adjudicators,
         )
     except ValueError as exc:
         raise AnnotateError(str(exc)) from None

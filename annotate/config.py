@@ -121,6 +121,34 @@ class OverlapSettings(_Section):
         return OverlapPolicy.from_mapping(self.model_dump())
 
 
+class AdjudicationSettings(_Section):
+    """Adjudication: clips whose agreement stays low go to an adjudicator in a Label Studio
+    project of their own (see :mod:`annotate.adjudicate`).
+
+    ``thresholds``: per dimension, a clip whose alpha is below goes to adjudication (or,
+    with adaptive overlap, a clip the policy settled with the panel full and still split).
+    ``adjudicators``: the Label Studio accounts (e-mail or user id) whose decisions count;
+    anyone else's annotation in the adjudication project is counted and ignored.
+    ``auto``: the service sends clips as they settle, every ``every_seconds``.
+    ``project_title``: the adjudication project (null: the main title + " · adjudication").
+    """
+
+    thresholds: dict[str, float] = {"emotion": 0.667}
+    adjudicators: tuple[str, ...] = ()
+    auto: bool = False
+    every_seconds: float = Field(60.0, gt=0)
+    project_title: str | None = None
+
+    @model_validator(mode="after")
+    def _thresholds_in_range(self) -> AdjudicationSettings:
+        for name, value in self.thresholds.items():
+            if not -1.0 <= value <= 1.0:
+                raise ValueError(f"thresholds.{name}: expected an alpha in [-1, 1], got {value}")
+        if not self.thresholds:
+            raise ValueError("thresholds: name at least one dimension, e.g. {emotion: 0.667}")
+        return self
+
+
 class Settings(BaseSettings):
     """All settings of improv-annotate; build with :func:`load_settings`."""
 
@@ -137,6 +165,7 @@ class Settings(BaseSettings):
     importer: ImporterSettings = ImporterSettings()
     dataset: DatasetSettings = DatasetSettings()
     overlap: OverlapSettings = OverlapSettings()
+    adjudication: AdjudicationSettings = AdjudicationSettings()
     taxonomy: str | None = None
     taxonomy_extension: bool = False
     data_dir: str = "data"

@@ -25,6 +25,7 @@ from annotate.agreement import MIN_OVERLAP, N_BOOT, SEED
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import SECRET_HEADER, LabelStudioError
 from api import (
+    adjudication_routes,
     dashboard_pages,
     intended,
     login,
@@ -37,6 +38,7 @@ from api import (
     supervise,
     sync,
 )
+from api.adjudication_routes import adjudicator_of
 from api.applier import Applier
 from api.db import init_db, make_engine, request_session
 from api.doorbell import Bell
@@ -92,6 +94,7 @@ reads = APIRouter(
 )
 scorecards.register(reads)
 overlap_keeper.register(reads)
+adjudication_routes.register(reads)
 
 
 @router.get("/health")
@@ -559,6 +562,7 @@ def create_app(
             app.state.taxonomy,
             verify=verifier(settings, app.state.taxonomy, app.state.writer),  # None: trusted
             keeper=keeper_of(settings),
+            adjudicator=adjudicator_of(settings, app.state.taxonomy),
         )
         if applier == "thread"
         else None

@@ -32,6 +32,7 @@ from sqlmodel import Session
 
 from annotate.config import load_settings, with_local_secrets
 from api import privacy, progress, store
+from api.adjudication_routes import adjudicator_of
 from api.db import make_engine
 from api.doorbell import SAFETY_POLL, Listener
 from api.inbox import (
@@ -139,6 +140,9 @@ class Applier:
         Adaptive overlap (:mod:`api.overlap_keeper`): each batch's tasks are decided in the
         batch's transaction, and the leading applier sends Label Studio the new overlaps
         after it (failures are kept and retried; they never hold up applying).
+    adjudicator : AutoAdjudicator, optional
+        ``adjudication.auto`` (:mod:`api.adjudication_routes`): the leading applier sends
+        settled clips below threshold to the adjudication project now and then.
 
     Example
     -------
@@ -156,6 +160,7 @@ class Applier:
         poll_only: bool = False,
         verify: Verify | None = None,
         keeper: OverlapKeeper | None = None,
+        adjudicator: Any | None = None,
     ) -> None:
         if batch < 1:
             raise ValueError(f"batch: expected at least 1, got {batch}")
@@ -164,6 +169,7 @@ class Applier:
         self.batch = batch
         self.verify = verify
         self.keeper = keeper
+        self.adjudicator = adjudicator  # api.adjudication_routes.AutoAdjudicator
         self._pushed = 0.0  # time.monotonic() of the keeper's last look at pending overlaps
         self.listen = listen  # a process of its own: woken by the doorbell, checks files
         self.poll_only = poll_only  # look every 1-20 ms instead (the old way; benchmarks)
@@ -219,6 +225,8 @@ class Applier:
                         self._check_files()
                     taken = self.step()
                     self._push(taken)
+                    if self.adjudicator is not None:  # adjudication.auto: the leader sends
+                        self.adjudicator.tick(self.inbox.store)
                     if not taken and time.monotonic() - self._beat >= HEARTBEAT:
                         self.heartbeat()
                 except Exception as exc:  # the store is down, say: keep everything, retry
@@ -512,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         poll_only=args.poll_only,
         verify=verifier(settings, taxonomy, engine),
         keeper=keeper_of(settings),
+        adjudicator=adjudicator_of(settings, taxonomy),
     )
     settle_heap()
     signal.signal(signal.SIGTERM, lambda *_: applier.stop(timeout=0))

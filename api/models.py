@@ -236,3 +236,24 @@ class TaskOverlapRow(SQLModel, table=True):
     attempts: int = 0
     tried_at: datetime | None = None
     error: str | None = None
+
+
+class AdjudicationLink(SQLModel, table=True):
+    """A clip sent to adjudication: the main project's clip and task, and the task that
+    holds it in the adjudication project; ``turns`` are the clip's turn ids when it was
+    sent (a decision on any other turn is not taken), ``disagreeing`` those the panel split
+    on, ``reasons`` why it was sent. One per project and clip: a clip is sent once."""
+
+    __tablename__ = "adjudication_link"
+    __table_args__ = (UniqueConstraint("project_id", "clip_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(index=True)
+    clip_id: str
+    source_task_id: int
+    adjudication_project_id: int
+    adjudication_task_id: int = Field(index=True)
+    turns: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    disagreeing: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON))
+    sent_at: datetime

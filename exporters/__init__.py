@@ -11,7 +11,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from annotate.agreement import N_BOOT
 from api import reports, scorecards
+from api.adjudication import decisions
 from exporters.audio import TurnAudio
 from exporters.card import CardStats, write_card
 from exporters.card_sections import CardFacts
@@ -74,6 +75,7 @@ def export_dataset(
     progress: Callable[[int], None] = lambda _: None,
     workers: int = 1,
     unapplied: tuple[int, float] = (0, 0.0),
+    adjudicated: Mapping[str, Mapping[str, str]] | None = None,
 ) -> ExportReport:
     """Export a project's turns into ``folder`` in ``formats``, with a data card.
 
@@ -101,6 +103,9 @@ def export_dataset(
     folder.mkdir(parents=True, exist_ok=True)
     report = ExportReport(folder=folder)
     plan = plan_export(db, project_id, taxonomy, fractions=fractions, seed=seed)
+    if adjudicated is None:  # the adjudicators' decisions, kept in this store
+        adjudicated = decisions(db, project_id, options.adjudicators).turns
+    plan.adjudicated = {t: dict(v) for t, v in adjudicated.items()}
     report.warnings = list(plan.warnings)
     card = CardStats(taxonomy)
     # everything is written into a staging folder inside ``folder`` and moved into place
@@ -274,6 +279,10 @@ def export_label_studio_file(
                 )
             project_id = project_ids.pop()
             if intended_from is not None:
+                kwargs.setdefault(
+                    "adjudicated",
+                    decisions(intended_from, project_id, kwargs["options"].adjudicators).turns,
+                )
                 by_session: dict[str, list[dict[str, Any]]] = {}
                 for row in intended_rows(intended_from, project_id):
                     by_session.setdefault(row.session_id, []).append(row.model_dump())

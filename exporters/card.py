@@ -48,6 +48,8 @@ class CardStats:
         self.overlap: Counter[int] = Counter()  # turns by the number of annotators on them
         self.annotator_turns: Counter[str] = Counter()
         self.annotator_values: Counter[str] = Counter()
+        self.adjudicated = 0  # turns that carry an adjudicator's decision
+        self.adjudicated_clips: set[str] = set()
 
     def add(self, row: Mapping[str, Any]) -> None:
         """Take what the card needs from one row."""
@@ -63,6 +65,9 @@ class CardStats:
         else:
             self.no_split += 1
         self.sessions.add(str(row["session_id"]))
+        if row.get("adjudicated"):
+            self.adjudicated += 1
+            self.adjudicated_clips.add(str(row.get("clip_id")))
         self.seconds += row["end"] - row["start"]
         values: dict[str, list[Any]] = {}
         labels = row["labels"]
@@ -102,6 +107,8 @@ class CardStats:
             "turns": self.turns,
             "hours": self.seconds / 3600,
             "annotators": len(self.annotators),
+            "adjudicated": self.adjudicated,
+            "adjudicated_clips": len(self.adjudicated_clips),
         }
 
     def distribution(self) -> dict[str, Counter[str]]:
@@ -306,6 +313,11 @@ def write_card(
         + ".",
         "",
         sections.dropped(accounting),
+        "",
+        f"Adjudicated: {stats.get('adjudicated', 0)} turns of "
+        f"{stats.get('adjudicated_clips', 0)} clips carry `adjudicated`, the decision of an "
+        "adjudicator named in the project's `adjudication.adjudicators` on a clip the panel "
+        "did not agree on, beside the majority and soft labels (which stay the panel's).",
         "",
         (
             f"Freshness: {unapplied[0]} events the agreement service had acknowledged were "

@@ -25,7 +25,16 @@ from exporters.jsonl import write_jsonl
 from exporters.schema import COLUMNS, OPTIONAL, arrow_row, arrow_schema, check_keys
 from schemas.taxonomy import Taxonomy
 
-NESTED = {"annotation_ids", "labels", "cancelled_by", "aggregates", "shift", "agreement", "prosody"}
+NESTED = {
+    "annotation_ids",
+    "labels",
+    "cancelled_by",
+    "aggregates",
+    "adjudicated",
+    "shift",
+    "agreement",
+    "prosody",
+}
 _FORMULA = ("=", "+", "-", "@", "\t", "\r")
 
 

@@ -57,6 +57,8 @@ class ExportPlan:
     session_split: dict[Any, str] | None = None
     # turn id -> the scene's intended emotion, kept by the service (never in a task's data)
     intended: dict[str, str] = field(default_factory=dict)
+    # turn id -> dimension -> the adjudicator's value (api.adjudication.decisions)
+    adjudicated: dict[str, dict[str, str]] = field(default_factory=dict)
     sessions: dict[Any, SessionFacts] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
 

@@ -87,6 +87,7 @@ class ExportOptions:
     licence: str | None = None
     consent: str | None = None
     simulated_annotators: bool | None = None
+    adjudicators: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.real_ids and not self.salt:
@@ -468,6 +469,7 @@ class RowBuilder:
                 "n_annotators": len(annotators),
                 "cancelled_by": cancelled,
                 "aggregates": self._aggregates(values, turn_id),
+                "adjudicated": self._adjudicated(turn_id, mapping),
                 "shift": _shift_fields(
                     i,
                     turn_labels,
@@ -502,6 +504,25 @@ class RowBuilder:
             out[key] = value
             if key == "media_end":
                 out["turn_audio"] = path
+        return out
+
+    def _adjudicated(
+        self, turn_id: str, mapping: Mapping[str, str] | None
+    ) -> dict[str, Any] | None:
+        """The adjudicator's values of the turn (ratings as integers, emotion in the label
+        space), or ``None`` when its clip was not adjudicated."""
+        decided = self.plan.adjudicated.get(turn_id)
+        if not decided:
+            return None
+        out: dict[str, Any] = {}
+        for dim in self.taxonomy.dimensions:
+            value = decided.get(dim.name)
+            if value is not None and dim.name in self.ratings:
+                out[dim.name] = _whole(value, dim.name)
+            elif value is not None and mapping is not None and dim is self.emotion:
+                out[dim.name] = mapping.get(value, value)
+            else:
+                out[dim.name] = value
         return out
 
     def _majority(self, values: Sequence[str]) -> str | None:

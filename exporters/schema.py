@@ -57,6 +57,7 @@ COLUMNS = (
     "n_annotators",
     "cancelled_by",
     "aggregates",
+    "adjudicated",
     "shift",
     "agreement",
     "prosody",
@@ -165,6 +166,12 @@ def row_fields(taxonomy: Taxonomy, label_space: str = "ours") -> tuple[Field, ..
             "per dimension: n, majority (null on a tie), tied; choices: soft label "
             "distribution, Dawid-Skene label and posterior (emotion); ratings: mean and std",
             required=True,
+        ),
+        Field(
+            "adjudicated",
+            pa.struct(list(value_of.items())),
+            description="per dimension: the adjudicator's value (null: the clip was not "
+            "adjudicated, or the adjudicator left the dimension empty)",
         ),
         Field(
             "shift",

@@ -30,6 +30,7 @@ DIALOGUE = "dialogue"
 TURN = "turn"
 NOTE = "note"
 CONTEXT = "context"
+PANEL = "panel"
 SHIFT_PARTS = ("from", "to", "trigger", "onset")
 # The label of the relation from a shift span to the turn that set it off.
 TRIGGER_RELATION = "caused by"
@@ -115,7 +116,7 @@ def _shift_controls(taxonomy: Taxonomy, target: str) -> list[str]:
     return [*lines, "  </View>"]
 
 
-def label_config(taxonomy: Taxonomy, *, video: bool = False) -> str:
+def label_config(taxonomy: Taxonomy, *, video: bool = False, adjudication: bool = False) -> str:
     """The Label Studio XML label config for ``taxonomy``.
 
     The task data it expects: ``audio`` (URL of the clip's audio), ``dialogue`` (a list of
@@ -124,6 +125,8 @@ def label_config(taxonomy: Taxonomy, *, video: bool = False) -> str:
     ``video``, also ``video`` (URL of the clip's video) and ``fps`` (its
     frame rate). Shift spans are marked on the audio waveform, or with ``video`` on the
     video's timeline (TimelineLabels, in frames), and the video plays in sync with the audio.
+    With ``adjudication``, also ``panel``: what each annotator gave each turn, as read-only
+    text above the dialogue (the adjudication project, :mod:`annotate.adjudicate`).
     """
     shift = taxonomy.shift
     label = _attrs(value=shift.title, hotkey=shift.hotkey, background="#ff7a45")
@@ -134,6 +137,14 @@ def label_config(taxonomy: Taxonomy, *, video: bool = False) -> str:
         f'  <View style="color:#777;font-style:italic;margin-bottom:8px">'
         f"<Text {_attrs(name=CONTEXT, value='$context')}/></View>",
     ]
+    if adjudication:
+        lines += [
+            '  <View style="background:#fff7e6;padding:8px;margin-bottom:8px;'
+            'white-space:pre-wrap">',
+            '  <Header value="The panel\'s labels (⚠ marks the turns it split on)" size="6"/>',
+            f"  <Text {_attrs(name=PANEL, value='$panel')}/>",
+            "  </View>",
+        ]
     if video:
         lines += [
             f"  <Video {_attrs(name=VIDEO, value='$video', sync=AUDIO, frameRate='$fps', height=280)}/>",  # noqa: E501

@@ -1,0 +1,278 @@
+"""Adjudication in Label Studio Community: send the clips the panel could not agree on to an
+adjudication project of their own.
+
+Each clip becomes one task there: the clip as annotators saw it (audio, dialogue, prompt,
+context), plus ``panel``, every annotator's values for every turn side by side under
+pseudonyms (A1, A2, ... in the order they first labeled the clip), with the turns the
+panel split on marked ``⚠`` in the panel and in the dialogue. The adjudicator starts from a
+pre-annotation that holds the turn regions and the values the panel gave unanimously; the
+split turns are left for them to decide. The project takes one annotation per task.
+
+Sending is idempotent and safe from several machines at once: tasks are pushed by clip key
+(:func:`annotate.labelstudio.push_tasks` removes a copy two pushes made at the same
+moment), and the store keeps one link per clip (:mod:`api.adjudication`). The adjudicator's
+annotation flows back through the service's webhook like any other and is verified
+against Label Studio; only ``adjudication.adjudicators`` count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlmodel import Session, col, select
+
+from annotate.config import Settings
+from annotate.labelstudio import (
+    BLIND_STREAM,
+    Pushed,
+    ensure_local_storage,
+    ensure_webhook,
+    find_project,
+    list_clip_tasks,
+    push_tasks,
+)
+from api import adjudication
+from api.models import Judgement, Task
+from schemas.codec import encode_annotation
+from schemas.label_config import label_config
+from schemas.taxonomy import Taxonomy
+
+__all__ = [
+    "ADJUDICATION_VERSION",
+    "SendReport",
+    "adjudication_task",
+    "adjudication_title",
+    "ensure_adjudication_project",
+    "send",
+]
+
+# The model version of the adjudication tasks' pre-annotation (turn regions + unanimous
+# values), which the adjudication project shows its adjudicators.
+ADJUDICATION_VERSION = "improv-annotate-adjudication"
+MARK = "⚠"
+
+
+def adjudication_title(settings: Settings) -> str:
+    """The adjudication project's title (``adjudication.project_title``, or the main
+    project's title with `` · adjudication``)."""
+    return (
+        settings.adjudication.project_title
+        or f"{settings.label_studio.project_title} · adjudication"
+    )
+
+
+def ensure_adjudication_project(client: Any, settings: Settings, taxonomy: Taxonomy) -> Any:
+    """The adjudication project, created or brought up to date, with the service's webhook.
+
+    Its label config is the main project's with the panel above the dialogue; one
+    annotation per task; the stream shows the pre-annotation and no one else's work.
+    """
+    config = label_config(taxonomy, video=settings.label_studio.video, adjudication=True)
+    title = adjudication_title(settings)
+    options: dict[str, Any] = {
+        **BLIND_STREAM,
+        "model_version": ADJUDICATION_VERSION,
+        "label_config": config,
+        "maximum_annotations": 1,
+        "description": f"Adjudication of {settings.label_studio.project_title!r}. "
+        "Created by improv-annotate.",
+    }
+    project = find_project(client, title)
+    if project is None:
+        created = client.projects.create(title=title, **options)
+        project = find_project(client, title)  # two senders at once: the oldest stays
+        if project is None or project.id == created.id:
+            project = created
+        else:
+            client.projects.delete(id=created.id)
+    elif (project.label_config or "").strip() != config.strip() or any(
+        getattr(project, k, None) != options[k] for k in (*BLIND_STREAM, "maximum_annotations")
+    ):
+        project = client.projects.update(id=project.id, **options)
+    ensure_webhook(
+        client, int(project.id), settings.webhook_url, settings.service.webhook_secret or ""
+    )
+    return project
+
+
+def _pseudonyms(judgements: Sequence[Any]) -> dict[str, str]:
+    order: dict[str, int] = {}
+    for j in sorted(judgements, key=lambda j: (j.annotation_id, j.id)):
+        order.setdefault(j.annotator, len(order))
+    return {annotator: f"A{k + 1}" for annotator, k in order.items()}
+
+
+def adjudication_task(
+    source: Mapping[str, Any],
+    judgements: Sequence[Any],
+    taxonomy: Taxonomy,
+    disagreeing: Sequence[str],
+    why: Sequence[str],
+) -> dict[str, Any]:
+    """The adjudication project's task for one clip.
+
+    ``source`` is the clip task's data; ``judgements`` its stored judgements (objects with
+    ``annotation_id``, ``id``, ``annotator``, ``turn_id``, ``dimension``, ``value``);
+    ``disagreeing`` the turn ids the panel split on. The task's dialogue keeps every turn
+    id, so the adjudicator's values land on the clip's own turns.
+    """
+    names = _pseudonyms(judgements)
+    given: dict[str, dict[str, dict[str, str]]] = {}
+    for j in judgements:
+        given.setdefault(j.turn_id, {}).setdefault(j.dimension, {})[j.annotator] = j.value
+    split = set(disagreeing)
+    dialogue = []
+    lines = [
+        f"Sent because: {'; '.join(why)}.",
+        f"Annotators: {', '.join(sorted(names.values(), key=lambda n: int(n[1:])))} "
+        "(in the order they first labeled this clip).",
+        f"{MARK} marks the {len(split)} turn(s) they split on; those are left for you to "
+        "decide, the others start with the value everyone gave.",
+        "",
+    ]
+    unanimous: dict[int, dict[str, str]] = {}
+    for index, line in enumerate(source.get("dialogue") or []):
+        turn = str(line.get("turn_id"))
+        speaker = str(line.get("speaker") or "")
+        marked = turn in split
+        dialogue.append({**line, "speaker": f"{MARK} {speaker}" if marked else speaker})
+        lines.append(f"{MARK + ' ' if marked else ''}Turn {index + 1} · {speaker}")
+        for dim in taxonomy.dimensions:
+            values = given.get(turn, {}).get(dim.name)
+            if not values:
+                continue
+            shown = " · ".join(
+                f"{names[a]} {v}" for a, v in sorted(values.items(), key=lambda kv: names[kv[0]])
+            )
+            lines.append(f"    {dim.title or dim.name}: {shown}")
+            if len(set(values.values())) == 1 and len(values) > 1 and not marked:
+                unanimous.setdefault(index, {})[dim.name] = next(iter(values.values()))
+    data = {
+        key: value
+        for key, value in source.items()
+        if key not in ("dialogue", "content_hash", "intended")
+    }
+    data.update(
+        dialogue=dialogue,
+        title=f"Adjudicate · {source.get('title') or source.get('clip_id')}",
+        panel="\n".join(lines),
+    )
+    data["content_hash"] = hashlib.sha256(
+        json.dumps(data, sort_keys=True, default=str).encode()
+    ).hexdigest()
+    result = encode_annotation(dialogue, unanimous, taxonomy)
+    return {
+        "data": data,
+        "predictions": [{"model_version": ADJUDICATION_VERSION, "result": result}],
+    }
+
+
+@dataclass
+class SendReport:
+    """What :func:`send` found and did: ``queue`` (every clip the thresholds select),
+    ``due`` (those not sent yet), ``sent`` (clips linked by this run), ``project`` (the
+    adjudication project's id; ``None`` on a dry run), ``pushed`` (Label Studio's count)."""
+
+    queue: list[dict[str, Any]] = field(default_factory=list)
+    due: list[dict[str, Any]] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    project: int | None = None
+    pushed: Pushed | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as the CLI's ``--json`` prints it."""
+        return {
+            "queued": len(self.queue),
+            "already_sent": len(self.queue) - len(self.due),
+            "due": [_brief(c) for c in self.due],
+            "sent": self.sent,
+            "adjudication_project": self.project,
+        }
+
+
+def _brief(entry: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "clip": entry["clip"],
+        "task": entry["task"],
+        "alphas": entry["alphas"],
+        "annotators": entry["annotators"],
+        "why": entry["why"],
+        "disagreeing_turns": entry["disagreeing_turns"],
+    }
+
+
+def send(
+    db: Session,
+    client: Any,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    project_id: int,
+    *,
+    dry_run: bool = False,
+    settled: Callable[[int, int], bool] | None = None,
+) -> SendReport:
+    """Send the project's adjudication queue (:func:`api.adjudication.queue` with
+    ``adjudication.thresholds``) to the adjudication project; clips sent before are left
+    alone. ``dry_run``: only say what would be sent. ``settled``: only clips whose panel is
+    complete (the service's automatic sending)."""
+    report = SendReport()
+    report.queue = adjudication.queue(
+        db, project_id, taxonomy, settings.adjudication.thresholds, settled=settled
+    )
+    report.due = [c for c in report.queue if c["sent"] is None]
+    if dry_run or not report.due:
+        return report
+    project = ensure_adjudication_project(client, settings, taxonomy)
+    report.project = int(project.id)
+    tasks, keys = [], {}
+    sessions: set[str] = set()
+    for entry in report.due:
+        source = db.exec(
+            select(Task).where(Task.id == entry["task"], Task.project_id == project_id)
+        ).first()
+        if source is None:
+            continue
+        judgements = db.exec(
+            select(Judgement)
+            .where(Judgement.project_id == project_id, Judgement.task_id == entry["task"])
+            .order_by(col(Judgement.id))
+        ).all()
+        task = adjudication_task(
+            source.data, judgements, taxonomy, entry["disagreeing_turns"], entry["why"]
+        )
+        tasks.append(task)
+        keys[str(task["data"].get("clip_key") or task["data"]["clip_id"])] = (entry, task)
+        if source.session_id:
+            sessions.add(source.session_id)
+    if settings.label_studio.media_base_url is None:
+        for session_id in sorted(sessions):
+            folder = settings.media_path / session_id
+            if folder.is_dir():
+                ensure_local_storage(client, report.project, folder)
+    report.pushed = push_tasks(client, report.project, tasks)
+    held = {t.key: t.id for t in list_clip_tasks(client, report.project)}
+    sent = []
+    for key, (entry, task) in keys.items():
+        if key not in held:
+            continue
+        sent.append(
+            {
+                "clip": entry["clip"],
+                "task": entry["task"],
+                "adjudication_project": report.project,
+                "adjudication_task": held[key],
+                "turns": [str(line.get("turn_id")) for line in task["data"]["dialogue"]],
+                "disagreeing": entry["disagreeing_turns"],
+                "why": entry["why"],
+            }
+        )
+    adjudication.record_links(db, project_id, sent)
+    report.sent = [
+        {"clip": s["clip"], "task": s["task"], "adjudication_task": s["adjudication_task"]}
+        for s in sent
+    ]
+    return report

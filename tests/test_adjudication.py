@@ -1,0 +1,260 @@
+"""Adjudication in the store (SQLite and PostgreSQL): the queue, the task an adjudicator
+gets, the links, which decisions count, and ``adjudicated`` in every export format.
+
+Expected values are counted from the events the test builds (which turns split, who gave
+what) and alpha comes from the ``krippendorff`` package, never from the code under test.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+
+import krippendorff
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from annotate.adjudicate import MARK, adjudication_task
+from api import adjudication, store
+from api.db import init_db, make_engine
+from api.members import record_users
+from exporters import ExportOptions, export_dataset, read_jsonl
+from schemas.codec import decode_rows
+from schemas.taxonomy import load_taxonomy
+from tests.payloads import annotation_event, dialogue, task
+
+TAX = load_taxonomy()
+ADJ = 99  # the adjudication project's id
+SPLIT_TURN = 1
+PANEL = {  # annotator -> emotions of the split clip's 4 turns
+    1: ["joy", "anger", "neutral", "fear"],
+    2: ["joy", "sadness", "neutral", "fear"],
+    3: ["joy", "fear", "neutral", "fear"],
+}
+AGREED = ["neutral", "joy", "joy", "sadness"]
+EMPTY = {d.name: None for d in TAX.dimensions}  # an adjudicated turn's dimensions left empty
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    eng = make_engine(database_url)
+    init_db(eng)
+    split, agreed = task(1, dialogue(4, "s1", 0), "s1"), task(2, dialogue(4, "s1", 1), "s1")
+    with Session(eng) as db:
+        ids = 0
+        for annotator, emotions in PANEL.items():
+            for t, labels in ((split, emotions), (agreed, AGREED)):
+                ids += 1
+                values = {i: {"emotion": e, "intensity": 3} for i, e in enumerate(labels)}
+                store.upsert_task(db, 1, t)
+                store.apply_event(db, annotation_event(TAX, ids, t, annotator, values), TAX)
+        db.commit()
+    yield eng
+    eng.dispose()
+
+
+def _alpha(rows: list[list[str]]) -> float:
+    codes = {v: i for i, v in enumerate(TAX.emotion.values)}
+    data = np.array([[codes[v] for v in r] for r in rows], dtype=float)
+    return float(krippendorff.alpha(reliability_data=data, level_of_measurement="nominal"))
+
+
+def test_the_queue_holds_the_split_clip_with_its_split_turn(engine: Engine) -> None:
+    with Session(engine) as db:
+        queue = adjudication.queue(db, 1, TAX, {"emotion": 0.8})
+    assert [c["clip"] for c in queue] == ["s1-c001"]
+    entry = queue[0]
+    assert entry["alpha"] == pytest.approx(_alpha(list(PANEL.values())))
+    assert entry["disagreeing_turns"] == [dialogue(4, "s1", 0)[SPLIT_TURN]["turn_id"]]
+    assert entry["annotators"] == 3 and entry["sent"] is None
+    assert entry["why"] == ["emotion alpha below 0.80"]
+    with Session(engine) as db, pytest.raises(ValueError, match="unknown dimension"):
+        adjudication.queue(db, 1, TAX, {"mood": 0.5})
+    # a panel not complete yet is held back from automatic sending
+    with Session(engine) as db:
+        assert adjudication.queue(db, 1, TAX, {"emotion": 0.8}, settled=lambda t, n: n >= 4) == []
+
+
+def test_the_adjudication_task_shows_every_label_and_leaves_the_split_turn_open(
+    engine: Engine,
+) -> None:
+    with Session(engine) as db:
+        entry = adjudication.queue(db, 1, TAX, {"emotion": 0.8})[0]
+        judgements = db.exec(store.live_judgements(1)).all()
+        source = task(1, dialogue(4, "s1", 0), "s1")["data"]
+    made = adjudication_task(
+        source,
+        [j for j in judgements if j.task_id == 1],
+        TAX,
+        entry["disagreeing_turns"],
+        entry["why"],
+    )
+    data = made["data"]
+    # the dialogue keeps the turn ids; only the split turn is marked
+    assert [line["turn_id"] for line in data["dialogue"]] == [
+        line["turn_id"] for line in source["dialogue"]
+    ]
+    marked = [i for i, line in enumerate(data["dialogue"]) if line["speaker"].startswith(MARK)]
+    assert marked == [SPLIT_TURN]
+    panel = data["panel"].splitlines()
+    # each annotator's label of the split turn side by side, under a pseudonym
+    split_line = next(line for line in panel if line.startswith(f"{MARK} Turn {SPLIT_TURN + 1}"))
+    shown = panel[panel.index(split_line) + 1]
+    for k, emotions in enumerate(PANEL.values(), start=1):
+        assert f"A{k} {emotions[SPLIT_TURN]}" in shown
+    assert "intended" not in data
+    # the pre-annotation: every turn region, unanimous values on the others, none on the split
+    result = made["predictions"][0]["result"]
+    decoded = decode_rows(
+        {"id": 1, "task": 1, "completed_by": 1, "result": result}, data, TAX
+    ).judgements
+    prefilled = {(r[3], r[4]): r[5] for r in decoded}  # (turn, dimension) -> value
+    turns = [line["turn_id"] for line in source["dialogue"]]
+    unanimous = {
+        (turns[i], "emotion"): PANEL[1][i]
+        for i in range(4)
+        if len({e[i] for e in PANEL.values()}) == 1
+    }
+    unanimous |= {(t, "intensity"): "3" for t in turns if t != turns[SPLIT_TURN]}
+    assert prefilled == unanimous
+
+
+def _link(db: Session, turns: list[str]) -> None:
+    adjudication.record_links(
+        db,
+        1,
+        [
+            {
+                "clip": "s1-c001",
+                "task": 1,
+                "adjudication_project": ADJ,
+                "adjudication_task": 500,
+                "turns": turns,
+                "disagreeing": [turns[SPLIT_TURN]],
+                "why": ["emotion alpha below 0.80"],
+            }
+        ],
+    )
+
+
+def _decide(
+    db: Session, annotation_id: int, who: int, emotions: list[str], when: str, **kw: object
+) -> None:
+    lines = dialogue(4, "s1", 0)
+    extra = kw.pop("extra_turn", False)
+    if extra:  # a member edited the task's data: a turn the clip never had
+        lines = [*lines, {**lines[0], "turn_id": "forged-turn", "text": "forged"}]
+        emotions = [*emotions, "joy"]
+    t = {**task(500, lines, "s1"), "project": ADJ}
+    values = {i: {"emotion": e} for i, e in enumerate(emotions)}
+    payload = annotation_event(
+        TAX, annotation_id, t, who, values, project_id=ADJ, updated_at=when, **kw
+    )
+    store.upsert_task(db, ADJ, t)
+    store.apply_event(db, payload, TAX)
+    db.commit()
+
+
+def test_only_the_adjudicators_latest_decision_counts(engine: Engine) -> None:
+    turns = [line["turn_id"] for line in dialogue(4, "s1", 0)]
+    with Session(engine) as db:
+        _link(db, turns)
+        _link(db, turns)  # a second sender at the same moment: one link
+        assert len(adjudication.links(db, 1)) == 1
+        record_users(db, [{"id": 7, "email": "Judge@Example.org"}])
+        db.commit()
+        first = ["joy", "anger", "neutral", "fear"]
+        final = ["joy", "sadness", "neutral", "fear"]
+        _decide(db, 900, 7, first, "2026-12-01T10:00:00Z")
+        _decide(db, 901, 8, ["fear"] * 4, "2026-12-01T12:00:00Z")  # not an adjudicator
+        _decide(db, 902, 7, final, "2026-12-01T11:00:00Z", extra_turn=True)
+        _decide(db, 903, 7, ["fear"] * 4, "2026-12-01T13:00:00Z", was_cancelled=True)
+        for who in (["judge@example.org"], ["7"]):
+            got = adjudication.decisions(db, 1, who)
+            assert {t: v["emotion"] for t, v in got.turns.items()} == dict(
+                zip(turns, final, strict=True)
+            )
+            assert got.clips["s1-c001"]["annotation"] == 902
+            assert got.ignored == {
+                "annotation by someone not in adjudication.adjudicators": 1,
+                "older decision on the same clip": 1,
+                "annotation skipped by the adjudicator": 1,
+                "value on a turn the clip did not have when sent": 1,
+            }
+        nobody = adjudication.decisions(db, 1, [])
+        assert (
+            nobody.turns == {}
+            and nobody.ignored["annotation by someone not in adjudication.adjudicators"] == 4
+        )
+        status = adjudication.status(db, 1, ["judge@example.org", "late@example.org"], _url)
+        assert (status["sent"], status["decided"], status["waiting"]) == (1, 1, 0)
+        assert status["adjudicators"] == [
+            {"configured": "judge@example.org", "user": "7"},
+            {"configured": "late@example.org", "user": None},
+        ]
+        assert status["data"][0]["turns"][turns[SPLIT_TURN]] == {"emotion": "sadness"}
+
+
+def _url(project: int, task_id: int) -> str:
+    return f"https://ls.example.org/projects/{project}/data?task={task_id}"
+
+
+def test_exports_carry_adjudicated_beside_the_majority(engine: Engine, tmp_path: Path) -> None:
+    turns = [line["turn_id"] for line in dialogue(4, "s1", 0)]
+    final = ["joy", "sadness", "neutral", "fear"]
+    with Session(engine) as db:
+        _link(db, turns)
+        _decide(db, 900, 7, final, datetime(2026, 12, 1, tzinfo=UTC).isoformat())
+        report = export_dataset(
+            db,
+            1,
+            TAX,
+            tmp_path / "out",
+            formats=["jsonl", "parquet", "csv"],
+            options=ExportOptions(salt="s", adjudicators=("7",)),
+            n_boot=50,
+        )
+    rows = list(read_jsonl(report.files["jsonl"]))
+    by_turn = {r["turn_id"]: r for r in rows}
+    for turn, emotion in zip(turns, final, strict=True):
+        assert by_turn[turn]["adjudicated"] == EMPTY | {"emotion": emotion}
+    split = by_turn[turns[SPLIT_TURN]]
+    assert split["aggregates"]["emotion"]["majority"] is None  # three different labels
+    assert all(r["adjudicated"] is None for r in rows if r["clip_id"] == "s1-c002")
+    table = pq.read_table(report.files["parquet"])
+    kind = table.schema.field("adjudicated").type
+    assert pa.types.is_struct(kind)
+    assert kind.field("intensity").type == pa.int64()
+    assert kind.field("emotion").type == pa.string()
+    parquet = {r["turn_id"]: r["adjudicated"] for r in table.to_pylist()}
+    assert parquet[turns[SPLIT_TURN]] == EMPTY | {"emotion": "sadness"}
+    csv_text = report.files["csv"].read_text(encoding="utf-8")
+    assert '""emotion"": ""sadness""' in csv_text
+    card = (tmp_path / "out" / "README.md").read_text(encoding="utf-8")
+    assert "Adjudicated: 4 turns of 1 clips carry `adjudicated`" in card
+    schema = json.loads((tmp_path / "out" / "schema.json").read_text(encoding="utf-8"))
+    assert "adjudicated" in schema["properties"]
+    # without the adjudicator in the settings, nothing is taken
+    with Session(engine) as db:
+        plain = export_dataset(
+            db, 1, TAX, tmp_path / "plain", options=ExportOptions(salt="s"), n_boot=50
+        )
+    assert all(r["adjudicated"] is None for r in read_jsonl(plain.files["jsonl"]))
+
+
+def test_settled_check_follows_the_overlap_policy() -> None:
+    from api.adjudication_routes import settled_check
+
+    fixed = SimpleNamespace(
+        overlap=SimpleNamespace(enabled=False),
+        label_studio=SimpleNamespace(maximum_annotations=3),
+    )
+    check = settled_check(None, fixed, 1)  # type: ignore[arg-type]
+    assert not check(1, 2) and check(1, 3)
