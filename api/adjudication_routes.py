@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from annotate.adjudicate import send
 from annotate.config import Settings
 from annotate.labelstudio import LabelStudioError, connect, find_project
-from api import adjudication, store
+from api import adjudication, store, sync
 from api.db import request_session
 from api.models import TaskOverlapRow
 from schemas.taxonomy import Taxonomy
@@ -54,6 +54,9 @@ def register(reads: APIRouter) -> None:
                 report = send(
                     db, client, state.settings, state.taxonomy, project_id, dry_run=dry_run
                 )
+                if client is not None:  # the adjudicators' accounts, to resolve their e-mails
+                    sync.pull_members(client, db)
+                    db.commit()
             except store.NotFound as exc:
                 raise HTTPException(404, str(exc)) from None
             except ValueError as exc:

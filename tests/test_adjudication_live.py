@@ -1,0 +1,293 @@
+"""Adjudication on a real Label Studio, with the real service (verified webhooks) and the
+real command line.
+
+Three annotators (accounts signed up with the invite link, labeling with their own
+tokens) label two clips: they agree on one and split three ways on one turn of the other.
+Then, as a QA lead would:
+
+- ``improv-annotate adjudicate --dry-run --json`` lists the split clip only and sends
+  nothing (Label Studio has no adjudication project afterwards);
+- ``improv-annotate adjudicate --json`` creates the adjudication project and sends it one
+  task: the panel's labels side by side, the split turn marked, the pre-annotation holding
+  the unanimous values only; a second run sends nothing more;
+- an annotator who is not an adjudicator annotates the task, a webhook forged in the
+  adjudicator's name arrives, and the adjudicator decides: only the adjudicator's decision
+  counts (``/projects/{id}/adjudicated`` and ``adjudicate --status``), the others are
+  counted as ignored or dead letters;
+- ``improv-annotate export`` writes ``adjudicated`` on the split clip's turns in JSONL and
+  typed Parquet, equal to what the adjudicator gave, and null on the agreed clip.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from annotate import stack
+from annotate.config import Settings, load_settings, with_local_secrets
+from annotate.labelstudio import (
+    Account,
+    connect,
+    ensure_account,
+    ensure_project,
+    ensure_webhook,
+    find_project,
+    invite_link,
+)
+from schemas.codec import encode_annotation
+from schemas.taxonomy import load_taxonomy
+from tests.conftest import ROOT, write_config
+from tests.payloads import dialogue
+
+pytestmark = pytest.mark.integration
+TAX = load_taxonomy()
+PASSWORD = "a-long-adjudication-password-1"
+KEY = "adjudication-key"
+SECRET = "adjudication-secret"
+PANEL = [
+    ["joy", "anger", "neutral", "fear"],
+    ["joy", "sadness", "neutral", "fear"],
+    ["joy", "fear", "neutral", "fear"],
+]
+AGREED = ["neutral", "joy", "joy", "sadness"]
+DECIDED = ["joy", "sadness", "neutral", "fear"]
+
+
+@pytest.fixture(scope="module")
+def setup(label_studio: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A service of its own (verified webhooks) with an adjudicator named by e-mail."""
+    folder = tmp_path_factory.mktemp("adjudication-live")
+    judge = f"judge-{uuid.uuid4().hex[:6]}@example.org"
+    ls = label_studio.label_studio
+    config = write_config(
+        folder,
+        label_studio={
+            "url": ls.url,
+            "token": ls.token,
+            "password": ls.password,
+            "project_title": f"Adjudication {uuid.uuid4().hex[:6]}",
+        },
+        service={
+            "webhook_secret": SECRET,
+            "api_key": KEY,
+            "reconcile_seconds": 0,
+            "webhook_mode": "verified",
+        },
+        adjudication={"thresholds": {"emotion": 0.8}, "adjudicators": [judge]},
+    )
+    settings = with_local_secrets(load_settings(config))
+    stack.start_service(settings, config)
+    try:
+        yield settings, config, judge
+    finally:
+        stack.stop(settings, stack.SERVICE)
+
+
+def _cli(config: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "annotate.cli", "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=ROOT,
+        env={**os.environ, "COLUMNS": "250"},
+    )
+
+
+def _wait_for(predicate: Any, timeout: float = 60.0, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        got = predicate()
+        if got:
+            return got
+        time.sleep(0.3)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def _label(url: str, who: Account, task: dict[str, Any], emotions: list[str]) -> int:
+    lines = task["data"]["dialogue"]
+    values = {i: {"emotion": e} for i, e in enumerate(emotions)}
+    answer = httpx.post(
+        f"{url}/api/tasks/{task['id']}/annotations",
+        json={"result": encode_annotation(lines, values, TAX)},
+        headers={"Authorization": f"Token {who.token}"},
+        timeout=30,
+    )
+    assert answer.status_code == 201, answer.text
+    return int(answer.json()["id"])
+
+
+def _json(done: subprocess.CompletedProcess) -> Any:
+    assert done.returncode == 0, done.stdout + done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exported(
+    setup: Any, tmp_path: Path
+) -> None:
+    settings, config, judge_email = setup
+    url = settings.label_studio.url
+    admin = {"Authorization": f"Token {settings.label_studio.token}"}
+    client = connect(settings)
+    project = ensure_project(client, settings, TAX)
+    ensure_webhook(client, project.id, settings.webhook_url, SECRET)
+    data = [
+        {
+            "dialogue": dialogue(4, session_id="adj", clip=c),
+            "session_id": "adj",
+            "clip_id": f"adj-c{c}",
+            "audio": "/data/local-files/?d=adj/x.wav",
+            "audio_offset": 0.0,
+            "title": f"Clip {c}",
+            "prompt": "two friends, one secret",
+            "context": "",
+        }
+        for c in range(2)
+    ]
+    answer = httpx.post(
+        f"{url}/api/projects/{project.id}/import", json=[{"data": d} for d in data], headers=admin
+    )
+    assert answer.status_code == 201, answer.text
+    tasks = sorted(
+        httpx.get(f"{url}/api/tasks", params={"project": project.id}, headers=admin).json()[
+            "tasks"
+        ],
+        key=lambda t: t["id"],
+    )
+    split, agreed = tasks
+    invite = invite_link(client, url)
+    people = [
+        ensure_account(url, f"adj-{k}-{uuid.uuid4().hex[:4]}@example.org", PASSWORD, invite=invite)
+        for k in range(3)
+    ]
+    judge = ensure_account(url, judge_email, PASSWORD, invite=invite)
+    for who, emotions in zip(people, PANEL, strict=True):
+        _label(url, who, split, emotions)
+        _label(url, who, agreed, AGREED)
+
+    svc = httpx.Client(base_url=settings.service.url, headers={"X-API-Key": KEY}, timeout=60)
+    _wait_for(
+        lambda: (
+            svc.get(f"/projects/{project.id}/judgements", params={"limit": 1}).json().get("count")
+            == 24
+        ),
+        what="the panel's 24 judgements in the service",
+    )
+    title = f"{settings.label_studio.project_title} · adjudication"
+
+    # a dry run lists the split clip and sends nothing
+    dry = _json(_cli(config, "adjudicate", "--dry-run", "--json", "-p", str(project.id)))
+    assert [c["clip"] for c in dry["due"]] == ["adj-c0"]
+    assert dry["due"][0]["disagreeing_turns"] == [split["data"]["dialogue"][1]["turn_id"]]
+    assert dry["sent"] == [] and find_project(client, title) is None
+
+    sent = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert [s["clip"] for s in sent["sent"]] == ["adj-c0"]
+    adj_project = find_project(client, title)
+    assert adj_project is not None and sent["adjudication_project"] == adj_project.id
+    assert adj_project.maximum_annotations == 1
+    held = httpx.get(
+        f"{url}/api/tasks", params={"project": adj_project.id, "fields": "all"}, headers=admin
+    ).json()["tasks"]
+    assert len(held) == 1
+    adj_task = held[0]
+    assert adj_task["id"] == sent["sent"][0]["adjudication_task"]
+    panel = adj_task["data"]["panel"]
+    for k, emotions in enumerate(PANEL, start=1):
+        assert f"A{k} {emotions[1]}" in panel
+    speakers = [line["speaker"] for line in adj_task["data"]["dialogue"]]
+    assert [s.startswith("⚠") for s in speakers] == [False, True, False, False]
+    predictions = httpx.get(
+        f"{url}/api/predictions", params={"task": adj_task["id"]}, headers=admin
+    ).json()
+    chosen = {
+        int(r["value"]["start"]): r["value"]["choices"][0]
+        for p in predictions
+        for r in p["result"]
+        if r.get("from_name") == "emotion"
+    }
+    assert chosen == {0: "joy", 2: "neutral", 3: "fear"}  # the split turn is left open
+    again = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert again["sent"] == [] and again["already_sent"] == 1
+    assert (
+        len(
+            httpx.get(f"{url}/api/tasks", params={"project": adj_project.id}, headers=admin).json()[
+                "tasks"
+            ]
+        )
+        == 1
+    )
+
+    # someone who is not an adjudicator annotates it; a webhook is forged in the judge's name
+    _label(url, people[0], adj_task, ["fear"] * 4)
+    forged_values = {i: {"emotion": "anger"} for i in range(4)}
+    forged = {
+        "action": "ANNOTATION_CREATED",
+        "project": {"id": adj_project.id},
+        "task": {"id": adj_task["id"], "data": adj_task["data"], "project": adj_project.id},
+        "annotation": {
+            "id": 10_000_000 + adj_task["id"],
+            "task": adj_task["id"],
+            "project": adj_project.id,
+            "completed_by": judge.id,
+            "result": encode_annotation(adj_task["data"]["dialogue"], forged_values, TAX),
+            "was_cancelled": False,
+            "created_at": "2026-12-04T10:00:00Z",
+            "updated_at": "2026-12-04T10:00:00Z",
+        },
+    }
+    hook = httpx.post(
+        settings.webhook_url,
+        json=forged,
+        headers={"X-Improv-Annotate-Secret": SECRET},
+        timeout=30,
+    )
+    assert hook.status_code == 200, hook.text
+    decision = _label(url, judge, adj_task, DECIDED)
+
+    def decided() -> dict[str, Any] | None:
+        got = svc.get(f"/projects/{project.id}/adjudicated").json()
+        return got if got["decided"] == 1 and got["ignored"] else None
+
+    got = _wait_for(decided, what="the adjudicator's decision in the service")
+    turns = [line["turn_id"] for line in split["data"]["dialogue"]]
+    entry = got["data"][0]
+    assert entry["adjudicator"] == str(judge.id)
+    assert {t: v["emotion"] for t, v in entry["turns"].items()} == dict(
+        zip(turns, DECIDED, strict=True)
+    )
+    assert got["ignored"] == {"annotation by someone not in adjudication.adjudicators": 1}
+    assert got["adjudicators"] == [{"configured": judge_email, "user": str(judge.id)}]
+    letters = svc.get("/dead-letters").json()["data"]
+    assert any(str(forged["annotation"]["id"]) in json.dumps(d) for d in letters), letters
+    status = _cli(config, "adjudicate", "--status", "-p", str(project.id))
+    assert status.returncode == 0 and "1 clips sent, 1 decided" in status.stdout, status.stdout
+
+    # the export carries the decision beside the panel's labels
+    out = tmp_path / "export"
+    done = _cli(
+        config, "export", "-p", str(project.id), "--out", str(out), "--format", "jsonl,parquet"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    rows = [json.loads(line) for line in (out / "turns.jsonl").read_text().splitlines()]
+    by_turn = {r["turn_id"]: r for r in rows}
+    for turn, emotion in zip(turns, DECIDED, strict=True):
+        assert by_turn[turn]["adjudicated"]["emotion"] == emotion
+    assert by_turn[turns[1]]["aggregates"]["emotion"]["majority"] is None
+    assert all(r["adjudicated"] is None for r in rows if r["clip_id"] == "adj-c1")
+    parquet = {
+        r["turn_id"]: r["adjudicated"] for r in pq.read_table(out / "turns.parquet").to_pylist()
+    }
+    assert parquet[turns[1]]["emotion"] == "sadness"
+    assert decision > 0
