@@ -16,13 +16,12 @@ from typing import Annotated, Any
 import plotly.graph_objects as go
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse
-from sqlmodel import Session, select
+from sqlmodel import Session
 
-from api import dashboard, login, reports, scorecards, store
+from api import adjudication, dashboard, login, scorecards, store
 from api.dashboard import plot_text, script_json
 from api.db import request_session
 from api.freshness import lag_headers, note_lag
-from api.models import TaskOverlapRow
 
 __all__ = [
     "adjudication_page",
@@ -231,46 +230,13 @@ def adjudication_queue(
     """The clips a QA lead should send to an adjudicator, worst first: emotion alpha below
     ``threshold`` (or undefined with disagreement), and clips the adaptive overlap policy
     settled as *exhausted* (the panel is full and still split); each with its disagreeing
-    turns (more than one emotion label)."""
-    frame = reports.load(db, project_id, taxonomy.emotion.name, taxonomy)
-    queue = {
-        c["clip"]: {**c, "why": [f"alpha below {threshold:.2f}"]}
-        for c in reports.adjudication(
-            frame, threshold, lambda t: dashboard.task_link(ls_url, project_id, t)
-        )
-    }
-    exhausted = {
-        r.task_id
-        for r in db.exec(
-            select(TaskOverlapRow).where(
-                TaskOverlapRow.project_id == project_id, TaskOverlapRow.reason == "exhausted"
-            )
-        ).all()
-    }
-    by_clip = frame.group(frame.clip)
-    for clip, rows in by_clip.items():
-        task = frame.clip_task.get(clip)
-        if task in exhausted:
-            entry = queue.setdefault(
-                clip,
-                {
-                    "clip": clip,
-                    "task": task,
-                    "alpha": frame.alpha(rows),
-                    "annotators": len({frame.annotator[i] for i in rows}),
-                    "judgements": len(rows),
-                    "url": dashboard.task_link(ls_url, project_id, task),
-                    "why": [],
-                },
-            )
-            entry["why"].append("overlap exhausted")
-    for clip, entry in queue.items():
-        turns: dict[str, set[str]] = {}
-        for i in by_clip.get(clip, []):
-            turns.setdefault(frame.turn[i], set()).add(frame.value[i])
-        entry["disagreeing_turns"] = sorted(t for t, values in turns.items() if len(values) > 1)
-    return sorted(
-        queue.values(), key=lambda c: (c["alpha"] is not None, c["alpha"] or 0.0, str(c["clip"]))
+    turns and, once sent, its adjudication task (:func:`api.adjudication.queue`)."""
+    return adjudication.queue(
+        db,
+        project_id,
+        taxonomy,
+        {taxonomy.emotion.name: threshold},
+        lambda t: dashboard.task_link(ls_url, project_id, t),
     )
 
 
@@ -289,14 +255,17 @@ def adjudication_page(project_id: int, queue: list[dict[str, Any]], threshold: f
         cells.append(
             f"<tr><td>{html.escape(str(c['clip']))}</td><td>{_fmt(c['alpha'])}</td>"
             f"<td>{int(c['annotators'])}</td><td>{html.escape('; '.join(c['why']))}</td>"
-            f"<td>{len(c['disagreeing_turns'])}</td><td>{turns}</td><td>{link}</td></tr>"
+            f"<td>{len(c['disagreeing_turns'])}</td><td>{turns}</td>"
+            f"<td>{'task ' + str(int(c['sent'])) if c.get('sent') else 'not yet'}</td>"
+            f"<td>{link}</td></tr>"
         )
     body = (
         f"<p>{len(queue)} clips: emotion alpha below {threshold:.2f} (<code>?threshold=</code>), "
         "or settled by the adaptive overlap policy with the panel full and still split.</p>"
         '<table id="adjudication-queue"><tr><th>clip</th><th>alpha</th><th>annotators</th>'
-        "<th>why</th><th>disagreeing turns</th><th>turn ids</th><th></th></tr>"
-        + ("".join(cells) or '<tr><td colspan="7">nothing to adjudicate</td></tr>')
+        "<th>why</th><th>disagreeing turns</th><th>turn ids</th><th>sent to adjudication</th>"
+        "<th></th></tr>"
+        + ("".join(cells) or '<tr><td colspan="8">nothing to adjudicate</td></tr>')
         + "</table>"
     )
     return _page(project_id, "Adjudication queue", body, {})

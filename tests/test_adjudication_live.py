@@ -291,3 +291,99 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     }
     assert parquet[turns[1]]["emotion"] == "sadness"
     assert decision > 0
+
+
+@pytest.fixture(scope="module")
+def auto_service(label_studio: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A service that sends clips to adjudication by itself (``adjudication.auto``)."""
+    folder = tmp_path_factory.mktemp("adjudication-auto")
+    ls = label_studio.label_studio
+    config = write_config(
+        folder,
+        label_studio={
+            "url": ls.url,
+            "token": ls.token,
+            "password": ls.password,
+            "project_title": f"Auto adjudication {uuid.uuid4().hex[:6]}",
+            "maximum_annotations": 3,
+        },
+        service={"webhook_secret": SECRET, "api_key": KEY, "reconcile_seconds": 0},
+        adjudication={"thresholds": {"emotion": 0.8}, "auto": True, "every_seconds": 1},
+    )
+    settings = with_local_secrets(load_settings(config))
+    stack.start_service(settings, config)
+    try:
+        yield settings
+    finally:
+        stack.stop(settings, stack.SERVICE)
+
+
+def test_the_service_sends_a_split_clip_once_its_panel_is_complete(auto_service: Any) -> None:
+    """``adjudication.auto``: with Label Studio's fixed overlap of 3, a clip two annotators
+    split is queued but not sent; the third annotation completes the panel and the leading
+    applier sends it, once."""
+    settings = auto_service
+    url = settings.label_studio.url
+    admin = {"Authorization": f"Token {settings.label_studio.token}"}
+    client = connect(settings)
+    project = ensure_project(client, settings, TAX)
+    ensure_webhook(client, project.id, settings.webhook_url, SECRET)
+    data = {
+        "dialogue": dialogue(4, session_id="auto", clip=0),
+        "session_id": "auto",
+        "clip_id": "auto-c0",
+        "audio": "/data/local-files/?d=auto/x.wav",
+        "audio_offset": 0.0,
+        "title": "Clip",
+        "prompt": "a secret",
+        "context": "",
+    }
+    answer = httpx.post(
+        f"{url}/api/projects/{project.id}/import", json=[{"data": data}], headers=admin
+    )
+    assert answer.status_code == 201, answer.text
+    task = httpx.get(f"{url}/api/tasks", params={"project": project.id}, headers=admin).json()[
+        "tasks"
+    ][0]
+    invite = invite_link(client, url)
+    people = [
+        ensure_account(url, f"auto-{k}-{uuid.uuid4().hex[:4]}@example.org", PASSWORD, invite=invite)
+        for k in range(3)
+    ]
+    title = f"{settings.label_studio.project_title} · adjudication"
+    svc = httpx.Client(base_url=settings.service.url, headers={"X-API-Key": KEY}, timeout=60)
+    _label(url, people[0], task, PANEL[0])
+    _label(url, people[1], task, PANEL[1])
+    _wait_for(
+        lambda: (
+            svc.get(f"/projects/{project.id}/judgements", params={"limit": 1}).json().get("count")
+            == 8
+        ),
+        what="two annotations in the service",
+    )
+    # split and below the threshold, but the panel (3) is not complete: it waits
+    queued = svc.post(f"/projects/{project.id}/adjudication/send", params={"dry_run": True})
+    assert [c["clip"] for c in queued.json()["due"]] == ["auto-c0"]
+    time.sleep(3)  # three rounds of the automatic sender
+    assert find_project(client, title) is None
+    _label(url, people[2], task, PANEL[2])  # the panel is complete, split three ways
+    got = _wait_for(
+        lambda: (svc.get(f"/projects/{project.id}/adjudicated").json() or {}).get("sent"),
+        what="the automatic sending",
+    )
+    assert got == 1
+    adj_project = find_project(client, title)
+    assert adj_project is not None
+    held = httpx.get(f"{url}/api/tasks", params={"project": adj_project.id}, headers=admin).json()[
+        "tasks"
+    ]
+    assert [t["data"]["clip_id"] for t in held] == ["auto-c0"]
+    time.sleep(3)  # later rounds send nothing more
+    assert (
+        len(
+            httpx.get(f"{url}/api/tasks", params={"project": adj_project.id}, headers=admin).json()[
+                "tasks"
+            ]
+        )
+        == 1
+    )
