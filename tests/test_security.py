@@ -178,6 +178,11 @@ def test_every_read_endpoint_needs_the_api_key(served: Served) -> None:
     assert httpx.get(f"{served.url}/dashboard/1?key=wrong").status_code == 401
     answer = httpx.post(f"{served.url}/projects/1/reconcile")
     assert answer.status_code == 401
+    # sending clips to adjudication is for QA leads only
+    for headers in ({}, {"X-API-Key": "wrong"}):
+        answer = httpx.post(f"{served.url}/projects/1/adjudication/send", headers=headers)
+        assert answer.status_code == 401, answer.text
+    assert "/projects/1/adjudicated" in protected
     assert checked == 3 * len(protected)
 
 
