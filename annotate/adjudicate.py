@@ -32,10 +32,12 @@ from annotate.labelstudio import (
     ensure_local_storage,
     ensure_webhook,
     find_project,
+    iter_tasks,
     list_clip_tasks,
     push_tasks,
 )
 from api import adjudication
+from api.gold import gold_clips
 from api.models import Judgement, Task
 from schemas.codec import encode_annotation
 from schemas.label_config import label_config
@@ -112,14 +114,19 @@ def adjudication_task(
     taxonomy: Taxonomy,
     disagreeing: Sequence[str],
     why: Sequence[str],
+    *,
+    blind: bool = False,
 ) -> dict[str, Any]:
     """The adjudication project's task for one clip.
 
     ``source`` is the clip task's data; ``judgements`` its stored judgements (objects with
     ``annotation_id``, ``id``, ``annotator``, ``turn_id``, ``dimension``, ``value``);
     ``disagreeing`` the turn ids the panel split on. The task's dialogue keeps every turn
-    id, so the adjudicator's values land on the clip's own turns.
+    id, so the adjudicator's values land on the clip's own turns. ``blind`` (a gold clip):
+    the panel's labels are neither shown nor pre-filled; the expert answers on their own.
     """
+    if blind:
+        judgements, disagreeing = (), ()
     names = _pseudonyms(judgements)
     given: dict[str, dict[str, dict[str, str]]] = {}
     for j in judgements:
@@ -134,6 +141,12 @@ def adjudication_task(
         "decide, the others start with the value everyone gave.",
         "",
     ]
+    if blind:
+        lines = [
+            "A gold clip: label every turn yourself. The annotators' labels are not shown; "
+            "your answer is what their work is measured against.",
+            "",
+        ]
     unanimous: dict[int, dict[str, str]] = {}
     for index, line in enumerate(source.get("dialogue") or []):
         turn = str(line.get("turn_id"))
@@ -201,8 +214,34 @@ def _brief(entry: Mapping[str, Any]) -> dict[str, Any]:
         "alphas": entry["alphas"],
         "annotators": entry["annotators"],
         "why": entry["why"],
+        "gold": entry["gold"],
         "disagreeing_turns": entry["disagreeing_turns"],
     }
+
+
+def _unseen_tasks(
+    db: Session, client: Any, project_id: int, due: Sequence[Mapping[str, Any]]
+) -> dict[str, tuple[int, dict[str, Any]]]:
+    """``{clip id: (task id, data)}`` from Label Studio for the due clips the store has no
+    task of (gold clips nobody has annotated yet)."""
+    wanted = set()
+    for entry in due:
+        stored = (
+            db.exec(select(Task.id).where(Task.id == entry["task"])).first()
+            if entry["task"] is not None
+            else None
+        )
+        if stored is None:
+            wanted.add(str(entry["clip"]))
+    if not wanted:
+        return {}
+    found = {}
+    for task in iter_tasks(client, project_id):
+        data = dict(task.data or {})
+        clip = str(data.get("clip_id"))
+        if clip in wanted:
+            found[clip] = (int(task.id), data)
+    return found
 
 
 def send(
@@ -221,7 +260,12 @@ def send(
     complete (the service's automatic sending)."""
     report = SendReport()
     report.queue = adjudication.queue(
-        db, project_id, taxonomy, settings.adjudication.thresholds, settled=settled
+        db,
+        project_id,
+        taxonomy,
+        settings.adjudication.thresholds,
+        settled=settled,
+        gold=gold_clips(db, project_id),
     )
     report.due = [c for c in report.queue if c["sent"] is None]
     if dry_run or not report.due:
@@ -230,24 +274,33 @@ def send(
     report.project = int(project.id)
     tasks, keys = [], {}
     sessions: set[str] = set()
+    unseen = _unseen_tasks(db, client, project_id, report.due)
     for entry in report.due:
         source = db.exec(
             select(Task).where(Task.id == entry["task"], Task.project_id == project_id)
         ).first()
+        data = source.data if source is not None else unseen.get(str(entry["clip"]), (0, None))[1]
+        if data is None:
+            continue  # a gold clip Label Studio no longer has
         if source is None:
-            continue
+            entry["task"] = unseen[str(entry["clip"])][0]
         judgements = db.exec(
             select(Judgement)
             .where(Judgement.project_id == project_id, Judgement.task_id == entry["task"])
             .order_by(col(Judgement.id))
         ).all()
         task = adjudication_task(
-            source.data, judgements, taxonomy, entry["disagreeing_turns"], entry["why"]
+            data,
+            judgements,
+            taxonomy,
+            entry["disagreeing_turns"],
+            entry["why"],
+            blind=entry["gold"],
         )
         tasks.append(task)
         keys[str(task["data"].get("clip_key") or task["data"]["clip_id"])] = (entry, task)
-        if source.session_id:
-            sessions.add(source.session_id)
+        if data.get("session_id"):
+            sessions.add(str(data["session_id"]))
     if settings.label_studio.media_base_url is None:
         for session_id in sorted(sessions):
             folder = settings.media_path / session_id

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from annotate.cli_common import _friendly, _project, _taxonomy, console, err, state
 from schemas.errors import AnnotateError
@@ -53,6 +54,16 @@ def import_(
             "(with or without --dry-run)",
         ),
     ] = False,
+    gold_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="mark this share of clips gold: an expert answers them blind in the "
+            "adjudication project ('improv-annotate adjudicate'), and annotators are scored "
+            "against that answer; the marks stay in the service's store",
+        ),
+    ] = 0.0,
 ) -> None:
     """Import session folders into the Label Studio project (idempotent, resumable).
 
@@ -65,6 +76,7 @@ def import_(
         transcript_format=transcript_format,
         prosody=prosody,
         as_json=as_json,
+        gold_share=gold_share,
     )
     if report.failed:
         raise typer.Exit(1)
@@ -76,9 +88,12 @@ def run_import(
     transcript_format: str | None = None,
     prosody: bool | None = None,
     as_json: bool = False,
+    gold_share: float = 0.0,
 ) -> Any:
     """Import (or with ``dry_run`` read, check and cut) the sessions at ``path``, print the
-    report (as JSON with ``as_json``, progress bars off) and return it."""
+    report (as JSON with ``as_json``, progress bars off) and return it. ``gold_share``:
+    mark that share of each session's clips gold (:mod:`api.gold`); the report's
+    ``gold_clips`` counts them per session."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from annotate.labelstudio import connect, session_pusher
@@ -87,6 +102,7 @@ def run_import(
     s = state.settings
     taxonomy = _taxonomy()
     push = None
+    gold: dict[str, int] = {}
     if not dry_run:
         client = connect(s)
         project = _project(client)
@@ -97,6 +113,8 @@ def run_import(
             serve_local=not s.label_studio.media_base_url,
             keep_intended=store_keeper(s.database_url),
         )
+        if gold_share > 0:
+            push = gold_marker(push, project.id, gold_share, gold)
     options = ImportOptions(
         max_seconds=s.clips.max_seconds,
         context_turns=s.clips.context_turns,
@@ -134,11 +152,46 @@ def run_import(
                 progress=progress,
             )
     if as_json:
-        sys.stdout.write(json.dumps(report.as_json(), ensure_ascii=False) + "\n")
+        out = report.as_json()
+        if gold_share > 0:
+            out["gold_clips"] = gold
+        sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     else:
         _print_import(report)
+        if gold:
+            console.print(
+                "gold clips (kept in the service's store): "
+                + ", ".join(f"{escape(k)} {v}" for k, v in sorted(gold.items()))
+            )
     return report
+
+
+def gold_marker(push: Any, project_id: int, share: float, counts: dict[str, int]) -> Any:
+    """Wrap ``push(session, tasks)`` so that, after a session's tasks are in Label Studio,
+    ``share`` of its clips are marked gold in the service's store (:mod:`api.gold`; the
+    pick is keyed with the service's API key, so every machine with the configuration picks
+    the same clips); ``counts`` gets each session's gold clips."""
+    from sqlmodel import Session
+
+    from api.db import init_db, make_engine
+    from api.gold import mark_gold, pick_gold
+
+    s = state.settings
+    engine = make_engine(s.database_url)
+    init_db(engine)
+    key = s.service.api_key or ""
+
+    def marked(session: Any, tasks: list[dict[str, Any]]) -> Any:
+        pushed = push(session, tasks)
+        by_key = {str(t["data"].get("clip_key") or t["data"]["clip_id"]): t for t in tasks}
+        chosen = [str(by_key[k]["data"]["clip_id"]) for k in pick_gold(by_key, share, key)]
+        with Session(engine) as db:
+            counts[session.id] = mark_gold(db, project_id, session.id, chosen)
+            db.commit()
+        return pushed
+
+    return marked
 
 
 def store_keeper(database_url: str) -> Any:

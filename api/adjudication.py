@@ -26,7 +26,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
-from api import reports
+from api import reports, store
 from api.models import AdjudicationLink, Annotation, Judgement, Member, TaskOverlapRow
 from schemas.taxonomy import Taxonomy
 
@@ -49,6 +49,7 @@ def queue(
     link: Callable[[int], str] | None = None,
     *,
     settled: Callable[[int, int], bool] | None = None,
+    gold: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
     """The clips to send to an adjudicator, worst first.
 
@@ -59,7 +60,10 @@ def queue(
     ``disagreeing_turns`` (turns with more than one value in a threshold dimension), and
     ``sent`` (the adjudication task id once sent, else ``None``). With ``settled``
     (``(task id, annotators) -> bool``) only clips whose panel is complete are listed: the
-    service's automatic sending waits for that.
+    service's automatic sending waits for that. ``gold`` (``{clip id: session id}``, see
+    :mod:`api.gold`) adds the gold clips, judged or not, with ``gold`` true: an expert
+    answers them blind, whatever the panel did (``task`` is ``None`` for a clip the store
+    has not seen an annotation of yet).
     """
     unknown = [d for d in thresholds if d not in {x.name for x in taxonomy.dimensions}]
     if unknown:
@@ -78,7 +82,10 @@ def queue(
             )
         ).all()
     }
+    known = project_id in store.projects(db)
     for dimension, threshold in thresholds.items():
+        if not known and gold:
+            break  # nothing judged yet: only the gold clips
         frame = reports.load(db, project_id, dimension, taxonomy)
         low = {c["clip"] for c in reports.adjudication(frame, threshold)}
         for clip, rows in frame.group(frame.clip).items():
@@ -110,14 +117,35 @@ def queue(
                     f"{dimension}={frame.value[i]}"
                 )
     for entry in entries.values():
+        entry["gold"] = False
         if entry["task"] in exhausted:
             entry["why"].append("overlap exhausted")
+    for clip in gold or {}:
+        entry = entries.setdefault(
+            clip,
+            {
+                "clip": clip,
+                "task": None,
+                "alpha": None,
+                "alphas": {},
+                "annotators": 0,
+                "judgements": 0,
+                "url": None,
+                "why": [],
+            },
+        )
+        entry["gold"] = True
+        entry["why"].insert(0, "gold: an expert answers it blind")
     sent = {row.clip_id: row.adjudication_task_id for row in links(db, project_id)}
     out = []
     for clip, entry in entries.items():
         if not entry["why"]:
             continue
-        if settled is not None and not settled(entry["task"], entry["annotators"]):
+        if (
+            settled is not None
+            and not entry["gold"]
+            and not settled(entry["task"], entry["annotators"])
+        ):
             continue
         per_turn: dict[str, dict[str, set[str]]] = {}
         for turn, given in values.get(clip, {}).items():
@@ -207,10 +235,12 @@ class Decisions:
 
     ``turns``: turn id -> dimension -> value. ``clips``: clip id -> the decision's
     ``adjudicator`` (user id), ``annotation``, ``updated_at``, ``adjudication_task``.
-    ``ignored``: annotations and values not taken, by reason.
+    ``ignored``: annotations and values not taken, by reason. ``by_clip``: clip id -> turn
+    id -> dimension -> value.
     """
 
     turns: dict[str, dict[str, str]] = field(default_factory=dict)
+    by_clip: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
     clips: dict[str, dict[str, Any]] = field(default_factory=dict)
     ignored: Counter[str] = field(default_factory=Counter)
 
@@ -264,6 +294,7 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
             out.ignored["value on a turn the clip did not have when sent"] += 1
             continue
         out.turns.setdefault(turn_id, {})[dimension] = value
+        out.by_clip.setdefault(link.clip_id, {}).setdefault(turn_id, {})[dimension] = value
     for task, annotation in chosen.items():
         link = linked[task]
         out.clips[link.clip_id] = {

@@ -346,7 +346,13 @@ def register(router: APIRouter, dependencies: list[Any]) -> None:
             page_html = adjudication_page(project_id, queue, threshold)
         elif page == "annotators":
             page_html = annotators_page(
-                project_id, scorecards.annotators(db, project_id, state.taxonomy)
+                project_id,
+                scorecards.annotators(
+                    db,
+                    project_id,
+                    state.taxonomy,
+                    adjudicators=state.settings.adjudication.adjudicators,
+                ),
             )
         else:
             page_html = performers_page(

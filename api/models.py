@@ -257,3 +257,18 @@ class AdjudicationLink(SQLModel, table=True):
     disagreeing: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     sent_at: datetime
+
+
+class GoldClip(SQLModel, table=True):
+    """A clip the import marked as gold (``--gold-share``): an expert answers it blind in
+    the adjudication project, and each annotator's values on it are scored against that
+    answer. Kept here, never in Label Studio, so annotators cannot tell a gold clip."""
+
+    __tablename__ = "gold_clip"
+    __table_args__ = (UniqueConstraint("project_id", "clip_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(index=True)
+    clip_id: str
+    session_id: str
+    marked_at: datetime

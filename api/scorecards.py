@@ -12,7 +12,7 @@ reads it).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from statistics import median
 from typing import Annotated, Any
 
@@ -21,8 +21,9 @@ from sqlmodel import Session, col, select
 
 from annotate import annotator_scores as scores
 from annotate.performers import SHIFT_TOLERANCE, Span, Turn, performer_scorecard
-from api import intended, members, reports, store
+from api import adjudication, intended, members, reports, store
 from api.db import request_session
+from api.gold import gold_clips
 from api.models import Annotation, ShiftEventRow
 from schemas.taxonomy import Taxonomy
 
@@ -122,14 +123,41 @@ def performers(
     return out
 
 
+def _expert_gold(
+    db: Session, project_id: int, dim: Any, adjudicators: Sequence[str]
+) -> dict[str, float]:
+    """``{turn id: code}``: the adjudicators' answers on the project's gold clips."""
+    marked = gold_clips(db, project_id)
+    if not marked:
+        return {}
+    codes = store.codes_of(dim)
+    found = adjudication.decisions(db, project_id, adjudicators)
+    out = {}
+    for clip in marked:
+        for turn, values in found.by_clip.get(clip, {}).items():
+            value = values.get(dim.name)
+            if value is not None and value in codes:
+                out[turn] = float(codes[value])
+    return out
+
+
 def annotators(
-    db: Session, project_id: int, taxonomy: Taxonomy, *, dimension: str | None = None
+    db: Session,
+    project_id: int,
+    taxonomy: Taxonomy,
+    *,
+    dimension: str | None = None,
+    adjudicators: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The annotators' scorecard of a project on one dimension (the emotion by default):
     per annotator, agreement with the rest and against gold (alpha with its interval,
     units compared), drift, label bias, speed (Label Studio's lead time) and shift timing
     lag (:mod:`annotate.annotator_scores` defines each figure). Agreement with themselves
     needs hidden repeats, which this project does not import yet: ``None`` with a reason.
+
+    Gold is Label Studio's ground-truth annotations, and the expert answers of the clips
+    the import marked gold (:mod:`api.gold`): the decisions of ``adjudicators`` on them in
+    the adjudication project. Where both answer a turn, the expert's decision wins.
     """
     frame = reports.load(db, project_id, dimension or taxonomy.emotion.name, taxonomy)
     level = frame.dim.level
@@ -140,6 +168,9 @@ def annotators(
         [frame.code[i] for i in people],
     )
     gold = {frame.turn[i]: float(frame.code[i]) for i in range(len(frame)) if frame.gold[i]}
+    from_ground_truth = len(gold)
+    expert = _expert_gold(db, project_id, frame.dim, adjudicators)
+    gold.update(expert)
     pool = [frame.value[i] for i in people]
     speed = {row["annotator"]: row for row in reports.activity(db, project_id)}
     lead = dict(
@@ -178,7 +209,12 @@ def annotators(
                 "with_rest": scores.versus(own, rest, level),
                 "vs_gold": scores.versus(own, gold, level)
                 if gold
-                else {"units": 0, "alpha": None, "reason": "no gold annotation in the project"},
+                else {
+                    "units": 0,
+                    "alpha": None,
+                    "reason": "no gold in the project (a ground-truth annotation, or an "
+                    "expert's answer to a clip imported with --gold-share)",
+                },
                 "self": {
                     "units": 0,
                     "alpha": None,
@@ -198,7 +234,12 @@ def annotators(
                 ),
             }
         )
-    return {"dimension": frame.dim.name, "level": level, "annotators": rows}
+    return {
+        "dimension": frame.dim.name,
+        "level": level,
+        "gold": {"turns": len(gold), "ground_truth": from_ground_truth, "expert": len(expert)},
+        "annotators": rows,
+    }
 
 
 def register(reads: APIRouter) -> None:
@@ -230,6 +271,12 @@ def register(reads: APIRouter) -> None:
         if project_id not in store.projects(db):
             raise HTTPException(404, f"project {project_id} has no judgements here")
         try:
-            return annotators(db, project_id, request.app.state.taxonomy, dimension=dimension)
+            return annotators(
+                db,
+                project_id,
+                request.app.state.taxonomy,
+                dimension=dimension,
+                adjudicators=request.app.state.settings.adjudication.adjudicators,
+            )
         except store.NotFound as exc:
             raise HTTPException(404, str(exc)) from None

@@ -258,3 +258,99 @@ def test_settled_check_follows_the_overlap_policy() -> None:
     )
     check = settled_check(None, fixed, 1)  # type: ignore[arg-type]
     assert not check(1, 2) and check(1, 3)
+
+
+# -- gold clips ----------------------------------------------------------------------------
+
+
+def test_gold_is_picked_by_a_keyed_hash_and_kept_once_marked(engine: Engine) -> None:
+    from api.gold import gold_clips, mark_gold, pick_gold
+
+    keys = [f"s{k}@{k}.000-{k + 4}.000" for k in range(2000)]
+    picked = pick_gold(keys, 0.3, "secret")
+    # a binomial(2000, 0.3) count lies within 5 standard deviations of 600
+    assert abs(len(picked) - 600) < 5 * (2000 * 0.3 * 0.7) ** 0.5
+    assert picked == pick_gold(keys, 0.3, "secret")  # every machine picks the same
+    assert set(pick_gold(keys, 0.1, "secret")) <= set(picked)  # a smaller share: a subset
+    assert picked != pick_gold(keys, 0.3, "another key")  # unguessable without the key
+    with pytest.raises(ValueError, match="gold share"):
+        pick_gold(keys, 1.5, "k")
+    with Session(engine) as db:
+        assert mark_gold(db, 1, "s1", ["s1-c002"]) == 1
+        assert mark_gold(db, 1, "s1", ["s1-c001", "s1-c002"]) == 1  # a re-import adds none
+        db.commit()
+        assert gold_clips(db, 1) == {"s1-c002": "s1"}
+
+
+def test_a_gold_clip_is_queued_even_unjudged_and_its_task_is_blind(engine: Engine) -> None:
+    from api.gold import mark_gold
+
+    with Session(engine) as db:
+        mark_gold(db, 1, "s1", ["s1-c002", "s1-c009"])  # c009: nobody has labeled it yet
+        db.commit()
+        queue = adjudication.queue(
+            db, 1, TAX, {"emotion": 0.8}, gold={"s1-c002": "s1", "s1-c009": "s1"}
+        )
+        judgements = [j for j in db.exec(store.live_judgements(1)).all() if j.task_id == 2]
+    by_clip = {c["clip"]: c for c in queue}
+    assert set(by_clip) == {"s1-c001", "s1-c002", "s1-c009"}
+    assert by_clip["s1-c009"]["task"] is None and by_clip["s1-c009"]["gold"]
+    assert by_clip["s1-c002"]["task"] == 2 and by_clip["s1-c002"]["gold"]
+    assert not by_clip["s1-c001"]["gold"]
+    # automatic sending waits for a complete panel, but not for gold
+    with Session(engine) as db:
+        held = adjudication.queue(
+            db, 1, TAX, {"emotion": 0.8}, settled=lambda t, n: False, gold={"s1-c009": "s1"}
+        )
+    assert [c["clip"] for c in held] == ["s1-c009"]
+    made = adjudication_task(
+        task(2, dialogue(4, "s1", 1), "s1")["data"],
+        judgements,
+        TAX,
+        [],
+        by_clip["s1-c002"]["why"],
+        blind=True,
+    )
+    assert "A1" not in made["data"]["panel"] and "gold" in made["data"]["panel"]
+    assert not any(line["speaker"].startswith(MARK) for line in made["data"]["dialogue"])
+    kinds = {r["from_name"] for r in made["predictions"][0]["result"]}
+    assert kinds == {"turn"}  # turn regions only: nothing pre-filled
+
+
+def test_annotators_are_scored_against_the_experts_answer_on_gold_clips(engine: Engine) -> None:
+    from api.gold import mark_gold
+    from api.scorecards import annotators
+
+    turns = [line["turn_id"] for line in dialogue(4, "s1", 1)]
+    answer = ["neutral", "joy", "sadness", "sadness"]  # the agreed clip's panel: AGREED
+    with Session(engine) as db:
+        mark_gold(db, 1, "s1", ["s1-c002"])
+        adjudication.record_links(
+            db,
+            1,
+            [
+                {
+                    "clip": "s1-c002",
+                    "task": 2,
+                    "adjudication_project": ADJ,
+                    "adjudication_task": 501,
+                    "turns": turns,
+                    "disagreeing": [],
+                    "why": ["gold: an expert answers it blind"],
+                }
+            ],
+        )
+        t = {**task(501, dialogue(4, "s1", 1), "s1"), "project": ADJ}
+        values = {i: {"emotion": e} for i, e in enumerate(answer)}
+        store.upsert_task(db, ADJ, t)
+        store.apply_event(db, annotation_event(TAX, 950, t, 7, values, project_id=ADJ), TAX)
+        db.commit()
+        card = annotators(db, 1, TAX, adjudicators=["7"])
+        none = annotators(db, 1, TAX)
+    assert card["gold"] == {"turns": 4, "ground_truth": 0, "expert": 4}
+    equal = sum(a == b for a, b in zip(AGREED, answer, strict=True)) / 4  # counted: 3 of 4
+    for row in card["annotators"]:
+        assert row["vs_gold"]["units"] == 4
+        assert row["vs_gold"]["agreement"] == pytest.approx(equal)
+    assert none["gold"]["expert"] == 0
+    assert all(row["vs_gold"]["alpha"] is None for row in none["annotators"])

@@ -1,4 +1,5 @@
-"""adjudication links: which clip went to which task of the adjudication project
+"""adjudication links (which clip went to which task of the adjudication project) and the
+clips the import marked as gold
 
 Revision ID: 0011
 Revises: 0010
@@ -37,10 +38,22 @@ def upgrade() -> None:
     op.create_index(
         "ix_adjudication_link_adjudication_task_id", "adjudication_link", ["adjudication_task_id"]
     )
+    op.create_table(
+        "gold_clip",
+        sa.Column("id", sa.Integer(), primary_key=True, nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("clip_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("marked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.UniqueConstraint("project_id", "clip_id"),
+    )
+    op.create_index("ix_gold_clip_project_id", "gold_clip", ["project_id"])
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_index("ix_gold_clip_project_id", table_name="gold_clip")
+    op.drop_table("gold_clip")
     op.drop_index("ix_adjudication_link_adjudication_task_id", table_name="adjudication_link")
     op.drop_index("ix_adjudication_link_project_id", table_name="adjudication_link")
     op.drop_table("adjudication_link")
