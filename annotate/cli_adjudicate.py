@@ -4,7 +4,9 @@
 queue (clips below ``adjudication.thresholds``, and clips the adaptive overlap policy
 settled with the panel full and still split) to the adjudication project in Label Studio
 (:mod:`annotate.adjudicate`); ``--dry-run`` only lists them; ``--status`` lists the clips
-sent and what the adjudicators decided. ``--json`` prints the service's answer.
+sent and what the adjudicators decided (an adjudicator named by e-mail who signed up since
+the service last read Label Studio's users is looked up first). ``--json`` prints the
+service's answer.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ def adjudicate(
     service = _service()
     if status:
         got = service.get(f"/projects/{project_id}/adjudicated")
+        if any(a["user"] is None for a in got["adjudicators"]):
+            # an adjudicator who signed up since the service last read Label Studio's users:
+            # a pull reads them (and whatever webhooks missed), then the answer is complete
+            service.post(f"/projects/{project_id}/reconcile")
+            got = service.get(f"/projects/{project_id}/adjudicated")
         if as_json:
             console.print_json(data=got)
             return

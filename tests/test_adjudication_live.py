@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
@@ -47,6 +48,7 @@ from annotate.labelstudio import (
 )
 from schemas.codec import encode_annotation
 from schemas.taxonomy import load_taxonomy
+from tests.builders import write_session
 from tests.conftest import ROOT, write_config
 from tests.payloads import dialogue
 
@@ -85,6 +87,9 @@ def setup(label_studio: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
             "webhook_mode": "verified",
         },
         adjudication={"thresholds": {"emotion": 0.8}, "adjudicators": [judge]},
+        clips={"max_seconds": 4.0},
+        importer={"prosody": False},
+        media_root=str(label_studio.media_path),  # the folder the test's Label Studio serves
     )
     settings = with_local_secrets(load_settings(config))
     stack.start_service(settings, config)
@@ -387,3 +392,86 @@ def test_the_service_sends_a_split_clip_once_its_panel_is_complete(auto_service:
         )
         == 1
     )
+
+
+def test_gold_clips_go_to_the_expert_blind_and_annotators_are_scored_against_the_answer(
+    setup: Any, tmp_path: Path
+) -> None:
+    """``import --gold-share 1`` marks every clip of a session gold; ``adjudicate`` sends
+    them to the expert without the panel's labels (before anyone labeled them); the
+    annotators' scorecard then scores each annotator against the expert's answer."""
+    settings, config, judge_email = setup
+    url = settings.label_studio.url
+    admin = {"Authorization": f"Token {settings.label_studio.token}"}
+    folder = write_session(tmp_path / "scene-b", n_turns=8, rng=np.random.default_rng(5))
+    imported = _json(_cli(config, "import", str(folder), "--gold-share", "1", "--json"))
+    client = connect(settings)
+    project = find_project(client, settings.label_studio.project_title)
+    mine = [
+        t
+        for t in httpx.get(
+            f"{url}/api/tasks", params={"project": project.id, "fields": "all"}, headers=admin
+        ).json()["tasks"]
+        if t["data"]["session_id"] != "adj"
+    ]
+    session_id = mine[0]["data"]["session_id"]
+    assert len(mine) > 1 and imported["gold_clips"] == {session_id: len(mine)}
+    # nothing in Label Studio says which clips are gold
+    assert not any("gold" in json.dumps(t["data"]).lower() for t in mine)
+
+    dry = _json(_cli(config, "adjudicate", "--dry-run", "--json", "-p", str(project.id)))
+    gold = sorted(c["clip"] for c in dry["due"] if c["gold"])
+    assert gold == sorted(t["data"]["clip_id"] for t in mine)
+    sent = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert {s["clip"] for s in sent["sent"]} >= set(gold)
+    title = f"{settings.label_studio.project_title} · adjudication"
+    adj_project = find_project(client, title)
+    held = {
+        t["data"]["clip_id"]: t
+        for t in httpx.get(
+            f"{url}/api/tasks", params={"project": adj_project.id, "fields": "all"}, headers=admin
+        ).json()["tasks"]
+    }
+    for clip in gold:
+        assert (
+            "gold clip" in held[clip]["data"]["panel"] and "A1" not in held[clip]["data"]["panel"]
+        )
+
+    # two annotators label the first gold clip; the expert answers it
+    target = min(mine, key=lambda t: t["id"])
+    n = len(target["data"]["dialogue"])
+    answer = [TAX.emotion.values[i % 3] for i in range(n)]
+    off = [*answer[:-1], "fear" if answer[-1] != "fear" else "joy"]
+    invite = invite_link(client, url)
+    close, far = (
+        ensure_account(url, f"gold-{k}-{uuid.uuid4().hex[:4]}@example.org", PASSWORD, invite=invite)
+        for k in range(2)
+    )
+    _label(url, close, target, answer)
+    _label(url, far, target, off)
+    judge = ensure_account(url, judge_email, PASSWORD, invite=invite)
+    _label(url, judge, held[target["data"]["clip_id"]], answer)
+    svc = httpx.Client(base_url=settings.service.url, headers={"X-API-Key": KEY}, timeout=60)
+    # the judge may have signed up after the last send: --status looks them up
+    _wait_for(
+        lambda: (
+            _json(_cli(config, "adjudicate", "--status", "--json", "-p", str(project.id)))[
+                "adjudicators"
+            ][0]["user"]
+            == str(judge.id)
+        ),
+        what="the adjudicator's account",
+    )
+
+    def scored() -> dict[str, Any] | None:
+        card = svc.get(f"/projects/{project.id}/scorecards/annotators").json()
+        rows = {r["annotator"]: r for r in card.get("annotators", [])}
+        ready = card.get("gold", {}).get("expert", 0) >= n and {str(close.id), str(far.id)} <= set(
+            rows
+        )
+        return rows if ready else None
+
+    rows = _wait_for(scored, what="the expert's answer in the annotators' scorecard")
+    assert rows[str(close.id)]["vs_gold"]["units"] == n
+    assert rows[str(close.id)]["vs_gold"]["agreement"] == 1.0
+    assert rows[str(far.id)]["vs_gold"]["agreement"] == pytest.approx((n - 1) / n)
