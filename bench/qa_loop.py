@@ -15,9 +15,10 @@ Every member's labels of every clip are drawn first, so the full panel of nine i
 Reported:
 
 - annotations per clip live (counted in Label Studio), and per turn the share whose
-  majority equals the full panel's majority of nine (turns where the nine tie are left
-  out), beside Label Studio's fixed overlap of 3 and 5 on the same clips and the same
-  arrival order (the first k annotations each clip got in the stream);
+  majority (ties broken by a seeded draw) equals the full panel's majority of nine (turns
+  where the nine tie are left out), beside Label Studio's fixed overlap of 2 to 5 on the
+  same clips and the same arrival order (the first k annotations each clip got in the
+  stream, then the members it did not reach, in the stream's order);
 - whether the live decisions equal the offline policy (:func:`annotate.overlap
   .decide_clips`) replayed on the annotations each clip got, in the order they got them;
 - the loop's latency: from an annotation saved to Label Studio holding the service's
@@ -26,8 +27,8 @@ Reported:
 
 Usage::
 
-    .venv/bin/python bench/qa_loop.py                # 2 sessions x 48 turns (12 clips)
-    .venv/bin/python bench/qa_loop.py --sessions 3
+    .venv/bin/python bench/qa_loop.py                # 3 sessions x 48 turns (18 clips)
+    .venv/bin/python bench/qa_loop.py --sessions 2
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ from tests.conftest import write_config  # noqa: E402
 KEY = "qa-loop-key"
 SECRET = "qa-loop-secret"
 PASSWORD = "a-long-qa-loop-password-1"
+FIXED = (2, 3, 4, 5)
 POLICY = {"min_annotators": 2, "max_annotators": 9, "lead": 2, "unsettled_share": 0.25}
 
 
@@ -89,7 +91,7 @@ def panel(seed: int, sessions: int, turns: int) -> tuple[list, list]:
 def main(argv: list[str] | None = None) -> int:
     """Run the loop once and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sessions", type=int, default=2)
+    parser.add_argument("--sessions", type=int, default=3)
     parser.add_argument("--turns", type=int, default=48)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
@@ -190,9 +192,9 @@ def run(settings: Any, clips: list, labels: list) -> int:
     }
     rows = []
     for name, counts in (
-        ("Label Studio, fixed overlap 3", [min(3, len(names))] * len(clips)),
-        ("Label Studio, fixed overlap 5", [min(5, len(names))] * len(clips)),
+        *((f"Label Studio, fixed overlap {k}", [k] * len(clips)) for k in FIXED),
         ("adaptive overlap, live", live_n),
+        ("full panel (9)", [len(names)] * len(clips)),
     ):
         rng = np.random.default_rng(0)
         order = [
@@ -210,7 +212,7 @@ def run(settings: Any, clips: list, labels: list) -> int:
     )
     print("| overlap | annotations per clip | = full panel's label | annotations vs fixed 5 |")
     print("|---|---:|---:|---:|")
-    fixed5 = rows[1][1]
+    fixed5 = next(per_clip for name, per_clip, _ in rows if name.endswith("overlap 5"))
     for name, per_clip, same in rows:
         print(f"| {name} | {per_clip:.2f} | {same:.1%} | {per_clip / fixed5:.2f} |")
     print(
