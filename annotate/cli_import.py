@@ -64,6 +64,16 @@ def import_(
             "against that answer; the marks stay in the service's store",
         ),
     ] = 0.0,
+    repeat_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="import this share of clips a second time, later, as hidden repeats "
+            "annotators cannot tell from new clips; each annotator's two passes give their "
+            "agreement with themselves, and the repeats count in no other figure or export",
+        ),
+    ] = 0.0,
 ) -> None:
     """Import session folders into the Label Studio project (idempotent, resumable).
 
@@ -77,6 +87,7 @@ def import_(
         prosody=prosody,
         as_json=as_json,
         gold_share=gold_share,
+        repeat_share=repeat_share,
     )
     if report.failed:
         raise typer.Exit(1)
@@ -89,11 +100,13 @@ def run_import(
     prosody: bool | None = None,
     as_json: bool = False,
     gold_share: float = 0.0,
+    repeat_share: float = 0.0,
 ) -> Any:
     """Import (or with ``dry_run`` read, check and cut) the sessions at ``path``, print the
     report (as JSON with ``as_json``, progress bars off) and return it. ``gold_share``:
-    mark that share of each session's clips gold (:mod:`api.gold`); the report's
-    ``gold_clips`` counts them per session."""
+    mark that share of each session's clips gold (:mod:`api.gold`); ``repeat_share``: push
+    that share again as hidden repeats (:mod:`api.repeats`). The JSON report's
+    ``gold_clips`` and ``repeat_clips`` count them per session."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from annotate.labelstudio import connect, session_pusher
@@ -103,6 +116,7 @@ def run_import(
     taxonomy = _taxonomy()
     push = None
     gold: dict[str, int] = {}
+    repeated: dict[str, int] = {}
     if not dry_run:
         client = connect(s)
         project = _project(client)
@@ -113,8 +127,8 @@ def run_import(
             serve_local=not s.label_studio.media_base_url,
             keep_intended=store_keeper(s.database_url),
         )
-        if gold_share > 0:
-            push = gold_marker(push, project.id, gold_share, gold)
+        if gold_share > 0 or repeat_share > 0:
+            push = qa_marker(push, project.id, gold_share, repeat_share, gold, repeated)
     options = ImportOptions(
         max_seconds=s.clips.max_seconds,
         context_turns=s.clips.context_turns,
@@ -155,6 +169,8 @@ def run_import(
         out = report.as_json()
         if gold_share > 0:
             out["gold_clips"] = gold
+        if repeat_share > 0:
+            out["repeat_clips"] = repeated
         sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
         sys.stdout.flush()
     else:
@@ -164,18 +180,34 @@ def run_import(
                 "gold clips (kept in the service's store): "
                 + ", ".join(f"{escape(k)} {v}" for k, v in sorted(gold.items()))
             )
+        if repeated:
+            console.print(
+                "hidden repeats (kept in the service's store): "
+                + ", ".join(f"{escape(k)} {v}" for k, v in sorted(repeated.items()))
+            )
     return report
 
 
-def gold_marker(push: Any, project_id: int, share: float, counts: dict[str, int]) -> Any:
-    """Wrap ``push(session, tasks)`` so that, after a session's tasks are in Label Studio,
-    ``share`` of its clips are marked gold in the service's store (:mod:`api.gold`; the
-    pick is keyed with the service's API key, so every machine with the configuration picks
-    the same clips); ``counts`` gets each session's gold clips."""
+def qa_marker(
+    push: Any,
+    project_id: int,
+    gold_share: float,
+    repeat_share: float,
+    gold: dict[str, int],
+    repeated: dict[str, int],
+) -> Any:
+    """Wrap ``push(session, tasks)`` for the QA loop. After a session's tasks are in Label
+    Studio: ``gold_share`` of its clips are marked gold in the service's store
+    (:mod:`api.gold`); ``repeat_share`` of them are kept as hidden repeats
+    (:mod:`api.repeats`) and then pushed again as copies, after the session's clips. Both
+    picks are keyed with the service's API key, so every machine with the configuration
+    picks the same clips. ``gold`` and ``repeated`` get the counts per session."""
     from sqlmodel import Session
 
     from api.db import init_db, make_engine
     from api.gold import mark_gold, pick_gold
+    from api.repeats import keep_repeats, repeat_copy
+    from importers.clips import content_hash
 
     s = state.settings
     engine = make_engine(s.database_url)
@@ -185,10 +217,30 @@ def gold_marker(push: Any, project_id: int, share: float, counts: dict[str, int]
     def marked(session: Any, tasks: list[dict[str, Any]]) -> Any:
         pushed = push(session, tasks)
         by_key = {str(t["data"].get("clip_key") or t["data"]["clip_id"]): t for t in tasks}
-        chosen = [str(by_key[k]["data"]["clip_id"]) for k in pick_gold(by_key, share, key)]
-        with Session(engine) as db:
-            counts[session.id] = mark_gold(db, project_id, session.id, chosen)
-            db.commit()
+        if gold_share > 0:
+            chosen = [str(by_key[k]["data"]["clip_id"]) for k in pick_gold(by_key, gold_share, key)]
+            with Session(engine) as db:
+                gold[session.id] = mark_gold(db, project_id, session.id, chosen)
+                db.commit()
+        if repeat_share > 0:
+            picked = pick_gold(by_key, repeat_share, key, domain="repeat")
+            copies, first_turn = [], len(session.turns)
+            for k, clip_key in enumerate(picked):
+                task = by_key[clip_key]
+                copy, turns = repeat_copy(task, len(tasks) + k, first_turn, content_hash)
+                first_turn += len(turns)
+                copies.append((copy, str(task["data"]["clip_id"]), turns))
+            with Session(engine) as db:  # kept before Label Studio has them
+                keep_repeats(
+                    db,
+                    project_id,
+                    session.id,
+                    [(c["data"]["clip_id"], original, turns) for c, original, turns in copies],
+                )
+                db.commit()
+            if copies:
+                push(session, [c for c, _, _ in copies])
+            repeated[session.id] = len(copies)
         return pushed
 
     return marked

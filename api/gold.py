@@ -28,18 +28,20 @@ from api.models import GoldClip
 __all__ = ["gold_clips", "mark_gold", "pick_gold"]
 
 
-def pick_gold(clip_keys: Iterable[str], share: float, key: str) -> list[str]:
+def pick_gold(clip_keys: Iterable[str], share: float, key: str, domain: str = "gold") -> list[str]:
     """The clip keys that are gold at ``share`` (0 to 1): those whose keyed hash, read as a
-    number in [0, 1), is below ``share``.
+    number in [0, 1), is below ``share``. ``domain`` makes another independent pick with
+    the same key (the hidden repeats', :mod:`api.repeats`).
 
     >>> pick_gold(["a", "b"], 0.0, "k"), pick_gold(["a", "b"], 1.0, "k")
     ([], ['a', 'b'])
     """
     if not 0.0 <= share <= 1.0:
-        raise ValueError(f"gold share: expected a fraction from 0 to 1, got {share}")
+        raise ValueError(f"{domain} share: expected a fraction from 0 to 1, got {share}")
     out = []
     for clip in clip_keys:
-        digest = hmac.new(key.encode(), clip.encode(), hashlib.sha256).digest()
+        message = clip if domain == "gold" else f"{domain}:{clip}"
+        digest = hmac.new(key.encode(), message.encode(), hashlib.sha256).digest()
         if int.from_bytes(digest[:8], "big") / 2**64 < share:
             out.append(clip)
     return out

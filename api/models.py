@@ -272,3 +272,22 @@ class GoldClip(SQLModel, table=True):
     clip_id: str
     session_id: str
     marked_at: datetime
+
+
+class RepeatClip(SQLModel, table=True):
+    """A hidden repeat: a task the import made as a second copy of a clip
+    (``--repeat-share``), under a clip id and turn ids of the ordinary form. ``turns`` maps
+    each of its turn ids to the original's. Its judgements are kept apart (under the
+    negated project id, see :mod:`api.repeats`), out of every figure and export, and only
+    compared with the same annotator's first pass."""
+
+    __tablename__ = "repeat_clip"
+    __table_args__ = (UniqueConstraint("project_id", "clip_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(index=True)
+    clip_id: str
+    original_clip_id: str
+    session_id: str
+    turns: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
+    made_at: datetime

@@ -21,7 +21,7 @@ from sqlmodel import Session, col, select
 
 from annotate import annotator_scores as scores
 from annotate.performers import SHIFT_TOLERANCE, Span, Turn, performer_scorecard
-from api import adjudication, intended, members, reports, store
+from api import adjudication, intended, members, repeats, reports, store
 from api.db import request_session
 from api.gold import gold_clips
 from api.models import Annotation, ShiftEventRow
@@ -123,6 +123,25 @@ def performers(
     return out
 
 
+def _self(
+    passes: tuple[dict[str, str], dict[str, str]] | None,
+    codes: dict[str, float],
+    level: str,
+    any_repeats: bool,
+) -> dict[str, Any]:
+    """An annotator's second pass over hidden repeats against their first (turns both
+    passes labeled)."""
+    if passes is None:
+        reason = (
+            "this annotator labeled no hidden repeat twice"
+            if any_repeats
+            else "no hidden repeats in this project (import --repeat-share)"
+        )
+        return {"units": 0, "alpha": None, "reason": reason}
+    first, second = ({t: codes[v] for t, v in p.items() if v in codes} for p in passes)
+    return scores.versus(second, first, level)
+
+
 def _expert_gold(
     db: Session, project_id: int, dim: Any, adjudicators: Sequence[str]
 ) -> dict[str, float]:
@@ -153,7 +172,8 @@ def annotators(
     per annotator, agreement with the rest and against gold (alpha with its interval,
     units compared), drift, label bias, speed (Label Studio's lead time) and shift timing
     lag (:mod:`annotate.annotator_scores` defines each figure). Agreement with themselves
-    needs hidden repeats, which this project does not import yet: ``None`` with a reason.
+    (``self``) compares their second pass over hidden repeats with their first
+    (:mod:`api.repeats`); ``None`` with a reason where there is none.
 
     Gold is Label Studio's ground-truth annotations, and the expert answers of the clips
     the import marked gold (:mod:`api.gold`): the decisions of ``adjudicators`` on them in
@@ -185,6 +205,9 @@ def annotators(
         for r in db.exec(select(ShiftEventRow).where(ShiftEventRow.project_id == project_id))
     ]
     lags = scores.shift_lag(spans)
+    repeat_rows = repeats.repeat_clips(db, project_id)
+    passes = repeats.intra_rater(db, project_id, frame.dim.name) if repeat_rows else {}
+    codes = store.codes_of(frame.dim)
     names = members.names(db, {frame.annotator[i] for i in people})
     rows = []
     for who in sorted({frame.annotator[i] for i in people}, key=lambda k: (len(k), k)):
@@ -215,11 +238,7 @@ def annotators(
                     "reason": "no gold in the project (a ground-truth annotation, or an "
                     "expert's answer to a clip imported with --gold-share)",
                 },
-                "self": {
-                    "units": 0,
-                    "alpha": None,
-                    "reason": "no hidden repeats in this project",
-                },
+                "self": _self(passes.get(who), codes, level, bool(repeat_rows)),
                 "drift": scores.drift(order, own, rest),
                 "bias": scores.bias([frame.value[i] for i in mine], pool)
                 if frame.dim.kind == "choice"

@@ -31,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from annotate import incremental
 from annotate.agreement import pivot
+from api import repeats
 from api.models import AgreementSum, Annotation, Judgement, ShiftEventRow, SyncState, Task
 from schemas.codec import JudgementRow, annotator_of, decode_rows
 from schemas.errors import AnnotateError
@@ -702,8 +703,10 @@ def apply_events(db: Session, events: Sequence[Event]) -> list[Applied]:
 
     The result equals applying them one by one, in far fewer statements: the webhook's
     group commit applies every event waiting at once in one transaction. A TASKS_DELETED
-    event is applied on its own (the events before it are written first).
+    event is applied on its own (the events before it are written first). The events of
+    hidden repeats go under the negated project id (:func:`api.repeats.divert`).
     """
+    events = repeats.divert(db, events)
     results: list[Applied] = []
     start = 0
     while start < len(events):
@@ -814,10 +817,11 @@ def skipped(db: Session, project_id: int) -> dict[str, int]:
 
 
 def projects(db: Session) -> list[int]:
-    """Ids of the projects the store has judgements or tasks for."""
+    """Ids of the projects the store has judgements or tasks for (not the negated ids that
+    hold hidden repeats' second passes, :mod:`api.repeats`)."""
     ids = set(db.exec(select(Task.project_id).distinct()).all())
     ids |= set(db.exec(select(Judgement.project_id).distinct()).all())
-    return sorted(ids)
+    return sorted(i for i in ids if i >= 0)
 
 
 def check_dimension(db: Session, project_id: int, dimension: str, taxonomy: Taxonomy) -> None:

@@ -22,6 +22,7 @@ from sqlmodel import Session
 from annotate.agreement import N_BOOT
 from api import reports, scorecards
 from api.adjudication import decisions
+from api.repeats import repeat_clips
 from exporters.audio import TurnAudio
 from exporters.card import CardStats, write_card
 from exporters.card_sections import CardFacts
@@ -242,6 +243,8 @@ def export_label_studio_file(
         engine = make_engine(f"sqlite:///{Path(scratch) / 'export.db'}")
         init_db(engine)
         project_ids = set()
+        repeat_ids: set[str] | None = None
+        repeats_left_out = 0
         with Session(engine) as db:
             applied = 0
             for i, task in enumerate(tasks):
@@ -251,6 +254,15 @@ def export_label_studio_file(
                     )
                 project_id = int(task.get("project") or 0)
                 project_ids.add(project_id)
+                if repeat_ids is None:  # the hidden repeats the service keeps for it
+                    repeat_ids = (
+                        {r.clip_id for r in repeat_clips(intended_from, project_id)}
+                        if intended_from is not None
+                        else set()
+                    )
+                if str(task["data"].get("clip_id")) in repeat_ids:
+                    repeats_left_out += 1
+                    continue
                 task_obj = {"id": task["id"], "data": task["data"]}
                 store.upsert_task(db, project_id, task_obj)
                 for annotation in task.get("annotations") or []:
@@ -290,5 +302,10 @@ def export_label_studio_file(
                     put_intended(db, project_id, session_id, turns)
                 db.commit()
             report = export_dataset(db, project_id, taxonomy, folder, **kwargs)
+            if repeats_left_out:
+                report.warnings.append(
+                    f"{repeats_left_out} hidden repeat tasks left out (second passes for "
+                    "agreement with oneself, not data)"
+                )
         engine.dispose()
     return report

@@ -1,5 +1,5 @@
-"""adjudication links (which clip went to which task of the adjudication project) and the
-clips the import marked as gold
+"""adjudication links (which clip went to which task of the adjudication project), the
+clips the import marked as gold, and the hidden repeats it made
 
 Revision ID: 0011
 Revises: 0010
@@ -48,10 +48,24 @@ def upgrade() -> None:
         sa.UniqueConstraint("project_id", "clip_id"),
     )
     op.create_index("ix_gold_clip_project_id", "gold_clip", ["project_id"])
+    op.create_table(
+        "repeat_clip",
+        sa.Column("id", sa.Integer(), primary_key=True, nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("clip_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("original_clip_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("session_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("turns", sa.JSON(), nullable=True),
+        sa.Column("made_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.UniqueConstraint("project_id", "clip_id"),
+    )
+    op.create_index("ix_repeat_clip_project_id", "repeat_clip", ["project_id"])
 
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_index("ix_repeat_clip_project_id", table_name="repeat_clip")
+    op.drop_table("repeat_clip")
     op.drop_index("ix_gold_clip_project_id", table_name="gold_clip")
     op.drop_table("gold_clip")
     op.drop_index("ix_adjudication_link_adjudication_task_id", table_name="adjudication_link")

@@ -1,0 +1,173 @@
+"""Hidden repeats: a share of clips imported a second time, later, as tasks annotators
+cannot tell from new ones, so that each annotator's agreement with themselves can be
+measured (``improv-annotate import --repeat-share``).
+
+A repeat is a copy of a clip's task under a clip id, clip index and turn ids of the
+ordinary form (the next numbers of its session), pushed after the session's clips. Its
+text and audio are the clip's own: that is what a repeat is. The store keeps which tasks
+are repeats (:class:`api.models.RepeatClip`, written before the copies reach Label Studio)
+and nothing in the task says so.
+
+The judgements on a repeat must not count twice: :func:`divert` files the events of
+repeat tasks under the negated project id before they are applied, so every figure,
+sum, overlap decision, report and export of the project leaves them out by construction,
+while deletions and edits follow them as any annotation's. :func:`intra_rater` pairs
+each annotator's second pass with their first, turn by turn.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from api.models import Judgement, RepeatClip
+
+if TYPE_CHECKING:
+    from api.store import Event
+
+__all__ = ["divert", "intra_rater", "keep_repeats", "repeat_clips", "repeat_copy"]
+
+
+def repeat_copy(
+    task: Mapping[str, Any], clip_index: int, first_turn: int, content_hash: Any
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A hidden repeat of ``task`` (a task as the importer pushes it) as clip number
+    ``clip_index`` of its session, its turns numbered from ``first_turn``; and the map of
+    the copy's turn ids to the original's.
+
+    Ids keep the importer's forms (``<session>-c<NNN>``, ``<session>-t<NNNNN>``); the clip
+    key, which must differ from the original's, keeps its form with the end one
+    millisecond later. The title, prompt, context, audio and text are the original's.
+    """
+    data = dict(task["data"])
+    session = str(data["session_id"])
+    turns: dict[str, str] = {}
+    lines = []
+    for k, line in enumerate(data.get("dialogue") or []):
+        index = first_turn + k
+        copy_id = f"{session}-t{index:05d}"
+        turns[copy_id] = str(line["turn_id"])
+        lines.append({**line, "turn_id": copy_id, "turn_index": index})
+    start, end = float(data.get("clip_start", 0.0)), float(data.get("clip_end", 0.0))
+    data.update(
+        dialogue=lines,
+        clip_id=f"{session}-c{clip_index:03d}",
+        clip_index=clip_index,
+        clip_key=f"{session}@{start:.3f}-{end + 0.001:.3f}",
+    )
+    copy = {"data": data, "predictions": task.get("predictions", [])}
+    data.pop("content_hash", None)
+    data["content_hash"] = content_hash(copy)
+    return copy, turns
+
+
+def keep_repeats(
+    db: Session, project_id: int, session_id: str, copies: Iterable[tuple[str, str, dict]]
+) -> int:
+    """Keep ``copies`` (``(copy clip id, original clip id, turn map)``) of a session;
+    a copy kept before stays as it was. Returns how many are new. The caller commits."""
+    new = 0
+    now = datetime.now(UTC)
+    for clip_id, original, turns in copies:
+        savepoint = db.begin_nested()
+        db.add(
+            RepeatClip(
+                project_id=project_id,
+                clip_id=clip_id,
+                original_clip_id=original,
+                session_id=session_id,
+                turns=dict(turns),
+                made_at=now,
+            )
+        )
+        try:
+            savepoint.commit()
+            new += 1
+        except IntegrityError:  # kept by an earlier import, or another machine just now
+            savepoint.rollback()
+    return new
+
+
+def repeat_clips(db: Session, project_id: int) -> list[RepeatClip]:
+    """The project's hidden repeats."""
+    return list(
+        db.exec(
+            select(RepeatClip)
+            .where(RepeatClip.project_id == project_id)
+            .order_by(col(RepeatClip.id))
+        ).all()
+    )
+
+
+def divert(db: Session, events: Sequence[Event]) -> list[Event]:
+    """``events`` with each annotation event of a hidden repeat's task moved to the negated
+    project id (one indexed read per call; nothing changes without repeats)."""
+    wanted: dict[int, set[str]] = {}
+    for e in events:
+        if e.annotation is not None and e.project_id > 0:
+            clip = e.annotation.task_data.get("clip_id")
+            if clip is not None:
+                wanted.setdefault(e.project_id, set()).add(str(clip))
+    if not wanted:
+        return list(events)
+    found = set(
+        db.exec(
+            select(RepeatClip.project_id, RepeatClip.clip_id).where(
+                col(RepeatClip.project_id).in_(list(wanted)),
+                col(RepeatClip.clip_id).in_(sorted(set().union(*wanted.values()))),
+            )
+        ).all()
+    )
+    if not found:
+        return list(events)
+    out = []
+    for e in events:
+        clip = e.annotation.task_data.get("clip_id") if e.annotation is not None else None
+        if clip is not None and (e.project_id, str(clip)) in found:
+            e = dataclasses.replace(e, project_id=-e.project_id)
+        out.append(e)
+    return out
+
+
+def intra_rater(
+    db: Session, project_id: int, dimension: str
+) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
+    """Per annotator, their two passes over the turns of hidden repeats they labeled
+    twice: ``{annotator: (first pass {turn: value}, second pass {turn: value})}``, keyed
+    by the original turn id."""
+    maps: dict[str, str] = {}
+    for row in repeat_clips(db, project_id):
+        maps.update(row.turns or {})
+    if not maps:
+        return {}
+    second: dict[str, dict[str, str]] = {}
+    for turn, who, value in db.exec(
+        select(Judgement.turn_id, Judgement.annotator, Judgement.value).where(
+            Judgement.project_id == -project_id,
+            Judgement.dimension == dimension,
+            col(Judgement.turn_id).in_(list(maps)),
+        )
+    ).all():
+        second.setdefault(who, {})[maps[turn]] = value
+    if not second:
+        return {}
+    first: dict[str, dict[str, str]] = {}
+    for turn, who, value in db.exec(
+        select(Judgement.turn_id, Judgement.annotator, Judgement.value).where(
+            Judgement.project_id == project_id,
+            Judgement.dimension == dimension,
+            col(Judgement.turn_id).in_(sorted(set(maps.values()))),
+            col(Judgement.annotator).in_(list(second)),
+        )
+    ).all():
+        first.setdefault(who, {})[turn] = value
+    return {
+        who: (first.get(who, {}), again)
+        for who, again in second.items()
+        if set(first.get(who, {})) & set(again)
+    }

@@ -1,0 +1,150 @@
+"""Hidden repeats in the store (SQLite and PostgreSQL): the copy, the second passes kept
+out of every figure, and each annotator's agreement with themselves.
+
+Expected values are counted from the labels the test gives, or computed with the
+``krippendorff`` package on the two passes; a store that never saw the repeats is the
+reference for "left out of every figure".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import krippendorff
+import numpy as np
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, func, select
+
+from api import repeats, reports, store
+from api.db import init_db, make_engine
+from api.models import Judgement
+from api.scorecards import annotators
+from exporters import ExportOptions, export_dataset, read_jsonl
+from importers.clips import content_hash
+from schemas.taxonomy import load_taxonomy
+from tests.payloads import annotation_event, delete_event, dialogue, task
+
+TAX = load_taxonomy()
+FIRST = {  # annotator -> the original clip's emotions
+    1: ["joy", "anger", "neutral", "fear"],
+    2: ["joy", "sadness", "neutral", "fear"],
+    3: ["neutral", "anger", "neutral", "fear"],
+}
+SECOND = {  # the hidden repeat: annotator 1 the same, annotator 2 differs on one turn
+    1: ["joy", "anger", "neutral", "fear"],
+    2: ["joy", "sadness", "joy", "fear"],
+}
+
+
+def _original() -> dict:
+    t = task(1, dialogue(4, "s1", 0), "s1")
+    t["data"].update(
+        clip_start=0.0, clip_end=8.0, clip_index=0, clip_key="s1@0.000-8.000", title="S: clip 1"
+    )
+    return t
+
+
+def _copy() -> tuple[dict, dict[str, str]]:
+    copy, turns = repeats.repeat_copy(
+        {"data": _original()["data"], "predictions": []}, 7, 40, content_hash
+    )
+    return {"id": 2, "data": copy["data"], "project": 1}, turns
+
+
+def _store(url: str, *, with_repeats: bool) -> Engine:
+    engine = make_engine(url)
+    init_db(engine)
+    original = _original()
+    copy, turns = _copy()
+    with Session(engine) as db:
+        if with_repeats:
+            repeats.keep_repeats(db, 1, "s1", [(copy["data"]["clip_id"], "s1-c000", turns)])
+            db.commit()
+        ids = 0
+        for who, emotions in FIRST.items():
+            ids += 1
+            values = {i: {"emotion": e} for i, e in enumerate(emotions)}
+            store.apply_event(db, annotation_event(TAX, ids, original, who, values), TAX)
+        if with_repeats:
+            for who, emotions in SECOND.items():
+                ids += 1
+                values = {i: {"emotion": e} for i, e in enumerate(emotions)}
+                store.apply_event(db, annotation_event(TAX, ids, copy, who, values), TAX)
+    return engine
+
+
+@pytest.fixture
+def stores(database_url: str, tmp_path: Path) -> Iterator[tuple[Engine, Engine]]:
+    with_repeats = _store(database_url, with_repeats=True)
+    without = _store(f"sqlite:///{tmp_path / 'plain.db'}", with_repeats=False)
+    yield with_repeats, without
+    with_repeats.dispose()
+    without.dispose()
+
+
+def test_the_copy_has_ordinary_ids_and_the_same_content() -> None:
+    copy, turns = _copy()
+    data, original = copy["data"], _original()["data"]
+    assert data["clip_id"] == "s1-c007" and data["clip_index"] == 7
+    assert [line["turn_id"] for line in data["dialogue"]] == [f"s1-t{i:05d}" for i in range(40, 44)]
+    assert turns == {
+        f"s1-t{40 + i:05d}": line["turn_id"] for i, line in enumerate(original["dialogue"])
+    }
+    assert data["clip_key"] != original["clip_key"] and data["clip_key"].startswith("s1@")
+    assert [line["text"] for line in data["dialogue"]] == [
+        line["text"] for line in original["dialogue"]
+    ]
+    assert data["audio"] == original["audio"] and data["title"] == original["title"]
+    assert "repeat" not in repr(data).lower()
+
+
+def test_second_passes_count_in_no_figure_and_no_export(
+    stores: tuple[Engine, Engine], tmp_path: Path
+) -> None:
+    with_repeats, without = stores
+    got = {}
+    for name, engine in (("repeats", with_repeats), ("plain", without)):
+        with Session(engine) as db:
+            count = db.exec(
+                select(func.count()).select_from(Judgement).where(Judgement.project_id == 1)
+            ).one()
+            agreement = store.agreement(db, 1, "emotion", TAX)
+            frame = reports.load(db, 1, "emotion", TAX)
+            report = export_dataset(
+                db, 1, TAX, tmp_path / name, options=ExportOptions(salt="s"), n_boot=50
+            )
+            rows = list(read_jsonl(report.files["jsonl"]))
+            got[name] = (count, agreement["alpha"], len(frame), rows, store.projects(db))
+    r, p = got["repeats"], got["plain"]
+    assert r[0] == p[0] == 12  # 3 annotators x 4 turns: the 8 second-pass values are apart
+    assert r[1] == pytest.approx(p[1]) and r[2] == p[2]
+    assert [row["turn_id"] for row in r[3]] == [row["turn_id"] for row in p[3]]
+    assert [row["labels"] for row in r[3]] == [row["labels"] for row in p[3]]
+    assert r[4] == p[4] == [1]  # the second passes' negated project is no project
+
+
+def test_each_annotator_is_compared_with_their_own_first_pass(
+    stores: tuple[Engine, Engine],
+) -> None:
+    with_repeats, without = stores
+    with Session(with_repeats) as db:
+        card = {row["annotator"]: row["self"] for row in annotators(db, 1, TAX)["annotators"]}
+    codes = {v: i for i, v in enumerate(TAX.emotion.values)}
+    for who in (1, 2):
+        same = sum(a == b for a, b in zip(FIRST[who], SECOND[who], strict=True))
+        assert card[str(who)]["units"] == 4
+        assert card[str(who)]["agreement"] == pytest.approx(same / 4)
+    data = np.array([[codes[v] for v in FIRST[2]], [codes[v] for v in SECOND[2]]], dtype=float)
+    expected = krippendorff.alpha(reliability_data=data, level_of_measurement="nominal")
+    assert card["2"]["alpha"] == pytest.approx(expected)
+    assert card["3"]["alpha"] is None and "labeled no hidden repeat twice" in card["3"]["reason"]
+    with Session(without) as db:
+        plain = annotators(db, 1, TAX)["annotators"][0]["self"]
+    assert "no hidden repeats in this project" in plain["reason"]
+    # a second pass deleted in Label Studio leaves the comparison
+    with Session(with_repeats) as db:
+        store.apply_event(db, delete_event([5], project_id=1), TAX)  # annotator 2's repeat
+        card = {row["annotator"]: row["self"] for row in annotators(db, 1, TAX)["annotators"]}
+    assert card["2"]["alpha"] is None and card["1"]["units"] == 4
