@@ -475,3 +475,72 @@ def test_gold_clips_go_to_the_expert_blind_and_annotators_are_scored_against_the
     assert rows[str(close.id)]["vs_gold"]["units"] == n
     assert rows[str(close.id)]["vs_gold"]["agreement"] == 1.0
     assert rows[str(far.id)]["vs_gold"]["agreement"] == pytest.approx((n - 1) / n)
+
+
+def test_hidden_repeats_give_each_annotator_agreement_with_themselves(
+    setup: Any, tmp_path: Path
+) -> None:
+    """``import --repeat-share 1`` pushes a copy of every clip after the session's clips,
+    under ids of the ordinary form, with nothing in Label Studio saying which is which; an
+    annotator who labels a clip and its copy gets their agreement with themselves, and the
+    copy's judgements count in no figure of the project."""
+    settings, config, _ = setup
+    url = settings.label_studio.url
+    admin = {"Authorization": f"Token {settings.label_studio.token}"}
+    folder = write_session(tmp_path / "scene-r", n_turns=8, rng=np.random.default_rng(9))
+    imported = _json(_cli(config, "import", str(folder), "--repeat-share", "1", "--json"))
+    client = connect(settings)
+    project = find_project(client, settings.label_studio.project_title)
+    mine = sorted(
+        (
+            t
+            for t in httpx.get(
+                f"{url}/api/tasks",
+                params={"project": project.id, "fields": "all", "page_size": 1000},
+                headers=admin,
+            ).json()["tasks"]
+            if t["data"]["session_id"] == "scene-r"
+        ),
+        key=lambda t: t["id"],
+    )
+    assert len(mine) % 2 == 0 and imported["repeat_clips"] == {"scene-r": len(mine) // 2}
+    originals, copies = mine[: len(mine) // 2], mine[len(mine) // 2 :]  # the copies come later
+    assert not any("repeat" in json.dumps(t["data"]).lower() for t in mine)
+    ids = [t["data"]["clip_id"] for t in mine]
+    assert ids == [f"scene-r-c{k:03d}" for k in range(len(mine))]  # one ordinary sequence
+    # a re-import makes no more copies
+    again = _json(_cli(config, "import", str(folder), "--repeat-share", "1", "--json"))
+    assert again["repeat_clips"] == imported["repeat_clips"]
+    count = httpx.get(
+        f"{url}/api/tasks", params={"project": project.id, "page_size": 1000}, headers=admin
+    ).json()["tasks"]
+    assert sum(t["data"]["session_id"] == "scene-r" for t in count) == len(mine)
+
+    original = originals[0]
+    copy = next(
+        c
+        for c in copies
+        if c["data"]["dialogue"][0]["text"] == original["data"]["dialogue"][0]["text"]
+    )
+    n = len(original["data"]["dialogue"])
+    first = [TAX.emotion.values[i % 4] for i in range(n)]
+    second = [*first[:-1], "fear" if first[-1] != "fear" else "joy"]
+    invite = invite_link(client, url)
+    who = ensure_account(url, f"rep-{uuid.uuid4().hex[:4]}@example.org", PASSWORD, invite=invite)
+    _label(url, who, original, first)
+    _label(url, who, copy, second)
+    svc = httpx.Client(base_url=settings.service.url, headers={"X-API-Key": KEY}, timeout=60)
+
+    def compared() -> dict[str, Any] | None:
+        card = svc.get(f"/projects/{project.id}/scorecards/annotators").json()
+        row = {r["annotator"]: r for r in card.get("annotators", [])}.get(str(who.id))
+        return row if row and row["self"]["units"] else None
+
+    row = _wait_for(compared, what="the annotator's second pass in the scorecard")
+    assert row["self"]["units"] == n
+    assert row["self"]["agreement"] == pytest.approx((n - 1) / n)
+    # the second pass is not a judgement of the project
+    judged = svc.get(f"/projects/{project.id}/judgements", params={"limit": 1000}).json()["data"]
+    copy_turns = {line["turn_id"] for line in copy["data"]["dialogue"]}
+    assert not copy_turns & {j["turn_id"] for j in judged}
+    assert sum(j["annotator"] == str(who.id) for j in judged) == n
