@@ -118,7 +118,7 @@ def annotators_page(project_id: int, card: dict[str, Any]) -> str:
             f"{_fmt(rest.get('ci_high'))}]</td><td>{rest['units']}</td>"
             f"<td>{_fmt(gold.get('alpha'))}</td><td>{_fmt(gold.get('agreement'))}</td>"
             f"<td>{gold['units']}</td>"
-            f"<td>{html.escape(a['self'].get('reason') or _fmt(a['self'].get('alpha')))}</td>"
+            f"<td>{_self_cell(a['self'])}</td>"
             f"<td>{_fmt(drift.get('change'), '{:+.3f}')}</td>"
             f"<td>{_fmt(bias.get('tvd'))} ({html.escape(str(bias.get('over_used') or '-'))})</td>"
             f"<td>{_fmt(a['speed']['median_seconds_per_turn'], '{:.1f}')}</td>"
@@ -135,6 +135,16 @@ def annotators_page(project_id: int, card: dict[str, Any]) -> str:
         + "</table>"
     )
     return _page(project_id, "Annotators", body, {"annotators": fig})
+
+
+def _self_cell(figure: dict[str, Any]) -> str:
+    """The *with themselves* cell: alpha (share equal, turns), or why there is none."""
+    if figure.get("alpha") is None and figure.get("reason"):
+        return html.escape(str(figure["reason"]))
+    return (
+        f"{_fmt(figure.get('alpha'))} ({_fmt(figure.get('agreement'))} equal, "
+        f"{int(figure['units'])} turns)"
+    )
 
 
 def performers_page(project_id: int, card: dict[str, Any]) -> str:
