@@ -17,8 +17,7 @@ against Label Studio; only ``adjudication.adjudicators`` count.
 
 from __future__ import annotations
 
-import hashlib
-import json
+import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,7 +35,7 @@ from annotate.labelstudio import (
     list_clip_tasks,
     push_tasks,
 )
-from api import adjudication
+from api import adjudication, store
 from api.gold import gold_clips
 from api.models import Judgement, Task
 from schemas.codec import encode_annotation
@@ -50,6 +49,7 @@ __all__ = [
     "adjudication_title",
     "ensure_adjudication_project",
     "send",
+    "task_key",
 ]
 
 # The model version of the adjudication tasks' pre-annotation (turn regions + unanimous
@@ -101,6 +101,15 @@ def ensure_adjudication_project(client: Any, settings: Settings, taxonomy: Taxon
     return project
 
 
+def task_key(settings: Settings, project_id: int, clip_key: str) -> str:
+    """The clip key of a clip's task in the adjudication project: a keyed hash (with the
+    service's API key) of the project and the clip's key, so that no member can make a task
+    under it before the clip is sent and have the sender link their task."""
+    secret = (settings.service.api_key or "").encode()
+    digest = hmac.new(secret, f"adjudication|{project_id}|{clip_key}".encode(), "sha256")
+    return f"adj-{digest.hexdigest()[:24]}"
+
+
 def _pseudonyms(judgements: Sequence[Any]) -> dict[str, str]:
     order: dict[str, int] = {}
     for j in sorted(judgements, key=lambda j: (j.annotation_id, j.id)):
@@ -116,6 +125,7 @@ def adjudication_task(
     why: Sequence[str],
     *,
     blind: bool = False,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """The adjudication project's task for one clip.
 
@@ -124,6 +134,7 @@ def adjudication_task(
     ``disagreeing`` the turn ids the panel split on. The task's dialogue keeps every turn
     id, so the adjudicator's values land on the clip's own turns. ``blind`` (a gold clip):
     the panel's labels are neither shown nor pre-filled; the expert answers on their own.
+    ``key``: the task's clip key in the adjudication project (see :func:`task_key`).
     """
     if blind:
         judgements, disagreeing = (), ()
@@ -174,9 +185,9 @@ def adjudication_task(
         title=f"Adjudicate · {source.get('title') or source.get('clip_id')}",
         panel="\n".join(lines),
     )
-    data["content_hash"] = hashlib.sha256(
-        json.dumps(data, sort_keys=True, default=str).encode()
-    ).hexdigest()
+    if key is not None:
+        data["clip_key"] = key
+    data["content_hash"] = adjudication.data_hash(data)
     result = encode_annotation(dialogue, unanimous, taxonomy)
     return {
         "data": data,
@@ -187,12 +198,15 @@ def adjudication_task(
 @dataclass
 class SendReport:
     """What :func:`send` found and did: ``queue`` (every clip the thresholds select),
-    ``due`` (those not sent yet), ``sent`` (clips linked by this run), ``project`` (the
-    adjudication project's id; ``None`` on a dry run), ``pushed`` (Label Studio's count)."""
+    ``due`` (those not sent yet), ``sent`` (clips linked by this run), ``refused`` (clips
+    whose task in the adjudication project already had annotations before it could be
+    linked: not linked, with the task), ``project`` (the adjudication project's id;
+    ``None`` on a dry run), ``pushed`` (Label Studio's count)."""
 
     queue: list[dict[str, Any]] = field(default_factory=list)
     due: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
     project: int | None = None
     pushed: Pushed | None = None
 
@@ -203,6 +217,7 @@ class SendReport:
             "already_sent": len(self.queue) - len(self.due),
             "due": [_brief(c) for c in self.due],
             "sent": self.sent,
+            "refused": self.refused,
             "adjudication_project": self.project,
         }
 
@@ -259,6 +274,9 @@ def send(
     alone. ``dry_run``: only say what would be sent. ``settled``: only clips whose panel is
     complete (the service's automatic sending)."""
     report = SendReport()
+    # one sender per project at a time, on every machine (PostgreSQL: an advisory lock
+    # held until the links are committed), so no sender links a task another removes
+    store.lock(db, {f"adjudicate{project_id}"})
     report.queue = adjudication.queue(
         db,
         project_id,
@@ -289,6 +307,7 @@ def send(
             .where(Judgement.project_id == project_id, Judgement.task_id == entry["task"])
             .order_by(col(Judgement.id))
         ).all()
+        clip_key = str(data.get("clip_key") or data.get("clip_id") or entry["clip"])
         task = adjudication_task(
             data,
             judgements,
@@ -296,9 +315,10 @@ def send(
             entry["disagreeing_turns"],
             entry["why"],
             blind=entry["gold"],
+            key=task_key(settings, project_id, clip_key),
         )
         tasks.append(task)
-        keys[str(task["data"].get("clip_key") or task["data"]["clip_id"])] = (entry, task)
+        keys[str(task["data"]["clip_key"])] = (entry, task)
         if data.get("session_id"):
             sessions.add(str(data["session_id"]))
     if settings.label_studio.media_base_url is None:
@@ -307,20 +327,27 @@ def send(
             if folder.is_dir():
                 ensure_local_storage(client, report.project, folder)
     report.pushed = push_tasks(client, report.project, tasks)
-    held = {t.key: t.id for t in list_clip_tasks(client, report.project)}
+    held = {t.key: t for t in list_clip_tasks(client, report.project)}
     sent = []
     for key, (entry, task) in keys.items():
         if key not in held:
+            continue
+        if held[key].annotations:
+            # annotated before it was linked: not a decision on what this sender sent
+            report.refused.append(
+                {"clip": entry["clip"], "adjudication_task": held[key].id, "why": "annotated"}
+            )
             continue
         sent.append(
             {
                 "clip": entry["clip"],
                 "task": entry["task"],
                 "adjudication_project": report.project,
-                "adjudication_task": held[key],
+                "adjudication_task": held[key].id,
                 "turns": [str(line.get("turn_id")) for line in task["data"]["dialogue"]],
                 "disagreeing": entry["disagreeing_turns"],
                 "why": entry["why"],
+                "hash": adjudication.data_hash(task["data"]),
             }
         )
     adjudication.record_links(db, project_id, sent)

@@ -79,7 +79,18 @@ def adjudicate(
             f"{got['sent']} clips sent, {got['decided']} decided, {got['waiting']} waiting; "
             f"ignored: {ignored or 'nothing'}"
         )
-        unknown = [a["configured"] for a in got["adjudicators"] if a["user"] is None]
+        ambiguous = [a["configured"] for a in got["adjudicators"] if a.get("ambiguous")]
+        unknown = [
+            a["configured"]
+            for a in got["adjudicators"]
+            if a["user"] is None and not a.get("ambiguous")
+        ]
+        if ambiguous:
+            console.print(
+                f"[red]adjudicator e-mails held by more than one Label Studio account, so "
+                f"no decision of theirs counts (name them by user id): "
+                f"{escape(', '.join(ambiguous))}[/red]"
+            )
         if not got["adjudicators"]:
             console.print(
                 "[yellow]no adjudication.adjudicators in config.yaml: no decision counts[/yellow]"

@@ -204,9 +204,10 @@ def qa_marker(
     picks the same clips. ``gold`` and ``repeated`` get the counts per session."""
     from sqlmodel import Session
 
+    from annotate.labelstudio import connect, list_clip_tasks
     from api.db import init_db, make_engine
     from api.gold import mark_gold, pick_gold
-    from api.repeats import keep_repeats, repeat_copy
+    from api.repeats import keep_repeats, record_tasks, repeat_copy
     from importers.clips import content_hash
 
     s = state.settings
@@ -240,6 +241,16 @@ def qa_marker(
                 db.commit()
             if copies:
                 push(session, [c for c, _, _ in copies])
+                # the copies' tasks: their events are told apart by task, not by data
+                keys = {str(c["data"]["clip_key"]): str(c["data"]["clip_id"]) for c, _, _ in copies}
+                held = {
+                    keys[t.key]: t.id
+                    for t in list_clip_tasks(connect(s), project_id)
+                    if t.key in keys
+                }
+                with Session(engine) as db:
+                    record_tasks(db, project_id, held)
+                    db.commit()
             repeated[session.id] = len(copies)
         return pushed
 

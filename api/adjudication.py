@@ -17,6 +17,8 @@ is counted by reason, never taken.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,12 +29,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from api import reports, store
-from api.models import AdjudicationLink, Annotation, Judgement, Member, TaskOverlapRow
+from api.models import AdjudicationLink, Annotation, Judgement, Member, Task, TaskOverlapRow
 from schemas.taxonomy import Taxonomy
 
 __all__ = [
     "Decisions",
     "adjudicator_ids",
+    "ambiguous_emails",
+    "data_hash",
     "decisions",
     "links",
     "queue",
@@ -179,8 +183,9 @@ def links(db: Session, project_id: int) -> list[AdjudicationLink]:
 
 def record_links(db: Session, project_id: int, sent: Iterable[Mapping[str, Any]]) -> int:
     """Keep the links of clips just sent (``clip``, ``task``, ``adjudication_project``,
-    ``adjudication_task``, ``turns``, ``disagreeing``, ``why``); a clip another sender
-    linked first keeps that link. Returns how many are new. Commits."""
+    ``adjudication_task``, ``turns``, ``disagreeing``, ``why``, ``hash``); a clip another
+    sender linked first keeps that link, and a task linked to another clip is not linked
+    again. Returns how many are new. Commits."""
     new = 0
     now = datetime.now(UTC)
     for item in sent:
@@ -194,13 +199,14 @@ def record_links(db: Session, project_id: int, sent: Iterable[Mapping[str, Any]]
             disagreeing=[str(t) for t in item["disagreeing"]],
             reasons=[str(w) for w in item["why"]],
             sent_at=now,
+            sent_hash=item.get("hash"),
         )
         savepoint = db.begin_nested()
         db.add(row)
         try:
             savepoint.commit()
             new += 1
-        except IntegrityError:  # another sender (machine, worker) linked it first
+        except IntegrityError:  # another sender linked the clip (or the task) first
             savepoint.rollback()
     db.commit()
     return new
@@ -209,8 +215,20 @@ def record_links(db: Session, project_id: int, sent: Iterable[Mapping[str, Any]]
 def adjudicator_ids(db: Session, adjudicators: Iterable[str]) -> dict[str, str]:
     """``{Label Studio user id: as configured}`` of the adjudicators: a user id is taken as
     it is, an e-mail through the members the service has read from Label Studio
-    (case-insensitive); an e-mail no member has yet maps to nothing."""
+    (case-insensitive). An e-mail no member has yet maps to nothing, and so does one that
+    more than one account holds (Label Studio Community does not verify addresses, and
+    matches them ignoring case: two accounts could claim one adjudicator)."""
+    return _resolved(db, adjudicators)[0]
+
+
+def ambiguous_emails(db: Session, adjudicators: Iterable[str]) -> list[str]:
+    """The configured e-mails that more than one Label Studio account holds."""
+    return _resolved(db, adjudicators)[1]
+
+
+def _resolved(db: Session, adjudicators: Iterable[str]) -> tuple[dict[str, str], list[str]]:
     out: dict[str, str] = {}
+    ambiguous: list[str] = []
     emails: dict[str, str] = {}
     for entry in adjudicators:
         text = str(entry).strip()
@@ -224,9 +242,15 @@ def adjudicator_ids(db: Session, adjudicators: Iterable[str]) -> dict[str, str]:
                 func.lower(col(Member.email)).in_(list(emails))  # type: ignore[arg-type]
             )
         ).all()
+        holders: dict[str, set[str]] = {}
         for user_id, email in rows:
-            out[str(user_id)] = emails[str(email).lower()]
-    return out
+            holders.setdefault(str(email).lower(), set()).add(str(user_id))
+        for email, ids in holders.items():
+            if len(ids) == 1:
+                out[next(iter(ids))] = emails[email]
+            else:
+                ambiguous.append(emails[email])
+    return out, sorted(ambiguous)
 
 
 @dataclass
@@ -249,7 +273,12 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
     """The adjudicators' decisions on the project's clips (see the module's docstring).
 
     Per clip the latest annotation (last updated, then highest id) by an adjudicator is
-    the decision; a cancelled (skipped) one decides nothing.
+    the decision; a cancelled (skipped) one decides nothing. Any member can write through
+    Label Studio's API in an adjudicator's name (``completed_by`` is the caller's to set)
+    and can edit a task's data, so a decision is taken only when Label Studio recorded the
+    adjudicator as the one who last saved it (``updated_by``), and only while the task's
+    data is what was sent (:func:`data_hash`). A clip counts as decided only when a value
+    was taken.
     """
     out = Decisions()
     linked = {row.adjudication_task_id: row for row in links(db, project_id)}
@@ -269,6 +298,12 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
         if a.annotator not in allowed:
             out.ignored["annotation by someone not in adjudication.adjudicators"] += 1
             continue
+        if a.updated_by != a.annotator:
+            out.ignored[
+                "annotation in an adjudicator's name last saved by someone else "
+                "(Label Studio's updated_by)"
+            ] += 1
+            continue
         if a.was_cancelled:
             out.ignored["annotation skipped by the adjudicator"] += 1
             continue
@@ -279,6 +314,17 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
             chosen[link.adjudication_task_id] = a
         else:
             out.ignored["older decision on the same clip"] += 1
+    held = {
+        t.id: t.data
+        for t in db.exec(select(Task).where(col(Task.id).in_(list(chosen)))).all()
+        if t.id is not None
+    }
+    for task in list(chosen):
+        link = linked[task]
+        data = held.get(task)
+        if link.sent_hash is not None and (data is None or data_hash(data) != link.sent_hash):
+            out.ignored["adjudication task changed in Label Studio after it was sent"] += 1
+            del chosen[task]
     if not chosen:
         return out
     by_annotation = {a.id: (task, a) for task, a in chosen.items()}
@@ -297,6 +343,9 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
         out.by_clip.setdefault(link.clip_id, {}).setdefault(turn_id, {})[dimension] = value
     for task, annotation in chosen.items():
         link = linked[task]
+        if link.clip_id not in out.by_clip:
+            out.ignored["decision with no value on the clip's turns"] += 1
+            continue
         out.clips[link.clip_id] = {
             "adjudicator": annotation.annotator,
             "annotation": annotation.id,
@@ -304,6 +353,13 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
             "adjudication_task": task,
         }
     return out
+
+
+def data_hash(data: Mapping[str, Any]) -> str:
+    """sha256 of an adjudication task's data without its ``content_hash``, as sent and
+    as Label Studio gives it back."""
+    kept = {k: v for k, v in data.items() if k != "content_hash"}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _newer(a: Annotation, b: Annotation) -> bool:
@@ -330,6 +386,7 @@ def status(
     found = decisions(db, project_id, adjudicators)
     resolved = adjudicator_ids(db, adjudicators)
     by_config = {v: k for k, v in resolved.items()}
+    ambiguous = set(ambiguous_emails(db, adjudicators))
     data = []
     for row in sent:
         decided = found.clips.get(row.clip_id)
@@ -356,7 +413,12 @@ def status(
         "waiting": sum(1 for d in data if not d["decided"]),
         "ignored": dict(sorted(found.ignored.items())),
         "adjudicators": [
-            {"configured": str(a), "user": by_config.get(str(a).strip())} for a in adjudicators
+            {
+                "configured": str(a),
+                "user": by_config.get(str(a).strip()),
+                "ambiguous": str(a).strip() in ambiguous,
+            }
+            for a in adjudicators
         ],
         "data": data,
     }

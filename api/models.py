@@ -26,6 +26,9 @@ class AnnotationBase(SQLModel):
     updated_at: datetime | None = None
     deleted: bool = False
     lead_time: float | None = None
+    # who last saved it, as Label Studio records it (the request's user, whatever the
+    # request claimed as ``completed_by``); None for versions kept before it was read
+    updated_by: str | None = None
 
 
 class Annotation(AnnotationBase, table=True):
@@ -242,7 +245,8 @@ class AdjudicationLink(SQLModel, table=True):
     """A clip sent to adjudication: the main project's clip and task, and the task that
     holds it in the adjudication project; ``turns`` are the clip's turn ids when it was
     sent (a decision on any other turn is not taken), ``disagreeing`` those the panel split
-    on, ``reasons`` why it was sent. One per project and clip: a clip is sent once."""
+    on, ``reasons`` why it was sent. One per project and clip (a clip is sent once) and one
+    per adjudication task (a task decides one clip)."""
 
     __tablename__ = "adjudication_link"
     __table_args__ = (UniqueConstraint("project_id", "clip_id"),)
@@ -252,11 +256,14 @@ class AdjudicationLink(SQLModel, table=True):
     clip_id: str
     source_task_id: int
     adjudication_project_id: int
-    adjudication_task_id: int = Field(index=True)
+    adjudication_task_id: int = Field(index=True, unique=True)
     turns: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     disagreeing: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     reasons: list[str] = Field(default_factory=list, sa_column=Column(JSON))
     sent_at: datetime
+    # sha256 of the task's data as sent (see annotate.adjudicate.data_hash): a decision on
+    # a task whose data a member changed since is not taken
+    sent_hash: str | None = None
 
 
 class GoldClip(SQLModel, table=True):
@@ -291,3 +298,6 @@ class RepeatClip(SQLModel, table=True):
     session_id: str
     turns: dict[str, str] = Field(default_factory=dict, sa_column=Column(JSON))
     made_at: datetime
+    # the copy's task in Label Studio, once pushed: its events are recognised by it, never
+    # by the task's data, which any member can edit
+    task_id: int | None = Field(default=None, index=True)

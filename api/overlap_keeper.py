@@ -23,7 +23,7 @@ Label Studio has it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -34,7 +34,8 @@ from sqlmodel import Session, col, or_, select
 from annotate.config import ConfigError, Settings
 from annotate.overlap import OverlapPolicy, decide_clips
 from api.db import request_session
-from api.models import Annotation, Judgement, TaskOverlapRow
+from api.models import AdjudicationLink, Annotation, Judgement, TaskOverlapRow
+from api.repeats import divert
 from api.store import Event
 
 __all__ = [
@@ -132,9 +133,20 @@ class OverlapKeeper:
             timeout=timeout,
         )
 
-    def decide(self, db: Session, events: Iterable[Event]) -> int:
-        """Decide the tasks ``events`` touch (inside the caller's transaction)."""
-        return decide_tasks(db, affected_tasks(db, events), self.policy)
+    def decide(self, db: Session, events: Sequence[Event]) -> int:
+        """Decide the tasks ``events`` touch (inside the caller's transaction): the main
+        projects' tasks only. A hidden repeat keeps the overlap it was imported with (its
+        events are filed under the negated project, :func:`api.repeats.divert`), and an
+        adjudication task keeps its one annotator."""
+        adjudicating = set(
+            db.exec(select(AdjudicationLink.adjudication_project_id).distinct()).all()
+        )
+        tasks = {
+            (project, task)
+            for project, task in affected_tasks(db, divert(db, events))
+            if project > 0 and project not in adjudicating
+        }
+        return decide_tasks(db, tasks, self.policy)
 
     def push(self, db: Session, limit: int = 50) -> int:
         """Send Label Studio the targets it does not have yet (oldest decision first, those

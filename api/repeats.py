@@ -5,8 +5,8 @@ measured (``improv-annotate import --repeat-share``).
 A repeat is a copy of a clip's task under a clip id, clip index and turn ids of the
 ordinary form (the next numbers of its session), pushed after the session's clips. Its
 text and audio are the clip's own: that is what a repeat is. The store keeps which tasks
-are repeats (:class:`api.models.RepeatClip`, written before the copies reach Label Studio)
-and nothing in the task says so.
+are repeats (:class:`api.models.RepeatClip`, written before the copies reach Label Studio,
+with each copy's Label Studio task noted once it is there) and nothing in the task says so.
 
 The judgements on a repeat must not count twice: :func:`divert` files the events of
 repeat tasks under the negated project id before they are applied, so every figure,
@@ -23,14 +23,21 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, and_, col, or_, select
 
 from api.models import Judgement, RepeatClip
 
 if TYPE_CHECKING:
     from api.store import Event
 
-__all__ = ["divert", "intra_rater", "keep_repeats", "repeat_clips", "repeat_copy"]
+__all__ = [
+    "divert",
+    "intra_rater",
+    "keep_repeats",
+    "record_tasks",
+    "repeat_clips",
+    "repeat_copy",
+]
 
 
 def repeat_copy(
@@ -104,32 +111,64 @@ def repeat_clips(db: Session, project_id: int) -> list[RepeatClip]:
     )
 
 
+def record_tasks(db: Session, project_id: int, tasks: Mapping[str, int]) -> int:
+    """Note the Label Studio task of each copy (``{copy clip id: task id}``), once pushed;
+    a copy noted before keeps its task. Returns how many were noted. The caller commits."""
+    noted = 0
+    for row in db.exec(
+        select(RepeatClip).where(
+            RepeatClip.project_id == project_id,
+            col(RepeatClip.clip_id).in_(list(tasks)),
+            col(RepeatClip.task_id).is_(None),
+        )
+    ).all():
+        row.task_id = int(tasks[row.clip_id])
+        db.add(row)
+        noted += 1
+    return noted
+
+
 def divert(db: Session, events: Sequence[Event]) -> list[Event]:
     """``events`` with each annotation event of a hidden repeat's task moved to the negated
-    project id (one indexed read per call; nothing changes without repeats)."""
-    wanted: dict[int, set[str]] = {}
+    project id (one indexed read per call; nothing changes without repeats).
+
+    A repeat is recognised by its Label Studio task, which no member can change; only a
+    copy whose task is not noted yet (the moment between its push and the import noting
+    it) is recognised by the ``clip_id`` in the task's data."""
+    tasks: dict[int, set[int]] = {}
+    clips: dict[int, set[str]] = {}
+    for e in events:
+        if e.annotation is not None and e.project_id > 0:
+            tasks.setdefault(e.project_id, set()).add(e.annotation.task_id)
+            clip = e.annotation.task_data.get("clip_id")
+            if clip is not None:
+                clips.setdefault(e.project_id, set()).add(str(clip))
+    if not tasks:
+        return list(events)
+    rows = db.exec(
+        select(RepeatClip.project_id, RepeatClip.clip_id, RepeatClip.task_id).where(
+            col(RepeatClip.project_id).in_(list(tasks)),
+            or_(
+                col(RepeatClip.task_id).in_(sorted(set().union(*tasks.values()))),
+                and_(
+                    col(RepeatClip.task_id).is_(None),
+                    col(RepeatClip.clip_id).in_(sorted(set().union(*clips.values(), set()))),
+                ),
+            ),
+        )
+    ).all()
+    if not rows:
+        return list(events)
+    by_task = {(p, t) for p, _, t in rows if t is not None}
+    by_clip = {(p, c) for p, c, t in rows if t is None}
+    out = []
     for e in events:
         if e.annotation is not None and e.project_id > 0:
             clip = e.annotation.task_data.get("clip_id")
-            if clip is not None:
-                wanted.setdefault(e.project_id, set()).add(str(clip))
-    if not wanted:
-        return list(events)
-    found = set(
-        db.exec(
-            select(RepeatClip.project_id, RepeatClip.clip_id).where(
-                col(RepeatClip.project_id).in_(list(wanted)),
-                col(RepeatClip.clip_id).in_(sorted(set().union(*wanted.values()))),
-            )
-        ).all()
-    )
-    if not found:
-        return list(events)
-    out = []
-    for e in events:
-        clip = e.annotation.task_data.get("clip_id") if e.annotation is not None else None
-        if clip is not None and (e.project_id, str(clip)) in found:
-            e = dataclasses.replace(e, project_id=-e.project_id)
+            if (e.project_id, e.annotation.task_id) in by_task or (
+                clip is not None and (e.project_id, str(clip)) in by_clip
+            ):
+                e = dataclasses.replace(e, project_id=-e.project_id)
         out.append(e)
     return out
 

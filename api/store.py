@@ -204,6 +204,7 @@ class Version:
     shifts: tuple[dict[str, Any], ...]
     skipped: Mapping[str, int]
     turns: tuple[str, ...]
+    updated_by: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +284,17 @@ def _version(annotation: Mapping[str, Any], task: Mapping[str, Any], taxonomy: T
         shifts=tuple(s.to_dict() for s in decoded.shifts),
         skipped=({"cancelled": len(decoded.judgements)} if cancelled else dict(decoded.skipped)),
         turns=turns,
+        updated_by=_user_of(annotation.get("updated_by")),
     )
+
+
+def _user_of(value: Any) -> str | None:
+    """A user id as Label Studio gives it (an int, or an object with ``id``), as text."""
+    if isinstance(value, Mapping):
+        value = value.get("id")
+    if isinstance(value, bool) or not isinstance(value, int | str) or str(value) == "":
+        return None
+    return str(value)
 
 
 # a unit: (project, turn, dimension)
@@ -306,7 +317,8 @@ class _Batch:
         self.db = db
         self.connection = db.connection()
         self.dialect = db.get_bind().dialect.name
-        lock(db, {f"p{e.project_id}" for e in events})
+        # a project's hidden repeats (under -P) share its lock: a deletion names +P
+        lock(db, {f"p{abs(e.project_id)}" for e in events})
         ids: set[int] = set()
         turns: dict[int, set[str]] = defaultdict(set)
         for e in events:
@@ -466,6 +478,7 @@ class _Batch:
             "updated_at": version.updated_at,
             "deleted": False,
             "lead_time": version.lead_time,
+            "updated_by": version.updated_by,
             "received_at": _now(),
             "skipped": dict(applied.skipped),
         }
@@ -611,6 +624,7 @@ _ANNOTATION_COLUMNS = (
     ("updated_at", "timestamptz"),
     ("deleted", "bool"),
     ("lead_time", "float8"),
+    ("updated_by", "text"),
     ("received_at", "timestamptz"),
     ("skipped", "json"),
 )

@@ -244,6 +244,7 @@ def export_label_studio_file(
         init_db(engine)
         project_ids = set()
         repeat_ids: set[str] | None = None
+        repeat_tasks: set[int] = set()
         repeats_left_out = 0
         with Session(engine) as db:
             applied = 0
@@ -255,12 +256,11 @@ def export_label_studio_file(
                 project_id = int(task.get("project") or 0)
                 project_ids.add(project_id)
                 if repeat_ids is None:  # the hidden repeats the service keeps for it
-                    repeat_ids = (
-                        {r.clip_id for r in repeat_clips(intended_from, project_id)}
-                        if intended_from is not None
-                        else set()
-                    )
-                if str(task["data"].get("clip_id")) in repeat_ids:
+                    # by task where the import noted it (a member can edit a clip_id)
+                    kept = repeat_clips(intended_from, project_id) if intended_from else []
+                    repeat_tasks = {r.task_id for r in kept if r.task_id is not None}
+                    repeat_ids = {r.clip_id for r in kept if r.task_id is None}
+                if task["id"] in repeat_tasks or str(task["data"].get("clip_id")) in repeat_ids:
                     repeats_left_out += 1
                     continue
                 task_obj = {"id": task["id"], "data": task["data"]}

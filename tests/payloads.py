@@ -52,8 +52,10 @@ def annotation_event(
     project_id: int = 1,
     shifts: list[dict[str, Any]] | None = None,
     was_cancelled: bool = False,
+    updated_by: int | None = -1,
 ) -> dict[str, Any]:
-    """An ANNOTATION_CREATED / ANNOTATION_UPDATED payload."""
+    """An ANNOTATION_CREATED / ANNOTATION_UPDATED payload. ``updated_by``: who last saved
+    it, as Label Studio records it (by default the annotator; ``None`` leaves it out)."""
     lines = task_obj["data"]["dialogue"]
     return {
         "action": action,
@@ -69,6 +71,11 @@ def annotation_event(
             "created_at": "2026-11-26T09:00:00.000000Z",
             "updated_at": updated_at,
             "lead_time": 12.5,
+            **(
+                {}
+                if updated_by is None
+                else {"updated_by": annotator if updated_by == -1 else updated_by}
+            ),
         },
     }
 

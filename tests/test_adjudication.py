@@ -126,7 +126,7 @@ def test_the_adjudication_task_shows_every_label_and_leaves_the_split_turn_open(
     assert prefilled == unanimous
 
 
-def _link(db: Session, turns: list[str]) -> None:
+def _link(db: Session, turns: list[str], **extra: object) -> None:
     adjudication.record_links(
         db,
         1,
@@ -139,6 +139,7 @@ def _link(db: Session, turns: list[str]) -> None:
                 "turns": turns,
                 "disagreeing": [turns[SPLIT_TURN]],
                 "why": ["emotion alpha below 0.80"],
+                **extra,
             }
         ],
     )
@@ -147,7 +148,7 @@ def _link(db: Session, turns: list[str]) -> None:
 def _decide(
     db: Session, annotation_id: int, who: int, emotions: list[str], when: str, **kw: object
 ) -> None:
-    lines = dialogue(4, "s1", 0)
+    lines = kw.pop("lines", None) or dialogue(4, "s1", 0)
     extra = kw.pop("extra_turn", False)
     if extra:  # a member edited the task's data: a turn the clip never had
         lines = [*lines, {**lines[0], "turn_id": "forged-turn", "text": "forged"}]
@@ -196,10 +197,97 @@ def test_only_the_adjudicators_latest_decision_counts(engine: Engine) -> None:
         status = adjudication.status(db, 1, ["judge@example.org", "late@example.org"], _url)
         assert (status["sent"], status["decided"], status["waiting"]) == (1, 1, 0)
         assert status["adjudicators"] == [
-            {"configured": "judge@example.org", "user": "7"},
-            {"configured": "late@example.org", "user": None},
+            {"configured": "judge@example.org", "user": "7", "ambiguous": False},
+            {"configured": "late@example.org", "user": None, "ambiguous": False},
         ]
         assert status["data"][0]["turns"][turns[SPLIT_TURN]] == {"emotion": "sadness"}
+
+
+def test_a_member_cannot_decide_in_an_adjudicators_name(engine: Engine) -> None:
+    """Label Studio takes ``completed_by`` from the caller and lets any member edit a
+    task's data: a decision counts only when Label Studio recorded the adjudicator as the
+    one who last saved it, while the task's data is what was sent, and with a value on
+    the clip's turns; an e-mail two accounts hold resolves to no one."""
+    lines = dialogue(4, "s1", 0)
+    turns = [line["turn_id"] for line in lines]
+    sent = {**task(500, lines, "s1")["data"]}
+    with Session(engine) as db:
+        _link(db, turns, hash=adjudication.data_hash(sent))
+        record_users(db, [{"id": 7, "email": "judge@example.org"}])
+        db.commit()
+        honest = ["joy", "sadness", "neutral", "fear"]
+        _decide(db, 910, 7, honest, "2026-12-01T10:00:00Z")
+        # newer, in the judge's name, saved by member 8 (a POST with completed_by=7, or a
+        # PATCH of the judge's own annotation: either way Label Studio's updated_by is 8)
+        _decide(db, 911, 7, ["anger"] * 4, "2026-12-01T11:00:00Z", updated_by=8)
+        _decide(db, 912, 7, ["anger"] * 4, "2026-12-01T12:00:00Z", updated_by=None)
+        got = adjudication.decisions(db, 1, ["judge@example.org"])
+        assert [got.turns[t]["emotion"] for t in turns] == honest
+        assert got.clips["s1-c001"]["annotation"] == 910
+        assert got.ignored == {
+            "annotation in an adjudicator's name last saved by someone else "
+            "(Label Studio's updated_by)": 2
+        }
+
+        # a member swaps two turn ids in the task's data; the judge's next save is decoded
+        # with the swapped ids: not taken, and the earlier decision is not either (the task
+        # no longer holds what was sent)
+        swapped = [dict(line) for line in lines]
+        swapped[0]["turn_id"], swapped[1]["turn_id"] = turns[1], turns[0]
+        _decide(db, 913, 7, honest, "2026-12-01T13:00:00Z", lines=swapped)
+        got = adjudication.decisions(db, 1, ["judge@example.org"])
+        assert got.turns == {} and got.clips == {}
+        assert got.ignored["adjudication task changed in Label Studio after it was sent"] == 1
+        status = adjudication.status(db, 1, ["judge@example.org"], _url)
+        assert (status["decided"], status["waiting"]) == (0, 1)
+
+        # the data back as sent, and a decision that gives no value: not decided
+        _decide(db, 914, 7, [], "2026-12-01T14:00:00Z")
+        got = adjudication.decisions(db, 1, ["judge@example.org"])
+        assert got.clips == {}
+        assert got.ignored["decision with no value on the clip's turns"] == 1
+        _decide(db, 915, 7, honest, "2026-12-01T15:00:00Z")
+        assert (
+            adjudication.decisions(db, 1, ["judge@example.org"]).clips["s1-c001"]["annotation"]
+            == 915
+        )
+
+        # a second account signs up with the judge's address in other case
+        record_users(db, [{"id": 9, "email": "Judge@Example.org"}])
+        db.commit()
+        assert adjudication.adjudicator_ids(db, ["judge@example.org"]) == {}
+        assert adjudication.decisions(db, 1, ["judge@example.org"]).clips == {}
+        status = adjudication.status(db, 1, ["judge@example.org", "7"], _url)
+        assert status["adjudicators"] == [
+            {"configured": "judge@example.org", "user": None, "ambiguous": True},
+            {"configured": "7", "user": "7", "ambiguous": False},
+        ]
+        assert status["decided"] == 1  # named by id, the judge still counts
+
+
+def test_a_task_decides_one_clip(engine: Engine) -> None:
+    """Two clips linked to one adjudication task (a member made a task under another
+    clip's key): the second link is refused."""
+    turns = [line["turn_id"] for line in dialogue(4, "s1", 0)]
+    with Session(engine) as db:
+        _link(db, turns)
+        new = adjudication.record_links(
+            db,
+            1,
+            [
+                {
+                    "clip": "s1-c002",
+                    "task": 2,
+                    "adjudication_project": ADJ,
+                    "adjudication_task": 500,
+                    "turns": turns,
+                    "disagreeing": [],
+                    "why": ["emotion alpha below 0.80"],
+                }
+            ],
+        )
+        assert new == 0
+        assert [r.clip_id for r in adjudication.links(db, 1)] == ["s1-c001"]
 
 
 def _url(project: int, task_id: int) -> str:

@@ -168,3 +168,39 @@ def test_the_adjudication_queue_holds_exhausted_clips_with_their_split_turns(
     lines = dialogue(3, clip=1)
     assert queue[0]["disagreeing_turns"] == sorted([lines[1]["turn_id"], lines[2]["turn_id"]])
     assert queue[0]["url"] == "http://ls.example/projects/1/data?task=1"
+
+
+def test_the_keeper_leaves_hidden_repeats_and_adjudication_tasks_alone(db: Session) -> None:
+    """A hidden repeat keeps the overlap it was imported with (its events are filed under
+    the negated project before the keeper looks), and an adjudication task keeps its one
+    annotator; the main project's task beside them is decided as usual."""
+    from api import adjudication, repeats
+
+    repeats.keep_repeats(db, 1, "s1", [("s1-c009", "s1-c001", {})])
+    repeats.record_tasks(db, 1, {"s1-c009": 9})
+    adjudication.record_links(
+        db,
+        1,
+        [
+            {
+                "clip": "s1-c001",
+                "task": 1,
+                "adjudication_project": 50,
+                "adjudication_task": 70,
+                "turns": [],
+                "disagreeing": [],
+                "why": ["test"],
+            }
+        ],
+    )
+    keeper = OverlapKeeper(POLICY, f"http://127.0.0.1:{free_port()}", "token", timeout=1.0)
+    events = []
+    for annotation_id, (task_id, project) in enumerate([(1, 1), (9, 1), (70, 50)], start=1):
+        t = task(task_id, dialogue(2, clip=task_id))
+        values = {i: {"emotion": "joy"} for i in range(2)}
+        payload = annotation_event(TAX, annotation_id, t, 1, values, project_id=project)
+        events.append(store.parse_event(payload, TAX))
+    store.apply_events(db, events)
+    keeper.decide(db, events)
+    db.commit()
+    assert [r.task_id for r in db.exec(select(TaskOverlapRow)).all()] == [1]

@@ -148,3 +148,26 @@ def test_each_annotator_is_compared_with_their_own_first_pass(
         store.apply_event(db, delete_event([5], project_id=1), TAX)  # annotator 2's repeat
         card = {row["annotator"]: row["self"] for row in annotators(db, 1, TAX)["annotators"]}
     assert card["2"]["alpha"] is None and card["1"]["units"] == 4
+
+
+def test_repeats_are_told_apart_by_task_not_by_editable_data(database_url: str) -> None:
+    """Once the import noted the copy's Label Studio task, a member who edits task data
+    changes nothing: the copy with its clip_id set to the original's is still a second
+    pass, and a real clip given the copy's clip_id still counts."""
+    engine = make_engine(database_url)
+    init_db(engine)
+    original, (copy, turns) = _original(), _copy()
+    with Session(engine) as db:
+        repeats.keep_repeats(db, 1, "s1", [(copy["data"]["clip_id"], "s1-c000", turns)])
+        assert repeats.record_tasks(db, 1, {copy["data"]["clip_id"]: copy["id"]}) == 1
+        db.commit()
+        assert repeats.record_tasks(db, 1, {copy["data"]["clip_id"]: 999}) == 0  # kept
+        disguised = {**copy, "data": {**copy["data"], "clip_id": original["data"]["clip_id"]}}
+        exposed = {**original, "data": {**original["data"], "clip_id": copy["data"]["clip_id"]}}
+        values = {i: {"emotion": "joy"} for i in range(4)}
+        store.apply_event(db, annotation_event(TAX, 1, disguised, 1, values), TAX)
+        store.apply_event(db, annotation_event(TAX, 2, exposed, 2, values), TAX)
+        db.commit()
+        where = dict(db.exec(select(Judgement.annotation_id, Judgement.project_id)).all())
+        assert where == {1: -1, 2: 1}
+    engine.dispose()
