@@ -273,11 +273,51 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
         zip(turns, DECIDED, strict=True)
     )
     assert got["ignored"] == {"annotation by someone not in adjudication.adjudicators": 1}
-    assert got["adjudicators"] == [{"configured": judge_email, "user": str(judge.id)}]
+    assert got["adjudicators"] == [
+        {"configured": judge_email, "user": str(judge.id), "ambiguous": False}
+    ]
     letters = svc.get("/dead-letters").json()["data"]
     assert any(str(forged["annotation"]["id"]) in json.dumps(d) for d in letters), letters
     status = _cli(config, "adjudicate", "--status", "-p", str(project.id))
     assert status.returncode == 0 and "1 clips sent, 1 decided" in status.stdout, status.stdout
+
+    # through Label Studio's own API a member posts a newer annotation in the judge's name
+    # (Label Studio takes completed_by from the caller), then overwrites the judge's own
+    member = {"Authorization": f"Token {people[1].token}"}
+    lines = adj_task["data"]["dialogue"]
+    angry = encode_annotation(lines, {i: {"emotion": "anger"} for i in range(4)}, TAX)
+    posted = httpx.post(
+        f"{url}/api/tasks/{adj_task['id']}/annotations",
+        json={"result": angry, "completed_by": judge.id},
+        headers=member,
+    )
+    assert posted.status_code == 201 and posted.json()["completed_by"] == judge.id, posted.text
+    someone_else = (
+        "annotation in an adjudicator's name last saved by someone else (Label Studio's updated_by)"
+    )
+
+    def ignored(reason: str, n: int, decided: int) -> dict[str, Any] | None:
+        got = svc.get(f"/projects/{project.id}/adjudicated").json()
+        return got if got["ignored"].get(reason) == n and got["decided"] == decided else None
+
+    got = _wait_for(lambda: ignored(someone_else, 1, 1), what="the forged annotation refused")
+    assert {t: v["emotion"] for t, v in got["data"][0]["turns"].items()} == dict(
+        zip(turns, DECIDED, strict=True)
+    )
+    patched = httpx.patch(
+        f"{url}/api/annotations/{decision}", json={"result": angry}, headers=member
+    )
+    assert patched.status_code == 200, patched.text
+    got = _wait_for(lambda: ignored(someone_else, 2, 0), what="the overwritten decision refused")
+    assert got["waiting"] == 1
+    ours = encode_annotation(lines, {i: {"emotion": e} for i, e in enumerate(DECIDED)}, TAX)
+    again = httpx.patch(
+        f"{url}/api/annotations/{decision}",
+        json={"result": ours},
+        headers={"Authorization": f"Token {judge.token}"},
+    )
+    assert again.status_code == 200, again.text
+    _wait_for(lambda: ignored(someone_else, 1, 1), what="the judge's own save taken again")
 
     # the export carries the decision beside the panel's labels
     out = tmp_path / "export"
@@ -296,6 +336,26 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     }
     assert parquet[turns[1]]["emotion"] == "sadness"
     assert decision > 0
+
+    # a member swaps two turn ids in the task's data: the judge's next save would put the
+    # values on the wrong turns, so it is not taken
+    swapped = [dict(line) for line in lines]
+    swapped[0]["turn_id"], swapped[1]["turn_id"] = lines[1]["turn_id"], lines[0]["turn_id"]
+    edit = httpx.patch(
+        f"{url}/api/tasks/{adj_task['id']}",
+        json={"data": {**adj_task["data"], "dialogue": swapped}},
+        headers=member,
+    )
+    assert edit.status_code == 200, edit.text
+    resaved = httpx.patch(
+        f"{url}/api/annotations/{decision}",
+        json={"result": ours, "lead_time": 3.0},
+        headers={"Authorization": f"Token {judge.token}"},
+    )
+    assert resaved.status_code == 200, resaved.text
+    changed = "adjudication task changed in Label Studio after it was sent"
+    got = _wait_for(lambda: ignored(changed, 1, 0), what="the decision on edited data refused")
+    assert got["data"][0]["turns"] == {}
 
 
 @pytest.fixture(scope="module")
@@ -544,3 +604,35 @@ def test_hidden_repeats_give_each_annotator_agreement_with_themselves(
     copy_turns = {line["turn_id"] for line in copy["data"]["dialogue"]}
     assert not copy_turns & {j["turn_id"] for j in judged}
     assert sum(j["annotator"] == str(who.id) for j in judged) == n
+
+    # a member gives the copy the original's clip_id in Label Studio, and the annotator
+    # saves their second pass again: it is still a second pass (known by its task)
+    disguised = {**copy["data"], "clip_id": original["data"]["clip_id"]}
+    edit = httpx.patch(f"{url}/api/tasks/{copy['id']}", json={"data": disguised}, headers=admin)
+    assert edit.status_code == 200, edit.text
+    again_second = [*second[:-2], "sadness" if second[-2] != "sadness" else "joy", second[-1]]
+    redo = httpx.patch(
+        f"{url}/api/annotations/{_annotation_of(url, admin, copy['id'])}",
+        json={"result": encode_annotation(copy["data"]["dialogue"], _values(again_second), TAX)},
+        headers={"Authorization": f"Token {who.token}"},
+    )
+    assert redo.status_code == 200, redo.text
+
+    def recompared() -> dict[str, Any] | None:
+        got = compared()
+        return got if got and got["self"]["agreement"] == pytest.approx((n - 2) / n) else None
+
+    _wait_for(recompared, what="the edited second pass compared again")
+    judged = svc.get(f"/projects/{project.id}/judgements", params={"limit": 1000}).json()["data"]
+    assert sum(j["annotator"] == str(who.id) for j in judged) == n
+    assert not copy_turns & {j["turn_id"] for j in judged}
+
+
+def _values(emotions: list[str]) -> dict[int, dict[str, str]]:
+    return {i: {"emotion": e} for i, e in enumerate(emotions)}
+
+
+def _annotation_of(url: str, headers: dict[str, str], task_id: int) -> int:
+    listed = httpx.get(f"{url}/api/tasks/{task_id}/annotations", headers=headers).json()
+    assert len(listed) == 1, listed
+    return int(listed[0]["id"])
