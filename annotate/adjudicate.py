@@ -154,8 +154,7 @@ def adjudication_task(
     ]
     if blind:
         lines = [
-            "A gold clip: label every turn yourself. The annotators' labels are not shown; "
-            "your answer is what their work is measured against.",
+            "Label every turn yourself: no one's labels are shown or filled in.",
             "",
         ]
     unanimous: dict[int, dict[str, str]] = {}
@@ -268,11 +267,13 @@ def send(
     *,
     dry_run: bool = False,
     settled: Callable[[int, int], bool] | None = None,
+    gold_settled: Callable[[int, int], bool] | None = None,
 ) -> SendReport:
     """Send the project's adjudication queue (:func:`api.adjudication.queue` with
     ``adjudication.thresholds``) to the adjudication project; clips sent before are left
     alone. ``dry_run``: only say what would be sent. ``settled``: only clips whose panel is
-    complete (the service's automatic sending)."""
+    complete (the service's automatic sending). ``gold_settled``: gold clips only once
+    their panel is complete (the service passes it always)."""
     report = SendReport()
     # one sender per project at a time, on every machine (PostgreSQL: an advisory lock
     # held until the links are committed), so no sender links a task another removes
@@ -284,6 +285,7 @@ def send(
         settings.adjudication.thresholds,
         settled=settled,
         gold=gold_clips(db, project_id),
+        gold_settled=gold_settled,
     )
     report.due = [c for c in report.queue if c["sent"] is None]
     if dry_run or not report.due:

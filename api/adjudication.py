@@ -54,6 +54,7 @@ def queue(
     *,
     settled: Callable[[int, int], bool] | None = None,
     gold: Mapping[str, str] | None = None,
+    gold_settled: Callable[[int, int], bool] | None = None,
 ) -> list[dict[str, Any]]:
     """The clips to send to an adjudicator, worst first.
 
@@ -67,7 +68,9 @@ def queue(
     service's automatic sending waits for that. ``gold`` (``{clip id: session id}``, see
     :mod:`api.gold`) adds the gold clips, judged or not, with ``gold`` true: an expert
     answers them blind, whatever the panel did (``task`` is ``None`` for a clip the store
-    has not seen an annotation of yet).
+    has not seen an annotation of yet). With ``gold_settled`` a gold clip is listed only
+    once its panel is complete: every member can open the adjudication project, so the
+    expert's answer must not be there while the panel is still labeling the clip.
     """
     unknown = [d for d in thresholds if d not in {x.name for x in taxonomy.dimensions}]
     if unknown:
@@ -149,6 +152,12 @@ def queue(
             settled is not None
             and not entry["gold"]
             and not settled(entry["task"], entry["annotators"])
+        ):
+            continue
+        if (
+            entry["gold"]
+            and gold_settled is not None
+            and (entry["task"] is None or not gold_settled(entry["task"], entry["annotators"]))
         ):
             continue
         per_turn: dict[str, dict[str, set[str]]] = {}

@@ -52,7 +52,13 @@ def register(reads: APIRouter) -> None:
             try:
                 client = None if dry_run else connect(state.settings)
                 report = send(
-                    db, client, state.settings, state.taxonomy, project_id, dry_run=dry_run
+                    db,
+                    client,
+                    state.settings,
+                    state.taxonomy,
+                    project_id,
+                    dry_run=dry_run,
+                    gold_settled=settled_check(db, state.settings, project_id),
                 )
                 if client is not None:  # the adjudicators' accounts, to resolve their e-mails
                     sync.pull_members(client, db)
@@ -136,6 +142,7 @@ class AutoAdjudicator:
                     self.taxonomy,
                     int(project.id),
                     settled=settled_check(db, self.settings, int(project.id)),
+                    gold_settled=settled_check(db, self.settings, int(project.id)),
                 )
         except Exception as exc:  # Label Studio or the store away: next time
             self.last_error = f"{type(exc).__name__}: {exc}"

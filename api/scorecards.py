@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Collection, Sequence
+from datetime import UTC
 from statistics import median
 from typing import Annotated, Any
 
@@ -144,19 +145,55 @@ def _self(
 
 def _expert_gold(
     db: Session, project_id: int, dim: Any, adjudicators: Sequence[str]
-) -> dict[str, float]:
-    """``{turn id: code}``: the adjudicators' answers on the project's gold clips."""
+) -> tuple[dict[str, float], dict[str, float]]:
+    """``({turn id: code}, {turn id: when it was sent})``: the adjudicators' answers on the
+    project's gold clips, and when each clip went to the adjudication project (a POSIX
+    time), where any member can see the answer from then on."""
     marked = gold_clips(db, project_id)
     if not marked:
-        return {}
+        return {}, {}
     codes = store.codes_of(dim)
     found = adjudication.decisions(db, project_id, adjudicators)
-    out = {}
+    sent = {
+        row.clip_id: _posix(row.sent_at)
+        for row in adjudication.links(db, project_id)
+        if row.clip_id in marked
+    }
+    out, when = {}, {}
     for clip in marked:
         for turn, values in found.by_clip.get(clip, {}).items():
             value = values.get(dim.name)
             if value is not None and value in codes:
                 out[turn] = float(codes[value])
+                when[turn] = sent[clip]
+    return out, when
+
+
+def _posix(when: Any) -> float:
+    if when is None:
+        return float("-inf")
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+def _versus_gold(
+    own: dict[str, float],
+    gold: dict[str, float],
+    shown: dict[str, float],
+    frame: Any,
+    mine: Sequence[int],
+    level: str,
+) -> dict[str, Any]:
+    """Agreement against gold, leaving out the values an annotator saved after the gold
+    clip went to the adjudication project (``shown``), where they could read the answer;
+    ``edited_after_gold_shown`` counts them."""
+    late = {
+        frame.turn[i]
+        for i in mine
+        if frame.turn[i] in shown and _posix(frame.time[i]) > shown[frame.turn[i]]
+    }
+    out = scores.versus({t: v for t, v in own.items() if t not in late}, gold, level)
+    if late:
+        out["edited_after_gold_shown"] = len(late)
     return out
 
 
@@ -189,7 +226,7 @@ def annotators(
     )
     gold = {frame.turn[i]: float(frame.code[i]) for i in range(len(frame)) if frame.gold[i]}
     from_ground_truth = len(gold)
-    expert = _expert_gold(db, project_id, frame.dim, adjudicators)
+    expert, shown = _expert_gold(db, project_id, frame.dim, adjudicators)
     gold.update(expert)
     pool = [frame.value[i] for i in people]
     speed = {row["annotator"]: row for row in reports.activity(db, project_id)}
@@ -230,7 +267,7 @@ def annotators(
                 "name": names.get(who, who),
                 "judgements": len(mine),
                 "with_rest": scores.versus(own, rest, level),
-                "vs_gold": scores.versus(own, gold, level)
+                "vs_gold": _versus_gold(own, gold, shown, frame, mine, level)
                 if gold
                 else {
                     "units": 0,

@@ -19,12 +19,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from annotate.adjudicate import MARK, adjudication_task
 from api import adjudication, store
 from api.db import init_db, make_engine
 from api.members import record_users
+from api.models import Annotation
 from exporters import ExportOptions, export_dataset, read_jsonl
 from schemas.codec import decode_rows
 from schemas.taxonomy import load_taxonomy
@@ -370,7 +371,7 @@ def test_gold_is_picked_by_a_keyed_hash_and_kept_once_marked(engine: Engine) -> 
         assert gold_clips(db, 1) == {"s1-c002": "s1"}
 
 
-def test_a_gold_clip_is_queued_even_unjudged_and_its_task_is_blind(engine: Engine) -> None:
+def test_a_gold_clip_waits_for_its_panel_and_its_task_is_blind(engine: Engine) -> None:
     from api.gold import mark_gold
 
     with Session(engine) as db:
@@ -391,6 +392,19 @@ def test_a_gold_clip_is_queued_even_unjudged_and_its_task_is_blind(engine: Engin
             db, 1, TAX, {"emotion": 0.8}, settled=lambda t, n: False, gold={"s1-c009": "s1"}
         )
     assert [c["clip"] for c in held] == ["s1-c009"]
+    # the service sends gold only once the panel is complete: every member can open the
+    # adjudication project, where the expert's answer will be
+    for complete, expected in ((False, []), (True, ["s1-c002"])):
+        with Session(engine) as db:
+            got = adjudication.queue(
+                db,
+                1,
+                TAX,
+                {"emotion": 0.8},
+                gold={"s1-c002": "s1", "s1-c009": "s1"},
+                gold_settled=lambda t, n, c=complete: c,
+            )
+        assert sorted(c["clip"] for c in got if c["gold"]) == expected
     made = adjudication_task(
         task(2, dialogue(4, "s1", 1), "s1")["data"],
         judgements,
@@ -399,7 +413,7 @@ def test_a_gold_clip_is_queued_even_unjudged_and_its_task_is_blind(engine: Engin
         by_clip["s1-c002"]["why"],
         blind=True,
     )
-    assert "A1" not in made["data"]["panel"] and "gold" in made["data"]["panel"]
+    assert "A1" not in made["data"]["panel"] and "gold" not in repr(made).lower()
     assert not any(line["speaker"].startswith(MARK) for line in made["data"]["dialogue"])
     kinds = {r["from_name"] for r in made["predictions"][0]["result"]}
     assert kinds == {"turn"}  # turn regions only: nothing pre-filled
@@ -435,6 +449,35 @@ def test_annotators_are_scored_against_the_experts_answer_on_gold_clips(engine: 
         db.commit()
         card = annotators(db, 1, TAX, adjudicators=["7"])
         none = annotators(db, 1, TAX)
+        # an annotator copies the answer after the gold clip went to the adjudication
+        # project, where any member can read it: those values are left out of vs_gold
+        cheat = db.exec(
+            select(Annotation).where(Annotation.project_id == 1, Annotation.task_id == 2)
+        ).first()
+        assert cheat is not None
+        cheater = str(cheat.annotator)
+        copied = {i: {"emotion": e} for i, e in enumerate(answer)}
+        edit = annotation_event(
+            TAX,
+            cheat.id,
+            task(2, dialogue(4, "s1", 1), "s1"),
+            int(cheater),
+            copied,
+            updated_at="2099-01-01T00:00:00Z",
+            action="ANNOTATION_UPDATED",
+        )
+        store.apply_event(db, edit, TAX)
+        db.commit()
+        after = {
+            r["annotator"]: r for r in annotators(db, 1, TAX, adjudicators=["7"])["annotators"]
+        }
+    late = after[cheater]["vs_gold"]
+    assert (late["units"], late["edited_after_gold_shown"]) == (0, 4)
+    assert all(
+        r["vs_gold"]["units"] == 4 and "edited_after_gold_shown" not in r["vs_gold"]
+        for who, r in after.items()
+        if who != cheater
+    )
     assert card["gold"] == {"turns": 4, "ground_truth": 0, "expert": 4}
     equal = sum(a == b for a, b in zip(AGREED, answer, strict=True)) / 4  # counted: 3 of 4
     for row in card["annotators"]:

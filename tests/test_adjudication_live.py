@@ -457,8 +457,9 @@ def test_the_service_sends_a_split_clip_once_its_panel_is_complete(auto_service:
 def test_gold_clips_go_to_the_expert_blind_and_annotators_are_scored_against_the_answer(
     setup: Any, tmp_path: Path
 ) -> None:
-    """``import --gold-share 1`` marks every clip of a session gold; ``adjudicate`` sends
-    them to the expert without the panel's labels (before anyone labeled them); the
+    """``import --gold-share 1`` marks every clip of a session gold; ``adjudicate`` sends a
+    gold clip to the expert once its panel is complete (not before: members can open the
+    adjudication project), without the panel's labels and without saying it is gold; the
     annotators' scorecard then scores each annotator against the expert's answer."""
     settings, config, judge_email = setup
     url = settings.label_studio.url
@@ -479,11 +480,34 @@ def test_gold_clips_go_to_the_expert_blind_and_annotators_are_scored_against_the
     # nothing in Label Studio says which clips are gold
     assert not any("gold" in json.dumps(t["data"]).lower() for t in mine)
 
+    # nothing goes to the adjudication project, which every member can open, while the
+    # panel is still labeling: no gold clip is due before anyone labeled it
     dry = _json(_cli(config, "adjudicate", "--dry-run", "--json", "-p", str(project.id)))
-    gold = sorted(c["clip"] for c in dry["due"] if c["gold"])
-    assert gold == sorted(t["data"]["clip_id"] for t in mine)
+    assert [c["clip"] for c in dry["due"] if c["gold"]] == []
+
+    # the panel of three labels the first gold clip; then it goes to the expert, blind
+    target = min(mine, key=lambda t: t["id"])
+    n = len(target["data"]["dialogue"])
+    answer = [TAX.emotion.values[i % 3] for i in range(n)]
+    off = [*answer[:-1], "fear" if answer[-1] != "fear" else "joy"]
+    invite = invite_link(client, url)
+    close, far, other = (
+        ensure_account(url, f"gold-{k}-{uuid.uuid4().hex[:4]}@example.org", PASSWORD, invite=invite)
+        for k in range(3)
+    )
+    _label(url, close, target, answer)
+    _label(url, far, target, off)
+    _label(url, other, target, answer)
+    clip = target["data"]["clip_id"]
+
+    def due() -> list[str] | None:
+        got = _json(_cli(config, "adjudicate", "--dry-run", "--json", "-p", str(project.id)))
+        gold = [c["clip"] for c in got["due"] if c["gold"]]
+        return gold or None
+
+    assert _wait_for(due, what="the gold clip due once its panel is complete") == [clip]
     sent = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
-    assert {s["clip"] for s in sent["sent"]} >= set(gold)
+    assert clip in {s["clip"] for s in sent["sent"]}
     title = f"{settings.label_studio.project_title} · adjudication"
     adj_project = find_project(client, title)
     held = {
@@ -492,25 +516,10 @@ def test_gold_clips_go_to_the_expert_blind_and_annotators_are_scored_against_the
             f"{url}/api/tasks", params={"project": adj_project.id, "fields": "all"}, headers=admin
         ).json()["tasks"]
     }
-    for clip in gold:
-        assert (
-            "gold clip" in held[clip]["data"]["panel"] and "A1" not in held[clip]["data"]["panel"]
-        )
-
-    # two annotators label the first gold clip; the expert answers it
-    target = min(mine, key=lambda t: t["id"])
-    n = len(target["data"]["dialogue"])
-    answer = [TAX.emotion.values[i % 3] for i in range(n)]
-    off = [*answer[:-1], "fear" if answer[-1] != "fear" else "joy"]
-    invite = invite_link(client, url)
-    close, far = (
-        ensure_account(url, f"gold-{k}-{uuid.uuid4().hex[:4]}@example.org", PASSWORD, invite=invite)
-        for k in range(2)
-    )
-    _label(url, close, target, answer)
-    _label(url, far, target, off)
+    assert "A1" not in held[clip]["data"]["panel"]
+    assert "gold" not in json.dumps(held[clip]["data"]).lower()
     judge = ensure_account(url, judge_email, PASSWORD, invite=invite)
-    _label(url, judge, held[target["data"]["clip_id"]], answer)
+    _label(url, judge, held[clip], answer)
     svc = httpx.Client(base_url=settings.service.url, headers={"X-API-Key": KEY}, timeout=60)
     # the judge may have signed up after the last send: --status looks them up
     _wait_for(
