@@ -199,13 +199,16 @@ class SendReport:
     """What :func:`send` found and did: ``queue`` (every clip the thresholds select),
     ``due`` (those not sent yet), ``sent`` (clips linked by this run), ``refused`` (clips
     whose task in the adjudication project already had annotations before it could be
-    linked: not linked, with the task), ``project`` (the adjudication project's id;
-    ``None`` on a dry run), ``pushed`` (Label Studio's count)."""
+    linked: not linked, with the task), ``resent`` (clips whose adjudication task was
+    deleted in Label Studio: their links are dropped and they are due again), ``project``
+    (the adjudication project's id; ``None`` on a dry run), ``pushed`` (Label Studio's
+    count)."""
 
     queue: list[dict[str, Any]] = field(default_factory=list)
     due: list[dict[str, Any]] = field(default_factory=list)
     sent: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
+    resent: list[str] = field(default_factory=list)
     project: int | None = None
     pushed: Pushed | None = None
 
@@ -217,6 +220,7 @@ class SendReport:
             "due": [_brief(c) for c in self.due],
             "sent": self.sent,
             "refused": self.refused,
+            "resent": self.resent,
             "adjudication_project": self.project,
         }
 
@@ -258,6 +262,14 @@ def _unseen_tasks(
     return found
 
 
+def _forget_deleted(db: Session, client: Any, project_id: int) -> list[str]:
+    """Drop the links to adjudication tasks Label Studio no longer has (a deleted task, or
+    a deleted adjudication project): those clips are due again."""
+    projects = {row.adjudication_project_id for row in adjudication.links(db, project_id)}
+    held = {p: [t.id for t in list_clip_tasks(client, p)] for p in sorted(projects)}
+    return adjudication.forget_links(db, project_id, held)
+
+
 def send(
     db: Session,
     client: Any,
@@ -278,6 +290,8 @@ def send(
     # one sender per project at a time, on every machine (PostgreSQL: an advisory lock
     # held until the links are committed), so no sender links a task another removes
     store.lock(db, {f"adjudicate{project_id}"})
+    if not dry_run:
+        report.resent = _forget_deleted(db, client, project_id)
     report.queue = adjudication.queue(
         db,
         project_id,
@@ -288,7 +302,10 @@ def send(
         gold_settled=gold_settled,
     )
     report.due = [c for c in report.queue if c["sent"] is None]
-    if dry_run or not report.due:
+    if dry_run:
+        return report
+    if not report.due:
+        db.commit()  # links dropped above, if any
         return report
     project = ensure_adjudication_project(client, settings, taxonomy)
     report.project = int(project.id)

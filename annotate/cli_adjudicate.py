@@ -127,3 +127,15 @@ def adjudicate(
             else ""
         )
     )
+    if got.get("resent"):
+        console.print(
+            f"[yellow]{len(got['resent'])} clips sent again: their adjudication task was "
+            f"deleted in Label Studio ({escape(', '.join(got['resent']))})[/yellow]"
+        )
+    if got.get("refused"):
+        console.print(
+            f"[red]{len(got['refused'])} clips not linked: their task in the adjudication "
+            "project already had annotations before it was linked (a send cut off after "
+            "pushing, or a task made in advance); look at them, then delete the task in "
+            "Label Studio to send the clip again[/red]"
+        )

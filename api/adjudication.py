@@ -38,6 +38,7 @@ __all__ = [
     "ambiguous_emails",
     "data_hash",
     "decisions",
+    "forget_links",
     "links",
     "queue",
     "record_links",
@@ -219,6 +220,21 @@ def record_links(db: Session, project_id: int, sent: Iterable[Mapping[str, Any]]
             savepoint.rollback()
     db.commit()
     return new
+
+
+def forget_links(db: Session, project_id: int, held: Mapping[int, Iterable[int]]) -> list[str]:
+    """Drop the links whose task the adjudication project no longer holds (``held``:
+    adjudication project id -> its task ids, as Label Studio lists them now), so that
+    those clips are sent again; returns their clip ids. The caller commits."""
+    gone = [
+        row
+        for row in links(db, project_id)
+        if row.adjudication_task_id not in set(held.get(row.adjudication_project_id, ()))
+    ]
+    for row in gone:
+        db.delete(row)
+    db.flush()
+    return [row.clip_id for row in gone]
 
 
 def adjudicator_ids(db: Session, adjudicators: Iterable[str]) -> dict[str, str]:

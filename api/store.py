@@ -1018,15 +1018,17 @@ def reconcile(
             db.commit()
             report.deleted_annotations += len(gone)
     if full:
+        # the project's hidden repeats are filed under -P (api.repeats) but are its tasks
+        both = [project_id, -project_id]
         stored_tasks = set(
             db.exec(
-                select(Task.id).where(Task.project_id == project_id, col(Task.deleted).is_(False))
+                select(Task.id).where(col(Task.project_id).in_(both), col(Task.deleted).is_(False))
             ).all()
         )
         recent = set(
             db.exec(
                 select(Annotation.task_id).where(
-                    Annotation.project_id == project_id, Annotation.received_at >= began
+                    col(Annotation.project_id).in_(both), Annotation.received_at >= began
                 )
             ).all()
         )

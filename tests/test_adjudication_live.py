@@ -357,6 +357,20 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     got = _wait_for(lambda: ignored(changed, 1, 0), what="the decision on edited data refused")
     assert got["data"][0]["turns"] == {}
 
+    # the adjudication task is deleted in Label Studio: the next send sends the clip again
+    gone = httpx.delete(f"{url}/api/tasks/{adj_task['id']}", headers=admin)
+    assert gone.status_code == 204, gone.text
+    resent = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert resent["resent"] == ["adj-c0"] and [s["clip"] for s in resent["sent"]] == ["adj-c0"]
+    listed = httpx.get(
+        f"{url}/api/tasks", params={"project": adj_project.id, "fields": "all"}, headers=admin
+    ).json()["tasks"]
+    # the new task (Label Studio on SQLite may give it the deleted one's id again)
+    assert [t["id"] for t in listed] == [resent["sent"][0]["adjudication_task"]]
+    assert listed[0]["total_annotations"] == 0
+    again = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert again["resent"] == [] and again["sent"] == []
+
 
 @pytest.fixture(scope="module")
 def auto_service(label_studio: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:

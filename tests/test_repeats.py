@@ -9,6 +9,7 @@ reference for "left out of every figure".
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import krippendorff
@@ -170,4 +171,28 @@ def test_repeats_are_told_apart_by_task_not_by_editable_data(database_url: str) 
         db.commit()
         where = dict(db.exec(select(Judgement.annotation_id, Judgement.project_id)).all())
         assert where == {1: -1, 2: 1}
+    engine.dispose()
+
+
+def test_a_full_pull_removes_a_deleted_repeat_task(database_url: str) -> None:
+    """A hidden repeat's task deleted in Label Studio while no webhook arrived: the full
+    pull finds it gone (its rows are under the negated project) and deletes its second
+    passes; the original's judgements stay."""
+    engine = _store(database_url, with_repeats=True)
+    original, (copy, _) = _original(), _copy()
+    with Session(engine) as db:
+        repeats.record_tasks(db, 1, {copy["data"]["clip_id"]: copy["id"]})
+        db.commit()
+        stored = db.exec(select(Judgement.project_id, func.count()).group_by(Judgement.project_id))
+        assert dict(stored.all()) == {1: 12, -1: 8}
+        # the original's annotations, as Label Studio would list them
+        payloads = [
+            annotation_event(TAX, i, original, who, {k: {"emotion": e} for k, e in enumerate(v)})
+            for i, (who, v) in enumerate(FIRST.items(), start=1)
+        ]
+        live = [(original["id"], payloads)]
+        report = store.reconcile(db, 1, live, TAX, full=True, started=datetime.now(UTC))
+        assert report.deleted_tasks == 1
+        left = db.exec(select(Judgement.project_id, func.count()).group_by(Judgement.project_id))
+        assert dict(left.all()) == {1: 12}
     engine.dispose()
