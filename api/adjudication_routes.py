@@ -11,6 +11,7 @@ early. With ``adjudication.auto`` the leading applier sends clips as their panel
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Annotated, Any
 
@@ -112,21 +113,35 @@ def settled_check(db: Session, settings: Settings, project_id: int) -> Any:
 
 class AutoAdjudicator:
     """``adjudication.auto``: the leading applier sends the configured project's settled
-    clips below threshold, at most every ``adjudication.every_seconds``. A failure (Label
-    Studio away) is logged and tried again next time; nothing is lost, since sending only
-    reads the store."""
+    clips below threshold, at most every ``adjudication.every_seconds``. Sending talks to
+    Label Studio, so it runs on a thread of its own: a slow or absent Label Studio never
+    delays applying. A failure (Label Studio away) is logged and tried again next time;
+    nothing is lost, since sending only reads the store."""
 
     def __init__(self, settings: Settings, taxonomy: Taxonomy) -> None:
         self.settings = settings
         self.taxonomy = taxonomy
         self._last = float("-inf")
+        self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        self.sent = 0  # clips sent since the start
 
-    def tick(self, engine: Any) -> int:
-        """Send what is due if ``every_seconds`` have passed; returns clips sent."""
+    def tick(self, engine: Any) -> bool:
+        """Start a round of sending if ``every_seconds`` have passed and the last round
+        has finished; returns whether one started (it runs on its own thread)."""
+        if self._thread is not None and self._thread.is_alive():
+            return False
         if time.monotonic() - self._last < self.settings.adjudication.every_seconds:
-            return 0
+            return False
         self._last = time.monotonic()
+        self._thread = threading.Thread(
+            target=self.send_once, args=(engine,), name="auto-adjudication", daemon=True
+        )
+        self._thread.start()
+        return True
+
+    def send_once(self, engine: Any) -> int:
+        """One round: send what is due now; returns clips sent."""
         try:
             client = connect(self.settings)
             project = find_project(client, self.settings.label_studio.project_title)
@@ -135,20 +150,22 @@ class AutoAdjudicator:
             with Session(engine) as db:
                 if int(project.id) not in store.projects(db):
                     return 0
+                settled = settled_check(db, self.settings, int(project.id))
                 report = send(
                     db,
                     client,
                     self.settings,
                     self.taxonomy,
                     int(project.id),
-                    settled=settled_check(db, self.settings, int(project.id)),
-                    gold_settled=settled_check(db, self.settings, int(project.id)),
+                    settled=settled,
+                    gold_settled=settled,
                 )
         except Exception as exc:  # Label Studio or the store away: next time
             self.last_error = f"{type(exc).__name__}: {exc}"
             log.warning("automatic adjudication: %s", self.last_error)
             return 0
         self.last_error = None
+        self.sent += len(report.sent)
         if report.sent:
             log.info("sent %d clips to adjudication", len(report.sent))
         return len(report.sent)

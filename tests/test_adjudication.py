@@ -485,3 +485,31 @@ def test_annotators_are_scored_against_the_experts_answer_on_gold_clips(engine: 
         assert row["vs_gold"]["agreement"] == pytest.approx(equal)
     assert none["gold"]["expert"] == 0
     assert all(row["vs_gold"]["alpha"] is None for row in none["annotators"])
+
+
+def test_automatic_sending_never_holds_up_the_applier(tmp_path: Path, engine: Engine) -> None:
+    """A Label Studio that takes the connection and never answers: ``tick`` returns while
+    the round still waits on its own thread, and no second round starts meanwhile."""
+    import socket
+
+    from annotate.config import load_settings, with_local_secrets
+    from api.adjudication_routes import AutoAdjudicator
+    from tests.conftest import write_config
+
+    hung = socket.socket()
+    hung.bind(("127.0.0.1", 0))
+    hung.listen(8)  # connections complete in the kernel's backlog; nothing ever answers
+    try:
+        config = write_config(
+            tmp_path,
+            label_studio={"url": f"http://127.0.0.1:{hung.getsockname()[1]}", "token": "t"},
+            adjudication={"auto": True, "every_seconds": 0.01},
+        )
+        auto = AutoAdjudicator(with_local_secrets(load_settings(config)), TAX)
+        assert auto.tick(engine) is True
+        assert auto._thread is not None and auto._thread.is_alive()
+        assert auto.tick(engine) is False  # the first round is still waiting
+    finally:
+        hung.close()
+    auto._thread.join(timeout=120)
+    assert not auto._thread.is_alive() and auto.last_error is not None
