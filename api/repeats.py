@@ -18,9 +18,13 @@ each annotator's second pass with their first, turn by turn.
 from __future__ import annotations
 
 import dataclasses
+import re
+import shutil
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, unquote
 
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, and_, col, or_, select
@@ -37,11 +41,18 @@ __all__ = [
     "record_tasks",
     "repeat_clips",
     "repeat_copy",
+    "retitle",
 ]
 
 
 def repeat_copy(
-    task: Mapping[str, Any], clip_index: int, first_turn: int, content_hash: Any
+    task: Mapping[str, Any],
+    clip_index: int,
+    first_turn: int,
+    content_hash: Any,
+    *,
+    total: int | None = None,
+    media_dir: Path | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """A hidden repeat of ``task`` (a task as the importer pushes it) as clip number
     ``clip_index`` of its session, its turns numbered from ``first_turn``; and the map of
@@ -49,7 +60,10 @@ def repeat_copy(
 
     Ids keep the importer's forms (``<session>-c<NNN>``, ``<session>-t<NNNNN>``); the clip
     key, which must differ from the original's, keeps its form with the end one
-    millisecond later. The title, prompt, context, audio and text are the original's.
+    millisecond later. The title numbers the copy as clip ``clip_index + 1`` of ``total``
+    (see :func:`retitle`). With ``media_dir`` (the session's media folder) the copy's audio
+    and video are copies of the original's files under the copy's own names, so no URL is
+    shared with the original. The prompt, context, audio and text are the original's.
     """
     data = dict(task["data"])
     session = str(data["session_id"])
@@ -61,16 +75,48 @@ def repeat_copy(
         turns[copy_id] = str(line["turn_id"])
         lines.append({**line, "turn_id": copy_id, "turn_index": index})
     start, end = float(data.get("clip_start", 0.0)), float(data.get("clip_end", 0.0))
+    clip_id = f"{session}-c{clip_index:03d}"
     data.update(
         dialogue=lines,
-        clip_id=f"{session}-c{clip_index:03d}",
+        clip_id=clip_id,
         clip_index=clip_index,
         clip_key=f"{session}@{start:.3f}-{end + 0.001:.3f}",
     )
+    if total is not None:
+        data["title"] = retitle(str(data.get("title") or ""), clip_index, total)
+    if media_dir is not None:
+        for field_name in ("audio", "video"):
+            if isinstance(data.get(field_name), str):
+                data[field_name] = _own_file(data[field_name], media_dir, clip_id)
     copy = {"data": data, "predictions": task.get("predictions", [])}
     data.pop("content_hash", None)
     data["content_hash"] = content_hash(copy)
     return copy, turns
+
+
+_CLIP_OF = re.compile(r"\bclip \d+ of \d+\b")
+
+
+def retitle(title: str, clip_index: int, total: int) -> str:
+    """``title`` with its ``clip K of N`` (the importer's form) saying clip
+    ``clip_index + 1`` of ``total``; a title without it is returned as it is."""
+    return _CLIP_OF.sub(f"clip {clip_index + 1} of {total}", title, count=1)
+
+
+def _own_file(url: str, media_dir: Path, clip_id: str) -> str:
+    """The URL of a copy of the media file ``url`` names (in ``media_dir``), under the
+    copy's clip id; ``url`` itself when the file is not in ``media_dir``."""
+    name = url.rsplit("/", 1)[-1]
+    source = media_dir / unquote(name)
+    _, sep, rest = unquote(name).partition("_")
+    if not sep or not source.is_file():
+        return url
+    target = media_dir / f"{clip_id}_{rest}"
+    if not target.exists():
+        partial = target.with_name(target.name + ".part")
+        shutil.copyfile(source, partial)
+        partial.replace(target)
+    return url[: len(url) - len(name)] + quote(target.name)
 
 
 def keep_repeats(

@@ -591,6 +591,12 @@ def test_hidden_repeats_give_each_annotator_agreement_with_themselves(
     assert not any("repeat" in json.dumps(t["data"]).lower() for t in mine)
     ids = [t["data"]["clip_id"] for t in mine]
     assert ids == [f"scene-r-c{k:03d}" for k in range(len(mine))]  # one ordinary sequence
+    # every clip is "clip K of N" with N counting the copies, and no two share a media URL
+    titles = [t["data"]["title"] for t in mine]
+    assert all(f"clip {k + 1} of {len(mine)}" in title for k, title in enumerate(titles)), titles
+    assert len({t["data"]["audio"] for t in mine}) == len(mine)
+    played = httpx.get(f"{url}{copies[0]['data']['audio']}", headers=admin)
+    assert played.status_code == 200 and played.content[:4] == b"RIFF"
     # a re-import makes no more copies
     again = _json(_cli(config, "import", str(folder), "--repeat-share", "1", "--json"))
     assert again["repeat_clips"] == imported["repeat_clips"]

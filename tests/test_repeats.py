@@ -101,6 +101,31 @@ def test_the_copy_has_ordinary_ids_and_the_same_content() -> None:
     assert "repeat" not in repr(data).lower()
 
 
+def test_the_copy_has_a_title_and_media_files_of_its_own(tmp_path: Path) -> None:
+    """Nothing on the labeling screen points back at the original: the copy is "clip 8 of
+    8" (not "clip 8 of 7"), and its audio is a copy of the original's file under the copy's
+    name (same bytes, another URL)."""
+    original = _original()["data"]
+    (tmp_path / "s1-c000_0-8000.wav").write_bytes(b"RIFF-not-really-a-wav")
+    original.update(audio="/data/local-files/?d=s1/s1-c000_0-8000.wav", title="S: clip 1 of 7")
+    copy, _ = repeats.repeat_copy(
+        {"data": original, "predictions": []}, 7, 40, content_hash, total=8, media_dir=tmp_path
+    )
+    data = copy["data"]
+    assert data["title"] == "S: clip 8 of 8"
+    assert data["audio"] == "/data/local-files/?d=s1/s1-c007_0-8000.wav"
+    assert (tmp_path / "s1-c007_0-8000.wav").read_bytes() == b"RIFF-not-really-a-wav"
+    retitled = repeats.retitle("S: clip 1 of 7 (0:00.0-0:08.0)", 0, 8)
+    assert retitled == "S: clip 1 of 8 (0:00.0-0:08.0)"
+    assert repeats.retitle("no number here", 3, 8) == "no number here"
+    # a file that is not in the media folder (served from elsewhere) keeps its URL
+    far = {**original, "audio": "https://media.example.org/s1/s1-c001_0-8000.wav"}
+    kept, _ = repeats.repeat_copy(
+        {"data": far, "predictions": []}, 7, 40, content_hash, total=8, media_dir=tmp_path
+    )
+    assert kept["data"]["audio"] == far["audio"]
+
+
 def test_second_passes_count_in_no_figure_and_no_export(
     stores: tuple[Engine, Engine], tmp_path: Path
 ) -> None:
