@@ -207,7 +207,7 @@ def qa_marker(
     from annotate.labelstudio import connect, list_clip_tasks
     from api.db import init_db, make_engine
     from api.gold import mark_gold, pick_gold
-    from api.repeats import keep_repeats, record_tasks, repeat_copy, retitle
+    from api.repeats import keep_repeats, plan_copies, record_tasks, retitle
     from importers.clips import content_hash
 
     s = state.settings
@@ -217,13 +217,29 @@ def qa_marker(
 
     def marked(session: Any, tasks: list[dict[str, Any]]) -> Any:
         by_key = {str(t["data"].get("clip_key") or t["data"]["clip_id"]): t for t in tasks}
-        picked = pick_gold(by_key, repeat_share, key, domain="repeat") if repeat_share > 0 else []
-        total = len(tasks) + len(picked)
-        if picked:  # every clip says "clip K of N" with N counting the copies too
+        copies: list[Any] = []
+        if repeat_share > 0:
+            picked = [by_key[k] for k in pick_gold(by_key, repeat_share, key, domain="repeat")]
+            with Session(engine) as db:
+                copies, warnings = plan_copies(
+                    db,
+                    project_id,
+                    session.id,
+                    tasks,
+                    picked,
+                    len(session.turns),
+                    content_hash,
+                    s.media_path / session.id,
+                )
+            for warning in warnings:
+                err.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+        if copies:  # every clip says "clip K of N" with N counting the copies too
             for k, task in enumerate(tasks):
                 data = task["data"]
                 index = int(data.get("clip_index", k))
-                data["title"] = retitle(str(data.get("title") or ""), index, total)
+                data["title"] = retitle(
+                    str(data.get("title") or ""), index, len(tasks) + len(copies)
+                )
                 data.pop("content_hash", None)
                 data["content_hash"] = content_hash(task)
         pushed = push(session, tasks)
@@ -233,19 +249,6 @@ def qa_marker(
                 gold[session.id] = mark_gold(db, project_id, session.id, chosen)
                 db.commit()
         if repeat_share > 0:
-            copies, first_turn = [], len(session.turns)
-            for k, clip_key in enumerate(picked):
-                task = by_key[clip_key]
-                copy, turns = repeat_copy(
-                    task,
-                    len(tasks) + k,
-                    first_turn,
-                    content_hash,
-                    total=total,
-                    media_dir=s.media_path / session.id,
-                )
-                first_turn += len(turns)
-                copies.append((copy, str(task["data"]["clip_id"]), turns))
             with Session(engine) as db:  # kept before Label Studio has them
                 keep_repeats(
                     db,

@@ -38,6 +38,7 @@ __all__ = [
     "divert",
     "intra_rater",
     "keep_repeats",
+    "plan_copies",
     "record_tasks",
     "repeat_clips",
     "repeat_copy",
@@ -117,6 +118,76 @@ def _own_file(url: str, media_dir: Path, clip_id: str) -> str:
         shutil.copyfile(source, partial)
         partial.replace(target)
     return url[: len(url) - len(name)] + quote(target.name)
+
+
+def plan_copies(
+    db: Session,
+    project_id: int,
+    session_id: str,
+    tasks: Sequence[Mapping[str, Any]],
+    picked: Sequence[Mapping[str, Any]],
+    n_turns: int,
+    content_hash: Any,
+    media_dir: Path | None = None,
+) -> tuple[list[tuple[dict[str, Any], str, dict[str, str]]], list[str]]:
+    """The hidden repeats of a session's import: ``[(copy task, original clip id, turn
+    map)]``, and warnings.
+
+    A session that has copies in the store keeps exactly those, under the ids they were
+    given, whatever share or key a re-import uses: the store's turn map and Label Studio's
+    task must stay one copy. Otherwise the ``picked`` tasks are copied as the clips after
+    the session's ``tasks``, their turns numbered after its ``n_turns`` turns. A copy
+    whose ids the session has grown into (a re-import that added clips or turns) is
+    left out with a warning: two tasks would share a clip id.
+    """
+    stored = [r for r in repeat_clips(db, project_id) if r.session_id == session_id]
+    by_clip = {str(t["data"]["clip_id"]): t for t in tasks}
+    warnings: list[str] = []
+    plan: list[tuple[int, int, Mapping[str, Any]]] = []  # (clip index, first turn, task)
+    if stored:
+        for row in stored:
+            original = by_clip.get(row.original_clip_id)
+            clip_index = _number(row.clip_id, "-c")
+            first = min((_number(t, "-t") for t in row.turns or {}), default=-1)
+            if original is None or clip_index < 0 or first < 0:
+                warnings.append(
+                    f"{session_id}: hidden repeat {row.clip_id} left out: its original "
+                    f"{row.original_clip_id} is no longer a clip of the session"
+                )
+                continue
+            plan.append((clip_index, first, original))
+    else:
+        first = n_turns
+        for k, original in enumerate(picked):
+            plan.append((len(tasks) + k, first, original))
+            first += len(original["data"].get("dialogue") or [])
+    total = len(tasks) + len(plan)
+    out = []
+    for clip_index, first, original in plan:
+        copy, turns = repeat_copy(
+            original, clip_index, first, content_hash, total=total, media_dir=media_dir
+        )
+        kept = next((r for r in stored if r.clip_id == copy["data"]["clip_id"]), None)
+        if kept is not None and dict(kept.turns or {}) != turns:
+            warnings.append(
+                f"{session_id}: hidden repeat {kept.clip_id} left out: its original "
+                f"{kept.original_clip_id} has other turns now"
+            )
+            continue
+        if clip_index < len(tasks) or first < n_turns:
+            warnings.append(
+                f"{session_id}: hidden repeat {copy['data']['clip_id']} left out: the session "
+                "has grown into its ids (a re-import with more clips or turns)"
+            )
+            continue
+        out.append((copy, str(original["data"]["clip_id"]), turns))
+    return out, warnings
+
+
+def _number(identifier: str, marker: str) -> int:
+    """The number after the last ``marker`` of an importer's id, or -1."""
+    _, sep, digits = str(identifier).rpartition(marker)
+    return int(digits) if sep and digits.isdigit() else -1
 
 
 def keep_repeats(

@@ -221,3 +221,47 @@ def test_a_full_pull_removes_a_deleted_repeat_task(database_url: str) -> None:
         left = db.exec(select(Judgement.project_id, func.count()).group_by(Judgement.project_id))
         assert dict(left.all()) == {1: 12}
     engine.dispose()
+
+
+def test_a_reimport_keeps_the_copies_it_made_whatever_share_or_key(database_url: str) -> None:
+    """The store's turn map and Label Studio's copy must stay one: a re-import with another
+    pick (another share or key) remakes exactly the stored copies under their ids; a
+    session that grew into a copy's ids leaves that copy out with a warning."""
+    engine = make_engine(database_url)
+    init_db(engine)
+    tasks = []
+    for c in range(5):
+        t = task(c + 1, dialogue(3, "s1", c), "s1")
+        t["data"].update(
+            clip_index=c,
+            clip_id=f"s1-c{c:03d}",
+            clip_start=8.0 * c,
+            clip_end=8.0 * c + 8,
+            title=f"clip {c + 1} of 5",
+        )
+        tasks.append(t)
+    with Session(engine) as db:
+        first, warnings = repeats.plan_copies(
+            db, 1, "s1", tasks, [tasks[3], tasks[1]], 15, content_hash
+        )
+        assert warnings == []
+        assert [(c["data"]["clip_id"], o) for c, o, _ in first] == [
+            ("s1-c005", "s1-c003"),
+            ("s1-c006", "s1-c001"),
+        ]
+        assert [sorted(m) for _, _, m in first] == [
+            [f"s1-t{i:05d}" for i in range(15, 18)],
+            [f"s1-t{i:05d}" for i in range(18, 21)],
+        ]
+        assert {c["data"]["title"] for c, _, _ in first} == {"clip 6 of 7", "clip 7 of 7"}
+        repeats.keep_repeats(db, 1, "s1", [(c["data"]["clip_id"], o, m) for c, o, m in first])
+        db.commit()
+        again, warnings = repeats.plan_copies(db, 1, "s1", tasks, [tasks[0]], 15, content_hash)
+        assert warnings == []
+        assert [(c["data"], o, m) for c, o, m in again] == [(c["data"], o, m) for c, o, m in first]
+        grown = [*tasks, task(9, dialogue(3, "s1", 5), "s1")]
+        grown[-1]["data"].update(clip_index=5, clip_id="s1-c005")
+        left, warnings = repeats.plan_copies(db, 1, "s1", grown, [], 18, content_hash)
+        assert [c["data"]["clip_id"] for c, _, _ in left] == ["s1-c006"]
+        assert any("s1-c005" in w and "grown" in w for w in warnings), warnings
+    engine.dispose()
