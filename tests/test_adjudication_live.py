@@ -21,9 +21,7 @@ Then, as a QA lead would:
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -38,7 +36,6 @@ import pytest
 from annotate import stack
 from annotate.config import Settings, load_settings, with_local_secrets
 from annotate.labelstudio import (
-    Account,
     connect,
     ensure_account,
     ensure_project,
@@ -49,7 +46,10 @@ from annotate.labelstudio import (
 from schemas.codec import encode_annotation
 from schemas.taxonomy import load_taxonomy
 from tests.builders import write_session
-from tests.conftest import ROOT, write_config
+from tests.conftest import write_config
+from tests.livekit import label as _label
+from tests.livekit import run_cli as _cli
+from tests.livekit import wait_for as _wait_for
 from tests.payloads import dialogue
 
 pytestmark = pytest.mark.integration
@@ -97,40 +97,6 @@ def setup(label_studio: Settings, tmp_path_factory: pytest.TempPathFactory) -> I
         yield settings, config, judge
     finally:
         stack.stop(settings, stack.SERVICE)
-
-
-def _cli(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "annotate.cli", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env={**os.environ, "COLUMNS": "250"},
-    )
-
-
-def _wait_for(predicate: Any, timeout: float = 60.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def _label(url: str, who: Account, task: dict[str, Any], emotions: list[str]) -> int:
-    lines = task["data"]["dialogue"]
-    values = {i: {"emotion": e} for i, e in enumerate(emotions)}
-    answer = httpx.post(
-        f"{url}/api/tasks/{task['id']}/annotations",
-        json={"result": encode_annotation(lines, values, TAX)},
-        headers={"Authorization": f"Token {who.token}"},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
-    return int(answer.json()["id"])
 
 
 def _json(done: subprocess.CompletedProcess) -> Any:

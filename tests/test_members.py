@@ -33,6 +33,7 @@ from annotate.labelstudio import (
 from importers import import_sessions
 from schemas.taxonomy import load_taxonomy
 from tests.conftest import EXAMPLE, ROOT, write_config
+from tests.livekit import run_cli as _cli
 from tests.payloads import annotation_event, dialogue, task
 
 pytestmark = pytest.mark.integration
@@ -58,17 +59,6 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Sett
     finally:
         stack.stop(settings, stack.SERVICE)
         stack.stop(settings, stack.LABEL_STUDIO)
-
-
-def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "annotate.cli", "--config", str(config), *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**os.environ, "COLUMNS": "200"},
-    )
 
 
 def _users(settings: Settings) -> set[str]:

@@ -19,7 +19,6 @@ task records (overlap, annotations, is_labeled) read with the admin token.
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -37,9 +36,10 @@ from annotate.labelstudio import (
     ensure_webhook,
     invite_link,
 )
-from schemas.codec import encode_annotation
 from schemas.taxonomy import load_taxonomy
 from tests.conftest import write_config
+from tests.livekit import label as _label
+from tests.livekit import wait_for as _wait_for
 from tests.payloads import dialogue
 
 pytestmark = pytest.mark.integration
@@ -72,28 +72,6 @@ def keeper_service(
         yield settings
     finally:
         stack.stop(settings, stack.SERVICE)
-
-
-def _wait_for(predicate: Any, timeout: float = 60.0, last: list[Any] | None = None) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        got = predicate()
-        if got:
-            return got
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout:.0f} s; last seen: {last}")
-
-
-def _label(url: str, who: Account, task: dict[str, Any], emotions: list[str]) -> None:
-    lines = task["data"]["dialogue"]
-    values = {i: {"emotion": e} for i, e in enumerate(emotions)}
-    answer = httpx.post(
-        f"{url}/api/tasks/{task['id']}/annotations",
-        json={"result": encode_annotation(lines, values, TAX)},
-        headers={"Authorization": f"Token {who.token}"},
-        timeout=30,
-    )
-    assert answer.status_code == 201, answer.text
 
 
 def _next(url: str, project_id: int, who: Account) -> int | None:
@@ -167,7 +145,7 @@ def test_a_clip_goes_back_to_the_queue_only_where_annotators_disagree(
             ok = row and row["annotators"] == annotators and row["target"] == target
             return got if ok and got["pending"] == 0 else None
 
-        got = _wait_for(lambda: decided(2, 3), last=seen)
+        got = _wait_for(lambda: decided(2, 3), last=seen, what="2 annotators, target 3")
         rows = {t["task"]: t for t in got["tasks"]}
         assert rows[agreed["id"]]["target"] == 2 and not rows[agreed["id"]]["need_more"]
         assert rows[split["id"]]["need_more"] and rows[split["id"]]["unsettled_units"] == 1
@@ -183,10 +161,10 @@ def test_a_clip_goes_back_to_the_queue_only_where_annotators_disagree(
         # the third annotator is served the split clip, never the agreed one
         assert _next(url, project.id, people[2]) == split["id"]
         _label(url, people[2], split, same)  # sides with the first: 2-1, lead 1
-        _wait_for(lambda: decided(3, 4), last=seen)
+        _wait_for(lambda: decided(3, 4), last=seen, what="3 annotators, target 4")
         assert _next(url, project.id, people[3]) == split["id"]
         _label(url, people[3], split, same)  # 3-1: lead 2, and the panel is full
-        got = _wait_for(lambda: decided(4, 4), last=seen)
+        got = _wait_for(lambda: decided(4, 4), last=seen, what="4 annotators, settled")
         row = {t["task"]: t for t in got["tasks"]}[split["id"]]
         assert not row["need_more"] and row["reason"] in ("agreed", "exhausted")
         assert _next(url, project.id, people[4]) is None  # nothing left for a fifth

@@ -14,10 +14,7 @@ import csv
 import html
 import io
 import json
-import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter, defaultdict
@@ -44,7 +41,7 @@ from importers import import_sessions, load_session
 from schemas.codec import encode_annotation
 from schemas.taxonomy import load_taxonomy
 from tests.builders import write_session
-from tests.conftest import ROOT
+from tests.livekit import run_cli as _cli
 from tests.recount import (
     alpha,
     annotator_scores,
@@ -359,17 +356,6 @@ def test_summary_says_what_it_counts(team: TeamRun, service: Settings, dimension
     data, names = matrix(team.recount[dimension], TAX.dimension(dimension))
     summary = _read(service, team.project_id, "agreement/summary", dimension=dimension)
     assert (summary["units"], summary["annotators"]) == (data.shape[1], len(names))
-
-
-def _cli(config: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "annotate.cli", "--config", str(config), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        cwd=ROOT,
-        env={**os.environ, "COLUMNS": "250"},
-    )
 
 
 @pytest.mark.parametrize("dimension", ["emotion", "intensity", "valence"])
