@@ -17,35 +17,43 @@ from __future__ import annotations
 import functools
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-from sqlalchemy import bindparam, delete, func, text, update
+from sqlalchemy import bindparam, delete, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from annotate import incremental
-from annotate.agreement import pivot
 from api import repeats
-from api.models import AgreementSum, Annotation, Judgement, ShiftEventRow, SyncState, Task
-from schemas.codec import JudgementRow, annotator_of, decode_rows
-from schemas.errors import AnnotateError
-from schemas.taxonomy import Dimension, Taxonomy
-
-ANNOTATION_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
-
-
-class PayloadError(AnnotateError, ValueError):
-    """A webhook payload lacks a field or has one of the wrong type; names the field."""
-
-
-class NotFound(AnnotateError, LookupError):
-    """An unknown project or dimension; the message lists what exists."""
+from api.events import ANNOTATION_ACTIONS as ANNOTATION_ACTIONS
+from api.events import Event as Event
+from api.events import PayloadError as PayloadError
+from api.events import Version as Version
+from api.events import decode_version
+from api.events import parse_event as parse_event
+from api.events import parse_time as parse_time
+from api.events import task_of as _task_of
+from api.models import Annotation, Judgement, ShiftEventRow, Task
+from api.queries import NotFound as NotFound
+from api.queries import agreement as agreement
+from api.queries import check_dimension as check_dimension
+from api.queries import codes_of as codes_of
+from api.queries import count_judgements as count_judgements
+from api.queries import iter_judgements as iter_judgements
+from api.queries import iter_tasks as iter_tasks
+from api.queries import judgement_matrix as judgement_matrix
+from api.queries import live_judgements as live_judgements
+from api.queries import projects as projects
+from api.queries import recompute_sums as recompute_sums
+from api.queries import skipped as skipped
+from api.queries import stored_sums as stored_sums
+from api.queries import turn_labels as turn_labels
+from schemas.taxonomy import Taxonomy
 
 
 @dataclass(slots=True)
@@ -63,37 +71,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _need(payload: Mapping[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
-    value = payload.get(key)
-    if not isinstance(value, kind) or isinstance(value, bool):
-        kinds = (kind,) if isinstance(kind, type) else kind
-        expected = " or ".join(k.__name__ for k in kinds)
-        raise PayloadError(f"{where}{key}: expected {expected}, got {type(value).__name__}")
-    if isinstance(value, int) and not -(2**63) <= value < 2**63:  # ids are 64-bit columns
-        raise PayloadError(f"{where}{key}: expected a 64-bit integer, got {value}")
-    return value
-
-
-def parse_time(value: Any, where: str) -> datetime | None:
-    """Label Studio's ISO timestamps as aware UTC datetimes (``None`` stays ``None``)."""
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise PayloadError(f"{where}: expected an ISO 8601 time, got {type(value).__name__}")
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-    except (ValueError, OverflowError):  # OverflowError: out of range once in UTC
-        raise PayloadError(f"{where}: expected an ISO 8601 time, got {value!r}") from None
-
-
-def _project_id(payload: Mapping[str, Any]) -> int:
-    project = payload.get("project")
-    if isinstance(project, Mapping):
-        return int(_need(project, "id", int, "project."))
-    raise PayloadError("project: expected an object with an id")
-
-
 def _insert(db: Session) -> Any:
     return pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
 
@@ -105,20 +82,6 @@ def upsert_task(db: Session, project_id: int, task: Mapping[str, Any]) -> tuple[
         _task_statement(db.get_bind().dialect.name), [_task_row(project_id, task_id, data)]
     )
     return task_id, data
-
-
-def _task_of(task: Mapping[str, Any]) -> tuple[int, dict]:
-    task_id = _need(task, "id", int, "task.")
-    data = task.get("data") or {}
-    if not isinstance(data, Mapping):
-        raise PayloadError("task.data: expected an object")
-    if not isinstance(data.get("dialogue") or [], list):
-        raise PayloadError("task.data.dialogue: expected a list of turns")
-    for key in ("clip_id", "session_id"):  # stored in columns of their own
-        value = data.get(key)
-        if value is not None and not isinstance(value, str | int):
-            raise PayloadError(f"task.data.{key}: expected a string, got {type(value).__name__}")
-    return task_id, dict(data)
 
 
 def _task_row(project_id: int, task_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
@@ -181,120 +144,6 @@ def _add_sums(db: Session, changes: Mapping[tuple[int, str, str], float]) -> Non
 
 
 # ---------------------------------------------------------------------------- events
-
-
-@dataclass(frozen=True, slots=True)
-class Version:
-    """One version of an annotation as an event carries it: checked and decoded.
-
-    ``rows`` holds its judgements as ``schemas.codec.JudgementRow`` tuples (the judgement
-    table's columns after ``project_id``), ``turns`` the turn ids of the task's dialogue.
-    """
-
-    id: int
-    task_id: int
-    task_data: Mapping[str, Any]
-    annotator: str
-    was_cancelled: bool
-    ground_truth: bool
-    created_at: datetime | None
-    updated_at: datetime | None
-    lead_time: float | None
-    rows: tuple[JudgementRow, ...]
-    shifts: tuple[dict[str, Any], ...]
-    skipped: Mapping[str, int]
-    turns: tuple[str, ...]
-    updated_by: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """A Label Studio webhook payload, checked (see :func:`parse_event`): ready to apply.
-
-    ``annotation`` for ANNOTATION_CREATED / ANNOTATION_UPDATED; ``ids`` the annotation ids
-    of ANNOTATIONS_DELETED or the task ids of TASKS_DELETED.
-    """
-
-    action: str
-    project_id: int
-    annotation: Version | None = None
-    ids: tuple[int, ...] = ()
-
-
-def parse_event(payload: Any, taxonomy: Taxonomy) -> Event:
-    """Check a webhook payload and decode its annotation, without touching the store.
-
-    Raises :class:`PayloadError` naming the field that is missing or wrong. Everything
-    that can be wrong with an event is found here, so that events applied together
-    (:func:`apply_events`) fail only for reasons of the store.
-    """
-    if not isinstance(payload, Mapping):
-        raise PayloadError("body: expected a JSON object")
-    action = _need(payload, "action", str, "")
-    project_id = _project_id(payload)
-    if action in ANNOTATION_ACTIONS:
-        annotation = _need(payload, "annotation", Mapping, "")
-        task = _need(payload, "task", Mapping, "")
-        return Event(action, project_id, _version(annotation, task, taxonomy))
-    if action == "ANNOTATIONS_DELETED":
-        items = _need(payload, "annotations", list, "")
-        ids = [
-            _need(_item(a, f"annotations[{i}]"), "id", int, f"annotations[{i}].")
-            for i, a in enumerate(items)
-        ]
-        return Event(action, project_id, ids=tuple(ids))
-    if action == "TASKS_DELETED":
-        items = _need(payload, "tasks", list, "")
-        ids = [
-            _need(_item(t, f"tasks[{i}]"), "id", int, f"tasks[{i}].") for i, t in enumerate(items)
-        ]
-        return Event(action, project_id, ids=tuple(ids))
-    return Event(action, project_id)
-
-
-def _item(value: Any, where: str) -> Mapping[str, Any]:
-    if not isinstance(value, Mapping):
-        raise PayloadError(f"{where}: expected an object, got {type(value).__name__}")
-    return value
-
-
-def _version(annotation: Mapping[str, Any], task: Mapping[str, Any], taxonomy: Taxonomy) -> Version:
-    annotation_id = _need(annotation, "id", int, "annotation.")
-    updated = parse_time(annotation.get("updated_at"), "annotation.updated_at")
-    task_id, task_data = _task_of(task)
-    try:
-        decoded = decode_rows({**annotation, "task": task_id}, task_data, taxonomy)
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise PayloadError(f"annotation.result: cannot be decoded ({exc})") from None
-    created = parse_time(annotation.get("created_at"), "annotation.created_at")
-    lead_time = annotation.get("lead_time")
-    cancelled = bool(annotation.get("was_cancelled"))
-    turns = tuple(str(line.get("turn_id")) for line in task_data.get("dialogue") or [])
-    return Version(
-        id=annotation_id,
-        task_id=task_id,
-        task_data=task_data,
-        annotator=annotator_of(annotation),
-        was_cancelled=cancelled,
-        ground_truth=bool(annotation.get("ground_truth")),
-        created_at=created,
-        updated_at=updated,
-        lead_time=float(lead_time) if isinstance(lead_time, int | float) else None,
-        rows=decoded.judgements,
-        shifts=tuple(s.to_dict() for s in decoded.shifts),
-        skipped=({"cancelled": len(decoded.judgements)} if cancelled else dict(decoded.skipped)),
-        turns=turns,
-        updated_by=_user_of(annotation.get("updated_by")),
-    )
-
-
-def _user_of(value: Any) -> str | None:
-    """A user id as Label Studio gives it (an int, or an object with ``id``), as text."""
-    if isinstance(value, Mapping):
-        value = value.get("id")
-    if isinstance(value, bool) or not isinstance(value, int | str) or str(value) == "":
-        return None
-    return str(value)
 
 
 # a unit: (project, turn, dimension)
@@ -760,7 +609,7 @@ def apply_annotation(
 ) -> Applied:
     """Store one annotation's judgements unless a newer or deleted version is stored
     (no commit)."""
-    event = Event("ANNOTATION_UPDATED", project_id, _version(annotation, task, taxonomy))
+    event = Event("ANNOTATION_UPDATED", project_id, decode_version(annotation, task, taxonomy))
     return apply_events(db, [event])[0]
 
 
@@ -786,260 +635,3 @@ def apply_event(db: Session, payload: Mapping[str, Any], taxonomy: Taxonomy) -> 
         db.rollback()
         raise
     return applied
-
-
-def live_judgements(project_id: int, dimension: str | None = None) -> Any:
-    """A select of the project's judgements (of one dimension), deleted ones excluded."""
-    query = select(Judgement).where(Judgement.project_id == project_id)
-    if dimension is not None:
-        query = query.where(Judgement.dimension == dimension)
-    return query.order_by(col(Judgement.id))
-
-
-def count_judgements(db: Session, project_id: int) -> int:
-    """How many judgements the project has."""
-    return int(
-        db.exec(
-            select(func.count()).select_from(Judgement).where(Judgement.project_id == project_id)
-        ).one()
-    )
-
-
-def iter_judgements(db: Session, project_id: int) -> Iterator[Judgement]:
-    """Every judgement of the project, in arrival order, streamed."""
-    yield from db.exec(live_judgements(project_id)).yield_per(5000)
-
-
-def iter_tasks(db: Session, project_id: int) -> Iterator[Task]:
-    """The project's live tasks, ordered by id."""
-    query = select(Task).where(Task.project_id == project_id, col(Task.deleted).is_(False))
-    yield from db.exec(query.order_by(col(Task.id)))
-
-
-def skipped(db: Session, project_id: int) -> dict[str, int]:
-    """Result items of the project's live annotations that gave no judgement, by reason."""
-    totals: dict[str, int] = {}
-    rows = db.exec(
-        select(Annotation.skipped).where(
-            Annotation.project_id == project_id, col(Annotation.deleted).is_(False)
-        )
-    ).all()
-    for counts in rows:
-        for reason, n in (counts or {}).items():
-            totals[reason] = totals.get(reason, 0) + int(n)
-    return totals
-
-
-def projects(db: Session) -> list[int]:
-    """Ids of the projects the store has judgements or tasks for (not the negated ids that
-    hold hidden repeats' second passes, :mod:`api.repeats`)."""
-    ids = set(db.exec(select(Task.project_id).distinct()).all())
-    ids |= set(db.exec(select(Judgement.project_id).distinct()).all())
-    return sorted(i for i in ids if i >= 0)
-
-
-def check_dimension(db: Session, project_id: int, dimension: str, taxonomy: Taxonomy) -> None:
-    """Raise :class:`NotFound` listing what exists for an unknown project or dimension."""
-    known = projects(db)
-    if project_id not in known:
-        raise NotFound(f"unknown project {project_id}; the store has {known}")
-    if dimension not in {d.name for d in taxonomy.dimensions}:
-        raise NotFound(
-            f"unknown dimension {dimension!r}; expected one of "
-            f"{[d.name for d in taxonomy.dimensions]}"
-        )
-
-
-def stored_sums(db: Session, project_id: int, dimension: str) -> dict[str, float]:
-    """The incremental agreement sums of one project and dimension."""
-    rows = db.exec(
-        select(AgreementSum.key, AgreementSum.value).where(
-            AgreementSum.project_id == project_id, AgreementSum.dimension == dimension
-        )
-    ).all()
-    return dict(rows)
-
-
-def codes_of(dim: Dimension) -> dict[str, float]:
-    """Value -> number for the agreement metric of ``dim``."""
-    if dim.kind == "choice":
-        return {v: float(i) for i, v in enumerate(dim.values)}
-    return {str(v): float(v) for v in dim.scale}
-
-
-def agreement(db: Session, project_id: int, dimension: str, taxonomy: Taxonomy) -> dict[str, Any]:
-    """The live figures of one dimension from the incremental sums (no scan of judgements).
-
-    Krippendorff's alpha at the dimension's level, Gwet's AC1 and percent agreement, with
-    the counts of judgements, units and annotators.
-    """
-    check_dimension(db, project_id, dimension, taxonomy)
-    dim = taxonomy.dimension(dimension)
-    live = incremental.figures(
-        stored_sums(db, project_id, dimension),
-        codes_of(dim),
-        dim.level,
-        len(dim.values) if dim.kind == "choice" else len(dim.scale),
-    )
-    counts = db.exec(
-        select(
-            func.count(),
-            func.count(func.distinct(Judgement.turn_id)),
-            func.count(func.distinct(Judgement.annotator)),
-        ).where(Judgement.project_id == project_id, Judgement.dimension == dimension)
-    ).one()
-    return {
-        "project": project_id,
-        "dimension": dimension,
-        "level": dim.level,
-        "taxonomy": taxonomy.name,
-        "taxonomy_version": taxonomy.version,
-        "judgements": int(counts[0]),
-        "units": int(counts[1]),
-        "annotators": int(counts[2]),
-        **live,
-    }
-
-
-def judgement_matrix(
-    db: Session, project_id: int, dim: Dimension
-) -> tuple[np.ndarray, list[str], list[str]]:
-    """(annotators x units) codes of one dimension, with annotator and unit labels."""
-    rows = db.exec(
-        select(Judgement.turn_id, Judgement.annotator, Judgement.value).where(
-            Judgement.project_id == project_id, Judgement.dimension == dim.name
-        )
-    ).all()
-    if not rows:
-        return np.empty((0, 0)), [], []
-    codes = codes_of(dim)
-    units, annotators, values = zip(*rows, strict=True)
-    matrix, names, unit_ids = pivot(units, annotators, [codes[v] for v in values])
-    return matrix, [str(n) for n in names], [str(u) for u in unit_ids]
-
-
-def recompute_sums(db: Session, project_id: int) -> dict[str, dict[str, float]]:
-    """The sums rebuilt from the judgements (the batch path the incremental one must equal)."""
-    units: dict[tuple[str, str], list[str]] = defaultdict(list)
-    rows = db.exec(
-        select(Judgement.dimension, Judgement.turn_id, Judgement.value).where(
-            Judgement.project_id == project_id
-        )
-    ).all()
-    for dimension, turn_id, value in rows:
-        units[(dimension, turn_id)].append(value)
-    by_dim: dict[str, list[list[str]]] = defaultdict(list)
-    for (dimension, _), values in units.items():
-        by_dim[dimension].append(sorted(values))
-    return {d: incremental.total_sums(v) for d, v in by_dim.items()}
-
-
-def turn_labels(db: Session, project_id: int) -> dict[str, dict[str, dict[str, str]]]:
-    """``{turn_id: {annotator: {dimension: value}}}`` for the project's live judgements."""
-    table: dict[str, dict[str, dict[str, str]]] = defaultdict(lambda: defaultdict(dict))
-    for j in iter_judgements(db, project_id):
-        table[j.turn_id][j.annotator][j.dimension] = j.value
-    return {turn: dict(by) for turn, by in table.items()}
-
-
-@dataclass(slots=True)
-class Reconciled:
-    """What a pull from Label Studio changed in the store."""
-
-    tasks: int = 0
-    annotations: int = 0
-    stored: int = 0
-    unchanged: int = 0
-    deleted_annotations: int = 0
-    deleted_tasks: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-
-
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-# A pull asks for tasks updated since the last pull minus this margin (clock skew).
-PULL_MARGIN = timedelta(minutes=2)
-
-
-def pull_since(db: Session, project_id: int) -> datetime | None:
-    """Where the next incremental pull of a project starts (None: never pulled)."""
-    state = db.get(SyncState, project_id)
-    if state is None or state.last_pull is None:
-        return None
-    return state.last_pull - PULL_MARGIN
-
-
-def reconcile(
-    db: Session,
-    project_id: int,
-    pulled: Iterable[tuple[int, list[dict[str, Any]]]],
-    taxonomy: Taxonomy,
-    *,
-    full: bool,
-    started: datetime | None = None,
-) -> Reconciled:
-    """Apply what a pull from Label Studio found: annotations webhooks missed, and deletions.
-
-    ``pulled`` yields each task id with its annotations as webhook-shaped payloads. An
-    annotation the store has for a pulled task but Label Studio no longer lists is recorded
-    as deleted; with ``full``, so is every stored task the pull did not see.
-    """
-    report = Reconciled()
-    seen_tasks: set[int] = set()
-    # an annotation stored after the pull began may be missing from Label Studio's answer
-    # only because it was made after that answer: it is never taken for a deletion
-    began = started or _now()
-    for task_id, events in pulled:
-        report.tasks += 1
-        seen_tasks.add(task_id)
-        live = set()
-        for payload in events:
-            live.add(int(payload["annotation"]["id"]))
-            report.annotations += 1
-            applied = apply_event(db, payload, taxonomy)
-            report.stored += applied.stored
-            report.unchanged += applied.ignored is not None
-            for reason, n in applied.skipped.items():
-                report.skipped[reason] = report.skipped.get(reason, 0) + n
-        stored = {
-            annotation_id
-            for annotation_id, received in db.exec(
-                select(Annotation.id, Annotation.received_at).where(
-                    Annotation.task_id == task_id, col(Annotation.deleted).is_(False)
-                )
-            ).all()
-            if _utc(received) < began
-        }
-        gone = sorted(stored - live)
-        if gone:
-            delete_annotations(db, project_id, gone)
-            db.commit()
-            report.deleted_annotations += len(gone)
-    if full:
-        # the project's hidden repeats are filed under -P (api.repeats) but are its tasks
-        both = [project_id, -project_id]
-        stored_tasks = set(
-            db.exec(
-                select(Task.id).where(col(Task.project_id).in_(both), col(Task.deleted).is_(False))
-            ).all()
-        )
-        recent = set(
-            db.exec(
-                select(Annotation.task_id).where(
-                    col(Annotation.project_id).in_(both), Annotation.received_at >= began
-                )
-            ).all()
-        )
-        missing = sorted(stored_tasks - seen_tasks - recent)
-        if missing:
-            delete_tasks(db, project_id, missing)
-            report.deleted_tasks = len(missing)
-    state = db.get(SyncState, project_id) or SyncState(project_id=project_id)
-    state.last_pull = started or _now()
-    if full:
-        state.last_full_pull = state.last_pull
-    db.add(state)
-    db.commit()
-    return report

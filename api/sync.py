@@ -20,19 +20,19 @@ from label_studio_sdk.core.api_error import ApiError
 from sqlmodel import Session
 
 from annotate.labelstudio import LabelStudioError, connect, find_project, pull_events
-from api import members, store
+from api import members, reconcile, store
 
 log = logging.getLogger("improv_annotate.sync")
 
 
-def reconcile_project(state: Any, project_id: int, *, full: bool) -> store.Reconciled:
+def reconcile_project(state: Any, project_id: int, *, full: bool) -> reconcile.Reconciled:
     """Pull one project from Label Studio into the store (``state`` is ``app.state``)."""
     client = connect(state.settings)
     started = datetime.now(UTC)
     with Session(state.writer) as db:
-        since = None if full else store.pull_since(db, project_id)
+        since = None if full else reconcile.pull_since(db, project_id)
         iso = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if since else None
-        report = store.reconcile(
+        report = reconcile.reconcile(
             db,
             project_id,
             pull_events(client, project_id, iso),

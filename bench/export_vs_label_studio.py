@@ -8,7 +8,7 @@ exactly as the labeling interface saves them. Then, timed one after the other:
 
 (a) Label Studio's snapshot export: create the export, wait until it has completed,
     download the JSON (the peer);
-(b) pulling the annotations into a SQLite store (``store.reconcile`` over the REST API,
+(b) pulling the annotations into a SQLite store (``reconcile.reconcile`` over the REST API,
     what the service's periodic sync does), timed separately;
 (c) our export of that store to JSONL with the data card (``export_dataset``);
 (d) our export offline from Label Studio's JSON file (``export_label_studio_file``).
@@ -42,7 +42,7 @@ from annotate.labelstudio import (  # noqa: E402
     invite_link,
     pull_events,
 )
-from api import store  # noqa: E402
+from api import reconcile  # noqa: E402
 from api.db import init_db, make_engine  # noqa: E402
 from exporters import ExportOptions, export_dataset, export_label_studio_file  # noqa: E402
 from schemas.codec import encode_annotation  # noqa: E402
@@ -187,7 +187,7 @@ def main() -> None:
             init_db(engine)
             started = time.perf_counter()
             with Session(engine) as db:
-                pulled = store.reconcile(
+                pulled = reconcile.reconcile(
                     db, project.id, pull_events(client, project.id), tax, full=True
                 )
             pull_seconds = time.perf_counter() - started

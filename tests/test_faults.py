@@ -22,7 +22,7 @@ import httpx
 import pytest
 from sqlmodel import Session, select
 
-from api import store
+from api import reconcile, store
 from api.db import init_db, make_engine
 from api.models import Annotation, DeadLetter
 from schemas.taxonomy import load_taxonomy
@@ -305,7 +305,7 @@ def test_a_webhook_during_a_pull_is_not_taken_for_a_deletion(database_url: str) 
         yield 1, snapshot
 
     with Session(engine) as db:
-        report = store.reconcile(db, 1, pulled(), TAX, full=True, started=started)
+        report = reconcile.reconcile(db, 1, pulled(), TAX, full=True, started=started)
     assert report.deleted_annotations == 0
     with Session(engine) as db:
         assert not db.get(Annotation, 2).deleted  # type: ignore[union-attr]

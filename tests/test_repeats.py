@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
-from api import repeats, reports, store
+from api import reconcile, repeats, reports, store
 from api.db import init_db, make_engine
 from api.models import Judgement
 from api.scorecards import annotators
@@ -216,7 +216,7 @@ def test_a_full_pull_removes_a_deleted_repeat_task(database_url: str) -> None:
             for i, (who, v) in enumerate(FIRST.items(), start=1)
         ]
         live = [(original["id"], payloads)]
-        report = store.reconcile(db, 1, live, TAX, full=True, started=datetime.now(UTC))
+        report = reconcile.reconcile(db, 1, live, TAX, full=True, started=datetime.now(UTC))
         assert report.deleted_tasks == 1
         left = db.exec(select(Judgement.project_id, func.count()).group_by(Judgement.project_id))
         assert dict(left.all()) == {1: 12}
