@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from label_studio_sdk.core.api_error import ApiError
 from sqlmodel import Session, col, select
 
 from annotate.config import Settings
@@ -264,10 +265,21 @@ def _unseen_tasks(
 
 def _forget_deleted(db: Session, client: Any, project_id: int) -> list[str]:
     """Drop the links to adjudication tasks Label Studio no longer has (a deleted task, or
-    a deleted adjudication project): those clips are due again."""
+    a deleted adjudication project): those clips are due again. A task Label Studio
+    answers 404 for is also deleted in the store at once, with its annotations: Label
+    Studio on SQLite gives a new task the id of the last one deleted, and the new task
+    must not inherit the old one's decision."""
     projects = {row.adjudication_project_id for row in adjudication.links(db, project_id)}
     held = {p: [t.id for t in list_clip_tasks(client, p)] for p in sorted(projects)}
-    return adjudication.forget_links(db, project_id, held)
+    dropped = adjudication.forget_links(db, project_id, held)
+    for row in dropped:
+        try:
+            client.tasks.get(id=str(row.adjudication_task_id))
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            store.delete_tasks(db, row.adjudication_project_id, [row.adjudication_task_id])
+    return [row.clip_id for row in dropped]
 
 
 def send(

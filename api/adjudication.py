@@ -222,10 +222,12 @@ def record_links(db: Session, project_id: int, sent: Iterable[Mapping[str, Any]]
     return new
 
 
-def forget_links(db: Session, project_id: int, held: Mapping[int, Iterable[int]]) -> list[str]:
+def forget_links(
+    db: Session, project_id: int, held: Mapping[int, Iterable[int]]
+) -> list[AdjudicationLink]:
     """Drop the links whose task the adjudication project no longer holds (``held``:
     adjudication project id -> its task ids, as Label Studio lists them now), so that
-    those clips are sent again; returns their clip ids. The caller commits."""
+    those clips are sent again; returns the dropped links. The caller commits."""
     gone = [
         row
         for row in links(db, project_id)
@@ -234,7 +236,7 @@ def forget_links(db: Session, project_id: int, held: Mapping[int, Iterable[int]]
     for row in gone:
         db.delete(row)
     db.flush()
-    return [row.clip_id for row in gone]
+    return gone
 
 
 def adjudicator_ids(db: Session, adjudicators: Iterable[str]) -> dict[str, str]:

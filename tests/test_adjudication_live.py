@@ -336,6 +336,9 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     assert listed[0]["total_annotations"] == 0
     again = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
     assert again["resent"] == [] and again["sent"] == []
+    # the old task's decision went with it, even where the new task has its id again
+    after = svc.get(f"/projects/{project.id}/adjudicated").json()
+    assert (after["decided"], after["waiting"]) == (0, 1)
 
 
 @pytest.fixture(scope="module")
