@@ -263,21 +263,41 @@ def _unseen_tasks(
     return found
 
 
+def _release(db: Session) -> None:
+    """End the store's transaction before talking to Label Studio, on SQLite: there every
+    transaction that writes holds the one write lock, and the applier must not wait on a
+    slow Label Studio. PostgreSQL keeps it (and with it the sender's advisory lock)."""
+    if db.get_bind().dialect.name != "postgresql":
+        db.commit()
+
+
 def _forget_deleted(db: Session, client: Any, project_id: int) -> list[str]:
     """Drop the links to adjudication tasks Label Studio no longer has (a deleted task, or
     a deleted adjudication project): those clips are due again. A task Label Studio
     answers 404 for is also deleted in the store at once, with its annotations: Label
     Studio on SQLite gives a new task the id of the last one deleted, and the new task
     must not inherit the old one's decision."""
-    projects = {row.adjudication_project_id for row in adjudication.links(db, project_id)}
-    held = {p: [t.id for t in list_clip_tasks(client, p)] for p in sorted(projects)}
-    dropped = adjudication.forget_links(db, project_id, held)
-    for row in dropped:
+    linked = [
+        (row.adjudication_project_id, row.adjudication_task_id)
+        for row in adjudication.links(db, project_id)
+    ]
+    if not linked:
+        return []
+    _release(db)
+    held = {p: [t.id for t in list_clip_tasks(client, p)] for p in sorted({p for p, _ in linked})}
+    missing = set()
+    for p, task in linked:
+        if task in set(held[p]):
+            continue
         try:
-            client.tasks.get(id=str(row.adjudication_task_id))
+            client.tasks.get(id=str(task))
         except ApiError as exc:
             if exc.status_code != 404:
                 raise
+            missing.add(task)
+    dropped = adjudication.forget_links(db, project_id, held)
+    for row in dropped:
+        if row.adjudication_task_id in missing:
             store.delete_tasks(db, row.adjudication_project_id, [row.adjudication_task_id])
     return [row.clip_id for row in dropped]
 
@@ -300,7 +320,8 @@ def send(
     their panel is complete (the service passes it always)."""
     report = SendReport()
     # one sender per project at a time, on every machine (PostgreSQL: an advisory lock
-    # held until the links are committed), so no sender links a task another removes
+    # held until the links are committed), so no sender links a task another removes;
+    # on SQLite the unique links and the keyed task keys keep two senders apart
     store.lock(db, {f"adjudicate{project_id}"})
     if not dry_run:
         report.resent = _forget_deleted(db, client, project_id)
@@ -319,8 +340,6 @@ def send(
     if not report.due:
         db.commit()  # links dropped above, if any
         return report
-    project = ensure_adjudication_project(client, settings, taxonomy)
-    report.project = int(project.id)
     tasks, keys = [], {}
     sessions: set[str] = set()
     unseen = _unseen_tasks(db, client, project_id, report.due)
@@ -352,6 +371,9 @@ def send(
         keys[str(task["data"]["clip_key"])] = (entry, task)
         if data.get("session_id"):
             sessions.add(str(data["session_id"]))
+    _release(db)
+    project = ensure_adjudication_project(client, settings, taxonomy)
+    report.project = int(project.id)
     if settings.label_studio.media_base_url is None:
         for session_id in sorted(sessions):
             folder = settings.media_path / session_id
