@@ -175,6 +175,23 @@ def _posix(when: Any) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+def _trusted_ground_truth(
+    db: Session, project_id: int, adjudicators: Sequence[str]
+) -> set[int] | None:
+    """The ground-truth annotations that count as gold: with ``adjudication.adjudicators``
+    set, only those an adjudicator made and last saved themselves (any member can mark an
+    annotation ground truth in Label Studio); ``None`` (all) when none are configured."""
+    if not adjudicators:
+        return None
+    allowed = set(adjudication.adjudicator_ids(db, adjudicators))
+    rows = db.exec(
+        select(Annotation.id, Annotation.annotator, Annotation.updated_by).where(
+            Annotation.project_id == project_id, col(Annotation.ground_truth).is_(True)
+        )
+    ).all()
+    return {a for a, who, saver in rows if who in allowed and saver == who}
+
+
 def _versus_gold(
     own: dict[str, float],
     gold: dict[str, float],
@@ -224,7 +241,10 @@ def annotators(
         [frame.annotator[i] for i in people],
         [frame.code[i] for i in people],
     )
-    gold = {frame.turn[i]: float(frame.code[i]) for i in range(len(frame)) if frame.gold[i]}
+    trusted = _trusted_ground_truth(db, project_id, adjudicators)
+    marked = [i for i in range(len(frame)) if frame.gold[i]]
+    kept = [i for i in marked if trusted is None or frame.annotation[i] in trusted]
+    gold = {frame.turn[i]: float(frame.code[i]) for i in kept}
     from_ground_truth = len(gold)
     expert, shown = _expert_gold(db, project_id, frame.dim, adjudicators)
     gold.update(expert)
@@ -293,7 +313,13 @@ def annotators(
     return {
         "dimension": frame.dim.name,
         "level": level,
-        "gold": {"turns": len(gold), "ground_truth": from_ground_truth, "expert": len(expert)},
+        "gold": {
+            "turns": len(gold),
+            "ground_truth": from_ground_truth,
+            "expert": len(expert),
+            # ground truth marked by someone who is not an adjudicator: not gold
+            "ground_truth_refused": len(marked) - len(kept),
+        },
         "annotators": rows,
     }
 

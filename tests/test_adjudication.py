@@ -478,7 +478,12 @@ def test_annotators_are_scored_against_the_experts_answer_on_gold_clips(engine: 
         for who, r in after.items()
         if who != cheater
     )
-    assert card["gold"] == {"turns": 4, "ground_truth": 0, "expert": 4}
+    assert card["gold"] == {
+        "turns": 4,
+        "ground_truth": 0,
+        "expert": 4,
+        "ground_truth_refused": 0,
+    }
     equal = sum(a == b for a, b in zip(AGREED, answer, strict=True)) / 4  # counted: 3 of 4
     for row in card["annotators"]:
         assert row["vs_gold"]["units"] == 4
@@ -513,3 +518,28 @@ def test_automatic_sending_never_holds_up_the_applier(tmp_path: Path, engine: En
         hung.close()
     auto._thread.join(timeout=120)
     assert not auto._thread.is_alive() and auto.last_error is not None
+
+
+def test_ground_truth_counts_as_gold_only_from_an_adjudicator(engine: Engine) -> None:
+    """Any member can mark an annotation ground truth in Label Studio: with adjudicators
+    configured, only an adjudicator's own (and last saved by them) is gold."""
+    from api.scorecards import annotators
+
+    lines = dialogue(4, "s1", 0)
+    answer = ["joy", "anger", "neutral", "fear"]
+    with Session(engine) as db:
+        for annotation_id, who, saver in ((960, 8, 8), (961, 7, 8), (962, 7, 7)):
+            t = {**task(1, lines, "s1"), "project": 1}
+            values = {i: {"emotion": e} for i, e in enumerate(answer)}
+            payload = annotation_event(TAX, annotation_id, t, who, values, updated_by=saver)
+            payload["annotation"]["ground_truth"] = True
+            store.apply_event(db, payload, TAX)
+            db.commit()
+            card = annotators(db, 1, TAX, adjudicators=["7"])
+            trusting = annotators(db, 1, TAX)
+            # the member's own, then one in the adjudicator's name saved by the member:
+            # refused; the adjudicator's own: gold
+            counted = 4 if annotation_id == 962 else 0
+            assert card["gold"]["ground_truth"] == counted, annotation_id
+            assert card["gold"]["ground_truth_refused"] == 4 * (annotation_id - 959) - counted
+            assert trusting["gold"]["ground_truth"] == 4  # no adjudicators: trusted as before
