@@ -207,7 +207,7 @@ def qa_marker(
     from annotate.labelstudio import connect, list_clip_tasks
     from api.db import init_db, make_engine
     from api.gold import mark_gold, pick_gold
-    from api.repeats import keep_repeats, plan_copies, record_tasks, retitle
+    from api.repeats import keep_repeats, plan_copies, record_tasks, repeat_clips, retitle
     from importers.clips import content_hash
 
     s = state.settings
@@ -260,12 +260,37 @@ def qa_marker(
             if copies:
                 push(session, [c for c, _, _ in copies])
                 # the copies' tasks: their events are told apart by task, not by data
-                keys = {str(c["data"]["clip_key"]): str(c["data"]["clip_id"]) for c, _, _ in copies}
-                held = {
-                    keys[t.key]: t.id
-                    for t in list_clip_tasks(connect(s), project_id)
-                    if t.key in keys
+                # only a task that is exactly the copy pushed: one per key, no annotations
+                # yet, the copy's content (a member could have made one under the key)
+                with Session(engine) as db:
+                    noted = {
+                        r.clip_id for r in repeat_clips(db, project_id) if r.task_id is not None
+                    }
+                keys = {
+                    str(c["data"]["clip_key"]): c["data"]
+                    for c, _, _ in copies
+                    if str(c["data"]["clip_id"]) not in noted
                 }
+                found: dict[str, list[Any]] = {}
+                for t in list_clip_tasks(connect(s), project_id):
+                    if t.key in keys:
+                        found.setdefault(t.key, []).append(t)
+                held = {}
+                for clip_key, data in keys.items():
+                    ts = found.get(clip_key, [])
+                    if (
+                        len(ts) == 1
+                        and not ts[0].annotations
+                        and ts[0].digest == data["content_hash"]
+                    ):
+                        held[str(data["clip_id"])] = ts[0].id
+                    else:
+                        err.print(
+                            "[yellow]warning:[/yellow] hidden repeat "
+                            f"{escape(str(data['clip_id']))}: {len(ts)} task(s) under its "
+                            "key, not exactly the copy pushed; it is told apart by its "
+                            "clip_id until an import finds it alone"
+                        )
                 with Session(engine) as db:
                     record_tasks(db, project_id, held)
                     db.commit()
