@@ -25,7 +25,7 @@ from typing import Any
 from label_studio_sdk.core.api_error import ApiError
 from sqlmodel import Session, col, select
 
-from annotate.config import Settings
+from annotate.config import ConfigError, Settings
 from annotate.labelstudio import (
     BLIND_STREAM,
     Pushed,
@@ -105,8 +105,14 @@ def ensure_adjudication_project(client: Any, settings: Settings, taxonomy: Taxon
 def task_key(settings: Settings, project_id: int, clip_key: str) -> str:
     """The clip key of a clip's task in the adjudication project: a keyed hash (with the
     service's API key) of the project and the clip's key, so that no member can make a task
-    under it before the clip is sent and have the sender link their task."""
-    secret = (settings.service.api_key or "").encode()
+    under it before the clip is sent and have the sender link their task. Refuses without
+    ``service.api_key``: an empty secret would let anyone compute the key."""
+    if not settings.service.api_key:
+        raise ConfigError(
+            "service.api_key is empty: adjudication tasks are keyed with it, so that no "
+            "member can make a task under a clip's key before it is sent"
+        )
+    secret = settings.service.api_key.encode()
     digest = hmac.new(secret, f"adjudication|{project_id}|{clip_key}".encode(), "sha256")
     return f"adj-{digest.hexdigest()[:24]}"
 

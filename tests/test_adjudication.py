@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import krippendorff
 import numpy as np
@@ -543,3 +544,28 @@ def test_ground_truth_counts_as_gold_only_from_an_adjudicator(engine: Engine) ->
             assert card["gold"]["ground_truth"] == counted, annotation_id
             assert card["gold"]["ground_truth_refused"] == 4 * (annotation_id - 959) - counted
             assert trusting["gold"]["ground_truth"] == 4  # no adjudicators: trusted as before
+
+
+def test_task_keys_need_the_services_secret(tmp_path: Path) -> None:
+    """Adjudication task keys are an HMAC (sha256) of the project and the clip key with
+    ``service.api_key``, checked against :mod:`hmac` directly; with no key set, sending
+    refuses rather than key tasks anyone could compute."""
+    import hashlib
+    import hmac
+
+    from annotate.adjudicate import task_key
+    from annotate.config import ConfigError, load_settings
+    from tests.conftest import write_config
+
+    def _settings(root: Path, name: str, key: str) -> Any:
+        (root / name).mkdir()
+        return load_settings(write_config(root / name, service={"api_key": key}))
+
+    keyed = _settings(tmp_path, "a", "k-1")
+    expected = hmac.new(b"k-1", b"adjudication|7|s1-c001", hashlib.sha256).hexdigest()
+    assert task_key(keyed, 7, "s1-c001") == f"adj-{expected[:24]}"
+    other = _settings(tmp_path, "b", "k-2")
+    assert task_key(other, 7, "s1-c001") != task_key(keyed, 7, "s1-c001")
+    bare = _settings(tmp_path, "c", "")
+    with pytest.raises(ConfigError, match=r"service\.api_key"):
+        task_key(bare, 7, "s1-c001")
