@@ -17,19 +17,27 @@ is counted by reason, never taken.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, func, select
 
 from api import reports, store
-from api.models import AdjudicationLink, Annotation, Judgement, Member, Task, TaskOverlapRow
+from api.events import data_hash as data_hash
+from api.models import (
+    AdjudicationLink,
+    Annotation,
+    GoldClip,
+    Judgement,
+    Member,
+    Task,
+    TaskOverlapRow,
+)
 from schemas.taxonomy import Taxonomy
 
 __all__ = [
@@ -145,6 +153,7 @@ def queue(
         entry["gold"] = True
         entry["why"].insert(0, "gold: an expert answers it blind")
     sent = {row.clip_id: row.adjudication_task_id for row in links(db, project_id)}
+    own = own_annotators(db, project_id) if gold and gold_settled is not None else Counter()
     out = []
     for clip, entry in entries.items():
         if not entry["why"]:
@@ -158,7 +167,7 @@ def queue(
         if (
             entry["gold"]
             and gold_settled is not None
-            and (entry["task"] is None or not gold_settled(entry["task"], entry["annotators"]))
+            and (entry["task"] is None or not gold_settled(entry["task"], own[entry["task"]]))
         ):
             continue
         per_turn: dict[str, dict[str, set[str]]] = {}
@@ -172,6 +181,24 @@ def queue(
         entry["sent"] = sent.get(str(clip))
         out.append(entry)
     return sorted(out, key=_worst_first)
+
+
+def own_annotators(db: Session, project_id: int) -> Counter[int]:
+    """``{task id: annotators}`` counting only annotations Label Studio recorded as last
+    saved by the annotator named on them (``updated_by``): any member can post one in
+    another's name, and a gold clip must not go where members can read its answer on the
+    strength of forged annotators."""
+    rows = db.exec(
+        select(Annotation.task_id, func.count(func.distinct(Annotation.annotator)))
+        .where(
+            Annotation.project_id == project_id,
+            col(Annotation.deleted).is_(False),
+            col(Annotation.was_cancelled).is_(False),
+            Annotation.updated_by == Annotation.annotator,
+        )
+        .group_by(col(Annotation.task_id))
+    ).all()
+    return Counter({int(task): int(n) for task, n in rows if task is not None})
 
 
 def _worst_first(entry: Mapping[str, Any]) -> tuple[bool, float, str]:
@@ -196,6 +223,7 @@ def record_links(db: Session, project_id: int, sent: Iterable[Mapping[str, Any]]
     ``adjudication_task``, ``turns``, ``disagreeing``, ``why``, ``hash``); a clip another
     sender linked first keeps that link, and a task linked to another clip is not linked
     again. Returns how many are new. Commits."""
+    sent = list(sent)
     new = 0
     now = datetime.now(UTC)
     for item in sent:
@@ -218,6 +246,16 @@ def record_links(db: Session, project_id: int, sent: Iterable[Mapping[str, Any]]
             new += 1
         except IntegrityError:  # another sender linked the clip (or the task) first
             savepoint.rollback()
+    # a gold clip's first showing stays what it was through a re-send
+    db.exec(  # type: ignore[call-overload]
+        update(GoldClip)
+        .where(
+            GoldClip.project_id == project_id,
+            col(GoldClip.clip_id).in_([str(item["clip"]) for item in sent]),
+            col(GoldClip.shown_at).is_(None),
+        )
+        .values(shown_at=now)
+    )
     db.commit()
     return new
 
@@ -349,7 +387,9 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
     for task in list(chosen):
         link = linked[task]
         data = held.get(task)
-        if link.sent_hash is not None and (data is None or data_hash(data) != link.sent_hash):
+        if link.tampered_at is not None or (
+            link.sent_hash is not None and (data is None or data_hash(data) != link.sent_hash)
+        ):
             out.ignored["adjudication task changed in Label Studio after it was sent"] += 1
             del chosen[task]
     if not chosen:
@@ -380,13 +420,6 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
             "adjudication_task": task,
         }
     return out
-
-
-def data_hash(data: Mapping[str, Any]) -> str:
-    """sha256 of an adjudication task's data without its ``content_hash``, as sent and
-    as Label Studio gives it back."""
-    kept = {k: v for k, v in data.items() if k != "content_hash"}
-    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def _newer(a: Annotation, b: Annotation) -> bool:
@@ -427,6 +460,7 @@ def status(
                 "why": list(row.reasons or []),
                 "disagreeing_turns": list(row.disagreeing or []),
                 "sent_at": row.sent_at,
+                "tampered_at": row.tampered_at,
                 "decided": decided is not None,
                 "adjudicator": decided["adjudicator"] if decided else None,
                 "turns": {t: found.turns[t] for t in row.turns or [] if t in found.turns}
@@ -438,6 +472,9 @@ def status(
         "sent": len(sent),
         "decided": sum(1 for d in data if d["decided"]),
         "waiting": sum(1 for d in data if not d["decided"]),
+        # tasks a member changed after they were sent: no decision on them counts; delete
+        # the task in Label Studio and the next send makes a fresh one
+        "tampered": sum(1 for d in data if d["tampered_at"] is not None),
         "ignored": dict(sorted(found.ignored.items())),
         "adjudicators": [
             {

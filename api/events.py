@@ -7,6 +7,8 @@ of the store.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,6 +23,7 @@ __all__ = [
     "Event",
     "PayloadError",
     "Version",
+    "data_hash",
     "decode_version",
     "parse_event",
     "parse_time",
@@ -195,3 +198,10 @@ def _user_of(value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, int | str) or str(value) == "":
         return None
     return str(value)
+
+
+def data_hash(data: Mapping[str, Any]) -> str:
+    """sha256 of an adjudication task's data without its ``content_hash``, as sent and
+    as Label Studio gives it back."""
+    kept = {k: v for k, v in data.items() if k != "content_hash"}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()

@@ -264,6 +264,10 @@ class AdjudicationLink(SQLModel, table=True):
     # sha256 of the task's data as sent (see annotate.adjudicate.data_hash): a decision on
     # a task whose data a member changed since is not taken
     sent_hash: str | None = None
+    # when the service first saw the task's data hash otherwise than as sent: from then on
+    # no decision on this task is taken, even once the data is put back (the adjudicator
+    # may have decided on what a member showed them); the clip must be sent again
+    tampered_at: datetime | None = None
 
 
 class GoldClip(SQLModel, table=True):
@@ -279,6 +283,9 @@ class GoldClip(SQLModel, table=True):
     clip_id: str
     session_id: str
     marked_at: datetime
+    # when the clip first went to the adjudication project, where any member can read the
+    # expert's answer: values saved after it are not scored (kept through a re-send)
+    shown_at: datetime | None = None
 
 
 class RepeatClip(SQLModel, table=True):

@@ -25,7 +25,7 @@ from annotate.performers import SHIFT_TOLERANCE, Span, Turn, performer_scorecard
 from api import adjudication, intended, members, repeats, reports, store
 from api.db import request_session
 from api.gold import gold_clips
-from api.models import Annotation, ShiftEventRow
+from api.models import Annotation, GoldClip, ShiftEventRow
 from schemas.taxonomy import Taxonomy
 
 __all__ = ["annotators", "performers", "register"]
@@ -154,11 +154,20 @@ def _expert_gold(
         return {}, {}
     codes = store.codes_of(dim)
     found = adjudication.decisions(db, project_id, adjudicators)
+    # first shown: kept through a re-send (a member who deletes the task sees the answer
+    # again in the new one, but the clock does not start again)
     sent = {
         row.clip_id: _posix(row.sent_at)
         for row in adjudication.links(db, project_id)
         if row.clip_id in marked
     }
+    for clip, shown in db.exec(
+        select(GoldClip.clip_id, GoldClip.shown_at).where(
+            GoldClip.project_id == project_id, col(GoldClip.shown_at).is_not(None)
+        )
+    ).all():
+        if clip in sent:
+            sent[clip] = min(sent[clip], _posix(shown))
     out, when = {}, {}
     for clip in marked:
         for turn, values in found.by_clip.get(clip, {}).items():

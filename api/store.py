@@ -34,11 +34,11 @@ from api.events import ANNOTATION_ACTIONS as ANNOTATION_ACTIONS
 from api.events import Event as Event
 from api.events import PayloadError as PayloadError
 from api.events import Version as Version
-from api.events import decode_version
+from api.events import data_hash, decode_version
 from api.events import parse_event as parse_event
 from api.events import parse_time as parse_time
 from api.events import task_of as _task_of
-from api.models import Annotation, Judgement, ShiftEventRow, Task
+from api.models import AdjudicationLink, Annotation, Judgement, ShiftEventRow, Task
 from api.queries import NotFound as NotFound
 from api.queries import agreement as agreement
 from api.queries import check_dimension as check_dimension
@@ -366,6 +366,7 @@ class _Batch:
                 )
             else:
                 conn.execute(_task_statement(self.dialect), tasks)
+            self._note_tampering()
         if self.cleared:
             cleared = sorted(self.cleared)
             conn.execute(delete(Judgement).where(col(Judgement.annotation_id).in_(cleared)))
@@ -409,6 +410,33 @@ class _Batch:
         changes = self._changes()
         if changes:
             _bulk(conn, self.dialect, "agreement_sum", _SUM_COLUMNS, changes, _SUM_CONFLICT)
+
+    def _note_tampering(self) -> None:
+        """Mark, for good, the adjudication links whose task now holds other data than was
+        sent (:func:`api.events.data_hash`): the adjudicator may have decided on what a
+        member put there, even if the member puts the data back before the next event."""
+        links = self.db.exec(
+            select(
+                AdjudicationLink.id,
+                AdjudicationLink.adjudication_task_id,
+                AdjudicationLink.sent_hash,
+            ).where(
+                col(AdjudicationLink.adjudication_task_id).in_(sorted(self.tasks)),
+                col(AdjudicationLink.tampered_at).is_(None),
+                col(AdjudicationLink.sent_hash).is_not(None),
+            )
+        ).all()
+        changed = [
+            link_id
+            for link_id, task_id, sent in links
+            if data_hash(self.tasks[task_id]["data"] or {}) != sent
+        ]
+        if changed:
+            self.db.exec(  # type: ignore[call-overload]
+                update(AdjudicationLink)
+                .where(col(AdjudicationLink.id).in_(changed))
+                .values(tampered_at=_now())
+            )
 
     def _changes(self) -> list[tuple[int, str, str, float]]:
         """The change of the agreement sums over the batch, as rows sorted by key."""

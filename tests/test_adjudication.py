@@ -151,11 +151,12 @@ def _decide(
     db: Session, annotation_id: int, who: int, emotions: list[str], when: str, **kw: object
 ) -> None:
     lines = kw.pop("lines", None) or dialogue(4, "s1", 0)
+    task_id = int(kw.pop("task_id", 500))  # type: ignore[call-overload]
     extra = kw.pop("extra_turn", False)
     if extra:  # a member edited the task's data: a turn the clip never had
         lines = [*lines, {**lines[0], "turn_id": "forged-turn", "text": "forged"}]
         emotions = [*emotions, "joy"]
-    t = {**task(500, lines, "s1"), "project": ADJ}
+    t = {**task(task_id, lines, "s1"), "project": ADJ}
     values = {i: {"emotion": e} for i, e in enumerate(emotions)}
     payload = annotation_event(
         TAX, annotation_id, t, who, values, project_id=ADJ, updated_at=when, **kw
@@ -243,16 +244,30 @@ def test_a_member_cannot_decide_in_an_adjudicators_name(engine: Engine) -> None:
         status = adjudication.status(db, 1, ["judge@example.org"], _url)
         assert (status["decided"], status["waiting"]) == (0, 1)
 
-        # the data back as sent, and a decision that gives no value: not decided
-        _decide(db, 914, 7, [], "2026-12-01T14:00:00Z")
+        # the data put back as sent: the task stays tainted (the judge may have decided on
+        # what the member showed), whatever is saved on it later
+        _decide(db, 914, 7, honest, "2026-12-01T14:00:00Z")
         got = adjudication.decisions(db, 1, ["judge@example.org"])
         assert got.clips == {}
+        assert got.ignored["adjudication task changed in Label Studio after it was sent"] == 1
+        status = adjudication.status(db, 1, ["judge@example.org"], _url)
+        assert status["tampered"] == 1 and status["data"][0]["tampered_at"] is not None
+
+        # the QA lead deletes the task; the clip is sent again as task 501
+        adjudication.forget_links(db, 1, {ADJ: []})
+        db.commit()
+        again = task(501, lines, "s1")["data"]
+        _link(db, turns, hash=adjudication.data_hash(again), adjudication_task=501)
+        _decide(db, 915, 7, [], "2026-12-01T15:00:00Z", task_id=501)
+        got = adjudication.decisions(db, 1, ["judge@example.org"])
+        assert got.clips == {}  # a decision that gives no value: not decided
         assert got.ignored["decision with no value on the clip's turns"] == 1
-        _decide(db, 915, 7, honest, "2026-12-01T15:00:00Z")
+        _decide(db, 916, 7, honest, "2026-12-01T16:00:00Z", task_id=501)
         assert (
             adjudication.decisions(db, 1, ["judge@example.org"]).clips["s1-c001"]["annotation"]
-            == 915
+            == 916
         )
+        assert adjudication.status(db, 1, ["judge@example.org"], _url)["tampered"] == 0
 
         # a second account signs up with the judge's address in other case
         record_users(db, [{"id": 9, "email": "Judge@Example.org"}])
@@ -406,6 +421,29 @@ def test_a_gold_clip_waits_for_its_panel_and_its_task_is_blind(engine: Engine) -
                 gold_settled=lambda t, n, c=complete: c,
             )
         assert sorted(c["clip"] for c in got if c["gold"]) == expected
+    # a fourth annotator is wanted; member 8 posts an annotation in user 9's name (Label
+    # Studio records 8 as its updated_by): the panel is not complete on that strength
+    clip = task(2, dialogue(4, "s1", 1), "s1")
+    fourth = {i: {"emotion": e} for i, e in enumerate(AGREED)}
+
+    def gold_listed() -> list[str]:
+        with Session(engine) as db:
+            got = adjudication.queue(
+                db,
+                1,
+                TAX,
+                {"emotion": 0.8},
+                gold={"s1-c002": "s1"},
+                gold_settled=lambda t, n: n >= 4,
+            )
+        return [c["clip"] for c in got if c["gold"]]
+
+    with Session(engine) as db:
+        store.apply_event(db, annotation_event(TAX, 70, clip, 9, fourth, updated_by=8), TAX)
+    assert gold_listed() == []
+    with Session(engine) as db:  # user 9 saves one of their own
+        store.apply_event(db, annotation_event(TAX, 71, clip, 9, fourth), TAX)
+    assert gold_listed() == ["s1-c002"]
     made = adjudication_task(
         task(2, dialogue(4, "s1", 1), "s1")["data"],
         judgements,
@@ -491,6 +529,75 @@ def test_annotators_are_scored_against_the_experts_answer_on_gold_clips(engine: 
         assert row["vs_gold"]["agreement"] == pytest.approx(equal)
     assert none["gold"]["expert"] == 0
     assert all(row["vs_gold"]["alpha"] is None for row in none["annotators"])
+
+
+def test_a_resent_gold_clip_keeps_its_first_showing(engine: Engine) -> None:
+    """A member deletes a gold clip's adjudication task after reading the answer; the clip
+    is sent again (a day later here). Values they saved between the two sends are still
+    left out of ``vs_gold``: the clock starts at the first showing."""
+    from api.gold import mark_gold
+    from api.models import AdjudicationLink, GoldClip
+    from api.scorecards import annotators
+
+    lines = dialogue(4, "s1", 1)
+    turns = [line["turn_id"] for line in lines]
+    answer = ["neutral", "joy", "sadness", "sadness"]
+
+    def send(adj_task: int) -> None:
+        adjudication.record_links(
+            db,
+            1,
+            [
+                {
+                    "clip": "s1-c002",
+                    "task": 2,
+                    "adjudication_project": ADJ,
+                    "adjudication_task": adj_task,
+                    "turns": turns,
+                    "disagreeing": [],
+                    "why": ["gold"],
+                }
+            ],
+        )
+
+    with Session(engine) as db:
+        mark_gold(db, 1, "s1", ["s1-c002"])
+        send(501)
+        first = db.exec(select(GoldClip.shown_at)).one()
+        assert first is not None
+        adjudication.forget_links(db, 1, {ADJ: []})  # the task is gone from Label Studio
+        db.commit()
+        send(502)
+        link = db.exec(select(AdjudicationLink)).one()
+        assert link.adjudication_task_id == 502
+        link.sent_at = datetime(2099, 1, 2, tzinfo=UTC)
+        db.add(link)
+        db.commit()
+        assert db.exec(select(GoldClip.shown_at)).one() == first
+        t = {**task(502, lines, "s1"), "project": ADJ}
+        values = {i: {"emotion": e} for i, e in enumerate(answer)}
+        store.upsert_task(db, ADJ, t)
+        store.apply_event(db, annotation_event(TAX, 960, t, 7, values, project_id=ADJ), TAX)
+        db.commit()
+        cheat = db.exec(
+            select(Annotation).where(Annotation.project_id == 1, Annotation.task_id == 2)
+        ).first()
+        assert cheat is not None
+        cheater = str(cheat.annotator)
+        edit = annotation_event(
+            TAX,
+            cheat.id,
+            task(2, lines, "s1"),
+            int(cheater),
+            {i: {"emotion": e} for i, e in enumerate(answer)},
+            updated_at="2099-01-01T00:00:00Z",  # between the two sends
+            action="ANNOTATION_UPDATED",
+        )
+        store.apply_event(db, edit, TAX)
+        db.commit()
+        rows = {r["annotator"]: r for r in annotators(db, 1, TAX, adjudicators=["7"])["annotators"]}
+    late = rows[cheater]["vs_gold"]
+    assert (late["units"], late["edited_after_gold_shown"]) == (0, 4)
 
 
 def test_automatic_sending_never_holds_up_the_applier(tmp_path: Path, engine: Engine) -> None:

@@ -1,6 +1,11 @@
 """who last saved each annotation (Label Studio's ``updated_by``), one link per task of
-the adjudication project and the hash of what was sent, and the Label Studio task of each
-hidden repeat
+the adjudication project, the hash of what was sent and when it was seen changed, when a
+gold clip was first shown, and the Label Studio task of each hidden repeat
+
+Links that shared an adjudication task are dropped (no one can say which clip that task
+decides; those clips are sent again). Decisions stored before this revision have no
+``updated_by``: their ``updated_at`` is cleared, so the next pull from Label Studio
+(``POST /projects/{id}/reconcile``) reads them again instead of skipping them as not newer.
 
 Revision ID: 0012
 Revises: 0011
@@ -25,6 +30,24 @@ def upgrade() -> None:
         batch.add_column(sa.Column("updated_by", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
     with op.batch_alter_table("adjudication_link") as batch:
         batch.add_column(sa.Column("sent_hash", sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+        batch.add_column(
+            sa.Column("tampered_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+        )
+    with op.batch_alter_table("gold_clip") as batch:
+        batch.add_column(sa.Column("shown_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+    op.execute(
+        "UPDATE gold_clip SET shown_at = (SELECT MIN(l.sent_at) FROM adjudication_link l"
+        " WHERE l.project_id = gold_clip.project_id AND l.clip_id = gold_clip.clip_id)"
+    )
+    op.execute(
+        "UPDATE annotation SET updated_at = NULL WHERE updated_by IS NULL"
+        " AND task_id IN (SELECT adjudication_task_id FROM adjudication_link)"
+    )
+    op.execute(
+        "DELETE FROM adjudication_link WHERE adjudication_task_id IN (SELECT"
+        " adjudication_task_id FROM adjudication_link GROUP BY adjudication_task_id"
+        " HAVING COUNT(*) > 1)"
+    )
     op.drop_index("ix_adjudication_link_adjudication_task_id", table_name="adjudication_link")
     op.create_index(
         "ix_adjudication_link_adjudication_task_id",
@@ -46,7 +69,10 @@ def downgrade() -> None:
     op.create_index(
         "ix_adjudication_link_adjudication_task_id", "adjudication_link", ["adjudication_task_id"]
     )
+    with op.batch_alter_table("gold_clip") as batch:
+        batch.drop_column("shown_at")
     with op.batch_alter_table("adjudication_link") as batch:
+        batch.drop_column("tampered_at")
         batch.drop_column("sent_hash")
     with op.batch_alter_table("annotation") as batch:
         batch.drop_column("updated_by")
