@@ -115,6 +115,9 @@ class Task(SQLModel, table=True):
     session_id: str | None = Field(default=None, index=True)
     data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
     deleted: bool = False
+    # when the service recorded the deletion: a pull that began later and still finds the
+    # task (Label Studio on SQLite gives a new task a deleted one's id) brings it back
+    deleted_at: datetime | None = None
 
 
 class IntendedEmotionRow(SQLModel, table=True):

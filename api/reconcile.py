@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import or_, update
 from sqlmodel import Session, col, select
 
 from api.models import Annotation, SyncState, Task
@@ -36,6 +37,7 @@ class Reconciled:
     unchanged: int = 0
     deleted_annotations: int = 0
     deleted_tasks: int = 0
+    restored_tasks: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
 
 
@@ -101,6 +103,24 @@ def reconcile(
             delete_annotations(db, project_id, gone)
             db.commit()
             report.deleted_annotations += len(gone)
+    # a task Label Studio lists that the store holds deleted since before the pull began:
+    # a new task under a deleted one's id (Label Studio on SQLite reuses the last id)
+    if seen_tasks:
+        back = db.exec(
+            select(Task.id).where(
+                col(Task.id).in_(sorted(seen_tasks)),
+                col(Task.deleted).is_(True),
+                or_(col(Task.deleted_at).is_(None), col(Task.deleted_at) < began),
+            )
+        ).all()
+        if back:
+            db.exec(  # type: ignore[call-overload]
+                update(Task)
+                .where(col(Task.id).in_(list(back)))
+                .values(deleted=False, deleted_at=None)
+            )
+            db.commit()
+            report.restored_tasks = len(back)
     if full:
         # the project's hidden repeats are filed under -P (api.repeats) but are its tasks
         both = [project_id, -project_id]

@@ -99,6 +99,23 @@ def _text(value: Any) -> str | None:
     return None if value is None else str(value)
 
 
+# an annotation as stored: (deleted, updated_at, created_at)
+_State = tuple[bool, datetime | None, datetime | None]
+
+
+def _reused(state: _State, version: Version) -> bool:
+    """Whether a version under a deleted annotation's id is another annotation: both
+    creation times known and different."""
+    stored, given = state[2], version.created_at
+    if stored is None or given is None:
+        return False
+    return _utc(stored) != _utc(given)
+
+
+def _utc(when: datetime) -> datetime:
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
 @functools.cache
 def _task_statement(dialect: str) -> Any:
     """Insert a task, or refresh its data (a deleted task stays deleted)."""
@@ -178,7 +195,8 @@ class _Batch:
                 ids.update(e.ids)
             elif e.action == "TASKS_DELETED":
                 ids.update(self._annotations_of_tasks(e.ids))
-        self.stored: dict[int, tuple[bool, datetime | None]] = self._annotations(ids)
+        # annotation id -> (deleted, updated_at, created_at) as stored
+        self.stored: dict[int, _State] = self._annotations(ids)
         # the values of every touched unit, by annotation
         self.units: dict[_Unit, dict[int, str]] = defaultdict(dict)
         self.owned: dict[int, list[_Unit]] = defaultdict(list)
@@ -191,6 +209,7 @@ class _Batch:
         self.inserts: dict[int, list[tuple[Any, ...]]] = {}
         self.shifts: dict[int, list[dict[str, Any]]] = {}
         self.deleted_tasks: list[int] = []
+        self.reused: set[int] = set()  # deleted ids Label Studio gave a new annotation
 
     # -- reading
 
@@ -201,11 +220,11 @@ class _Batch:
             ).all()
         )
 
-    def _annotations(self, ids: set[int]) -> dict[int, tuple[bool, datetime | None]]:
+    def _annotations(self, ids: set[int]) -> dict[int, _State]:
         if not ids:
             return {}
         rows = self.connection.execute(_state_statement(), {"ids": sorted(ids)})
-        return {i: (bool(deleted), updated) for i, deleted, updated in rows}
+        return {i: (bool(deleted), updated, created) for i, deleted, updated, created in rows}
 
     def _load_units(self, turns: Mapping[int, set[str]], ids: set[int]) -> None:
         """Read the touched units: the turns of the events' tasks, and wherever the
@@ -292,6 +311,11 @@ class _Batch:
             event.project_id, version.task_id, version.task_data
         )
         state = self.stored.get(version.id)
+        if state is not None and state[0] and _reused(state, version):
+            # Label Studio on SQLite gives a new annotation the id of the last one deleted:
+            # another creation time, so not the deleted one delivered late
+            self.reused.add(version.id)
+            state = None
         if state is not None and state[0]:
             applied.ignored = "deleted"
             return applied
@@ -331,7 +355,7 @@ class _Batch:
             "received_at": _now(),
             "skipped": dict(applied.skipped),
         }
-        self.stored[version.id] = (False, version.updated_at)
+        self.stored[version.id] = (False, version.updated_at, version.created_at)
         return applied
 
     def delete(self, project_id: int, annotation_ids: Iterable[int], action: str) -> Applied:
@@ -339,7 +363,8 @@ class _Batch:
         for annotation_id in annotation_ids:
             applied.removed += self._clear(annotation_id)
             state = self.stored.get(annotation_id)
-            self.stored[annotation_id] = (True, state[1] if state else None)
+            self.stored[annotation_id] = (True, *(state[1:] if state else (None, None)))
+            self.reused.discard(annotation_id)
             self.tombstones.setdefault(annotation_id, project_id)
         return applied
 
@@ -392,6 +417,12 @@ class _Batch:
                 )
             else:
                 conn.execute(_annotation_statement(self.dialect), annotations)
+        for annotation_id in sorted(self.reused):  # the upsert keeps deleted and project
+            self.db.exec(  # type: ignore[call-overload]
+                update(Annotation)
+                .where(col(Annotation.id) == annotation_id)
+                .values(deleted=False, project_id=self.rewritten[annotation_id]["project_id"])
+            )
         if self.tombstones:
             now = _now()
             conn.execute(
@@ -405,7 +436,7 @@ class _Batch:
             self.db.exec(  # type: ignore[call-overload]
                 update(Task)
                 .where(col(Task.id).in_(sorted(set(self.deleted_tasks))))
-                .values(deleted=True)
+                .values(deleted=True, deleted_at=_now())
             )
         changes = self._changes()
         if changes:
@@ -564,7 +595,7 @@ def _bulk(
 @functools.cache
 def _state_statement() -> Any:
     table = Annotation.__table__  # type: ignore[attr-defined]
-    return select(table.c.id, table.c.deleted, table.c.updated_at).where(
+    return select(table.c.id, table.c.deleted, table.c.updated_at, table.c.created_at).where(
         table.c.id.in_(bindparam("ids", expanding=True))
     )
 

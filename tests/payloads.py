@@ -53,6 +53,7 @@ def annotation_event(
     shifts: list[dict[str, Any]] | None = None,
     was_cancelled: bool = False,
     updated_by: int | None = -1,
+    created_at: str = "2026-11-26T09:00:00.000000Z",
 ) -> dict[str, Any]:
     """An ANNOTATION_CREATED / ANNOTATION_UPDATED payload. ``updated_by``: who last saved
     it, as Label Studio records it (by default the annotator; ``None`` leaves it out)."""
@@ -68,7 +69,7 @@ def annotation_event(
             "completed_by": annotator,
             "result": encode_annotation(lines, values, taxonomy, shifts or []),
             "was_cancelled": was_cancelled,
-            "created_at": "2026-11-26T09:00:00.000000Z",
+            "created_at": created_at,
             "updated_at": updated_at,
             "lead_time": 12.5,
             **(

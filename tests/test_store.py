@@ -150,6 +150,62 @@ def test_delete_removes_judgements_and_a_late_create_stays_deleted(engine: Engin
         assert db.get(Annotation, 12).deleted  # type: ignore[union-attr]
 
 
+def test_a_new_annotation_under_a_deleted_id_is_stored(engine: Engine) -> None:
+    """Label Studio on SQLite gives a new annotation the id of the last one deleted (an
+    annotator deletes theirs and labels again). Its creation time differs from the deleted
+    one's, so it is stored; the deleted one delivered late (same creation time) is not."""
+    t = task(1, dialogue(2))
+    _apply(engine, annotation_event(TAX, 10, t, 7, {0: _values(), 1: _values()}))
+    _apply(engine, delete_event([10]))
+    again = annotation_event(
+        TAX, 10, t, 7, {0: _values("anger")}, created_at="2026-11-26T11:00:00.000000Z",
+        updated_at="2026-11-26T11:00:00.000000Z",
+    )  # fmt: skip
+    applied = _apply(engine, again)
+    assert applied.ignored is None and applied.stored == DIMS
+    assert {(j.annotation_id, j.turn_id, j.value) for j in _judgements(engine)} >= {
+        (10, t["data"]["dialogue"][0]["turn_id"], "anger")
+    }
+    with Session(engine) as db:
+        assert not db.get(Annotation, 10).deleted  # type: ignore[union-attr]
+    # the first one's create delivered late now: older, so it does not overwrite
+    first = annotation_event(TAX, 10, t, 7, {0: _values(), 1: _values()})
+    assert _apply(engine, first).ignored == "not newer"
+    assert {j.value for j in _judgements(engine) if j.dimension == "emotion"} == {"anger"}
+    # deleted again: the late creates of both stay deleted
+    _apply(engine, delete_event([10]))
+    assert _apply(engine, again).ignored == "deleted"
+    assert _judgements(engine) == []
+
+
+def test_a_pull_brings_back_a_task_under_a_deleted_id(engine: Engine) -> None:
+    """Label Studio on SQLite gives a new task the id of the last one deleted: a pull that
+    began after the deletion and lists the task brings it back into the store (and so
+    into exports); one that began before does not."""
+    from datetime import UTC, datetime, timedelta
+
+    from api.reconcile import reconcile
+
+    old = task(1, dialogue(1))
+    _apply(engine, annotation_event(TAX, 10, old, 7, {0: _values()}))
+    _apply(engine, {"action": "TASKS_DELETED", "project": {"id": 1}, "tasks": [{"id": 1}]})
+    new = task(1, dialogue(1, clip=3))
+    payload = annotation_event(
+        TAX, 11, new, 8, {0: _values("fear")}, created_at="2026-11-26T12:00:00.000000Z"
+    )
+    before = datetime.now(UTC) - timedelta(hours=1)
+    with Session(engine) as db:
+        stale = reconcile(db, 1, [(1, [payload])], TAX, full=False, started=before)
+        assert stale.restored_tasks == 0
+        assert [t.id for t in store.iter_tasks(db, 1)] == []
+        fresh = reconcile(db, 1, [(1, [payload])], TAX, full=False)
+        assert fresh.restored_tasks == 1
+        assert [t.id for t in store.iter_tasks(db, 1)] == [1]
+    assert {
+        (j.annotation_id, j.value) for j in _judgements(engine) if j.dimension == "emotion"
+    } == {(11, "fear")}
+
+
 def test_tasks_deleted_removes_their_annotations(engine: Engine) -> None:
     _apply(engine, annotation_event(TAX, 10, task(1, dialogue(1)), 7, {0: _values()}))
     _apply(engine, annotation_event(TAX, 11, task(2, dialogue(1, clip=1)), 7, {0: _values()}))

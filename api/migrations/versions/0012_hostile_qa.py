@@ -1,6 +1,7 @@
 """who last saved each annotation (Label Studio's ``updated_by``), one link per task of
 the adjudication project, the hash of what was sent and when it was seen changed, when a
-gold clip was first shown, and the Label Studio task of each hidden repeat
+gold clip was first shown, when a task was deleted, and the Label Studio task of each
+hidden repeat
 
 Links that shared an adjudication task are dropped (no one can say which clip that task
 decides; those clips are sent again). Decisions stored before this revision have no
@@ -55,6 +56,10 @@ def upgrade() -> None:
         ["adjudication_task_id"],
         unique=True,
     )
+    with op.batch_alter_table("task") as batch:
+        batch.add_column(
+            sa.Column("deleted_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+        )
     with op.batch_alter_table("repeat_clip") as batch:
         batch.add_column(sa.Column("task_id", sa.Integer(), nullable=True))
     op.create_index("ix_repeat_clip_task_id", "repeat_clip", ["task_id"])
@@ -65,6 +70,8 @@ def downgrade() -> None:
     op.drop_index("ix_repeat_clip_task_id", table_name="repeat_clip")
     with op.batch_alter_table("repeat_clip") as batch:
         batch.drop_column("task_id")
+    with op.batch_alter_table("task") as batch:
+        batch.drop_column("deleted_at")
     op.drop_index("ix_adjudication_link_adjudication_task_id", table_name="adjudication_link")
     op.create_index(
         "ix_adjudication_link_adjudication_task_id", "adjudication_link", ["adjudication_task_id"]
