@@ -22,10 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, text, update
+from sqlalchemy import delete, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, col, select
 
 from annotate import incremental
@@ -53,6 +52,21 @@ from api.queries import recompute_sums as recompute_sums
 from api.queries import skipped as skipped
 from api.queries import stored_sums as stored_sums
 from api.queries import turn_labels as turn_labels
+from api.statements import (
+    ANNOTATION_COLUMNS,
+    ANNOTATION_CONFLICT,
+    JUDGEMENT_COLUMNS,
+    SUM_COLUMNS,
+    SUM_CONFLICT,
+    TASK_COLUMNS,
+    TASK_CONFLICT,
+    annotation_statement,
+    bulk,
+    row_tuples,
+    state_statement,
+    task_statement,
+    tombstone_statement,
+)
 from schemas.taxonomy import Taxonomy
 
 
@@ -79,7 +93,7 @@ def upsert_task(db: Session, project_id: int, task: Mapping[str, Any]) -> tuple[
     """Store (or refresh) a task's data in one statement; (task id, data)."""
     task_id, data = _task_of(task)
     db.connection().execute(
-        _task_statement(db.get_bind().dialect.name), [_task_row(project_id, task_id, data)]
+        task_statement(db.get_bind().dialect.name), [_task_row(project_id, task_id, data)]
     )
     return task_id, data
 
@@ -116,17 +130,6 @@ def _utc(when: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
-@functools.cache
-def _task_statement(dialect: str) -> Any:
-    """Insert a task, or refresh its data (a deleted task stays deleted)."""
-    table = Task.__table__  # type: ignore[attr-defined]
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    return statement.on_conflict_do_update(
-        index_elements=["id"],
-        set_={c: statement.excluded[c] for c in ("project_id", "data", "clip_id", "session_id")},
-    )
-
-
 def lock(db: Session, keys: Iterable[str]) -> None:
     """Serialise writers on ``keys`` until the transaction ends.
 
@@ -157,7 +160,7 @@ def _add_sums(db: Session, changes: Mapping[tuple[int, str, str], float]) -> Non
     rows = [(*key, amount) for key, amount in sorted(changes.items()) if amount]
     if rows:
         dialect = db.get_bind().dialect.name
-        _bulk(db.connection(), dialect, "agreement_sum", _SUM_COLUMNS, rows, _SUM_CONFLICT)
+        bulk(db.connection(), dialect, "agreement_sum", SUM_COLUMNS, rows, SUM_CONFLICT)
 
 
 # ---------------------------------------------------------------------------- events
@@ -223,7 +226,7 @@ class _Batch:
     def _annotations(self, ids: set[int]) -> dict[int, _State]:
         if not ids:
             return {}
-        rows = self.connection.execute(_state_statement(), {"ids": sorted(ids)})
+        rows = self.connection.execute(state_statement(), {"ids": sorted(ids)})
         return {i: (bool(deleted), updated, created) for i, deleted, updated, created in rows}
 
     def _load_units(self, turns: Mapping[int, set[str]], ids: set[int]) -> None:
@@ -381,16 +384,16 @@ class _Batch:
         if self.tasks:
             tasks = [self.tasks[t] for t in sorted(self.tasks)]
             if postgres:
-                _bulk(
+                bulk(
                     conn,
                     self.dialect,
                     "task",
-                    _TASK_COLUMNS,
-                    _rows(tasks, _TASK_COLUMNS),
-                    _TASK_CONFLICT,
+                    TASK_COLUMNS,
+                    row_tuples(tasks, TASK_COLUMNS),
+                    TASK_CONFLICT,
                 )
             else:
-                conn.execute(_task_statement(self.dialect), tasks)
+                conn.execute(task_statement(self.dialect), tasks)
             self._note_tampering()
         if self.cleared:
             cleared = sorted(self.cleared)
@@ -400,23 +403,23 @@ class _Batch:
             row for annotation_id in sorted(self.inserts) for row in self.inserts[annotation_id]
         ]
         if rows:
-            _bulk(conn, self.dialect, "judgement", _JUDGEMENT_COLUMNS, rows)
+            bulk(conn, self.dialect, "judgement", JUDGEMENT_COLUMNS, rows)
         shifts = [s for annotation_id in sorted(self.shifts) for s in self.shifts[annotation_id]]
         if shifts:
             conn.execute(ShiftEventRow.__table__.insert(), shifts)  # type: ignore[attr-defined]
         if self.rewritten:
             annotations = [self.rewritten[a] for a in sorted(self.rewritten)]
             if postgres:
-                _bulk(
+                bulk(
                     conn,
                     self.dialect,
                     "annotation",
-                    _ANNOTATION_COLUMNS,
-                    _rows(annotations, _ANNOTATION_COLUMNS),
-                    _ANNOTATION_CONFLICT,
+                    ANNOTATION_COLUMNS,
+                    row_tuples(annotations, ANNOTATION_COLUMNS),
+                    ANNOTATION_CONFLICT,
                 )
             else:
-                conn.execute(_annotation_statement(self.dialect), annotations)
+                conn.execute(annotation_statement(self.dialect), annotations)
         for annotation_id in sorted(self.reused):  # the upsert keeps deleted and project
             self.db.exec(  # type: ignore[call-overload]
                 update(Annotation)
@@ -426,7 +429,7 @@ class _Batch:
         if self.tombstones:
             now = _now()
             conn.execute(
-                _tombstone_statement(self.dialect),
+                tombstone_statement(self.dialect),
                 [
                     {"id": a, "project_id": p, "received_at": now, "deleted": True, "skipped": {}}
                     for a, p in sorted(self.tombstones.items())
@@ -440,7 +443,7 @@ class _Batch:
             )
         changes = self._changes()
         if changes:
-            _bulk(conn, self.dialect, "agreement_sum", _SUM_COLUMNS, changes, _SUM_CONFLICT)
+            bulk(conn, self.dialect, "agreement_sum", SUM_COLUMNS, changes, SUM_CONFLICT)
 
     def _note_tampering(self) -> None:
         """Mark, for good, the adjudication links whose task now holds other data than was
@@ -486,138 +489,6 @@ class _Batch:
 def _delta(before: tuple[str, ...], after: tuple[str, ...]) -> tuple[tuple[str, float], ...]:
     """``incremental.delta``, remembered: units take few distinct value combinations."""
     return tuple(incremental.delta(before, after).items())
-
-
-# (column, PostgreSQL type) of the tables written in bulk
-_JUDGEMENT_COLUMNS = (
-    ("project_id", "int"),
-    ("annotation_id", "int"),
-    ("task_id", "int"),
-    ("annotator", "text"),
-    ("turn_id", "text"),
-    ("dimension", "text"),
-    ("value", "text"),
-    ("taxonomy", "text"),
-    ("taxonomy_version", "text"),
-)
-_SUM_COLUMNS = (("project_id", "int"), ("dimension", "text"), ("key", "text"), ("value", "float8"))
-_SUM_CONFLICT = (
-    "ON CONFLICT (project_id, dimension, key) DO UPDATE SET value = agreement_sum.value + "
-    "excluded.value"
-)
-_TASK_COLUMNS = (
-    ("id", "int"),
-    ("project_id", "int"),
-    ("data", "json"),
-    ("clip_id", "text"),
-    ("session_id", "text"),
-    ("deleted", "bool"),
-)
-_TASK_CONFLICT = (
-    "ON CONFLICT (id) DO UPDATE SET project_id = excluded.project_id, data = excluded.data, "
-    "clip_id = excluded.clip_id, session_id = excluded.session_id "
-    # every event carries its task: rewrite the row only when it changed (an update that
-    # changes nothing still writes a new row version, its index entries and its log)
-    "WHERE (task.project_id, task.data::text, task.clip_id, task.session_id) IS DISTINCT "
-    "FROM (excluded.project_id, excluded.data::text, excluded.clip_id, excluded.session_id)"
-)
-_ANNOTATION_COLUMNS = (
-    ("id", "int"),
-    ("project_id", "int"),
-    ("task_id", "int"),
-    ("annotator", "text"),
-    ("was_cancelled", "bool"),
-    ("ground_truth", "bool"),
-    ("created_at", "timestamptz"),
-    ("updated_at", "timestamptz"),
-    ("deleted", "bool"),
-    ("lead_time", "float8"),
-    ("updated_by", "text"),
-    ("received_at", "timestamptz"),
-    ("skipped", "json"),
-)
-_ANNOTATION_CONFLICT = "ON CONFLICT (id) DO UPDATE SET " + ", ".join(
-    f"{c} = excluded.{c}"
-    for c, _ in _ANNOTATION_COLUMNS
-    if c not in ("id", "project_id", "deleted")
-)
-
-
-def _rows(
-    dicts: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, str]]
-) -> list[tuple[Any, ...]]:
-    """Row tuples in the order of ``columns``; JSON columns serialised."""
-    return [
-        tuple(json.dumps(d[c]) if kind == "json" else d[c] for c, kind in columns) for d in dicts
-    ]
-
-
-def _bulk(
-    conn: Any,
-    dialect: str,
-    table: str,
-    columns: Sequence[tuple[str, str]],
-    rows: Sequence[Sequence[Any]],
-    conflict: str = "",
-) -> None:
-    """Insert many rows in one statement: on PostgreSQL ``COPY`` (no ``conflict``) or an
-    ``INSERT ... SELECT`` from one array per column (one round trip, one execution), on
-    SQLite one executemany."""
-    names = ", ".join(c for c, _ in columns)
-    if dialect == "postgresql" and not conflict:
-        # COPY parses and inserts rows about twice as fast as INSERT ... SELECT FROM
-        # unnest (judgements: 48 rows per event, most of the database's work per event)
-        sql = f"COPY {table} ({names}) FROM STDIN"
-        driver = conn.dialect.loaded_dbapi
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            with cursor.copy(sql) as copy:
-                for row in rows:
-                    copy.write_row(row)
-        except driver.Error as exc:  # raised as SQLAlchemy raises the driver's errors
-            invalidated = bool(getattr(conn.connection.dbapi_connection, "closed", False))
-            raise DBAPIError.instance(
-                sql, None, exc, driver.Error, connection_invalidated=invalidated
-            ) from exc
-        finally:
-            cursor.close()
-    elif dialect == "postgresql":
-        arrays = ", ".join(f"%s::{kind}[]" for _, kind in columns)
-        conn.exec_driver_sql(
-            f"INSERT INTO {table} ({names}) SELECT * FROM unnest({arrays}) {conflict}",
-            tuple(list(values) for values in zip(*rows, strict=True)),
-        )
-    else:
-        marks = ", ".join("?" * len(columns))
-        conn.exec_driver_sql(f"INSERT INTO {table} ({names}) VALUES ({marks}) {conflict}", rows)
-
-
-@functools.cache
-def _state_statement() -> Any:
-    table = Annotation.__table__  # type: ignore[attr-defined]
-    return select(table.c.id, table.c.deleted, table.c.updated_at, table.c.created_at).where(
-        table.c.id.in_(bindparam("ids", expanding=True))
-    )
-
-
-@functools.cache
-def _annotation_statement(dialect: str) -> Any:
-    """Insert an annotation, or overwrite the stored version (its project is kept)."""
-    table = Annotation.__table__  # type: ignore[attr-defined]
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    kept = {"id", "project_id", "deleted"}
-    return statement.on_conflict_do_update(
-        index_elements=["id"],
-        set_={c.name: statement.excluded[c.name] for c in table.c if c.name not in kept},
-    )
-
-
-@functools.cache
-def _tombstone_statement(dialect: str) -> Any:
-    """Mark an annotation deleted (a tombstone when it was never seen)."""
-    table = Annotation.__table__  # type: ignore[attr-defined]
-    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    return statement.on_conflict_do_update(index_elements=["id"], set_={"deleted": True})
 
 
 def apply_events(db: Session, events: Sequence[Event]) -> list[Applied]:
