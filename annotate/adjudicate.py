@@ -38,7 +38,7 @@ from annotate.labelstudio import (
 )
 from api import adjudication, store
 from api.gold import gold_clips
-from api.models import Judgement, Task
+from api.models import Judgement, PinnedTask, Task
 from schemas.codec import encode_annotation
 from schemas.label_config import label_config
 from schemas.taxonomy import Taxonomy
@@ -261,10 +261,17 @@ def _unseen_tasks(
     if not wanted:
         return {}
     found = {}
+    # the data the import pinned, not what members may have made of it in Label Studio
+    for pin in db.exec(select(PinnedTask).where(PinnedTask.project_id == project_id)).all():
+        clip = str((pin.data or {}).get("clip_id"))
+        if clip in wanted:
+            found[clip] = (int(pin.task_id), dict(pin.data))
+    if wanted <= set(found):
+        return found
     for task in iter_tasks(client, project_id):
         data = dict(task.data or {})
         clip = str(data.get("clip_id"))
-        if clip in wanted:
+        if clip in wanted and clip not in found:
             found[clip] = (int(task.id), data)
     return found
 

@@ -126,6 +126,7 @@ def run_import(
             s.media_path,
             serve_local=not s.label_studio.media_base_url,
             keep_intended=store_keeper(s.database_url),
+            keep_pins=pin_keeper(s.database_url),
         )
         if gold_share > 0 or repeat_share > 0:
             push = qa_marker(push, project.id, gold_share, repeat_share, gold, repeated)
@@ -314,6 +315,25 @@ def store_keeper(database_url: str) -> Any:
     def keep(project_id: int, session_id: str, turns: list[dict[str, Any]]) -> None:
         with Session(engine) as db:
             put_intended(db, project_id, session_id, turns)
+            db.commit()
+
+    return keep
+
+
+def pin_keeper(database_url: str) -> Any:
+    """An ``annotate.labelstudio.PinKeeper`` writing to the service's store: every task
+    pushed is pinned with the data pushed (:mod:`api.pins`)."""
+    from sqlmodel import Session
+
+    from api.db import init_db, make_engine
+    from api.pins import record_pins
+
+    engine = make_engine(database_url)
+    init_db(engine)
+
+    def keep(project_id: int, pins: dict[int, dict[str, Any]]) -> None:
+        with Session(engine) as db:
+            record_pins(db, project_id, pins)
             db.commit()
 
     return keep

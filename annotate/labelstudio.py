@@ -223,6 +223,8 @@ class Pushed(NamedTuple):
     removed: int = 0
     duplicate_keys: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()
+    # (clip key, task id) of every task pushed, as the project holds it after the push
+    ids: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +398,11 @@ def push_tasks(client: LabelStudio, project_id: int, tasks: Iterable[dict[str, A
         if predictions:
             client.projects.import_predictions(id=project_id, request=predictions)
     after = remove_duplicates(client, project_id, keys) if fresh else Duplicates((), (), ())
+    if fresh:
+        have = {}
+        for held in list_clip_tasks(client, project_id):
+            if held.key in keys and held.id not in after.removed:
+                have.setdefault(held.key, (held.id, held.digest))
     return Pushed(
         len(fresh),
         len(tasks) - len(fresh) - len(changed),
@@ -403,6 +410,7 @@ def push_tasks(client: LabelStudio, project_id: int, tasks: Iterable[dict[str, A
         len(before.removed) + len(after.removed),
         tuple(sorted({*before.keys, *after.keys})),
         tuple(sorted({*before.conflicts, *after.conflicts})),
+        tuple(sorted((key, have[key][0]) for key in keys if key in have)),
     )
 
 
@@ -544,6 +552,10 @@ def service_keeper(service: ServiceClient) -> IntendedKeeper:
     return keep
 
 
+# keep_pins(project id, {task id: the task's data as pushed})
+PinKeeper = Callable[[int, dict[int, dict[str, Any]]], None]
+
+
 def session_pusher(
     client: LabelStudio,
     project_id: int,
@@ -552,6 +564,7 @@ def session_pusher(
     serve_local: bool = True,
     keep_intended: IntendedKeeper | None = None,
     drop_intended: bool = False,
+    keep_pins: PinKeeper | None = None,
 ) -> Callable[[Any, list[dict[str, Any]]], Pushed]:
     """The ``push(session, tasks)`` the importers call: serve the session's media folder to
     the project (unless ``serve_local`` is false: the media are served from elsewhere,
@@ -560,7 +573,8 @@ def session_pusher(
     The session's intended emotions go to ``keep_intended`` first (every Label Studio
     member can read a task's data, so tasks never carry them; the export joins them by
     turn). Without a keeper a session that declares intended emotions is refused (nothing
-    pushed), unless ``drop_intended`` says to leave them out on purpose.
+    pushed), unless ``drop_intended`` says to leave them out on purpose. ``keep_pins``
+    gets each pushed task's id and data as pushed (see :mod:`api.pins`).
     """
 
     def push(session: Any, tasks: list[dict[str, Any]]) -> Pushed:
@@ -575,7 +589,7 @@ def session_pusher(
         try:
             if serve_local:
                 ensure_local_storage(client, project_id, media_root / session.id)
-            return push_tasks(client, project_id, tasks)
+            pushed = push_tasks(client, project_id, tasks)
         except (httpx.HTTPError, ApiError) as exc:
             raise LabelStudioError(
                 f"Label Studio at {_base_url(client)} failed while the tasks of session "
@@ -583,6 +597,17 @@ def session_pusher(
                 "runs ('improv-annotate status'), then run the import again: it adds only "
                 "the tasks that are missing"
             ) from None
+        if keep_pins is not None:
+            ids = dict(pushed.ids)
+            keep_pins(
+                project_id,
+                {
+                    ids[key]: task["data"]
+                    for task in tasks
+                    if (key := str(task["data"].get("clip_key") or task["data"]["clip_id"])) in ids
+                },
+            )
+        return pushed
 
     return push
 

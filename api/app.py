@@ -31,6 +31,7 @@ from api import (
     login,
     members,
     overlap_keeper,
+    pins,
     privacy,
     reports,
     scorecards,
@@ -95,6 +96,7 @@ reads = APIRouter(
 scorecards.register(reads)
 overlap_keeper.register(reads)
 adjudication_routes.register(reads)
+pins.register(reads)
 
 
 @router.get("/health")

@@ -382,7 +382,7 @@ class Applier:
             # first: the watermark row, which also says whether the inbox is still the one
             # the store counts in (raises progress.Replaced otherwise)
             progress.record(conn, upto=upto, caught_up=caught_up, identity=self.inbox.identity)
-            applied = store.apply_events(db, events)
+            applied = store.apply_events(db, events, self.taxonomy)
             if self.keeper is not None:
                 self._decide(db, events)
             if letters:

@@ -7,6 +7,7 @@ of the store.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from collections.abc import Mapping
@@ -105,6 +106,8 @@ class Version:
     skipped: Mapping[str, int]
     turns: tuple[str, ...]
     updated_by: str | None = None
+    # the annotation as the event gave it, to decode it again against pinned task data
+    source: Mapping[str, Any] = dataclasses.field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +191,7 @@ def decode_version(
         skipped=({"cancelled": len(decoded.judgements)} if cancelled else dict(decoded.skipped)),
         turns=turns,
         updated_by=_user_of(annotation.get("updated_by")),
+        source=annotation,
     )
 
 

@@ -120,6 +120,21 @@ class Task(SQLModel, table=True):
     deleted_at: datetime | None = None
 
 
+class PinnedTask(SQLModel, table=True):
+    """A main-project task's data as the import pushed it (:mod:`api.pins`): events on the
+    task are read against it, not against the data Label Studio sends, which any member
+    can edit. ``changed_at``: when an event first carried other data."""
+
+    __tablename__ = "pinned_task"
+
+    task_id: int = Field(primary_key=True)
+    project_id: int = Field(index=True)
+    data: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+    data_hash: str
+    pinned_at: datetime
+    changed_at: datetime | None = None
+
+
 class IntendedEmotionRow(SQLModel, table=True):
     """What a session's prompt intended at a turn (``session.yaml``'s ``intended``), kept
     here instead of in the Label Studio task, which every annotator can read."""

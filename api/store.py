@@ -28,7 +28,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from annotate import incremental
-from api import repeats
+from api import pins, repeats
 from api.events import ANNOTATION_ACTIONS as ANNOTATION_ACTIONS
 from api.events import Event as Event
 from api.events import PayloadError as PayloadError
@@ -491,14 +491,20 @@ def _delta(before: tuple[str, ...], after: tuple[str, ...]) -> tuple[tuple[str, 
     return tuple(incremental.delta(before, after).items())
 
 
-def apply_events(db: Session, events: Sequence[Event]) -> list[Applied]:
+def apply_events(
+    db: Session, events: Sequence[Event], taxonomy: Taxonomy | None = None
+) -> list[Applied]:
     """Apply checked events in order inside the session's transaction (no commit).
 
     The result equals applying them one by one, in far fewer statements: the webhook's
     group commit applies every event waiting at once in one transaction. A TASKS_DELETED
     event is applied on its own (the events before it are written first). The events of
-    hidden repeats go under the negated project id (:func:`api.repeats.divert`).
+    hidden repeats go under the negated project id (:func:`api.repeats.divert`). With
+    ``taxonomy``, annotations on tasks the import pinned are read against the pinned data
+    (:func:`api.pins.pin_events`); every service path passes it.
     """
+    if taxonomy is not None:
+        events = pins.pin_events(db, events, taxonomy)
     events = repeats.divert(db, events)
     results: list[Applied] = []
     start = 0
@@ -540,7 +546,7 @@ def apply_annotation(
     """Store one annotation's judgements unless a newer or deleted version is stored
     (no commit)."""
     event = Event("ANNOTATION_UPDATED", project_id, decode_version(annotation, task, taxonomy))
-    return apply_events(db, [event])[0]
+    return apply_events(db, [event], taxonomy)[0]
 
 
 def delete_annotations(db: Session, project_id: int, annotation_ids: list[int]) -> Applied:
@@ -559,7 +565,7 @@ def apply_event(db: Session, payload: Mapping[str, Any], taxonomy: Taxonomy) -> 
     """Apply one Label Studio webhook payload and commit; nothing is half-applied."""
     event = parse_event(payload, taxonomy)
     try:
-        (applied,) = apply_events(db, [event])
+        (applied,) = apply_events(db, [event], taxonomy)
         db.commit()
     except Exception:
         db.rollback()

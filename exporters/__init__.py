@@ -280,7 +280,7 @@ def export_label_studio_file(
                         ) from None
                     # one at a time, as webhooks arrive: the stored order (and so every
                     # float of the export) is that of applying the events one by one
-                    store.apply_events(db, [event])
+                    store.apply_events(db, [event], taxonomy)
                     applied += 1
                     if applied % OFFLINE_BATCH == 0:
                         db.commit()

@@ -626,6 +626,68 @@ def test_hidden_repeats_give_each_annotator_agreement_with_themselves(
     assert not copy_turns & {j["turn_id"] for j in judged}
 
 
+def test_an_imported_task_edited_in_label_studio_is_read_as_imported(
+    setup: Any, tmp_path: Path
+) -> None:
+    """The import pins every task it pushes. A member swaps the first two turn ids of one
+    task and renames its clip in Label Studio; an annotator labels the lines they read:
+    the store files each value under the turn id the import gave that line, in the clip
+    imported, and the service lists the task as changed. A task nobody edited is not."""
+    settings, config, _ = setup
+    url = settings.label_studio.url
+    admin = {"Authorization": f"Token {settings.label_studio.token}"}
+    folder = write_session(tmp_path / "scene-p", n_turns=8, rng=np.random.default_rng(4))
+    _json(_cli(config, "import", str(folder), "--json"))
+    client = connect(settings)
+    project = find_project(client, settings.label_studio.project_title)
+    mine = sorted(
+        (
+            t
+            for t in httpx.get(
+                f"{url}/api/tasks",
+                params={"project": project.id, "fields": "all", "page_size": 1000},
+                headers=admin,
+            ).json()["tasks"]
+            if t["data"]["session_id"] == "scene-p"
+        ),
+        key=lambda t: t["id"],
+    )
+    edited = next(t for t in mine if len(t["data"]["dialogue"]) >= 2)
+    plain = next(t for t in mine if t["id"] != edited["id"])
+    lines = edited["data"]["dialogue"]
+    swapped = [dict(line) for line in lines]
+    swapped[0]["turn_id"], swapped[1]["turn_id"] = lines[1]["turn_id"], lines[0]["turn_id"]
+    changed = {**edited["data"], "dialogue": swapped, "clip_id": plain["data"]["clip_id"]}
+    patch = httpx.patch(f"{url}/api/tasks/{edited['id']}", json={"data": changed}, headers=admin)
+    assert patch.status_code == 200, patch.text
+
+    invite = invite_link(client, url)
+    who = ensure_account(url, f"pin-{uuid.uuid4().hex[:4]}@example.org", PASSWORD, invite=invite)
+    seen = {**edited, "data": changed}  # the task as the annotator gets it
+    emotions = [TAX.emotion.values[i % 5] for i in range(len(lines))]
+    _label(url, who, seen, emotions)
+    _label(url, who, plain, ["neutral"] * len(plain["data"]["dialogue"]))
+    svc = httpx.Client(base_url=settings.service.url, headers={"X-API-Key": KEY}, timeout=60)
+
+    def judged() -> dict[str, str] | None:
+        rows = svc.get(
+            f"/projects/{project.id}/judgements", params={"dimension": "emotion", "limit": 1000}
+        ).json()["data"]
+        got = {j["turn_id"]: j["value"] for j in rows if j["annotator"] == str(who.id)}
+        wanted = len(lines) + len(plain["data"]["dialogue"])
+        return got if len(got) == wanted else None
+
+    got = _wait_for(judged, what="the annotator's judgements on both tasks")
+    # line i keeps its text: its value belongs to the turn id the import gave line i
+    assert {line["turn_id"]: got[line["turn_id"]] for line in lines} == {
+        line["turn_id"]: e for line, e in zip(lines, emotions, strict=True)
+    }
+    listed = svc.get(f"/projects/{project.id}/changed-tasks").json()
+    assert [(c["task"], c["clip"]) for c in listed["data"]] == [
+        (edited["id"], edited["data"]["clip_id"])
+    ]
+
+
 def _values(emotions: list[str]) -> dict[int, dict[str, str]]:
     return {i: {"emotion": e} for i, e in enumerate(emotions)}
 

@@ -1,7 +1,7 @@
 """who last saved each annotation (Label Studio's ``updated_by``), one link per task of
 the adjudication project, the hash of what was sent and when it was seen changed, when a
-gold clip was first shown, when a task was deleted, and the Label Studio task of each
-hidden repeat
+gold clip was first shown, when a task was deleted, the Label Studio task of each
+hidden repeat, and each imported task's data as pushed
 
 Links that shared an adjudication task are dropped (no one can say which clip that task
 decides; those clips are sent again). Decisions stored before this revision have no
@@ -60,6 +60,17 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("deleted_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
         )
+    op.create_table(
+        "pinned_task",
+        sa.Column("task_id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("data", sa.JSON(), nullable=True),
+        sa.Column("data_hash", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("pinned_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("changed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.PrimaryKeyConstraint("task_id"),
+    )
+    op.create_index("ix_pinned_task_project_id", "pinned_task", ["project_id"])
     with op.batch_alter_table("repeat_clip") as batch:
         batch.add_column(sa.Column("task_id", sa.Integer(), nullable=True))
     op.create_index("ix_repeat_clip_task_id", "repeat_clip", ["task_id"])
@@ -67,6 +78,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Revert this revision."""
+    op.drop_index("ix_pinned_task_project_id", table_name="pinned_task")
+    op.drop_table("pinned_task")
     op.drop_index("ix_repeat_clip_task_id", table_name="repeat_clip")
     with op.batch_alter_table("repeat_clip") as batch:
         batch.drop_column("task_id")
