@@ -7,7 +7,7 @@ import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -129,3 +129,15 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     finally:
         with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Any]:
+    """An empty, migrated store on ``database_url`` (SQLite and PostgreSQL); a test module
+    that needs a store filled its own way defines its own ``engine``."""
+    from api.db import init_db, make_engine
+
+    made = make_engine(database_url)
+    init_db(made)
+    yield made
+    made.dispose()

@@ -18,7 +18,6 @@ from sqlmodel import Session
 
 from annotate.labelstudio import LabelStudioError, intended_turns, session_pusher
 from api import store
-from api.db import init_db, make_engine
 from api.intended import IntendedError, intended_map, put_intended
 from exporters import ExportOptions, export_dataset, export_label_studio_file, read_jsonl
 from importers import load_session
@@ -74,14 +73,6 @@ def test_a_push_without_a_keeper_refuses_a_session_with_intended_emotions() -> N
     with pytest.raises(AttributeError):  # the keeper ran first; then Label Studio (None)
         push(session, [])
     assert kept == [(7, session.id, len(session.intended))]
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    made = make_engine(database_url)
-    init_db(made)
-    yield made
-    made.dispose()
 
 
 def test_the_store_keeps_a_session_s_intended_emotions_and_replaces_them(engine: Engine) -> None:

@@ -7,29 +7,18 @@ the turn id the import gave that text), never from the code under test.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from api import store
-from api.db import init_db, make_engine
 from api.models import Judgement, Task
 from api.pins import changed_tasks, record_pins
 from schemas.taxonomy import load_taxonomy
 from tests.payloads import annotation_event, dialogue, task
 
 TAX = load_taxonomy()
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    init_db(eng)
-    yield eng
-    eng.dispose()
 
 
 def _emotions(engine: Engine, task_id: int) -> dict[str, str]:

@@ -14,7 +14,7 @@ from sqlmodel import Session, select
 
 from annotate.agreement import krippendorff_alpha
 from api import store
-from api.db import CACHE_KIB, init_db, make_engine
+from api.db import CACHE_KIB, make_engine
 from api.models import Annotation, Judgement, ShiftEventRow
 from schemas.taxonomy import Taxonomy, load_taxonomy
 from tests.payloads import annotation_event, delete_event, dialogue, task
@@ -28,14 +28,6 @@ K2011 = {
     "C": [None, 3, 3, 3, 2, 3, 4, 2, 2, 5, 1, None],
     "D": [1, 2, 3, 3, 2, 4, 4, 1, 2, 5, 1, None],
 }
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    init_db(eng)
-    yield eng
-    eng.dispose()
 
 
 def _values(emotion: str = "joy", intensity: int = 3) -> dict[str, str | int]:

@@ -4,7 +4,6 @@ screen's relation to the store, the exports and agreement among matched shifts."
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -16,7 +15,6 @@ from sqlmodel import Session, select
 from annotate.agreement.links import link_agreement
 from annotate.simulate import simulate_values
 from api import reports, store
-from api.db import init_db, make_engine
 from api.models import ShiftEventRow
 from schemas.codec import decode_annotation, encode_annotation
 from schemas.errors import CodecError
@@ -133,14 +131,6 @@ def test_bad_links_are_counted_and_leave_the_span() -> None:
 
 
 # --- the store and agreement ---------------------------------------------------------------
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    eng = make_engine(database_url)
-    init_db(eng)
-    yield eng
-    eng.dispose()
 
 
 def _apply(engine: Engine, annotation_id: int, annotator: int, shifts: list[dict]) -> None:
