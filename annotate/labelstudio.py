@@ -20,19 +20,14 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from annotate.config import Settings
+from annotate.ls_webhooks import SECRET_HEADER as SECRET_HEADER
+from annotate.ls_webhooks import WEBHOOK_ACTIONS as WEBHOOK_ACTIONS
+from annotate.ls_webhooks import ensure_webhook as ensure_webhook
 from annotate.service import ServiceClient
 from schemas.codec import PREDICTION_VERSION, label_usage, migrate_result
 from schemas.errors import AnnotateError
 from schemas.label_config import label_config
 from schemas.taxonomy import Taxonomy, check_change
-
-WEBHOOK_ACTIONS = (
-    "ANNOTATION_CREATED",
-    "ANNOTATION_UPDATED",
-    "ANNOTATIONS_DELETED",
-    "TASKS_DELETED",
-)
-SECRET_HEADER = "X-Improv-Annotate-Secret"
 
 
 class LabelStudioError(AnnotateError, ConnectionError):
@@ -162,45 +157,6 @@ def ensure_local_storage(client: LabelStudio, project_id: int, folder: Path) -> 
     client.import_storage.local.create(
         project=project_id, path=wanted, title=folder.name, use_blob_urls=False
     )
-
-
-def ensure_webhook(client: LabelStudio, project_id: int, url: str, secret: str) -> None:
-    """Register the agreement service's webhook on the project (once: when two imports
-    register it at the same moment, each keeps the oldest and removes its own copy)."""
-
-    def ours() -> list[Any]:
-        hooks = (h for h in client.webhooks.list(project=project_id) if h.url == url)
-        return sorted(hooks, key=lambda h: int(h.id))
-
-    hooks = ours()
-    if not hooks:
-        made = client.webhooks.create(
-            project=project_id,
-            url=url,
-            send_payload=True,
-            send_for_all_actions=False,
-            actions=list(WEBHOOK_ACTIONS),
-            headers={SECRET_HEADER: secret},
-            is_active=True,
-        )
-        hooks = ours()
-        if hooks and hooks[0].id != made.id:
-            _delete_webhook(client, int(made.id))
-        return
-    for extra in hooks[1:]:  # left by two registrations at once (an older version)
-        _delete_webhook(client, int(extra.id))
-    if (hooks[0].headers or {}).get(SECRET_HEADER) != secret:
-        client.webhooks.update(
-            id=hooks[0].id, url=url, headers={SECRET_HEADER: secret}, is_active=True
-        )
-
-
-def _delete_webhook(client: LabelStudio, hook_id: int) -> None:
-    try:
-        client.webhooks.delete(id=hook_id)
-    except ApiError as exc:
-        if exc.status_code != 404:  # 404: another import removed it first
-            raise
 
 
 def iter_tasks(client: LabelStudio, project_id: int) -> Iterator[Any]:

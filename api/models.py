@@ -167,6 +167,12 @@ class SyncState(SQLModel, table=True):
     project_id: int = Field(primary_key=True)
     last_pull: datetime | None = None
     last_full_pull: datetime | None = None
+    # the service's webhook on the project (annotate.ls_webhooks): last checked, the last
+    # time it had to be put back and what was wrong then, and why the last check failed
+    webhook_checked_at: datetime | None = None
+    webhook_repaired_at: datetime | None = None
+    webhook_problem: str | None = None
+    webhook_error: str | None = None
 
 
 class DeadLetter(SQLModel, table=True):

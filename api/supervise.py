@@ -41,6 +41,7 @@ from api import progress, sync
 from api.applier import spawn
 from api.inbox import Inbox, InboxUnavailable, Lag
 from api.overlap_keeper import overlap_health
+from api.sync import webhook_health
 
 log = logging.getLogger("improv_annotate.supervise")
 EVERY = 0.5  # seconds between the supervisor's looks
@@ -264,6 +265,9 @@ def health(state: Any) -> tuple[int, dict[str, Any]]:
         if why is not None:
             reasons.append(why)
 
+    webhooks, why_hooks = webhook_health(state.engine, service.reconcile_seconds)
+    reasons += why_hooks
+
     writer = state.ingest
     body = {
         # "starting": not ready yet (until an applier reports, at most the bound)
@@ -302,5 +306,7 @@ def health(state: Any) -> tuple[int, dict[str, Any]]:
         },
         # adaptive overlap (when enabled): decisions Label Studio does not have yet
         "overlap": overlap,
+        # the service's webhook per project: checked, put back where a member changed it
+        "webhooks": webhooks,
     }
     return (503 if reasons else 200), body

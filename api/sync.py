@@ -17,10 +17,17 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from label_studio_sdk.core.api_error import ApiError
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
-from annotate.labelstudio import LabelStudioError, connect, find_project, pull_events
+from annotate.labelstudio import (
+    LabelStudioError,
+    connect,
+    ensure_webhook,
+    find_project,
+    pull_events,
+)
 from api import members, reconcile, store
+from api.models import SyncState
 
 log = logging.getLogger("improv_annotate.sync")
 
@@ -81,13 +88,105 @@ def _loop(app: FastAPI, stop: threading.Event, every: float) -> None:
 
 
 def pull_all(state: Any) -> None:
-    """One round of the periodic pull: every known project, incrementally."""
+    """One round of the periodic pull: the service's webhooks checked (and put back where
+    a member changed them), then every known project, incrementally; in full where its
+    webhook had to be put back, since it may have missed anything."""
+    repaired = guard_webhooks(state)
     for project_id in projects_to_pull(state):
         try:
-            report = reconcile_project(state, project_id, full=False)
+            report = reconcile_project(state, project_id, full=project_id in repaired)
             log.info("reconciled project %s: %s", project_id, report)
         except (LabelStudioError, OSError) as exc:
             log.warning("reconcile of project %s failed: %s", project_id, exc)
+
+
+def guarded_projects(client: Any, settings: Any) -> list[int]:
+    """The projects whose webhook the service registered: the configured project and its
+    adjudication project (found by their titles), those that exist."""
+    from annotate.adjudicate import adjudication_title
+
+    found = []
+    for title in (settings.label_studio.project_title, adjudication_title(settings)):
+        project = find_project(client, title)
+        if project is not None:
+            found.append(int(project.id))
+    return sorted(set(found))
+
+
+def guard_webhooks(state: Any) -> set[int]:
+    """Check the service's webhook on each guarded project and put back what was changed
+    (:func:`annotate.ls_webhooks.ensure_webhook`); what was found is kept per project in
+    the store (``sync_state``), for ``/health``. Returns the projects repaired."""
+    settings = state.settings
+    repaired: set[int] = set()
+    now = datetime.now(UTC)
+    try:
+        client = connect(settings)
+        projects = guarded_projects(client, settings)
+    except (LabelStudioError, OSError, httpx.HTTPError, ApiError) as exc:
+        log.warning("cannot look up the projects to check webhooks on: %s", exc)
+        return repaired
+    for project_id in projects:
+        problems: list[str] = []
+        error = None
+        try:
+            problems = ensure_webhook(
+                client, project_id, settings.webhook_url, settings.service.webhook_secret or ""
+            )
+        except (OSError, httpx.HTTPError, ApiError) as exc:
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            log.warning("cannot check the webhook of project %s: %s", project_id, error)
+        with Session(state.writer) as db:
+            row = db.get(SyncState, project_id) or SyncState(project_id=project_id)
+            row.webhook_checked_at, row.webhook_error = now, error
+            if problems:
+                row.webhook_repaired_at, row.webhook_problem = now, ", ".join(problems)
+                repaired.add(project_id)
+                log.warning(
+                    "the webhook of project %s was %s; put back, pulling the project in full",
+                    project_id,
+                    row.webhook_problem,
+                )
+            db.add(row)
+            db.commit()
+    return repaired
+
+
+def webhook_health(engine: Any, every: float) -> tuple[dict[str, Any], list[str]]:
+    """``/health``'s ``webhooks`` (per guarded project: last checked, last put back and
+    why, why the last check failed) and its reasons to say degraded: a check that failed,
+    or none for three rounds of the periodic pull (``every`` seconds; 0: not checked)."""
+    with Session(engine) as db:
+        rows = db.exec(
+            select(SyncState).where(col(SyncState.webhook_checked_at).is_not(None))
+        ).all()
+    now = datetime.now(UTC)
+    out, reasons = {}, []
+    for row in rows:
+        checked = _aware(row.webhook_checked_at)
+        repaired = _aware(row.webhook_repaired_at)
+        out[str(row.project_id)] = {
+            "checked_at": checked.isoformat() if checked else None,
+            "repaired_at": repaired.isoformat() if repaired else None,
+            "problem": row.webhook_problem,
+            "error": row.webhook_error,
+        }
+        if row.webhook_error:
+            reasons.append(
+                f"the webhook of project {row.project_id} could not be checked: {row.webhook_error}"
+            )
+        elif every > 0 and checked is not None and (now - checked).total_seconds() > 3 * every:
+            reasons.append(
+                f"the webhook of project {row.project_id} was last checked "
+                f"{(now - checked).total_seconds():.0f} s ago (every {every:g} s)"
+            )
+    return out, reasons
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 @asynccontextmanager

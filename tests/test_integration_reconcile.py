@@ -11,6 +11,7 @@ from label_studio_sdk import LabelStudio
 
 from annotate.config import Settings
 from annotate.labelstudio import (
+    SECRET_HEADER,
     connect,
     ensure_account,
     ensure_project,
@@ -145,5 +146,99 @@ def test_periodic_pull_runs_without_being_asked(label_studio: Settings, tmp_path
             while stored() < expected and time.monotonic() < deadline:
                 time.sleep(0.5)
             assert stored() == expected
+    finally:
+        stack.stop(own, stack.SERVICE)
+
+
+def test_a_webhook_a_member_switched_off_or_deleted_is_put_back(
+    label_studio: Settings, tmp_path
+) -> None:
+    """A member switches the service's webhook off and labels a task (Label Studio
+    delivers nothing), then deletes the webhook and labels another: each time the
+    periodic pull finds the webhook changed, puts it back, pulls the project in full (the
+    annotation reaches the store) and ``/health`` says what was wrong."""
+    import uuid
+
+    from annotate import stack
+    from annotate.config import load_settings, with_local_secrets
+    from annotate.labelstudio import ensure_webhook
+    from tests.conftest import write_config
+    from tests.livekit import label, wait_for
+
+    title = f"Guarded webhook {uuid.uuid4().hex[:6]}"
+    config = write_config(
+        tmp_path,
+        label_studio={
+            "url": label_studio.label_studio.url,
+            "token": label_studio.label_studio.token,
+            "password": label_studio.label_studio.password,
+            "project_title": title,
+        },
+        service={"reconcile_seconds": 1, "webhook_secret": "s-guard", "api_key": "k"},
+        media_root=str(label_studio.media_path),
+    )
+    own = with_local_secrets(load_settings(config))
+    client = connect(own)
+    project = ensure_project(client, own, TAX)
+    assert ensure_webhook(client, project.id, own.webhook_url, "s-guard") == ["missing"]
+    assert ensure_webhook(client, project.id, own.webhook_url, "s-guard") == []
+    push = session_pusher(client, project.id, own.media_path, drop_intended=True)
+    import_sessions(
+        EXAMPLE, media_root=own.media_path, taxonomy=TAX, max_seconds=own.clips.max_seconds,
+        push=push,
+    )  # fmt: skip
+    tasks = [{"id": t.id, "data": t.data} for t in iter_tasks(client, project.id)]
+    url = own.label_studio.url
+    member = ensure_account(
+        url, f"guard-{uuid.uuid4().hex[:4]}@example.org", "a-long-guard-password-1",
+        invite=invite_link(client, url),
+    )  # fmt: skip
+    as_member = {"Authorization": f"Token {member.token}"}
+
+    def ours() -> list[dict]:
+        listed = httpx.get(
+            f"{url}/api/webhooks", params={"project": project.id}, headers=as_member
+        ).json()
+        return [h for h in listed if h["url"] == own.webhook_url]
+
+    stack.start_service(own, config)
+    try:
+        with httpx.Client(base_url=own.service.url, headers={"X-API-Key": "k"}) as svc:
+
+            def hook_state() -> dict:
+                return svc.get("/health").json().get("webhooks", {}).get(str(project.id)) or {}
+
+            def stored(annotator: int) -> int:
+                answer = svc.get(f"/projects/{project.id}/annotators")
+                rows = answer.json()["data"] if answer.status_code == 200 else []
+                return sum(a["annotations"] for a in rows if a["annotator"] == str(annotator))
+
+            wait_for(lambda: hook_state().get("checked_at"), what="a first check")
+            assert hook_state()["problem"] is None
+
+            (hook,) = ours()
+            off = httpx.patch(
+                f"{url}/api/webhooks/{hook['id']}", json={"is_active": False}, headers=as_member
+            )
+            assert off.status_code == 200, off.text
+            label(url, member, tasks[0], ["joy"] * len(tasks[0]["data"]["dialogue"]))
+            seen: list[dict] = []
+
+            def repaired(problem: str) -> bool:
+                seen.append(hook_state())
+                return problem in (seen[-1].get("problem") or "")
+
+            # measured on 1.23.2: a PATCH of is_active alone also empties the actions
+            wait_for(lambda: repaired("switched off"), what="the repair", last=seen)
+            assert [h["is_active"] for h in ours()] == [True]
+            wait_for(lambda: stored(member.id) == 1, what="the missed annotation pulled")
+
+            gone = httpx.delete(f"{url}/api/webhooks/{hook['id']}", headers=as_member)
+            assert gone.status_code == 204, gone.text
+            label(url, member, tasks[1], ["fear"] * len(tasks[1]["data"]["dialogue"]))
+            wait_for(lambda: repaired("missing"), what="the webhook remade", last=seen)
+            (again,) = ours()
+            assert again["is_active"] and again["headers"].get(SECRET_HEADER) == "s-guard"
+            wait_for(lambda: stored(member.id) == 2, what="the second missed annotation")
     finally:
         stack.stop(own, stack.SERVICE)

@@ -1,7 +1,8 @@
 """who last saved each annotation (Label Studio's ``updated_by``), one link per task of
 the adjudication project, the hash of what was sent and when it was seen changed, when a
 gold clip was first shown, when a task was deleted, the Label Studio task of each
-hidden repeat, and each imported task's data as pushed
+hidden repeat, each imported task's data as pushed, and the state of the service's
+webhook on each project
 
 Links that shared an adjudication task are dropped (no one can say which clip that task
 decides; those clips are sent again). Decisions stored before this revision have no
@@ -60,6 +61,11 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("deleted_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
         )
+    with op.batch_alter_table("sync_state") as batch:
+        for name in ("webhook_checked_at", "webhook_repaired_at"):
+            batch.add_column(sa.Column(name, sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
+        for name in ("webhook_problem", "webhook_error"):
+            batch.add_column(sa.Column(name, sqlmodel.sql.sqltypes.AutoString(), nullable=True))
     op.create_table(
         "pinned_task",
         sa.Column("task_id", sa.Integer(), nullable=False),
@@ -78,6 +84,14 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Revert this revision."""
+    with op.batch_alter_table("sync_state") as batch:
+        for name in (
+            "webhook_error",
+            "webhook_problem",
+            "webhook_repaired_at",
+            "webhook_checked_at",
+        ):
+            batch.drop_column(name)
     op.drop_index("ix_pinned_task_project_id", table_name="pinned_task")
     op.drop_table("pinned_task")
     op.drop_index("ix_repeat_clip_task_id", table_name="repeat_clip")
