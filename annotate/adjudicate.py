@@ -387,6 +387,7 @@ def send(
     _release(db)
     project = ensure_adjudication_project(client, settings, taxonomy)
     report.project = int(project.id)
+    adjudication.record_project(db, project_id, report.project)  # before any task goes there
     if settings.label_studio.media_base_url is None:
         for session_id in sorted(sessions):
             folder = settings.media_path / session_id

@@ -31,6 +31,7 @@ from api import reports, store
 from api.events import data_hash as data_hash
 from api.models import (
     AdjudicationLink,
+    AdjudicationProject,
     Annotation,
     GoldClip,
     Judgement,
@@ -216,6 +217,23 @@ def links(db: Session, project_id: int) -> list[AdjudicationLink]:
             .order_by(col(AdjudicationLink.id))
         ).all()
     )
+
+
+def record_project(db: Session, project_id: int, adjudication_project_id: int) -> None:
+    """Note that ``adjudication_project_id`` adjudicates ``project_id`` (once), and commit:
+    the overlap keeper leaves such a project's tasks alone from their first event."""
+    if db.get(AdjudicationProject, adjudication_project_id) is None:
+        savepoint = db.begin_nested()
+        db.add(
+            AdjudicationProject(
+                id=adjudication_project_id, project_id=project_id, recorded_at=datetime.now(UTC)
+            )
+        )
+        try:
+            savepoint.commit()
+        except IntegrityError:  # another sender recorded it first
+            savepoint.rollback()
+    db.commit()
 
 
 def record_links(db: Session, project_id: int, sent: Iterable[Mapping[str, Any]]) -> int:

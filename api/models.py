@@ -120,6 +120,17 @@ class Task(SQLModel, table=True):
     deleted_at: datetime | None = None
 
 
+class AdjudicationProject(SQLModel, table=True):
+    """A Label Studio project the service made for adjudicating another: recorded before
+    any task goes there, so that no part of the service takes it for a main project."""
+
+    __tablename__ = "adjudication_project"
+
+    id: int = Field(primary_key=True)  # the adjudication project's Label Studio id
+    project_id: int = Field(index=True)  # the project it adjudicates
+    recorded_at: datetime
+
+
 class PinnedTask(SQLModel, table=True):
     """A main-project task's data as the import pushed it (:mod:`api.pins`): events on the
     task are read against it, not against the data Label Studio sends, which any member

@@ -34,7 +34,7 @@ from sqlmodel import Session, col, or_, select
 from annotate.config import ConfigError, Settings
 from annotate.overlap import OverlapPolicy, decide_clips
 from api.db import request_session
-from api.models import AdjudicationLink, Annotation, Judgement, TaskOverlapRow
+from api.models import AdjudicationLink, AdjudicationProject, Annotation, Judgement, TaskOverlapRow
 from api.repeats import divert
 from api.store import Event
 
@@ -140,7 +140,7 @@ class OverlapKeeper:
         adjudication task keeps its one annotator."""
         adjudicating = set(
             db.exec(select(AdjudicationLink.adjudication_project_id).distinct()).all()
-        )
+        ) | set(db.exec(select(AdjudicationProject.id)).all())
         tasks = {
             (project, task)
             for project, task in affected_tasks(db, divert(db, events))

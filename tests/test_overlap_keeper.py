@@ -193,9 +193,14 @@ def test_the_keeper_leaves_hidden_repeats_and_adjudication_tasks_alone(db: Sessi
             }
         ],
     )
+    # a second adjudication project, noted when the sender made it: no link yet (a task
+    # there may be annotated before the sender links it)
+    adjudication.record_project(db, 1, 51)
     keeper = OverlapKeeper(POLICY, f"http://127.0.0.1:{free_port()}", "token", timeout=1.0)
     events = []
-    for annotation_id, (task_id, project) in enumerate([(1, 1), (9, 1), (70, 50)], start=1):
+    for annotation_id, (task_id, project) in enumerate(
+        [(1, 1), (9, 1), (70, 50), (71, 51)], start=1
+    ):
         t = task(task_id, dialogue(2, clip=task_id))
         values = {i: {"emotion": "joy"} for i in range(2)}
         payload = annotation_event(TAX, annotation_id, t, 1, values, project_id=project)

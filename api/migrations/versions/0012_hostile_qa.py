@@ -67,6 +67,19 @@ def upgrade() -> None:
         for name in ("webhook_problem", "webhook_error"):
             batch.add_column(sa.Column(name, sqlmodel.sql.sqltypes.AutoString(), nullable=True))
     op.create_table(
+        "adjudication_project",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("recorded_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_adjudication_project_project_id", "adjudication_project", ["project_id"])
+    op.execute(
+        "INSERT INTO adjudication_project (id, project_id, recorded_at) SELECT"
+        " adjudication_project_id, MIN(project_id), MIN(sent_at) FROM adjudication_link"
+        " GROUP BY adjudication_project_id"
+    )
+    op.create_table(
         "pinned_task",
         sa.Column("task_id", sa.Integer(), nullable=False),
         sa.Column("project_id", sa.Integer(), nullable=False),
@@ -92,6 +105,8 @@ def downgrade() -> None:
             "webhook_checked_at",
         ):
             batch.drop_column(name)
+    op.drop_index("ix_adjudication_project_project_id", table_name="adjudication_project")
+    op.drop_table("adjudication_project")
     op.drop_index("ix_pinned_task_project_id", table_name="pinned_task")
     op.drop_table("pinned_task")
     op.drop_index("ix_repeat_clip_task_id", table_name="repeat_clip")
