@@ -25,6 +25,7 @@ from typing import Any
 from label_studio_sdk.core.api_error import ApiError
 from sqlmodel import Session, col, select
 
+from annotate.adjudication_guard import guard, predictions_hash, project_differences
 from annotate.config import ConfigError, Settings
 from annotate.labelstudio import (
     BLIND_STREAM,
@@ -74,16 +75,8 @@ def ensure_adjudication_project(client: Any, settings: Settings, taxonomy: Taxon
     Its label config is the main project's with the panel above the dialogue; one
     annotation per task; the stream shows the pre-annotation and no one else's work.
     """
-    config = label_config(taxonomy, video=settings.label_studio.video, adjudication=True)
     title = adjudication_title(settings)
-    options: dict[str, Any] = {
-        **BLIND_STREAM,
-        "model_version": ADJUDICATION_VERSION,
-        "label_config": config,
-        "maximum_annotations": 1,
-        "description": f"Adjudication of {settings.label_studio.project_title!r}. "
-        "Created by improv-annotate.",
-    }
+    options = adjudication_options(settings, taxonomy)
     project = find_project(client, title)
     if project is None:
         created = client.projects.create(title=title, **options)
@@ -92,14 +85,28 @@ def ensure_adjudication_project(client: Any, settings: Settings, taxonomy: Taxon
             project = created
         else:
             client.projects.delete(id=created.id)
-    elif (project.label_config or "").strip() != config.strip() or any(
-        getattr(project, k, None) != options[k] for k in (*BLIND_STREAM, "maximum_annotations")
-    ):
+    elif project_differences(project, options):
         project = client.projects.update(id=project.id, **options)
     ensure_webhook(
         client, int(project.id), settings.webhook_url, settings.service.webhook_secret or ""
     )
     return project
+
+
+def adjudication_options(settings: Settings, taxonomy: Taxonomy) -> dict[str, Any]:
+    """What the adjudication project is made with: the label config (the main project's
+    with the panel), the pre-annotation's model version, a blind stream, one annotation
+    per task."""
+    return {
+        **BLIND_STREAM,
+        "model_version": ADJUDICATION_VERSION,
+        "label_config": label_config(
+            taxonomy, video=settings.label_studio.video, adjudication=True
+        ),
+        "maximum_annotations": 1,
+        "description": f"Adjudication of {settings.label_studio.project_title!r}. "
+        "Created by improv-annotate.",
+    }
 
 
 def task_key(settings: Settings, project_id: int, clip_key: str) -> str:
@@ -207,7 +214,9 @@ class SendReport:
     ``due`` (those not sent yet), ``sent`` (clips linked by this run), ``refused`` (clips
     whose task in the adjudication project already had annotations before it could be
     linked: not linked, with the task), ``resent`` (clips whose adjudication task was
-    deleted in Label Studio: their links are dropped and they are due again), ``project``
+    deleted in Label Studio, or tampered with and deleted by this run: their links are
+    dropped and they are due again), ``tampered`` (what :func:`annotate.adjudication_guard.guard`
+    found changed in the adjudication project), ``project``
     (the adjudication project's id; ``None`` on a dry run), ``pushed`` (Label Studio's
     count)."""
 
@@ -216,6 +225,7 @@ class SendReport:
     sent: list[dict[str, Any]] = field(default_factory=list)
     refused: list[dict[str, Any]] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
+    tampered: list[str] = field(default_factory=list)
     project: int | None = None
     pushed: Pushed | None = None
 
@@ -228,6 +238,7 @@ class SendReport:
             "sent": self.sent,
             "refused": self.refused,
             "resent": self.resent,
+            "tampered": self.tampered,
             "adjudication_project": self.project,
         }
 
@@ -284,6 +295,36 @@ def _release(db: Session) -> None:
         db.commit()
 
 
+def _forget_tampered(db: Session, client: Any, project_id: int) -> list[str]:
+    """Delete in Label Studio (and in the store) the adjudication tasks whose links are
+    marked tampered, and drop their links: their clips are due again, as fresh tasks."""
+    tampered = [row for row in adjudication.links(db, project_id) if row.tampered_at is not None]
+    if not tampered:
+        return []
+    _release(db)
+    for row in tampered:
+        try:
+            client.tasks.delete(id=str(row.adjudication_task_id))
+        except ApiError as exc:
+            if exc.status_code != 404:  # 404: gone already
+                raise
+    gone = {row.adjudication_task_id for row in tampered}
+    held = {
+        p: [t for t in tasks if t not in gone] for p, tasks in _linked_tasks(db, project_id).items()
+    }
+    dropped = adjudication.forget_links(db, project_id, held)
+    for row in dropped:
+        store.delete_tasks(db, row.adjudication_project_id, [row.adjudication_task_id])
+    return [row.clip_id for row in dropped]
+
+
+def _linked_tasks(db: Session, project_id: int) -> dict[int, list[int]]:
+    out: dict[int, list[int]] = {}
+    for row in adjudication.links(db, project_id):
+        out.setdefault(row.adjudication_project_id, []).append(row.adjudication_task_id)
+    return out
+
+
 def _forget_deleted(db: Session, client: Any, project_id: int) -> list[str]:
     """Drop the links to adjudication tasks Label Studio no longer has (a deleted task, or
     a deleted adjudication project): those clips are due again. A task Label Studio
@@ -337,7 +378,17 @@ def send(
     # on SQLite the unique links and the keyed task keys keep two senders apart
     store.lock(db, {f"adjudicate{project_id}"})
     if not dry_run:
-        report.resent = _forget_deleted(db, client, project_id)
+        options = adjudication_options(settings, taxonomy)
+        _release(db)
+        report.tampered = guard(
+            db,
+            client,
+            project_id,
+            options,
+            lambda: ensure_adjudication_project(client, settings, taxonomy),
+        )
+        report.resent = _forget_tampered(db, client, project_id)
+        report.resent += _forget_deleted(db, client, project_id)
     report.queue = adjudication.queue(
         db,
         project_id,
@@ -415,6 +466,7 @@ def send(
                 "disagreeing": entry["disagreeing_turns"],
                 "why": entry["why"],
                 "hash": adjudication.data_hash(task["data"]),
+                "predictions_hash": predictions_hash(task["predictions"]),
             }
         )
     adjudication.record_links(db, project_id, sent)

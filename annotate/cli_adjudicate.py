@@ -127,10 +127,17 @@ def adjudicate(
             else ""
         )
     )
+    if got.get("tampered"):
+        console.print(
+            "[red]changed in the adjudication project since it was made: "
+            f"{escape('; '.join(got['tampered']))}; put back, and the tasks it may have "
+            "misled are sent again[/red]"
+        )
     if got.get("resent"):
         console.print(
             f"[yellow]{len(got['resent'])} clips sent again: their adjudication task was "
-            f"deleted in Label Studio ({escape(', '.join(got['resent']))})[/yellow]"
+            "deleted in Label Studio, or changed there after it was sent "
+            f"({escape(', '.join(got['resent']))})[/yellow]"
         )
     if got.get("refused"):
         console.print(

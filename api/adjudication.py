@@ -226,7 +226,10 @@ def record_project(db: Session, project_id: int, adjudication_project_id: int) -
         savepoint = db.begin_nested()
         db.add(
             AdjudicationProject(
-                id=adjudication_project_id, project_id=project_id, recorded_at=datetime.now(UTC)
+                id=adjudication_project_id,
+                project_id=project_id,
+                recorded_at=datetime.now(UTC),
+                checked_at=datetime.now(UTC),  # the sender has just made it as it should be
             )
         )
         try:
@@ -256,6 +259,7 @@ def record_links(db: Session, project_id: int, sent: Iterable[Mapping[str, Any]]
             reasons=[str(w) for w in item["why"]],
             sent_at=now,
             sent_hash=item.get("hash"),
+            predictions_hash=item.get("predictions_hash"),
         )
         savepoint = db.begin_nested()
         db.add(row)

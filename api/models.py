@@ -129,6 +129,11 @@ class AdjudicationProject(SQLModel, table=True):
     id: int = Field(primary_key=True)  # the adjudication project's Label Studio id
     project_id: int = Field(index=True)  # the project it adjudicates
     recorded_at: datetime
+    # the last check that found the project as made (annotate.adjudication_guard), and
+    # the last thing found changed, when
+    checked_at: datetime | None = None
+    problem: str | None = None
+    problem_at: datetime | None = None
 
 
 class PinnedTask(SQLModel, table=True):
@@ -299,6 +304,8 @@ class AdjudicationLink(SQLModel, table=True):
     # sha256 of the task's data as sent (see annotate.adjudicate.data_hash): a decision on
     # a task whose data a member changed since is not taken
     sent_hash: str | None = None
+    # sha256 of the task's predictions as sent (annotate.adjudication_guard)
+    predictions_hash: str | None = None
     # when the service first saw the task's data hash otherwise than as sent: from then on
     # no decision on this task is taken, even once the data is put back (the adjudicator
     # may have decided on what a member showed them); the clip must be sent again

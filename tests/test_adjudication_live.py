@@ -340,6 +340,58 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     after = svc.get(f"/projects/{project.id}/adjudicated").json()
     assert (after["decided"], after["waiting"]) == (0, 1)
 
+    # a member adds a misleading line to the adjudication project's label config, and the
+    # judge decides on that screen: the next send puts the config back, the decision does
+    # not count, and the clip goes out again as a fresh task
+    def current_task() -> dict[str, Any]:
+        listed = httpx.get(
+            f"{url}/api/tasks", params={"project": adj_project.id, "fields": "all"}, headers=admin
+        ).json()["tasks"]
+        assert len(listed) == 1, listed
+        return listed[0]
+
+    made = httpx.get(f"{url}/api/projects/{adj_project.id}", headers=admin).json()["label_config"]
+    misleading = made.replace("<View>", '<View><Header value="Pick joy everywhere"/>', 1)
+    assert misleading != made
+    changed = httpx.patch(
+        f"{url}/api/projects/{adj_project.id}", json={"label_config": misleading}, headers=member
+    )
+    assert changed.status_code == 200, changed.text
+    misled = current_task()
+    _label(url, judge, misled, ["joy"] * 4)
+    _wait_for(
+        lambda: svc.get(f"/projects/{project.id}/adjudicated").json()["decided"] == 1,
+        what="the decision on the changed screen stored",
+    )
+    guarded = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert guarded["tampered"] == [f"project {adj_project.id}: label_config changed"]
+    assert guarded["resent"] == ["adj-c0"]
+    restored = httpx.get(f"{url}/api/projects/{adj_project.id}", headers=admin).json()
+    assert restored["label_config"].strip() == made.strip()
+    fresh = current_task()
+    assert fresh["total_annotations"] == 0
+    after = svc.get(f"/projects/{project.id}/adjudicated").json()
+    assert (after["decided"], after["waiting"]) == (0, 1)
+
+    # a member adds a prediction that fills the split turn: the task is sent again too
+    planted = httpx.post(
+        f"{url}/api/predictions",
+        json={
+            "task": fresh["id"],
+            "model_version": "helpful",
+            "result": encode_annotation(
+                fresh["data"]["dialogue"], {i: {"emotion": "joy"} for i in range(4)}, TAX
+            ),
+        },
+        headers=member,
+    )
+    assert planted.status_code == 201, planted.text
+    guarded = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert guarded["tampered"] == [f"task {fresh['id']}: predictions changed"]
+    assert guarded["resent"] == ["adj-c0"]
+    quiet = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert quiet["tampered"] == [] and quiet["resent"] == []
+
 
 @pytest.fixture(scope="module")
 def auto_service(label_studio: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
@@ -683,7 +735,8 @@ def test_an_imported_task_edited_in_label_studio_is_read_as_imported(
         line["turn_id"]: e for line, e in zip(lines, emotions, strict=True)
     }
     listed = svc.get(f"/projects/{project.id}/changed-tasks").json()
-    assert [(c["task"], c["clip"]) for c in listed["data"]] == [
+    ours = {t["id"] for t in mine}  # (the other tests here edit tasks of their own)
+    assert [(c["task"], c["clip"]) for c in listed["data"] if c["task"] in ours] == [
         (edited["id"], edited["data"]["clip_id"])
     ]
 

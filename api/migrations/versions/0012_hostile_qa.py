@@ -35,6 +35,9 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("tampered_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
         )
+        batch.add_column(
+            sa.Column("predictions_hash", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
+        )
     with op.batch_alter_table("gold_clip") as batch:
         batch.add_column(sa.Column("shown_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     op.execute(
@@ -71,6 +74,9 @@ def upgrade() -> None:
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("recorded_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("checked_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("problem", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("problem_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_index("ix_adjudication_project_project_id", "adjudication_project", ["project_id"])
@@ -121,6 +127,7 @@ def downgrade() -> None:
     with op.batch_alter_table("gold_clip") as batch:
         batch.drop_column("shown_at")
     with op.batch_alter_table("adjudication_link") as batch:
+        batch.drop_column("predictions_hash")
         batch.drop_column("tampered_at")
         batch.drop_column("sent_hash")
     with op.batch_alter_table("annotation") as batch:

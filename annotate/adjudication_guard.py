@@ -1,0 +1,141 @@
+"""Keeping the adjudication project as the sender made it.
+
+Every member of a Label Studio Community organisation can change the adjudication
+project's label config, its model version and stream settings, and any task's
+predictions (the pre-annotation an adjudicator starts from). None of that shows in the
+decision the adjudicator saves, yet it changes what they saw. So before each send the
+sender checks the project and every linked task's predictions against what it made
+(:func:`guard`). A changed project is put back, and every link whose task was undecided or
+decided since the last check that found the project as made is marked tampered; a task
+whose predictions changed has its link marked tampered. The sender then deletes the
+tampered tasks and sends their clips afresh (:func:`annotate.adjudicate.send`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from label_studio_sdk.core.api_error import ApiError
+from sqlalchemy import update
+from sqlmodel import Session, col, func, select
+
+from api import adjudication
+from api.models import AdjudicationLink, AdjudicationProject, Annotation
+
+__all__ = ["guard", "predictions_hash", "project_differences"]
+
+
+def predictions_hash(predictions: Iterable[Any]) -> str:
+    """sha256 of a task's predictions (their model versions and results, in any order),
+    as sent and as Label Studio lists them."""
+    items = sorted(
+        json.dumps(
+            {"model_version": _get(p, "model_version"), "result": _get(p, "result")},
+            sort_keys=True,
+            default=str,
+        )
+        for p in predictions
+    )
+    return hashlib.sha256("\n".join(items).encode()).hexdigest()
+
+
+def _get(item: Any, key: str) -> Any:
+    return item.get(key) if isinstance(item, Mapping) else getattr(item, key, None)
+
+
+def project_differences(project: Any, options: Mapping[str, Any]) -> list[str]:
+    """The fields of ``options`` (label config, model version, stream settings, one
+    annotation per task) in which the Label Studio project differs."""
+    wrong = []
+    for key, wanted in options.items():
+        held = getattr(project, key, None)
+        if key == "label_config":
+            if (held or "").strip() != str(wanted).strip():
+                wrong.append(key)
+        elif key != "description" and held != wanted:
+            wrong.append(key)
+    return wrong
+
+
+def guard(
+    db: Session,
+    client: Any,
+    project_id: int,
+    options: Mapping[str, Any],
+    restore: Callable[[], Any],
+) -> list[str]:
+    """Check each adjudication project of ``project_id`` against ``options`` (what the
+    sender makes it with) and its linked tasks' predictions against what was sent; put a
+    changed project back with ``restore()`` and mark the links it may have misled
+    tampered. Returns what was found (empty when nothing). Commits."""
+    found: list[str] = []
+    now = datetime.now(UTC)
+    for row in db.exec(
+        select(AdjudicationProject).where(AdjudicationProject.project_id == project_id)
+    ).all():
+        try:
+            project = client.projects.get(id=row.id)
+        except ApiError as exc:
+            if exc.status_code == 404:
+                continue  # deleted: its links are dropped and the clips sent again
+            raise
+        links = [
+            link
+            for link in adjudication.links(db, project_id)
+            if link.adjudication_project_id == row.id and link.tampered_at is None
+        ]
+        problems = [f"project {row.id}: {k} changed" for k in project_differences(project, options)]
+        suspects: set[int] = set()
+        if problems:
+            restore()
+            last = _received(db, [link.adjudication_task_id for link in links])
+            since = _aware(row.checked_at)
+            for link in links:
+                when = last.get(link.adjudication_task_id)
+                if when is None or since is None or _aware(when) > since:
+                    suspects.add(int(link.id or 0))
+        held: dict[int, list[Any]] = {}
+        for prediction in client.predictions.list(project=row.id):
+            held.setdefault(int(_get(prediction, "task")), []).append(prediction)
+        for link in links:
+            if link.predictions_hash is None:
+                continue
+            if predictions_hash(held.get(link.adjudication_task_id, [])) != link.predictions_hash:
+                problems.append(f"task {link.adjudication_task_id}: predictions changed")
+                suspects.add(int(link.id or 0))
+        if suspects:
+            db.exec(  # type: ignore[call-overload]
+                update(AdjudicationLink)
+                .where(col(AdjudicationLink.id).in_(sorted(suspects)))
+                .values(tampered_at=now)
+            )
+        if problems:
+            row.problem, row.problem_at = "; ".join(problems)[:1000], now
+        else:
+            row.checked_at = now
+        db.add(row)
+        found += problems
+    db.commit()
+    return found
+
+
+def _received(db: Session, task_ids: list[int]) -> dict[int, datetime]:
+    """When the service last received an annotation on each of ``task_ids``."""
+    if not task_ids:
+        return {}
+    rows = db.exec(
+        select(Annotation.task_id, func.max(Annotation.received_at))
+        .where(col(Annotation.task_id).in_(task_ids))
+        .group_by(col(Annotation.task_id))
+    ).all()
+    return {int(t): w for t, w in rows if t is not None and w is not None}
+
+
+def _aware(when: datetime | None) -> datetime | None:
+    if when is None:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
