@@ -12,13 +12,13 @@ reads it).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC
 from statistics import median
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from annotate import annotator_scores as scores
 from annotate.performers import SHIFT_TOLERANCE, Span, Turn, performer_scorecard
@@ -208,19 +208,42 @@ def _versus_gold(
     frame: Any,
     mine: Sequence[int],
     level: str,
+    several: Mapping[tuple[str, int], int],
 ) -> dict[str, Any]:
     """Agreement against gold, leaving out the values an annotator saved after the gold
-    clip went to the adjudication project (``shown``), where they could read the answer;
-    ``edited_after_gold_shown`` counts them."""
+    clip went to the adjudication project (``shown``), where they could read the answer
+    (``edited_after_gold_shown`` counts them), and their values on a gold task where they
+    have made more than one annotation, deleted ones included (``several_annotations``):
+    decoys labeled before the answer showed, the wrong ones deleted after, would score
+    every guess that happened to be right."""
     late = {
         frame.turn[i]
         for i in mine
         if frame.turn[i] in shown and _posix(frame.time[i]) > shown[frame.turn[i]]
     }
-    out = scores.versus({t: v for t, v in own.items() if t not in late}, gold, level)
+    decoyed = {
+        frame.turn[i]
+        for i in mine
+        if frame.turn[i] in gold and several.get((frame.annotator[i], frame.task[i]), 0) > 1
+    }
+    out = scores.versus(
+        {t: v for t, v in own.items() if t not in late and t not in decoyed}, gold, level
+    )
     if late:
         out["edited_after_gold_shown"] = len(late)
+    if decoyed - late:
+        out["several_annotations"] = len(decoyed - late)
     return out
+
+
+def _annotation_counts(db: Session, project_id: int) -> dict[tuple[str, int], int]:
+    """``{(annotator, task id): annotations ever made}``, deleted ones included."""
+    rows = db.exec(
+        select(Annotation.annotator, Annotation.task_id, func.count())
+        .where(Annotation.project_id == project_id)
+        .group_by(col(Annotation.annotator), col(Annotation.task_id))
+    ).all()
+    return {(str(who), int(task)): int(n) for who, task, n in rows if who is not None and task}
 
 
 def annotators(
@@ -274,6 +297,7 @@ def annotators(
     repeat_rows = repeats.repeat_clips(db, project_id)
     passes = repeats.intra_rater(db, project_id, frame.dim.name) if repeat_rows else {}
     codes = store.codes_of(frame.dim)
+    several = _annotation_counts(db, project_id) if gold else {}
     names = members.names(db, {frame.annotator[i] for i in people})
     rows = []
     for who in sorted({frame.annotator[i] for i in people}, key=lambda k: (len(k), k)):
@@ -296,7 +320,7 @@ def annotators(
                 "name": names.get(who, who),
                 "judgements": len(mine),
                 "with_rest": scores.versus(own, rest, level),
-                "vs_gold": _versus_gold(own, gold, shown, frame, mine, level)
+                "vs_gold": _versus_gold(own, gold, shown, frame, mine, level, several)
                 if gold
                 else {
                     "units": 0,

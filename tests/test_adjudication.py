@@ -600,6 +600,56 @@ def test_a_resent_gold_clip_keeps_its_first_showing(engine: Engine) -> None:
     assert (late["units"], late["edited_after_gold_shown"]) == (0, 4)
 
 
+def test_decoy_annotations_on_a_gold_clip_are_not_scored(engine: Engine) -> None:
+    """An annotator makes a second annotation on a gold clip before its answer shows (two
+    guesses), then deletes the guess that turned out wrong: their values on that clip are
+    left out of ``vs_gold`` and counted; the others' are scored as before."""
+    from api.gold import mark_gold
+    from api.scorecards import annotators
+    from tests.payloads import delete_event
+
+    lines = dialogue(4, "s1", 1)
+    answer = ["neutral", "joy", "sadness", "sadness"]
+    with Session(engine) as db:
+        mark_gold(db, 1, "s1", ["s1-c002"])
+        adjudication.record_links(
+            db,
+            1,
+            [
+                {
+                    "clip": "s1-c002",
+                    "task": 2,
+                    "adjudication_project": ADJ,
+                    "adjudication_task": 503,
+                    "turns": [line["turn_id"] for line in lines],
+                    "disagreeing": [],
+                    "why": ["gold"],
+                }
+            ],
+        )
+        t = {**task(503, lines, "s1"), "project": ADJ}
+        values = {i: {"emotion": e} for i, e in enumerate(answer)}
+        store.upsert_task(db, ADJ, t)
+        store.apply_event(db, annotation_event(TAX, 970, t, 7, values, project_id=ADJ), TAX)
+        first = db.exec(
+            select(Annotation).where(
+                Annotation.project_id == 1, Annotation.task_id == 2, Annotation.annotator == "1"
+            )
+        ).one()
+        first_id = first.id
+        # the decoy: annotator 1's second annotation of the clip, saved before it was shown
+        decoy = annotation_event(
+            TAX, 971, task(2, lines, "s1"), 1, values, updated_at="2000-01-01T00:00:00Z"
+        )
+        store.apply_event(db, decoy, TAX)
+        store.apply_event(db, delete_event([first_id]), TAX)  # the wrong guess, deleted
+        card = {r["annotator"]: r for r in annotators(db, 1, TAX, adjudicators=["7"])["annotators"]}
+    assert (card["1"]["vs_gold"]["units"], card["1"]["vs_gold"]["several_annotations"]) == (0, 4)
+    for who in ("2", "3"):
+        assert card[who]["vs_gold"]["units"] == 4
+        assert "several_annotations" not in card[who]["vs_gold"]
+
+
 def test_automatic_sending_never_holds_up_the_applier(tmp_path: Path, engine: Engine) -> None:
     """A Label Studio that takes the connection and never answers: ``tick`` returns while
     the round still waits on its own thread, and no second round starts meanwhile."""
