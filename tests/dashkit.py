@@ -4,7 +4,7 @@ Chromium (Debian's, through Playwright), and the login form driven as a person d
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,40 @@ def chromium() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
+
+
+# trackers Label Studio's pages load from the internet (none is reachable here)
+BLOCKED = ("googletagmanager", "labelstud.io/track", "sentry")
+
+
+@contextmanager
+def label_studio_tab(
+    browser: Any,
+    url: str,
+    email: str,
+    password: str,
+    *,
+    viewport: dict[str, int],
+    prepare: Callable[[Any], None] | None = None,
+) -> Iterator[Any]:
+    """A tab logged in to Label Studio at ``url`` through its login form, as a person logs
+    in (trackers blocked); ``prepare(tab)`` runs before the login page opens. The tab's
+    context is closed afterwards."""
+    context = browser.new_context(viewport=viewport)
+    context.route(lambda u: any(b in u for b in BLOCKED), lambda route: route.abort())
+    context.set_default_timeout(30_000)
+    tab = context.new_page()
+    if prepare is not None:
+        prepare(tab)
+    tab.goto(f"{url}/user/login/")
+    tab.fill("input[name=email]", email)
+    tab.fill("input[name=password]", password)
+    tab.click("button:has-text('Log in')")
+    tab.wait_for_url(lambda u: "/user/login" not in u)
+    try:
+        yield tab
+    finally:
+        context.close()
 
 
 def configure(

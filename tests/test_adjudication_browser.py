@@ -38,13 +38,12 @@ from annotate.labelstudio import (
 )
 from schemas.taxonomy import load_taxonomy
 from tests.conftest import ROOT, write_config
-from tests.dashkit import chromium
+from tests.dashkit import chromium, label_studio_tab
 from tests.livekit import label, run_cli, wait_for
 from tests.payloads import dialogue
 from tests.realkit import write_silence
 from tests.test_browser import (
     ARTIFACTS,
-    BLOCKED,
     VIEWPORT,
     _result,
     _selected,
@@ -107,22 +106,14 @@ def page(setup: Any) -> Iterator[Page]:
     """The adjudicator, logged in with Label Studio's form."""
     settings = setup[0]
     ARTIFACTS.mkdir(exist_ok=True)
-    with chromium() as browser:
-        # taller than the labeling tests' screen: the panel, the waveform and the dialogue
-        context = browser.new_context(viewport={**VIEWPORT, "height": 1150})
-        context.route(lambda url: any(b in url for b in BLOCKED), lambda route: route.abort())
-        context.set_default_timeout(30_000)
-        tab = context.new_page()
-        ls = settings.label_studio
-        tab.goto(f"{ls.url}/user/login/")
-        tab.fill("input[name=email]", ls.username)
-        tab.fill("input[name=password]", ls.password or "")
-        tab.click("button:has-text('Log in')")
-        tab.wait_for_url(lambda url: "/user/login" not in url)
-        try:
-            yield tab
-        finally:
-            context.close()
+    ls = settings.label_studio
+    # taller than the labeling tests' screen: the panel, the waveform and the dialogue
+    tall = {**VIEWPORT, "height": 1150}
+    with (
+        chromium() as browser,
+        label_studio_tab(browser, ls.url, ls.username, ls.password or "", viewport=tall) as tab,
+    ):
+        yield tab
 
 
 def _send_split_clip(settings: Settings, config: Path) -> tuple[Any, Any]:

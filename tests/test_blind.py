@@ -52,12 +52,11 @@ from schemas.codec import encode_annotation
 from schemas.label_config import TURN
 from schemas.taxonomy import load_taxonomy
 from tests.conftest import EXAMPLE, ROOT
-from tests.dashkit import chromium
+from tests.dashkit import chromium, label_studio_tab
 
 pytestmark = pytest.mark.integration
 TAX = load_taxonomy()
 ARTIFACTS = ROOT / "test-artifacts"
-BLOCKED = ("googletagmanager", "labelstud.io/track", "sentry")
 PASSWORD = "a-long-blind-password-1"
 REPORT: dict[str, Any] = {}
 
@@ -217,10 +216,6 @@ def page(blind: Blind, label_studio: Settings) -> Iterator[Page]:
 
 
 def _annotator_page(browser: Browser, url: str, email: str) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.route(lambda u: any(b in u for b in BLOCKED), lambda route: route.abort())
-    context.set_default_timeout(30_000)
-    tab = context.new_page()
     served: list[tuple[str, Any]] = []
 
     def keep(response: Any) -> None:
@@ -228,17 +223,14 @@ def _annotator_page(browser: Browser, url: str, email: str) -> Iterator[Page]:
             with contextlib.suppress(Exception):  # a body gone with a navigation
                 served.append((response.url, response.json()))
 
-    tab.on("response", keep)
-    tab.served = served  # type: ignore[attr-defined]
-    tab.goto(f"{url}/user/login/")
-    tab.fill("input[name=email]", email)
-    tab.fill("input[name=password]", PASSWORD)
-    tab.click("button:has-text('Log in')")
-    tab.wait_for_url(lambda u: "/user/login" not in u)
-    try:
+    def listen(tab: Page) -> None:
+        tab.on("response", keep)
+        tab.served = served  # type: ignore[attr-defined]
+
+    with label_studio_tab(
+        browser, url, email, PASSWORD, viewport={"width": 1280, "height": 800}, prepare=listen
+    ) as tab:
         yield tab
-    finally:
-        context.close()
 
 
 def _store(page: Page) -> dict[str, Any]:

@@ -47,7 +47,7 @@ from schemas.codec import decode_annotation
 from schemas.label_config import TURN, shift_control
 from schemas.taxonomy import load_taxonomy
 from tests.conftest import EXAMPLE, ROOT
-from tests.dashkit import chromium
+from tests.dashkit import chromium, label_studio_tab
 
 pytestmark = pytest.mark.integration
 TAX = load_taxonomy()
@@ -56,7 +56,6 @@ ARTIFACTS = ROOT / "test-artifacts"
 DOC_IMAGE = ROOT / "docs" / "img" / "labeling-screen.png"
 VIEWPORT = {"width": 1280, "height": 800}
 # Analytics and error tracking the page calls home with; they change nothing offline.
-BLOCKED = ("googletagmanager", "labelstud.io/track", "sentry")
 REPORT: dict[str, Any] = {"timings_s": {}, "per_turn": {}}
 
 # What the annotator picks in the main test.
@@ -120,22 +119,13 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def page(browser: Browser, label_studio: Settings) -> Iterator[Page]:
     """A page logged in to Label Studio as the admin user (the login form, as a person)."""
-    context = browser.new_context(viewport=VIEWPORT)
-    context.route(lambda url: any(b in url for b in BLOCKED), lambda route: route.abort())
-    context.set_default_timeout(30_000)
-    tab = context.new_page()
     ls = label_studio.label_studio
     started = time.monotonic()
-    tab.goto(f"{ls.url}/user/login/")
-    tab.fill("input[name=email]", ls.username)
-    tab.fill("input[name=password]", ls.password or "")
-    tab.click("button:has-text('Log in')")
-    tab.wait_for_url(lambda url: "/user/login" not in url)
-    REPORT["timings_s"]["login"] = round(time.monotonic() - started, 2)
-    try:
+    with label_studio_tab(
+        browser, ls.url, ls.username, ls.password or "", viewport=VIEWPORT
+    ) as tab:
+        REPORT["timings_s"]["login"] = round(time.monotonic() - started, 2)
         yield tab
-    finally:
-        context.close()
 
 
 # --- helpers --------------------------------------------------------------------------------

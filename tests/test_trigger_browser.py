@@ -44,10 +44,9 @@ from schemas.codec import decode_annotation, encode_annotation
 from schemas.label_config import TRIGGER_RELATION
 from schemas.taxonomy import load_taxonomy
 from tests.conftest import EXAMPLE, ROOT
-from tests.dashkit import chromium
+from tests.dashkit import chromium, label_studio_tab
 from tests.test_browser import (
     ARTIFACTS,
-    BLOCKED,
     VIEWPORT,
     Hands,
     _in_view,
@@ -106,21 +105,12 @@ def project(label_studio: Settings, service: Settings) -> Project:
 def page(label_studio: Settings) -> Iterator[Page]:
     """A page logged in to Label Studio as the admin user (the login form, as a person)."""
     ARTIFACTS.mkdir(exist_ok=True)
-    with chromium() as browser:
-        context = browser.new_context(viewport=VIEWPORT)
-        context.route(lambda url: any(b in url for b in BLOCKED), lambda route: route.abort())
-        context.set_default_timeout(30_000)
-        tab = context.new_page()
-        ls = label_studio.label_studio
-        tab.goto(f"{ls.url}/user/login/")
-        tab.fill("input[name=email]", ls.username)
-        tab.fill("input[name=password]", ls.password or "")
-        tab.click("button:has-text('Log in')")
-        tab.wait_for_url(lambda url: "/user/login" not in url)
-        try:
-            yield tab
-        finally:
-            context.close()
+    ls = label_studio.label_studio
+    with (
+        chromium() as browser,
+        label_studio_tab(browser, ls.url, ls.username, ls.password or "", viewport=VIEWPORT) as tab,
+    ):
+        yield tab
 
 
 def _stored_rows(database_url: str, annotation_id: int) -> list[ShiftEventRow]:
