@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from importers.media import ChannelLayout, MediaInfo, channel_roles, probe, read_audio
+from importers.channels import ChannelLayout, channel_roles
+from importers.media import MediaInfo, probe, read_audio
 from importers.prosody import ANALYSIS_RATE, turn_features
 from importers.session_infer import MEDIA_EXTENSIONS, SESSION_FILE, is_session_folder, unique_ids
 from importers.session_meta import (

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from importers.media import ChannelLayout
+from importers.channels import ChannelLayout
 from importers.session_infer import unique_ids, valid_id
 from schemas.errors import SessionError
 from schemas.records import Performer

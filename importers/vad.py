@@ -8,7 +8,7 @@ silence (shorter gaps are bridged) and a minimum speech length (shorter blips dr
 the segments turn-like.
 
 When each performer has a channel of their own (see
-:func:`importers.media.channel_roles`), segments are found per channel, and a channel
+:func:`importers.channels.channel_roles`), segments are found per channel, and a channel
 speaks in a frame only if it is within ``own_db`` of the loudest channel: the other
 performer's voice bleeding into a microphone (typically 15-30 dB down) never makes a turn,
 while overlapping speech (both channels loud) gives both performers a turn.
@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import librosa
 import numpy as np
 
-from importers.media import channel_roles
+from importers.channels import channel_roles
 from schemas.errors import MediaError
 from schemas.records import Turn
 
@@ -199,7 +199,7 @@ def voice_activity(
         Sample rate in Hz.
     separate : bool, optional
         One performer per channel; ``None`` decides with
-        :func:`importers.media.channel_roles`. When False the channels are averaged and
+        :func:`importers.channels.channel_roles`. When False the channels are averaged and
         the activities have ``channel=None``.
     frame_seconds, hop_seconds : float
         Analysis frame and hop in seconds.

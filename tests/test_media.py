@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from importers.media import MediaInfo, channel_roles, cut_audio, probe, read_audio
+from importers.channels import channel_roles
+from importers.media import MediaInfo, cut_audio, probe, read_audio
 from schemas.errors import MediaError
 
 SEED = 440
