@@ -18,10 +18,8 @@ from sqlmodel import Session, col, select
 
 from api.intended import intended_map
 from api.models import Judgement, Task
-from exporters.aggregate import (
-    check_labels,
-    dawid_skene_codes,
-)
+from exporters.aggregate import check_labels
+from exporters.dawid_skene import dawid_skene_codes
 from exporters.splits import SessionTally, group_split_sessions, split_warnings
 from schemas.taxonomy import Dimension, Taxonomy
 

@@ -17,16 +17,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import exporters.aggregate
+import exporters.dawid_skene
 from exporters.aggregate import (
     AggregateError,
-    DawidSkeneResult,
-    dawid_skene,
-    dawid_skene_codes,
     majority,
     pseudonym,
     scale_stats,
     soft_labels,
 )
+from exporters.dawid_skene import DawidSkeneResult, dawid_skene, dawid_skene_codes
 from schemas.errors import AnnotateError
 
 LABELS = ("neutral", "joy", "sadness", "anger")
@@ -35,6 +34,7 @@ SEED = 440
 
 def test_doctests() -> None:
     assert doctest.testmod(exporters.aggregate).failed == 0
+    assert doctest.testmod(exporters.dawid_skene).failed == 0
 
 
 def test_errors_are_annotate_and_value_errors() -> None:
@@ -437,7 +437,7 @@ def _reference_em(items, annotators, given, n_items, n_annotators, n_labels, max
 def test_dawid_skene_codes_same_bits_as_the_full_arrays_and_compact_dtypes(
     seed: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(exporters.aggregate, "E_STEP_BLOCK", 7)  # many blocks
+    monkeypatch.setattr(exporters.dawid_skene, "E_STEP_BLOCK", 7)  # many blocks
     triples, _, _ = simulate(seed)
     items_of: dict = {}
     annotators_of: dict = {}
