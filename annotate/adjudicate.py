@@ -104,6 +104,10 @@ def adjudication_options(settings: Settings, taxonomy: Taxonomy) -> dict[str, An
             taxonomy, video=settings.label_studio.video, adjudication=True
         ),
         "maximum_annotations": 1,
+        # set, Label Studio rewrites every URL in the task data it serves and sends (a
+        # proxy with these credentials): the data would no longer be what was sent
+        "task_data_login": None,
+        "task_data_password": None,
         "description": f"Adjudication of {settings.label_studio.project_title!r}. "
         "Created by improv-annotate.",
     }

@@ -49,14 +49,20 @@ def _get(item: Any, key: str) -> Any:
 
 def project_differences(project: Any, options: Mapping[str, Any]) -> list[str]:
     """The fields of ``options`` (label config, model version, stream settings, one
-    annotation per task) in which the Label Studio project differs."""
+    annotation per task, no data credentials) in which the Label Studio project differs
+    (its description is left to people)."""
     wrong = []
     for key, wanted in options.items():
         held = getattr(project, key, None)
         if key == "label_config":
             if (held or "").strip() != str(wanted).strip():
                 wrong.append(key)
-        elif key != "description" and held != wanted:
+        elif key == "description":
+            continue
+        elif wanted is None:
+            if held:  # unset: Label Studio gives None or ""
+                wrong.append(key)
+        elif held != wanted:
             wrong.append(key)
     return wrong
 

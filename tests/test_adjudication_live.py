@@ -389,6 +389,21 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     guarded = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
     assert guarded["tampered"] == [f"task {fresh['id']}: predictions changed"]
     assert guarded["resent"] == ["adj-c0"]
+    # a member gives the project data credentials (Label Studio then rewrites the task
+    # data's URLs through a proxy): put back at the next send
+    creds = httpx.patch(
+        f"{url}/api/projects/{adj_project.id}",
+        json={"task_data_login": "someone", "task_data_password": "secret"},
+        headers=member,
+    )
+    assert creds.status_code == 200, creds.text
+    guarded = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert guarded["tampered"] == [
+        f"project {adj_project.id}: task_data_login changed",
+        f"project {adj_project.id}: task_data_password changed",
+    ]
+    restored = httpx.get(f"{url}/api/projects/{adj_project.id}", headers=admin).json()
+    assert not restored["task_data_login"] and not restored["task_data_password"]
     quiet = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
     assert quiet["tampered"] == [] and quiet["resent"] == []
 
