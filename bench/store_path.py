@@ -22,6 +22,8 @@ a database created on 127.0.0.1:5432 and dropped afterwards). Events are those o
    ``POST /projects/{id}/reconcile`` runs next to webhooks, or with more than one worker.
    On PostgreSQL the wait events of the store's connections are sampled from
    ``pg_stat_activity`` every 50 ms. The peer is 1 thread. Bounded by ``--seconds``.
+4. **pins**: the batches part in batches of 16, with the events' tasks pinned or
+   not (:mod:`api.pins`); the peer applies them without any pin lookup.
 
 Usage::
 
@@ -29,6 +31,7 @@ Usage::
     .venv/bin/python bench/store_path.py --db postgres
     .venv/bin/python bench/store_path.py --quick
     .venv/bin/python bench/store_path.py --parts batches [--db postgres]
+    .venv/bin/python bench/store_path.py --parts pins [--db postgres]
 """
 
 from __future__ import annotations
@@ -158,6 +161,48 @@ def batches(kind: str, folder: Path, sizes: tuple[int, ...] = (1, 4, 16, 64)) ->
     print("  (statements: those SQLAlchemy sees; the read of the units goes to the driver)")
 
 
+def pins(kind: str, folder: Path, size: int = 16) -> None:
+    """Table 4: what reading annotations against pinned task data costs per event
+    (:mod:`api.pins`), in batches of ``size``: the peer applies the events without the
+    taxonomy (no pin lookup at all); then with it and no task pinned (one lookup per
+    batch that finds nothing), every task pinned as Label Studio sends it (a hash per
+    event), and every task pinned with other data (each event decoded again)."""
+    from api.pins import record_pins
+
+    print(f"\n4. pinned task data ({kind}, {BATCH_EVENTS} events, {size} per transaction)")
+    print(f"  {'mode':>24}{'wall ms':>10}{'cpu ms':>9}  vs peer")
+    base = None
+    for mode in ("no lookup (peer)", "nothing pinned", "pinned, same data", "pinned, edited"):
+        with fresh_store(kind, folder, f"pins{abs(hash(mode))}") as url:
+            engine = _engine(url)
+            workload = wi.Workload(wi.TAX, 20)
+            payloads = [
+                workload.team[i % workload.annotators].next_payload()[2]
+                for i in range(BATCH_EVENTS)
+            ]
+            try:
+                if mode.startswith("pinned"):
+                    held = {int(p["task"]["id"]): p["task"]["data"] for p in payloads}
+                    if mode.endswith("edited"):  # the import pushed other data than is sent
+                        held = {t: {**d, "title": "as imported"} for t, d in held.items()}
+                    with Session(engine) as db:
+                        record_pins(db, int(payloads[0]["project"]["id"]), held)
+                        db.commit()
+                events = [store.parse_event(p, wi.TAX) for p in payloads]
+                taxonomy = None if mode.startswith("no lookup") else wi.TAX
+                cpu, start = time.process_time(), time.perf_counter()
+                with Session(engine) as db:
+                    for k in range(0, BATCH_EVENTS, size):
+                        store.apply_events(db, events[k : k + size], taxonomy)
+                        db.commit()
+                wall = (time.perf_counter() - start) / BATCH_EVENTS * 1000
+                cpu = (time.process_time() - cpu) / BATCH_EVENTS * 1000
+            finally:
+                engine.dispose()
+            base = base or wall
+            print(f"  {mode:>24}{wall:>10.2f}{cpu:>9.2f}  {wall / base:.2f}x the time")
+
+
 def writers(kind: str, folder: Path, threads: int, seconds: float) -> dict[str, Any]:
     """Table 3: events/s and errors with ``threads`` concurrent writers."""
     with fresh_store(kind, folder, f"writers{threads}") as url:
@@ -221,13 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=None, help="writers run time")
     parser.add_argument(
         "--parts",
-        default="size,batches,writers",
-        help="comma-separated parts to run (size, batches, writers; default all)",
+        default="size,batches,pins,writers",
+        help="comma-separated parts to run (size, batches, pins, writers; default all)",
     )
     args = parser.parse_args(argv)
     parts = set(args.parts.split(","))
-    if not parts <= {"size", "batches", "writers"}:
-        parser.error(f"--parts: expected some of size, batches, writers; got {args.parts}")
+    if not parts <= {"size", "batches", "pins", "writers"}:
+        parser.error(f"--parts: expected some of size, batches, pins, writers; got {args.parts}")
     if not 2 <= args.threads <= 32:
         parser.error("--threads must be between 2 and 32")
     seconds = args.seconds or (10.0 if args.quick else 30.0)
@@ -241,6 +286,8 @@ def main(argv: list[str] | None = None) -> int:
             sizes(args.db, Path(tmp), judgements)
         if "batches" in parts:
             batches(args.db, Path(tmp))
+        if "pins" in parts:
+            pins(args.db, Path(tmp))
         if "writers" not in parts:
             print(f"  load average {_load()} at end")
             return 0
