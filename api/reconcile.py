@@ -101,8 +101,10 @@ def reconcile(
         gone = sorted(stored - live)
         if gone:
             delete_annotations(db, project_id, gone)
-            db.commit()
             report.deleted_annotations += len(gone)
+        # end the transaction before the pull fetches the next page from Label Studio: on
+        # SQLite an open transaction holds the one write lock (imports and the applier wait)
+        db.commit()
     # a task Label Studio lists that the store holds deleted since before the pull began:
     # a new task under a deleted one's id (Label Studio on SQLite reuses the last id)
     if seen_tasks:
