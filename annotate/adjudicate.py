@@ -37,7 +37,7 @@ from annotate.labelstudio import (
     list_clip_tasks,
     push_tasks,
 )
-from api import adjudication, store
+from api import adjudication, resends, store
 from api.gold import gold_clips
 from api.models import Judgement, PinnedTask, Task
 from schemas.codec import encode_annotation
@@ -220,7 +220,9 @@ class SendReport:
     linked: not linked, with the task), ``resent`` (clips whose adjudication task was
     deleted in Label Studio, or tampered with and deleted by this run: their links are
     dropped and they are due again), ``tampered`` (what :func:`annotate.adjudication_guard.guard`
-    found changed in the adjudication project), ``project``
+    found changed in the adjudication project), ``held`` (clips due again but re-sent
+    more than ``adjudication.max_resends`` times: held for a person, :mod:`api.resends`),
+    ``project``
     (the adjudication project's id; ``None`` on a dry run), ``pushed`` (Label Studio's
     count)."""
 
@@ -230,6 +232,7 @@ class SendReport:
     refused: list[dict[str, Any]] = field(default_factory=list)
     resent: list[str] = field(default_factory=list)
     tampered: list[str] = field(default_factory=list)
+    held: list[dict[str, Any]] = field(default_factory=list)
     project: int | None = None
     pushed: Pushed | None = None
 
@@ -243,6 +246,7 @@ class SendReport:
             "refused": self.refused,
             "resent": self.resent,
             "tampered": self.tampered,
+            "held": self.held,
             "adjudication_project": self.project,
         }
 
@@ -393,6 +397,7 @@ def send(
         )
         report.resent = _forget_tampered(db, client, project_id)
         report.resent += _forget_deleted(db, client, project_id)
+        resends.count(db, project_id, report.resent)
     report.queue = adjudication.queue(
         db,
         project_id,
@@ -402,7 +407,13 @@ def send(
         gold=gold_clips(db, project_id),
         gold_settled=gold_settled,
     )
-    report.due = [c for c in report.queue if c["sent"] is None]
+    kept = resends.held(db, project_id, settings.adjudication.max_resends)
+    report.held = [
+        {"clip": str(c["clip"]), "resends": kept[str(c["clip"])]}
+        for c in report.queue
+        if c["sent"] is None and str(c["clip"]) in kept
+    ]
+    report.due = [c for c in report.queue if c["sent"] is None and str(c["clip"]) not in kept]
     if dry_run:
         return report
     if not report.due:

@@ -7,8 +7,12 @@ decision the adjudicator saves, yet it changes what they saw. So before each sen
 sender checks the project and every linked task's predictions against what it made
 (:func:`guard`). A changed project is put back, and every link whose task was undecided or
 decided since the last check that found the project as made is marked tampered; a task
-whose predictions changed has its link marked tampered. The sender then deletes the
-tampered tasks and sends their clips afresh (:func:`annotate.adjudicate.send`).
+whose predictions changed has its link marked tampered. So is a link whose task holds an
+annotation someone saved in another's name (:func:`saved_over`): over an adjudicator's
+own decision (Label Studio then records the member as its last saver, and the decision
+no longer counts), or in an adjudicator's name on an undecided task (Label Studio then
+takes the task out of that adjudicator's queue). The sender then deletes the tampered
+tasks and sends their clips afresh (:func:`annotate.adjudicate.send`).
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from sqlmodel import Session, col, func, select
 from api import adjudication
 from api.models import AdjudicationLink, AdjudicationProject, Annotation
 
-__all__ = ["guard", "predictions_hash", "project_differences"]
+__all__ = ["guard", "predictions_hash", "project_differences", "saved_over"]
 
 
 def predictions_hash(predictions: Iterable[Any]) -> str:
@@ -113,6 +117,9 @@ def guard(
             if predictions_hash(held.get(link.adjudication_task_id, [])) != link.predictions_hash:
                 problems.append(f"task {link.adjudication_task_id}: predictions changed")
                 suspects.add(int(link.id or 0))
+        for link_id, problem in saved_over(db, links).items():
+            problems.append(problem)
+            suspects.add(link_id)
         if suspects:
             db.exec(  # type: ignore[call-overload]
                 update(AdjudicationLink)
@@ -126,6 +133,36 @@ def guard(
         db.add(row)
         found += problems
     db.commit()
+    return found
+
+
+def saved_over(db: Session, links: Iterable[AdjudicationLink]) -> dict[int, str]:
+    """``{link id: what was found}`` for the links whose task holds an annotation Label
+    Studio last saw saved by someone other than the annotator named on it: one its
+    annotator had saved themselves (their decision, now someone else's), or, while no
+    annotation on the task stands as saved by its own annotator, any (an annotation in an
+    adjudicator's name hides the task from their queue)."""
+    by_task = {link.adjudication_task_id: int(link.id or 0) for link in links}
+    if not by_task:
+        return {}
+    rows = db.exec(
+        select(Annotation).where(
+            col(Annotation.task_id).in_(sorted(by_task)),
+            col(Annotation.deleted).is_(False),
+            col(Annotation.updated_by).is_not(None),
+        )
+    ).all()
+    decided = {a.task_id for a in rows if a.updated_by == a.annotator and not a.was_cancelled}
+    found: dict[int, str] = {}
+    for a in sorted(rows, key=lambda a: a.id):
+        if a.updated_by == a.annotator or a.task_id is None:
+            continue
+        if a.own_saved or a.task_id not in decided:
+            found.setdefault(
+                by_task[a.task_id],
+                f"task {a.task_id}: annotation {a.id} in user {a.annotator}'s name "
+                f"last saved by user {a.updated_by}",
+            )
     return found
 
 

@@ -5,8 +5,8 @@ queue (clips below ``adjudication.thresholds``, and clips the adaptive overlap p
 settled with the panel full and still split) to the adjudication project in Label Studio
 (:mod:`annotate.adjudicate`); ``--dry-run`` only lists them; ``--status`` lists the clips
 sent and what the adjudicators decided (an adjudicator named by e-mail who signed up since
-the service last read Label Studio's users is looked up first). ``--json`` prints the
-service's answer.
+the service last read Label Studio's users is looked up first); ``--release CLIP`` lets a
+clip held after too many re-sends go once more. ``--json`` prints the service's answer.
 """
 
 from __future__ import annotations
@@ -50,10 +50,22 @@ def adjudicate(
         bool, typer.Option("--status", help="the clips sent and what was decided")
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the answer as JSON")] = False,
+    release: Annotated[
+        str | None,
+        typer.Option(
+            "--release",
+            metavar="CLIP",
+            help="let a clip held after too many re-sends go to adjudication once more",
+        ),
+    ] = None,
 ) -> None:
     """Send the clips below the adjudication thresholds to the adjudication project."""
     project_id = _project_id(project)
     service = _service()
+    if release is not None:
+        service.post(f"/projects/{project_id}/adjudication/release", clip=release)
+        console.print(f"clip {escape(release)} released: the next send sends it again")
+        return
     if status:
         got = service.get(f"/projects/{project_id}/adjudicated")
         if any(a["user"] is None for a in got["adjudicators"]):
@@ -138,6 +150,14 @@ def adjudicate(
             f"[yellow]{len(got['resent'])} clips sent again: their adjudication task was "
             "deleted in Label Studio, or changed there after it was sent "
             f"({escape(', '.join(got['resent']))})[/yellow]"
+        )
+    if got.get("held"):
+        console.print(
+            f"[red]{len(got['held'])} clips held: their adjudication task was deleted or "
+            "changed in Label Studio after each of "
+            f"{state.settings.adjudication.max_resends} re-sends "
+            f"({escape(', '.join(h['clip'] for h in got['held']))}); find out who, then "
+            "'improv-annotate adjudicate --release CLIP'[/red]"
         )
     if got.get("refused"):
         console.print(

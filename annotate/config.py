@@ -131,6 +131,9 @@ class AdjudicationSettings(_Section):
     anyone else's annotation in the adjudication project is counted and ignored.
     ``auto``: the service sends clips as they settle, every ``every_seconds``.
     ``project_title``: the adjudication project (null: the main title + " · adjudication").
+    ``max_resends``: how often a clip is sent again after its adjudication task was
+    deleted or tampered with, before it is held for a person (``improv-annotate
+    adjudicate --release CLIP``).
     """
 
     thresholds: dict[str, float] = {"emotion": 0.667}
@@ -138,6 +141,7 @@ class AdjudicationSettings(_Section):
     auto: bool = False
     every_seconds: float = Field(60.0, gt=0)
     project_title: str | None = None
+    max_resends: int = Field(3, ge=0)
 
     @model_validator(mode="after")
     def _thresholds_in_range(self) -> AdjudicationSettings:

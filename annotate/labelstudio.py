@@ -7,6 +7,7 @@ in).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
@@ -185,13 +186,20 @@ class Pushed(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class ClipTask:
-    """A task of the project as the importer sees it: its clip key, content hash and how
-    many annotations it has (cancelled ones included)."""
+    """A task of the project as the importer sees it: its clip key, content hash, how
+    many annotations it has (cancelled ones included) and the fingerprint of its whole
+    data (:func:`data_fingerprint`)."""
 
     id: int
     key: str
     digest: str | None
     annotations: int
+    fingerprint: str = ""
+
+
+def data_fingerprint(data: Mapping[str, Any]) -> str:
+    """sha256 of a task's whole data, as pushed and as Label Studio lists it back."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def list_clip_tasks(client: LabelStudio, project_id: int) -> list[ClipTask]:
@@ -219,7 +227,15 @@ def list_clip_tasks(client: LabelStudio, project_id: int) -> list[ClipTask]:
             key = data.get("clip_key") or data.get("clip_id")
             if key:
                 made = (task.total_annotations or 0) + (task.cancelled_annotations or 0)
-                found.append(ClipTask(int(task.id), str(key), data.get("content_hash"), made))
+                found.append(
+                    ClipTask(
+                        int(task.id),
+                        str(key),
+                        data.get("content_hash"),
+                        made,
+                        data_fingerprint(data),
+                    )
+                )
         if len(items) < 1000:
             break
         page += 1
@@ -311,7 +327,11 @@ def push_tasks(client: LabelStudio, project_id: int, tasks: Iterable[dict[str, A
     ``data.content_hash`` changed (new text, speakers or features) has its data and
     pre-annotation replaced in place (annotations made on it are kept), one that is
     unchanged is left alone. An interrupted push resumes: the next one imports only what
-    is missing.
+    is missing. Every member can edit a task's data, and can make a task under a clip's
+    key with its content hash and other data: a task whose whole data differs from what
+    is pushed (:func:`data_fingerprint`), found before the push or right after it, has
+    its data and pre-annotation put back too, so that what the import pins is what the
+    task holds.
 
     Two pushes of the same clips at once (two terminals, two machines) can both import a
     clip; the push therefore lists the project's tasks again after importing and removes
@@ -323,19 +343,52 @@ def push_tasks(client: LabelStudio, project_id: int, tasks: Iterable[dict[str, A
     keys = {task["data"].get("clip_key") or task["data"]["clip_id"] for task in tasks}
     listed = list_clip_tasks(client, project_id)
     before = remove_duplicates(client, project_id, keys, listed)
-    have: dict[str, tuple[int, str | None]] = {}
+    have: dict[str, ClipTask] = {}
     for task in listed:
         if task.id not in before.removed:
-            have.setdefault(task.key, (task.id, task.digest))
+            have.setdefault(task.key, task)
     fresh, changed = [], []
     for task in tasks:
         key = task["data"].get("clip_key") or task["data"]["clip_id"]
         if key not in have:
             fresh.append(task)
-        elif have[key][1] != task["data"].get("content_hash"):
-            changed.append((have[key][0], task))
+        elif have[key].digest != task["data"].get("content_hash") or have[key].fingerprint != (
+            data_fingerprint(task["data"])
+        ):
+            changed.append((have[key].id, task))
     for i in range(0, len(fresh), PUSH_BATCH):
         client.projects.import_tasks(id=project_id, request=fresh[i : i + PUSH_BATCH])
+    _replace(client, project_id, changed)
+    after = remove_duplicates(client, project_id, keys) if fresh else Duplicates((), (), ())
+    if fresh:
+        have = {}
+        for held in list_clip_tasks(client, project_id):
+            if held.key in keys and held.id not in after.removed:
+                have.setdefault(held.key, held)
+        # a fresh clip's task edited, or a planted one kept, between the import and now
+        meant = {task["data"].get("clip_key") or task["data"]["clip_id"]: task for task in fresh}
+        redone = [
+            (have[key].id, task)
+            for key, task in meant.items()
+            if key in have and have[key].fingerprint != data_fingerprint(task["data"])
+        ]
+        _replace(client, project_id, redone)
+        changed += redone
+    return Pushed(
+        len(fresh),
+        len(tasks) - len(fresh) - len(changed),
+        len(changed),
+        len(before.removed) + len(after.removed),
+        tuple(sorted({*before.keys, *after.keys})),
+        tuple(sorted({*before.conflicts, *after.conflicts})),
+        tuple(sorted((key, have[key].id) for key in keys if key in have)),
+    )
+
+
+def _replace(
+    client: LabelStudio, project_id: int, changed: list[tuple[int, dict[str, Any]]]
+) -> None:
+    """Put each ``(task id, task)``'s data and pre-annotation in place of what it holds."""
     for task_id, task in changed:
         client.tasks.update(id=str(task_id), data=task["data"])
     if changed:
@@ -353,21 +406,6 @@ def push_tasks(client: LabelStudio, project_id: int, tasks: Iterable[dict[str, A
         ]
         if predictions:
             client.projects.import_predictions(id=project_id, request=predictions)
-    after = remove_duplicates(client, project_id, keys) if fresh else Duplicates((), (), ())
-    if fresh:
-        have = {}
-        for held in list_clip_tasks(client, project_id):
-            if held.key in keys and held.id not in after.removed:
-                have.setdefault(held.key, (held.id, held.digest))
-    return Pushed(
-        len(fresh),
-        len(tasks) - len(fresh) - len(changed),
-        len(changed),
-        len(before.removed) + len(after.removed),
-        tuple(sorted({*before.keys, *after.keys})),
-        tuple(sorted({*before.conflicts, *after.conflicts})),
-        tuple(sorted((key, have[key][0]) for key in keys if key in have)),
-    )
 
 
 @dataclass(frozen=True, slots=True)

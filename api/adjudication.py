@@ -185,17 +185,18 @@ def queue(
 
 
 def own_annotators(db: Session, project_id: int) -> Counter[int]:
-    """``{task id: annotators}`` counting only annotations Label Studio recorded as last
-    saved by the annotator named on them (``updated_by``): any member can post one in
-    another's name, and a gold clip must not go where members can read its answer on the
-    strength of forged annotators."""
+    """``{task id: annotators}`` counting only annotations Label Studio recorded as saved
+    by the annotator named on them (``updated_by``), at least once: any member can post
+    one in another's name, and a gold clip must not go where members can read its answer
+    on the strength of forged annotators; nor can a member's later save over an
+    annotator's work (even one that changes nothing) hold a gold clip back for good."""
     rows = db.exec(
         select(Annotation.task_id, func.count(func.distinct(Annotation.annotator)))
         .where(
             Annotation.project_id == project_id,
             col(Annotation.deleted).is_(False),
             col(Annotation.was_cancelled).is_(False),
-            Annotation.updated_by == Annotation.annotator,
+            col(Annotation.own_saved).is_(True),
         )
         .group_by(col(Annotation.task_id))
     ).all()

@@ -2,10 +2,11 @@
 
 ``POST /projects/{id}/adjudication/send`` sends the current adjudication queue to the
 adjudication project (``?dry_run=true``: only say what would go); ``GET
-/projects/{id}/adjudicated`` lists the clips sent and what the adjudicators decided. Both
-need the API key: a Label Studio member can neither send clips nor read the decisions
-early. With ``adjudication.auto`` the leading applier sends clips as their panel completes
-(:class:`AutoAdjudicator`).
+/projects/{id}/adjudicated`` lists the clips sent and what the adjudicators decided;
+``POST /projects/{id}/adjudication/release?clip=`` lets a clip held after too many
+re-sends go once more (:mod:`api.resends`). All need the API key: a Label Studio member
+can neither send clips nor read the decisions early. With ``adjudication.auto`` the
+leading applier sends clips as their panel completes (:class:`AutoAdjudicator`).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from sqlmodel import Session, select
 from annotate.adjudicate import send
 from annotate.config import Settings
 from annotate.labelstudio import LabelStudioError, connect, find_project
-from api import adjudication, store, sync
+from api import adjudication, resends, store, sync
 from api.db import request_session
 from api.models import TaskOverlapRow
 from schemas.taxonomy import Taxonomy
@@ -74,6 +75,22 @@ def register(reads: APIRouter) -> None:
                 ) from None
         return report.to_json()
 
+    @reads.post("/projects/{project_id}/adjudication/release")
+    def adjudication_release(
+        request: Request,
+        project_id: int,
+        clip: str,
+        db: Annotated[Session, Depends(request_session)],
+    ) -> dict[str, Any]:
+        """Let a clip held after too many re-sends (its adjudication task deleted or
+        tampered with again and again) go to adjudication once more, at the next send."""
+        limit = request.app.state.settings.adjudication.max_resends
+        if not resends.release(db, project_id, clip, limit):
+            raise HTTPException(
+                404, f"clip {clip!r} of project {project_id} is not held (see the send's held)"
+            )
+        return {"released": clip}
+
     @reads.get("/projects/{project_id}/adjudicated")
     def adjudicated(
         request: Request, project_id: int, db: Annotated[Session, Depends(request_session)]
@@ -89,6 +106,7 @@ def register(reads: APIRouter) -> None:
             _ls_link(settings.label_studio.url),
         )
         out["auto"] = settings.adjudication.auto
+        out["held"] = resends.held(db, project_id, settings.adjudication.max_resends)
         return out
 
 

@@ -29,6 +29,10 @@ class AnnotationBase(SQLModel):
     # who last saved it, as Label Studio records it (the request's user, whatever the
     # request claimed as ``completed_by``); None for versions kept before it was read
     updated_by: str | None = None
+    # whether Label Studio ever recorded the annotator as saving it themselves: kept once
+    # seen, so a member's later save over it (even one that changes nothing) does not
+    # unmake the annotator's own work where that is what counts (a gold clip's panel)
+    own_saved: bool = False
 
 
 class Annotation(AnnotationBase, table=True):
@@ -134,6 +138,20 @@ class AdjudicationProject(SQLModel, table=True):
     checked_at: datetime | None = None
     problem: str | None = None
     problem_at: datetime | None = None
+
+
+class AdjudicationResend(SQLModel, table=True):
+    """How often a clip was sent to adjudication again because its task was tampered with
+    (:func:`annotate.adjudicate.send`): past ``adjudication.max_resends`` the clip is held
+    for a person instead, so a member cannot throw an adjudicator's work away forever."""
+
+    __tablename__ = "adjudication_resend"
+
+    project_id: int = Field(primary_key=True)
+    clip_id: str = Field(primary_key=True)
+    resends: int = 0
+    last_at: datetime | None = None
+    released: int = 0  # re-sends a person allowed past the limit
 
 
 class PinnedTask(SQLModel, table=True):

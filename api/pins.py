@@ -26,7 +26,7 @@ from api.events import Event, data_hash, decode_version
 from api.models import PinnedTask
 from schemas.taxonomy import Taxonomy
 
-__all__ = ["changed_tasks", "pin_events", "record_pins", "register"]
+__all__ = ["changed_tasks", "copy_pins", "pin_events", "record_pins", "register"]
 
 
 def record_pins(db: Session, project_id: int, pins: Mapping[int, Mapping[str, Any]]) -> int:
@@ -53,6 +53,17 @@ def record_pins(db: Session, project_id: int, pins: Mapping[int, Mapping[str, An
         changed += 1
     db.flush()
     return changed
+
+
+def copy_pins(source: Session, target: Session, project_id: int) -> dict[int, dict[str, Any]]:
+    """Copy ``project_id``'s pins from the ``source`` store into ``target`` (the offline
+    export's scratch store, so a Label Studio export file is read as imported too), with
+    when each was seen changed; returns ``{task id: pinned data}``. The caller commits."""
+    rows = source.exec(select(PinnedTask).where(PinnedTask.project_id == project_id)).all()
+    for row in rows:
+        target.merge(PinnedTask(**row.model_dump()))
+    target.flush()
+    return {row.task_id: dict(row.data) for row in rows}
 
 
 def pin_events(db: Session, events: Sequence[Event], taxonomy: Taxonomy) -> list[Event]:

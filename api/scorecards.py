@@ -12,7 +12,7 @@ reads it).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence, Set
 from datetime import UTC
 from statistics import median
 from typing import Annotated, Any
@@ -209,13 +209,17 @@ def _versus_gold(
     mine: Sequence[int],
     level: str,
     several: Mapping[tuple[str, int], int],
+    overwritten: Set[int] = frozenset(),
 ) -> dict[str, Any]:
     """Agreement against gold, leaving out the values an annotator saved after the gold
     clip went to the adjudication project (``shown``), where they could read the answer
-    (``edited_after_gold_shown`` counts them), and their values on a gold task where they
-    have made more than one annotation, deleted ones included (``several_annotations``):
-    decoys labeled before the answer showed, the wrong ones deleted after, would score
-    every guess that happened to be right."""
+    (``edited_after_gold_shown`` counts them), their values on a gold task where they
+    have saved more than one annotation themselves, deleted ones included
+    (``several_annotations``): decoys labeled before the answer showed, the wrong ones
+    deleted after, would score every guess that happened to be right; and values of
+    annotations someone else saved last (``saved_by_another``, Label Studio's
+    ``updated_by``): any member can rewrite another's annotation, and the score is the
+    annotator's own work."""
     late = {
         frame.turn[i]
         for i in mine
@@ -226,24 +230,43 @@ def _versus_gold(
         for i in mine
         if frame.turn[i] in gold and several.get((frame.annotator[i], frame.task[i]), 0) > 1
     }
+    foreign = {
+        frame.turn[i] for i in mine if frame.turn[i] in gold and frame.annotation[i] in overwritten
+    }
     out = scores.versus(
-        {t: v for t, v in own.items() if t not in late and t not in decoyed}, gold, level
+        {t: v for t, v in own.items() if t not in late | decoyed | foreign}, gold, level
     )
     if late:
         out["edited_after_gold_shown"] = len(late)
     if decoyed - late:
         out["several_annotations"] = len(decoyed - late)
+    if foreign - late - decoyed:
+        out["saved_by_another"] = len(foreign - late - decoyed)
     return out
 
 
 def _annotation_counts(db: Session, project_id: int) -> dict[tuple[str, int], int]:
-    """``{(annotator, task id): annotations ever made}``, deleted ones included."""
+    """``{(annotator, task id): annotations they saved themselves}``, deleted ones included:
+    an annotation a member posted in another's name, and deleted, is not theirs."""
     rows = db.exec(
         select(Annotation.annotator, Annotation.task_id, func.count())
-        .where(Annotation.project_id == project_id)
+        .where(Annotation.project_id == project_id, col(Annotation.own_saved).is_(True))
         .group_by(col(Annotation.annotator), col(Annotation.task_id))
     ).all()
     return {(str(who), int(task)): int(n) for who, task, n in rows if who is not None and task}
+
+
+def _saved_by_another(db: Session, project_id: int) -> set[int]:
+    """The project's live annotations Label Studio last saw saved by someone other than
+    the annotator named on them."""
+    rows = db.exec(
+        select(Annotation.id, Annotation.annotator, Annotation.updated_by).where(
+            Annotation.project_id == project_id,
+            col(Annotation.deleted).is_(False),
+            col(Annotation.updated_by).is_not(None),
+        )
+    ).all()
+    return {int(a) for a, who, saver in rows if saver != who}
 
 
 def annotators(
@@ -298,6 +321,7 @@ def annotators(
     passes = repeats.intra_rater(db, project_id, frame.dim.name) if repeat_rows else {}
     codes = store.codes_of(frame.dim)
     several = _annotation_counts(db, project_id) if gold else {}
+    overwritten = _saved_by_another(db, project_id) if gold else set()
     names = members.names(db, {frame.annotator[i] for i in people})
     rows = []
     for who in sorted({frame.annotator[i] for i in people}, key=lambda k: (len(k), k)):
@@ -320,7 +344,7 @@ def annotators(
                 "name": names.get(who, who),
                 "judgements": len(mine),
                 "with_rest": scores.versus(own, rest, level),
-                "vs_gold": _versus_gold(own, gold, shown, frame, mine, level, several)
+                "vs_gold": _versus_gold(own, gold, shown, frame, mine, level, several, overwritten)
                 if gold
                 else {
                     "units": 0,

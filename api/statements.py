@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -61,11 +61,19 @@ ANNOTATION_COLUMNS = (
     ("deleted", "bool"),
     ("lead_time", "float8"),
     ("updated_by", "text"),
+    ("own_saved", "bool"),
     ("received_at", "timestamptz"),
     ("skipped", "json"),
 )
-ANNOTATION_CONFLICT = "ON CONFLICT (id) DO UPDATE SET " + ", ".join(
-    f"{c} = excluded.{c}" for c, _ in ANNOTATION_COLUMNS if c not in ("id", "project_id", "deleted")
+# ``own_saved`` is kept once true (see api.models.AnnotationBase)
+ANNOTATION_CONFLICT = (
+    "ON CONFLICT (id) DO UPDATE SET "
+    + ", ".join(
+        f"{c} = excluded.{c}"
+        for c, _ in ANNOTATION_COLUMNS
+        if c not in ("id", "project_id", "deleted", "own_saved")
+    )
+    + ", own_saved = annotation.own_saved OR excluded.own_saved"
 )
 
 
@@ -131,11 +139,10 @@ def annotation_statement(dialect: str) -> Any:
     """Insert an annotation, or overwrite the stored version (its project is kept)."""
     table = Annotation.__table__  # type: ignore[attr-defined]
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    kept = {"id", "project_id", "deleted"}
-    return statement.on_conflict_do_update(
-        index_elements=["id"],
-        set_={c.name: statement.excluded[c.name] for c in table.c if c.name not in kept},
-    )
+    kept = {"id", "project_id", "deleted", "own_saved"}
+    given = {c.name: statement.excluded[c.name] for c in table.c if c.name not in kept}
+    given["own_saved"] = or_(table.c.own_saved, statement.excluded.own_saved)
+    return statement.on_conflict_do_update(index_elements=["id"], set_=given)
 
 
 @functools.cache

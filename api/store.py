@@ -37,7 +37,14 @@ from api.events import data_hash, decode_version
 from api.events import parse_event as parse_event
 from api.events import parse_time as parse_time
 from api.events import task_of as _task_of
-from api.models import AdjudicationLink, Annotation, Judgement, ShiftEventRow, Task
+from api.models import (
+    AdjudicationLink,
+    Annotation,
+    Judgement,
+    PinnedTask,
+    ShiftEventRow,
+    Task,
+)
 from api.queries import NotFound as NotFound
 from api.queries import agreement as agreement
 from api.queries import check_dimension as check_dimension
@@ -355,6 +362,7 @@ class _Batch:
             "deleted": False,
             "lead_time": version.lead_time,
             "updated_by": version.updated_by,
+            "own_saved": version.updated_by is not None and version.updated_by == version.annotator,
             "received_at": _now(),
             "skipped": dict(applied.skipped),
         }
@@ -420,11 +428,12 @@ class _Batch:
                 )
             else:
                 conn.execute(annotation_statement(self.dialect), annotations)
-        for annotation_id in sorted(self.reused):  # the upsert keeps deleted and project
+        for annotation_id in sorted(self.reused):  # the upsert keeps these: another one's
+            row = self.rewritten[annotation_id]
             self.db.exec(  # type: ignore[call-overload]
                 update(Annotation)
                 .where(col(Annotation.id) == annotation_id)
-                .values(deleted=False, project_id=self.rewritten[annotation_id]["project_id"])
+                .values(deleted=False, project_id=row["project_id"], own_saved=row["own_saved"])
             )
         if self.tombstones:
             now = _now()
@@ -436,11 +445,13 @@ class _Batch:
                 ],
             )
         if self.deleted_tasks:
+            gone = sorted(set(self.deleted_tasks))
             self.db.exec(  # type: ignore[call-overload]
-                update(Task)
-                .where(col(Task.id).in_(sorted(set(self.deleted_tasks))))
-                .values(deleted=True, deleted_at=_now())
+                update(Task).where(col(Task.id).in_(gone)).values(deleted=True, deleted_at=_now())
             )
+            # Label Studio on SQLite gives a new task a deleted one's id: the new task must
+            # not be read against the deleted one's pinned data (the import pins it anew)
+            conn.execute(delete(PinnedTask).where(col(PinnedTask.task_id).in_(gone)))
         changes = self._changes()
         if changes:
             bulk(conn, self.dialect, "agreement_sum", SUM_COLUMNS, changes, SUM_CONFLICT)

@@ -232,6 +232,7 @@ def export_label_studio_file(
     from api import store
     from api.db import init_db, make_engine
     from api.intended import intended_rows, put_intended
+    from api.pins import copy_pins
 
     try:
         tasks = json.loads(source.read_text(encoding="utf-8"))
@@ -245,6 +246,7 @@ def export_label_studio_file(
         project_ids = set()
         repeat_ids: set[str] | None = None
         repeat_tasks: set[int] = set()
+        pinned: dict[int, dict[str, Any]] = {}
         repeats_left_out = 0
         with Session(engine) as db:
             applied = 0
@@ -260,16 +262,18 @@ def export_label_studio_file(
                     kept = repeat_clips(intended_from, project_id) if intended_from else []
                     repeat_tasks = {r.task_id for r in kept if r.task_id is not None}
                     repeat_ids = {r.clip_id for r in kept if r.task_id is None}
+                    # the data as imported, not as members may have edited it since
+                    pinned = copy_pins(intended_from, db, project_id) if intended_from else {}
                 if task["id"] in repeat_tasks or str(task["data"].get("clip_id")) in repeat_ids:
                     repeats_left_out += 1
                     continue
-                task_obj = {"id": task["id"], "data": task["data"]}
+                task_obj = {"id": task["id"], "data": pinned.get(task["id"], task["data"])}
                 store.upsert_task(db, project_id, task_obj)
                 for annotation in task.get("annotations") or []:
                     payload = {
                         "action": "ANNOTATION_UPDATED",
                         "project": {"id": project_id},
-                        "task": task_obj,
+                        "task": {"id": task["id"], "data": task["data"]},
                         "annotation": annotation,
                     }
                     try:

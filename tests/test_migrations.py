@@ -91,3 +91,31 @@ def test_0012_drops_shared_links_and_reads_old_decisions_again(database_url: str
         assert updated[6] is not None  # any other annotation keeps its version
     finally:
         engine.dispose()
+
+
+def test_0013_starts_own_saves_from_who_saved_last(database_url: str) -> None:
+    """Upgrading a store of revision 0012: an annotation last saved by its annotator is
+    known as their own save; one saved by someone else, or by no one recorded, is not."""
+    engine = make_engine(database_url)
+    try:
+        config = alembic_config(engine)
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            command.upgrade(config, "0012")
+            for annotation_id, annotator, saver in (
+                (1, "7", "'7'"),
+                (2, "7", "'8'"),
+                (3, "7", "NULL"),
+            ):
+                connection.exec_driver_sql(
+                    "INSERT INTO annotation (id, project_id, annotator, updated_by, "
+                    "was_cancelled, ground_truth, deleted, received_at) VALUES "
+                    f"({annotation_id}, 1, '{annotator}', {saver}, false, false, false, "
+                    "'2026-11-26 10:00:00')"
+                )
+        init_db(engine)  # to head
+        with engine.connect() as connection:
+            own = dict(connection.exec_driver_sql("SELECT id, own_saved FROM annotation").all())
+        assert {k: bool(v) for k, v in own.items()} == {1: True, 2: False, 3: False}
+    finally:
+        engine.dispose()

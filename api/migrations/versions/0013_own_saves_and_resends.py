@@ -1,0 +1,48 @@
+"""whether Label Studio ever recorded an annotation's annotator as saving it themselves,
+and how often each clip was sent to adjudication again after tampering
+
+``annotation.own_saved`` starts as what is known now: the annotator was the last to save
+it. ``adjudication_resend`` starts empty.
+
+Revision ID: 0013
+Revises: 0012
+Create Date: 2026-12-05 12:00:00
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+revision = "0013"
+down_revision = "0012"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Apply this revision."""
+    with op.batch_alter_table("annotation") as batch:
+        batch.add_column(
+            sa.Column("own_saved", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+    op.execute(
+        "UPDATE annotation SET own_saved = (updated_by IS NOT NULL AND updated_by = annotator)"
+    )
+    op.create_table(
+        "adjudication_resend",
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("clip_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("resends", sa.Integer(), nullable=False),
+        sa.Column("last_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+        sa.Column("released", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("project_id", "clip_id"),
+    )
+
+
+def downgrade() -> None:
+    """Revert this revision."""
+    op.drop_table("adjudication_resend")
+    with op.batch_alter_table("annotation") as batch:
+        batch.drop_column("own_saved")

@@ -1,0 +1,176 @@
+"""A member's saves in another's name (SQLite and PostgreSQL): over an adjudicator's
+decision, over an annotator's gold annotation, or posted and deleted to strip a score;
+and the re-send limit that keeps tampering from throwing adjudicators' work away forever.
+
+Label Studio records whoever saved an annotation last as its ``updated_by``, whatever the
+request claimed as ``completed_by``; the events here are built with both set, as Label
+Studio sends them. Expected values are counted from the events the test builds.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from annotate.adjudication_guard import saved_over
+from api import adjudication, resends, store
+from api.gold import mark_gold
+from api.scorecards import annotators
+from tests.payloads import annotation_event, delete_event, dialogue, task
+from tests.test_adjudication import ADJ, AGREED, TAX, _decide, _link, engine
+
+__all__ = ["engine"]  # the store with the 3-annotator panel of test_adjudication
+
+LINES = dialogue(4, "s1", 0)
+TURNS = [line["turn_id"] for line in LINES]
+HONEST = ["joy", "sadness", "neutral", "fear"]
+
+
+def _own_saved(engine: Engine) -> dict[int, bool]:
+    with engine.connect() as connection:
+        rows = connection.execute(text("SELECT id, own_saved FROM annotation")).all()
+    return {int(a): bool(o) for a, o in rows}
+
+
+def test_a_save_over_an_adjudicators_decision_marks_its_task(engine: Engine) -> None:
+    """The judge decides; a member saves the judge's annotation unchanged (Label Studio:
+    updated_by = the member). The decision stops counting, and the link is found for the
+    sender to mark tampered and send again; the judge's own save stays on record."""
+    with Session(engine) as db:
+        _link(db, TURNS, hash=adjudication.data_hash(task(500, LINES, "s1")["data"]))
+        _decide(db, 920, 7, HONEST, "2026-12-01T10:00:00Z")
+        link = adjudication.links(db, 1)[0]
+        assert saved_over(db, [link]) == {}
+        assert adjudication.decisions(db, 1, ["7"]).clips["s1-c001"]["annotation"] == 920
+        _decide(db, 920, 7, HONEST, "2026-12-01T11:00:00Z", updated_by=8)
+        assert adjudication.decisions(db, 1, ["7"]).clips == {}
+        found = saved_over(db, [link])
+    assert list(found) == [link.id]
+    assert "annotation 920 in user 7's name last saved by user 8" in found[link.id]
+    assert _own_saved(engine)[920] is True
+
+
+def test_an_annotation_in_the_judges_name_hides_an_undecided_task(engine: Engine) -> None:
+    """A member posts an annotation in the judge's name on an undecided task (Label
+    Studio then leaves the task out of the judge's queue): found. On a task the judge
+    has decided, such a forgery is only ignored (the decision stands)."""
+    with Session(engine) as db:
+        _link(db, TURNS)
+        link = adjudication.links(db, 1)[0]
+        _decide(db, 930, 7, ["anger"] * 4, "2026-12-01T10:00:00Z", updated_by=8)
+        assert list(saved_over(db, [link])) == [link.id]
+        _decide(db, 931, 7, HONEST, "2026-12-01T09:00:00Z")  # the judge's own decision
+        assert saved_over(db, [link]) == {}
+        got = adjudication.decisions(db, 1, ["7"])
+    assert [got.turns[t]["emotion"] for t in TURNS] == HONEST
+    assert _own_saved(engine)[930] is False
+
+
+def test_a_save_over_a_gold_annotation_does_not_hold_the_clip_back(engine: Engine) -> None:
+    """Gold goes to the adjudication project only once its panel is complete. Annotator
+    9 completes it; a member then saves 9's annotation unchanged (updated_by = the
+    member): the panel stays complete."""
+    clip = task(2, dialogue(4, "s1", 1), "s1")
+    values = {i: {"emotion": e} for i, e in enumerate(AGREED)}
+
+    def gold_listed() -> list[str]:
+        with Session(engine) as db:
+            got = adjudication.queue(
+                db,
+                1,
+                TAX,
+                {"emotion": 0.8},
+                gold={"s1-c002": "s1"},
+                gold_settled=lambda t, n: n >= 4,
+            )
+        return [c["clip"] for c in got if c["gold"]]
+
+    with Session(engine) as db:
+        mark_gold(db, 1, "s1", ["s1-c002"])
+        db.commit()
+        store.apply_event(db, annotation_event(TAX, 80, clip, 9, values), TAX)
+    assert gold_listed() == ["s1-c002"]
+    later = "2026-11-27T10:00:00.000000Z"
+    with Session(engine) as db:
+        event = annotation_event(TAX, 80, clip, 9, values, updated_by=8, updated_at=later)
+        assert store.apply_event(db, event, TAX).ignored is None
+    assert gold_listed() == ["s1-c002"]
+    assert _own_saved(engine)[80] is True
+
+
+def _gold_answered(db: Session, answer: list[str]) -> None:
+    """Clip s1-c002 (task 2) marked gold, and judge 7's answer to it decided."""
+    lines = dialogue(4, "s1", 1)
+    mark_gold(db, 1, "s1", ["s1-c002"])
+    adjudication.record_links(
+        db,
+        1,
+        [
+            {
+                "clip": "s1-c002",
+                "task": 2,
+                "adjudication_project": ADJ,
+                "adjudication_task": 503,
+                "turns": [line["turn_id"] for line in lines],
+                "disagreeing": [],
+                "why": ["gold"],
+            }
+        ],
+    )
+    t = {**task(503, lines, "s1"), "project": ADJ}
+    values = {i: {"emotion": e} for i, e in enumerate(answer)}
+    store.upsert_task(db, ADJ, t)
+    store.apply_event(db, annotation_event(TAX, 990, t, 7, values, project_id=ADJ), TAX)
+
+
+def test_a_member_cannot_strip_or_spoil_anothers_gold_score(engine: Engine) -> None:
+    """Member 8 posts an annotation on the gold clip in annotator 2's name and deletes
+    it (to make 2 look like a decoy maker), and saves over annotator 3's annotation with
+    wrong values: 2 is scored on all 4 turns; 3's overwritten values are not scored as
+    3's (``saved_by_another``). Annotator 1 is scored as before."""
+    answer = AGREED  # the panel agreed on task 2; gold says the same
+    lines = dialogue(4, "s1", 1)
+    wrong = {i: {"emotion": "disgust"} for i in range(4)}
+    with Session(engine) as db:
+        _gold_answered(db, answer)
+        three = db.execute(
+            text("SELECT id FROM annotation WHERE task_id = 2 AND annotator = '3'")
+        ).scalar_one()
+        forged = annotation_event(TAX, 981, task(2, lines, "s1"), 2, wrong, updated_by=8)
+        store.apply_event(db, forged, TAX)
+        store.apply_event(db, delete_event([981]), TAX)
+        spoiled = annotation_event(
+            TAX,
+            three,
+            task(2, lines, "s1"),
+            3,
+            wrong,
+            updated_by=8,
+            updated_at="2026-11-27T10:00:00.000000Z",
+        )
+        assert store.apply_event(db, spoiled, TAX).ignored is None
+        card = {r["annotator"]: r for r in annotators(db, 1, TAX, adjudicators=["7"])["annotators"]}
+    assert card["2"]["vs_gold"]["units"] == 4
+    assert "several_annotations" not in card["2"]["vs_gold"]
+    assert (card["3"]["vs_gold"]["units"], card["3"]["vs_gold"]["saved_by_another"]) == (0, 4)
+    assert card["1"]["vs_gold"]["units"] == 4
+
+
+def test_a_clip_resent_too_often_is_held_until_released(engine: Engine) -> None:
+    limit = 2
+    with Session(engine) as db:
+        for _ in range(limit):
+            resends.count(db, 1, ["s1-c001"])
+        db.commit()
+        assert resends.held(db, 1, limit) == {}
+        assert not resends.release(db, 1, "s1-c001", limit)
+        resends.count(db, 1, ["s1-c001", "s1-c002"])
+        db.commit()
+        assert resends.held(db, 1, limit) == {"s1-c001": limit + 1}
+        assert resends.held(db, 2, limit) == {}
+        assert resends.release(db, 1, "s1-c001", limit)
+        assert resends.held(db, 1, limit) == {}
+        resends.count(db, 1, ["s1-c001"])  # tampered with again after the release
+        db.commit()
+        assert resends.held(db, 1, limit) == {"s1-c001": limit + 2}
