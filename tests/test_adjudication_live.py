@@ -404,8 +404,46 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     ]
     restored = httpx.get(f"{url}/api/projects/{adj_project.id}", headers=admin).json()
     assert not restored["task_data_login"] and not restored["task_data_password"]
+    # that was the clip's fourth re-send (deleted, config, prediction, credentials): past
+    # adjudication.max_resends (3) it is held for a person instead of sent again
+    assert guarded["resent"] == ["adj-c0"] and guarded["sent"] == []
+    assert guarded["held"] == [{"clip": "adj-c0", "resends": 4}]
     quiet = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
-    assert quiet["tampered"] == [] and quiet["resent"] == []
+    assert quiet["tampered"] == [] and quiet["resent"] == [] and quiet["sent"] == []
+    assert quiet["held"] == [{"clip": "adj-c0", "resends": 4}]
+    assert svc.get(f"/projects/{project.id}/adjudicated").json()["held"] == {"adj-c0": 4}
+    released = _cli(config, "adjudicate", "--release", "adj-c0", "-p", str(project.id))
+    assert released.returncode == 0 and "released" in released.stdout, released.stdout
+    refused = _cli(config, "adjudicate", "--release", "adj-c0", "-p", str(project.id))
+    assert refused.returncode != 0 and "not held" in refused.stdout + refused.stderr
+    back = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert [s["clip"] for s in back["sent"]] == ["adj-c0"] and back["held"] == []
+
+    # the judge decides; a member saves the judge's annotation again, unchanged (Label
+    # Studio records the member as its last saver): the decision no longer counts, so the
+    # next send finds the task saved over and sends the clip again (held: a fifth re-send)
+    final = current_task()
+    _label(url, judge, final, DECIDED)
+    _wait_for(
+        lambda: svc.get(f"/projects/{project.id}/adjudicated").json()["decided"] == 1,
+        what="the judge's decision on the released clip",
+    )
+    mine = _annotation_of(url, admin, final["id"])
+    held_result = httpx.get(f"{url}/api/annotations/{mine}", headers=admin).json()["result"]
+    noop = httpx.patch(
+        f"{url}/api/annotations/{mine}", json={"result": held_result}, headers=member
+    )
+    assert noop.status_code == 200, noop.text
+    _wait_for(
+        lambda: svc.get(f"/projects/{project.id}/adjudicated").json()["decided"] == 0,
+        what="the saved-over decision refused",
+    )
+    guarded = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert guarded["tampered"] == [
+        f"task {final['id']}: annotation {mine} in user {judge.id}'s name last saved by "
+        f"user {people[1].id}"
+    ]
+    assert guarded["resent"] == ["adj-c0"] and guarded["held"] == [{"clip": "adj-c0", "resends": 5}]
 
 
 @pytest.fixture(scope="module")
@@ -754,6 +792,26 @@ def test_an_imported_task_edited_in_label_studio_is_read_as_imported(
     assert [(c["task"], c["clip"]) for c in listed["data"] if c["task"] in ours] == [
         (edited["id"], edited["data"]["clip_id"])
     ]
+
+    # the edit kept the content hash, so it looks like the clip as imported; importing the
+    # session again finds the whole data differs, and puts it back with its pre-annotation
+    predictions = httpx.get(
+        f"{url}/api/predictions", params={"task": edited["id"]}, headers=admin
+    ).json()
+    again = _json(_cli(config, "import", str(folder), "--json"))
+    assert again["sessions"][0]["tasks"] == {
+        "created": 0,
+        "existing": len(mine) - 1,
+        "updated": 1,
+    }, again
+    back = httpx.get(f"{url}/api/tasks/{edited['id']}", headers=admin).json()
+    assert back["data"] == edited["data"]
+    renewed = httpx.get(
+        f"{url}/api/predictions", params={"task": edited["id"]}, headers=admin
+    ).json()
+    assert [p["result"] for p in renewed] == [p["result"] for p in predictions]
+    quiet = _json(_cli(config, "import", str(folder), "--json"))
+    assert quiet["sessions"][0]["tasks"] == {"created": 0, "existing": len(mine), "updated": 0}
 
 
 def _values(emotions: list[str]) -> dict[int, dict[str, str]]:
