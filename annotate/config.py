@@ -56,6 +56,7 @@ class ServiceSettings(_Section):
     webhook_secret: str | None = None
     api_key: str | None = None
     reconcile_seconds: float = Field(300.0, ge=0)
+    full_pull_seconds: float = Field(3600.0, ge=0)
     webhook_mode: Literal["trusted", "verified"] = "verified"
     read_wait_seconds: float = Field(2.0, ge=0)
     applier_timeout_seconds: float = Field(10.0, gt=0)

@@ -16,7 +16,7 @@ from typing import Any
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
-__all__ = ["SECRET_HEADER", "WEBHOOK_ACTIONS", "ensure_webhook"]
+__all__ = ["SECRET_HEADER", "WEBHOOK_ACTIONS", "check_webhook", "ensure_webhook"]
 
 WEBHOOK_ACTIONS = (
     "ANNOTATION_CREATED",
@@ -33,6 +33,16 @@ def ensure_webhook(client: LabelStudio, project_id: int, url: str, secret: str) 
     ``switched off``, ``secret header changed``, ``payload off``, ``actions changed``.
     When two callers register it at the same moment, each keeps the oldest and removes
     its own copy."""
+    return check_webhook(client, project_id, url, secret)[0]
+
+
+def check_webhook(
+    client: LabelStudio, project_id: int, url: str, secret: str
+) -> tuple[list[str], str | None]:
+    """:func:`ensure_webhook`, and the webhook's stamp as it is left: its id and Label
+    Studio's ``updated_at`` (which every change moves, so a stamp that moved between two
+    checks that found nothing wrong says someone changed the webhook and put it back in
+    between, when deliveries may have been lost)."""
 
     def ours() -> list[Any]:
         hooks = (h for h in client.webhooks.list(project=project_id) if h.url == url)
@@ -52,7 +62,7 @@ def ensure_webhook(client: LabelStudio, project_id: int, url: str, secret: str) 
         hooks = ours()
         if hooks and hooks[0].id != made.id:
             _delete_webhook(client, int(made.id))
-        return ["missing"]
+        return ["missing"], _stamp(hooks[0] if hooks else made)
     for extra in hooks[1:]:  # left by two registrations at once (an older version)
         _delete_webhook(client, int(extra.id))
     hook = hooks[0]
@@ -66,7 +76,7 @@ def ensure_webhook(client: LabelStudio, project_id: int, url: str, secret: str) 
     if not hook.send_for_all_actions and not set(WEBHOOK_ACTIONS) <= set(hook.actions or []):
         wrong.append("actions changed")
     if wrong:
-        client.webhooks.update(
+        hook = client.webhooks.update(
             id=hook.id,
             url=url,
             headers={SECRET_HEADER: secret},
@@ -75,7 +85,12 @@ def ensure_webhook(client: LabelStudio, project_id: int, url: str, secret: str) 
             send_for_all_actions=False,
             actions=list(WEBHOOK_ACTIONS),
         )
-    return wrong
+    return wrong, _stamp(hook)
+
+
+def _stamp(hook: Any) -> str | None:
+    updated = getattr(hook, "updated_at", None)
+    return None if updated is None else f"{hook.id}@{updated.isoformat()}"
 
 
 def _delete_webhook(client: LabelStudio, hook_id: int) -> None:

@@ -207,6 +207,8 @@ class SyncState(SQLModel, table=True):
     webhook_repaired_at: datetime | None = None
     webhook_problem: str | None = None
     webhook_error: str | None = None
+    # the webhook's id and Label Studio updated_at at the last check (ls_webhooks.check_webhook)
+    webhook_stamp: str | None = None
 
 
 class DeadLetter(SQLModel, table=True):

@@ -22,10 +22,10 @@ from sqlmodel import Session, col, select
 from annotate.labelstudio import (
     LabelStudioError,
     connect,
-    ensure_webhook,
     find_project,
     pull_events,
 )
+from annotate.ls_webhooks import check_webhook
 from api import members, reconcile, store
 from api.models import SyncState
 
@@ -90,14 +90,41 @@ def _loop(app: FastAPI, stop: threading.Event, every: float) -> None:
 def pull_all(state: Any) -> None:
     """One round of the periodic pull: the service's webhooks checked (and put back where
     a member changed them), then every known project, incrementally; in full where its
-    webhook had to be put back, since it may have missed anything."""
+    webhook had to be put back or was changed since the last round, since it may have
+    missed anything, and where the last full pull is ``service.full_pull_seconds`` old
+    (an incremental pull does not see deletions). When that was is kept in the store, so
+    several service processes share one timer."""
     repaired = guard_webhooks(state)
+    due = _full_pull_due(state)
     for project_id in projects_to_pull(state):
         try:
-            report = reconcile_project(state, project_id, full=project_id in repaired)
+            full = project_id in repaired or project_id in due
+            report = reconcile_project(state, project_id, full=full)
             log.info("reconciled project %s: %s", project_id, report)
         except (LabelStudioError, OSError) as exc:
             log.warning("reconcile of project %s failed: %s", project_id, exc)
+
+
+def _full_pull_due(state: Any) -> set[int]:
+    """The projects whose last full pull is older than ``service.full_pull_seconds``."""
+    every = state.settings.service.full_pull_seconds
+    if every <= 0:
+        return set()
+    now = datetime.now(UTC)
+    with Session(state.engine) as db:
+        rows = db.exec(select(SyncState)).all()
+    last = {row.project_id: _aware(row.last_full_pull) for row in rows}
+    return {
+        p
+        for p in set(store_projects(state)) | set(last)
+        if last.get(p) is None or (now - last[p]).total_seconds() >= every  # type: ignore[operator]
+    }
+
+
+def store_projects(state: Any) -> list[int]:
+    """The projects the store holds events of."""
+    with Session(state.engine) as db:
+        return list(store.projects(db))
 
 
 def guarded_projects(client: Any, settings: Any) -> list[int]:
@@ -128,9 +155,9 @@ def guard_webhooks(state: Any) -> set[int]:
         return repaired
     for project_id in projects:
         problems: list[str] = []
-        error = None
+        error, stamp = None, None
         try:
-            problems = ensure_webhook(
+            problems, stamp = check_webhook(
                 client, project_id, settings.webhook_url, settings.service.webhook_secret or ""
             )
         except (OSError, httpx.HTTPError, ApiError) as exc:
@@ -139,6 +166,16 @@ def guard_webhooks(state: Any) -> set[int]:
         with Session(state.writer) as db:
             row = db.get(SyncState, project_id) or SyncState(project_id=project_id)
             row.webhook_checked_at, row.webhook_error = now, error
+            if (
+                not problems
+                and None not in (stamp, row.webhook_stamp)
+                and stamp != row.webhook_stamp
+            ):
+                # found as registered, yet changed since the last check: changed and put
+                # back in between (switched off and on), when deliveries may have been lost
+                problems = ["changed and put back since the last check"]
+            if stamp is not None:
+                row.webhook_stamp = stamp
             if problems:
                 row.webhook_repaired_at, row.webhook_problem = now, ", ".join(problems)
                 repaired.add(project_id)

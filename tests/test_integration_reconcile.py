@@ -242,3 +242,107 @@ def test_a_webhook_a_member_switched_off_or_deleted_is_put_back(
             wait_for(lambda: stored(member.id) == 2, what="the second missed annotation")
     finally:
         stack.stop(own, stack.SERVICE)
+
+
+def test_a_webhook_switched_off_and_on_between_rounds_brings_a_full_pull(
+    label_studio: Settings, tmp_path
+) -> None:
+    """A member switches the service's webhook off, deletes an annotation (Label Studio
+    delivers nothing), and switches the webhook back on exactly as it was, all between
+    two rounds of the periodic pull. The next round finds the webhook as registered but
+    changed since (Label Studio's ``updated_at`` moved) and says so, the deletion is in
+    the store, and the round after is quiet."""
+    import uuid
+    from types import SimpleNamespace
+
+    from sqlmodel import Session, select
+
+    from annotate.config import load_settings, with_local_secrets
+    from annotate.labelstudio import ensure_webhook
+    from api import sync
+    from api.db import init_db, make_engine
+    from api.models import Annotation, SyncState
+    from tests.conftest import write_config
+    from tests.livekit import label
+
+    title = f"Flicked webhook {uuid.uuid4().hex[:6]}"
+    config = write_config(
+        tmp_path,
+        label_studio={
+            "url": label_studio.label_studio.url,
+            "token": label_studio.label_studio.token,
+            "password": label_studio.label_studio.password,
+            "project_title": title,
+        },
+        service={"reconcile_seconds": 0, "webhook_secret": "s-flick", "api_key": "k"},
+        media_root=str(label_studio.media_path),
+    )
+    own = with_local_secrets(load_settings(config))
+    client = connect(own)
+    project = ensure_project(client, own, TAX)
+    ensure_webhook(client, project.id, own.webhook_url, "s-flick")
+    push = session_pusher(client, project.id, own.media_path, drop_intended=True)
+    import_sessions(
+        EXAMPLE, media_root=own.media_path, taxonomy=TAX, max_seconds=own.clips.max_seconds,
+        push=push,
+    )  # fmt: skip
+    first = next(iter(iter_tasks(client, project.id)))
+    url = own.label_studio.url
+    member = ensure_account(
+        url, f"flick-{uuid.uuid4().hex[:4]}@example.org", "a-long-flick-password-1",
+        invite=invite_link(client, url),
+    )  # fmt: skip
+    as_member = {"Authorization": f"Token {member.token}"}
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    init_db(engine)
+    state = SimpleNamespace(settings=own, engine=engine, writer=engine, taxonomy=TAX)
+
+    def live() -> list[bool]:
+        with Session(engine) as db:
+            rows = db.exec(select(Annotation).where(Annotation.project_id == project.id)).all()
+        return [not a.deleted for a in rows]
+
+    try:
+        label(
+            url, member, {"id": first.id, "data": first.data}, ["joy"] * len(first.data["dialogue"])
+        )
+        sync.pull_all(state)
+        assert live() == [True]
+        with Session(engine) as db:  # a full pull an hour away: this round is incremental
+            row = db.get(SyncState, project.id)
+            assert row is not None and row.webhook_stamp is not None
+            assert sync._full_pull_due(state) == set()
+        (hook,) = [
+            h
+            for h in httpx.get(
+                f"{url}/api/webhooks", params={"project": project.id}, headers=as_member
+            ).json()
+            if h["url"] == own.webhook_url
+        ]
+        off = httpx.patch(
+            f"{url}/api/webhooks/{hook['id']}", json={"is_active": False}, headers=as_member
+        )
+        assert off.status_code == 200, off.text
+        (annotation,) = httpx.get(
+            f"{url}/api/tasks/{first.id}/annotations", headers=as_member
+        ).json()
+        gone = httpx.delete(f"{url}/api/annotations/{annotation['id']}", headers=as_member)
+        assert gone.status_code == 204, gone.text
+        back = httpx.patch(
+            f"{url}/api/webhooks/{hook['id']}",
+            json={k: hook[k] for k in ("is_active", "actions", "headers", "send_payload")},
+            headers=as_member,
+        )
+        assert back.status_code == 200, back.text
+        sync.pull_all(state)
+        assert live() == [False]
+        with Session(engine) as db:
+            row = db.get(SyncState, project.id)
+            assert row is not None
+            assert row.webhook_problem == "changed and put back since the last check"
+            repaired_at = row.webhook_repaired_at
+        sync.pull_all(state)
+        with Session(engine) as db:
+            assert db.get(SyncState, project.id).webhook_repaired_at == repaired_at  # type: ignore[union-attr]
+    finally:
+        engine.dispose()

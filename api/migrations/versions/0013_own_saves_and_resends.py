@@ -1,5 +1,6 @@
 """whether Label Studio ever recorded an annotation's annotator as saving it themselves,
-and how often each clip was sent to adjudication again after tampering
+how often each clip was sent to adjudication again after tampering, and the stamp of the
+service's webhook on each project at its last check
 
 ``annotation.own_saved`` starts as what is known now: the annotator was the last to save
 it. ``adjudication_resend`` starts empty.
@@ -30,6 +31,10 @@ def upgrade() -> None:
     op.execute(
         "UPDATE annotation SET own_saved = (updated_by IS NOT NULL AND updated_by = annotator)"
     )
+    with op.batch_alter_table("sync_state") as batch:
+        batch.add_column(
+            sa.Column("webhook_stamp", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
+        )
     op.create_table(
         "adjudication_resend",
         sa.Column("project_id", sa.Integer(), nullable=False),
@@ -44,5 +49,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Revert this revision."""
     op.drop_table("adjudication_resend")
+    with op.batch_alter_table("sync_state") as batch:
+        batch.drop_column("webhook_stamp")
     with op.batch_alter_table("annotation") as batch:
         batch.drop_column("own_saved")
