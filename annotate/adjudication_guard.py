@@ -7,7 +7,9 @@ decision the adjudicator saves, yet it changes what they saw. So before each sen
 sender checks the project and every linked task's predictions against what it made
 (:func:`guard`). A changed project is put back, and every link whose task was undecided or
 decided since the last check that found the project as made is marked tampered; a task
-whose predictions changed has its link marked tampered. So is a link whose task holds an
+whose predictions changed has its link marked tampered; a change Label Studio reported
+since the last check (a PROJECT_UPDATED webhook, :func:`api.store.apply_events`)
+counts even when it was put back before it. So is a link whose task holds an
 annotation someone saved in another's name (:func:`saved_over`): over an adjudicator's
 own decision (Label Studio then records the member as its last saver, and the decision
 no longer counts), or in an adjudicator's name on an undecided task (Label Studio then
@@ -24,11 +26,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from label_studio_sdk.core.api_error import ApiError
-from sqlalchemy import update
+from sqlalchemy import delete, update
 from sqlmodel import Session, col, func, select
 
 from api import adjudication
-from api.models import AdjudicationLink, AdjudicationProject, Annotation
+from api.models import AdjudicationLink, AdjudicationProject, Annotation, ProjectReport
 
 __all__ = ["guard", "predictions_hash", "project_differences", "saved_over"]
 
@@ -57,7 +59,7 @@ def project_differences(project: Any, options: Mapping[str, Any]) -> list[str]:
     (its description is left to people)."""
     wrong = []
     for key, wanted in options.items():
-        held = getattr(project, key, None)
+        held = _get(project, key)
         if key == "label_config":
             if (held or "").strip() != str(wanted).strip():
                 wrong.append(key)
@@ -99,6 +101,16 @@ def guard(
             if link.adjudication_project_id == row.id and link.tampered_at is None
         ]
         problems = [f"project {row.id}: {k} changed" for k in project_differences(project, options)]
+        # changes Label Studio reported since the last check (PROJECT_UPDATED), put back
+        # before now: an adjudicator may have decided on the changed screen in between
+        reports = db.exec(select(ProjectReport).where(ProjectReport.project_id == row.id)).all()
+        for reported in reports:
+            fields = reported.fields or {}
+            told = {k: v for k, v in options.items() if k in fields}
+            for k in project_differences(fields, told):
+                problem = f"project {row.id}: {k} changed and put back since the last send"
+                if f"project {row.id}: {k} changed" not in problems and problem not in problems:
+                    problems.append(problem)
         suspects: set[int] = set()
         if problems:
             restore()
@@ -130,6 +142,10 @@ def guard(
             row.problem, row.problem_at = "; ".join(problems)[:1000], now
         else:
             row.checked_at = now
+        if reports:  # those read, not any that came in since
+            db.exec(  # type: ignore[call-overload]
+                delete(ProjectReport).where(col(ProjectReport.id).in_([r.id for r in reports]))
+            )
         db.add(row)
         found += problems
     db.commit()

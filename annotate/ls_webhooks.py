@@ -23,6 +23,9 @@ WEBHOOK_ACTIONS = (
     "ANNOTATION_UPDATED",
     "ANNOTATIONS_DELETED",
     "TASKS_DELETED",
+    # the adjudication project's settings as changed, even when put back before the next
+    # send (annotate.adjudication_guard); on other projects the service ignores it
+    "PROJECT_UPDATED",
 )
 SECRET_HEADER = "X-Improv-Annotate-Secret"
 

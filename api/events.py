@@ -122,6 +122,23 @@ class Event:
     project_id: int
     annotation: Version | None = None
     ids: tuple[int, ...] = ()
+    # PROJECT_UPDATED: the project's settings the adjudication sender makes and checks
+    settings: Mapping[str, Any] | None = None
+
+
+# the project settings a PROJECT_UPDATED event keeps (annotate.adjudicate makes the
+# adjudication project with them); a data password is kept as set or not, never itself
+PROJECT_FIELDS = (
+    "label_config",
+    "model_version",
+    "show_collab_predictions",
+    "reveal_preannotations_interactively",
+    "show_annotation_history",
+    "show_ground_truth_first",
+    "maximum_annotations",
+    "task_data_login",
+    "task_data_password",
+)
 
 
 def parse_event(payload: Any, taxonomy: Taxonomy) -> Event:
@@ -152,6 +169,12 @@ def parse_event(payload: Any, taxonomy: Taxonomy) -> Event:
             _need(_item(t, f"tasks[{i}]"), "id", int, f"tasks[{i}].") for i, t in enumerate(items)
         ]
         return Event(action, project_id, ids=tuple(ids))
+    if action == "PROJECT_UPDATED":
+        project = _need(payload, "project", Mapping, "")
+        kept = {k: project[k] for k in PROJECT_FIELDS if k in project}
+        if kept.get("task_data_password"):
+            kept["task_data_password"] = "(set)"
+        return Event(action, project_id, settings=kept)
     return Event(action, project_id)
 
 

@@ -140,6 +140,20 @@ class AdjudicationProject(SQLModel, table=True):
     problem_at: datetime | None = None
 
 
+class ProjectReport(SQLModel, table=True):
+    """An adjudication project's settings as a PROJECT_UPDATED webhook from Label Studio
+    reported them (the fields the sender makes it with), kept until the sender's next
+    check (:mod:`annotate.adjudication_guard`): a change put back before that check shows
+    only here."""
+
+    __tablename__ = "project_report"
+
+    id: int | None = Field(default=None, primary_key=True)
+    project_id: int = Field(index=True)  # the adjudication project
+    received_at: datetime
+    fields: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSON))
+
+
 class AdjudicationResend(SQLModel, table=True):
     """How often a clip was sent to adjudication again because its task was tampered with
     (:func:`annotate.adjudicate.send`): past ``adjudication.max_resends`` the clip is held

@@ -39,9 +39,11 @@ from api.events import parse_time as parse_time
 from api.events import task_of as _task_of
 from api.models import (
     AdjudicationLink,
+    AdjudicationProject,
     Annotation,
     Judgement,
     PinnedTask,
+    ProjectReport,
     ShiftEventRow,
     Task,
 )
@@ -541,6 +543,8 @@ def _apply_segment(db: Session, events: Sequence[Event]) -> list[Applied]:
             results.append(batch.delete(event.project_id, event.ids, "delete"))
         elif event.action == "TASKS_DELETED":
             results.append(batch.delete_tasks(event.project_id, event.ids))
+        elif event.action == "PROJECT_UPDATED" and event.settings is not None:
+            results.append(_report_project(db, event))
         else:
             results.append(Applied(event.action, ignored="action not tracked"))
     batch.write()
@@ -565,6 +569,20 @@ def delete_annotations(db: Session, project_id: int, annotation_ids: list[int]) 
     return apply_events(db, [Event("ANNOTATIONS_DELETED", project_id, ids=tuple(annotation_ids))])[
         0
     ]
+
+
+def _report_project(db: Session, event: Event) -> Applied:
+    """Keep an adjudication project's settings as Label Studio reported them, for the
+    sender's next check (:mod:`annotate.adjudication_guard`); other projects' reports
+    change nothing."""
+    if db.get(AdjudicationProject, event.project_id) is None:
+        return Applied(event.action, ignored="not an adjudication project")
+    db.add(
+        ProjectReport(
+            project_id=event.project_id, received_at=_now(), fields=dict(event.settings or {})
+        )
+    )
+    return Applied(event.action)
 
 
 def delete_tasks(db: Session, project_id: int, task_ids: list[int]) -> Applied:

@@ -142,7 +142,10 @@ class Verifier:
             elif event.action == "TASKS_DELETED":
                 out.append(self._deletion(event, "tasks", "/api/tasks/{}/"))
             else:
-                out.append(event)  # an action the store does not track changes nothing
+                # other actions pass as they came: the store ignores them, but for a
+                # PROJECT_UPDATED of an adjudication project, kept as a report that the
+                # sender checks (a forged one costs a re-send, capped by max_resends)
+                out.append(event)
         for item in out:
             if isinstance(item, store.Event):
                 self.done.confirmed += 1

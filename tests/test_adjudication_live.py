@@ -445,6 +445,24 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     ]
     assert guarded["resent"] == ["adj-c0"] and guarded["held"] == [{"clip": "adj-c0", "resends": 5}]
 
+    # a member changes the label config and puts it back between two sends: the project
+    # is as made, but Label Studio reported the change (PROJECT_UPDATED), and the send says
+    # so (no clip is linked now, so none is sent again)
+    flipped = httpx.patch(
+        f"{url}/api/projects/{adj_project.id}", json={"label_config": misleading}, headers=member
+    )
+    assert flipped.status_code == 200, flipped.text
+    unflipped = httpx.patch(
+        f"{url}/api/projects/{adj_project.id}", json={"label_config": made}, headers=member
+    )
+    assert unflipped.status_code == 200, unflipped.text
+    guarded = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert guarded["tampered"] == [
+        f"project {adj_project.id}: label_config changed and put back since the last send"
+    ]
+    quiet = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert quiet["tampered"] == [] and quiet["resent"] == []
+
 
 @pytest.fixture(scope="module")
 def auto_service(label_studio: Settings, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:

@@ -174,3 +174,38 @@ def test_a_clip_resent_too_often_is_held_until_released(engine: Engine) -> None:
         resends.count(db, 1, ["s1-c001"])  # tampered with again after the release
         db.commit()
         assert resends.held(db, 1, limit) == {"s1-c001": limit + 2}
+
+
+def test_project_updates_of_the_adjudication_project_are_kept_for_the_sender(
+    engine: Engine,
+) -> None:
+    """Label Studio's PROJECT_UPDATED webhook: for the adjudication project its settings
+    are kept (a data password as set, never itself) until the sender's next check; for
+    any other project it changes nothing."""
+    from sqlmodel import select
+
+    from api.models import ProjectReport
+
+    project = {
+        "id": ADJ,
+        "label_config": "<View><Header value='Pick joy'/></View>",
+        "model_version": "x",
+        "task_data_password": "hunter2",
+        "task_number": 4,
+    }
+    with Session(engine) as db:
+        adjudication.record_project(db, 1, ADJ)
+        for pid in (ADJ, 1):
+            payload = {"action": "PROJECT_UPDATED", "project": {**project, "id": pid}}
+            store.apply_event(db, payload, TAX)
+        rows = db.exec(select(ProjectReport)).all()
+    assert [(r.project_id, r.fields) for r in rows] == [
+        (
+            ADJ,
+            {
+                "label_config": project["label_config"],
+                "model_version": "x",
+                "task_data_password": "(set)",
+            },
+        )
+    ]

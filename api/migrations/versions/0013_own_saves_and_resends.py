@@ -1,6 +1,7 @@
 """whether Label Studio ever recorded an annotation's annotator as saving it themselves,
-how often each clip was sent to adjudication again after tampering, and the stamp of the
-service's webhook on each project at its last check
+how often each clip was sent to adjudication again after tampering, the stamp (Label
+Studio's ``updated_at``) of the service's webhook on each project at its last check, and
+the adjudication projects' settings as PROJECT_UPDATED webhooks reported them
 
 ``annotation.own_saved`` starts as what is known now: the annotator was the last to save
 it. ``adjudication_resend`` starts empty.
@@ -36,6 +37,15 @@ def upgrade() -> None:
             sa.Column("webhook_stamp", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
         )
     op.create_table(
+        "project_report",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("project_id", sa.Integer(), nullable=False),
+        sa.Column("received_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+        sa.Column("fields", sa.JSON(), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    op.create_index("ix_project_report_project_id", "project_report", ["project_id"])
+    op.create_table(
         "adjudication_resend",
         sa.Column("project_id", sa.Integer(), nullable=False),
         sa.Column("clip_id", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -49,6 +59,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     """Revert this revision."""
     op.drop_table("adjudication_resend")
+    op.drop_index("ix_project_report_project_id", table_name="project_report")
+    op.drop_table("project_report")
     with op.batch_alter_table("sync_state") as batch:
         batch.drop_column("webhook_stamp")
     with op.batch_alter_table("annotation") as batch:
