@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import delete, or_, update
 from sqlmodel import Session, col, select
 
 from api.models import Annotation, SyncState, Task
@@ -38,6 +38,7 @@ class Reconciled:
     deleted_annotations: int = 0
     deleted_tasks: int = 0
     restored_tasks: int = 0
+    restored_annotations: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
 
 
@@ -55,6 +56,29 @@ def pull_since(db: Session, project_id: int) -> datetime | None:
     if state is None or state.last_pull is None:
         return None
     return state.last_pull - PULL_MARGIN
+
+
+def _drop_false_tombstones(db: Session, listed: list[int], began: datetime) -> int:
+    """Drop the tombstones of annotations the store never saw (a deletion that came
+    first) recorded before the pull began, among ``listed``, which Label Studio lists:
+    not deleted, after all (a deletion forged in trusted mode, of ids to come). The
+    pulled versions are then stored as new. Returns how many."""
+    if not listed:
+        return 0
+    false = [
+        a
+        for a, received in db.exec(
+            select(Annotation.id, Annotation.received_at).where(
+                col(Annotation.id).in_(listed),
+                col(Annotation.deleted).is_(True),
+                col(Annotation.created_at).is_(None),
+            )
+        ).all()
+        if _utc(received) < began
+    ]
+    if false:
+        db.exec(delete(Annotation).where(col(Annotation.id).in_(false)))  # type: ignore[call-overload]
+    return len(false)
 
 
 def reconcile(
@@ -80,6 +104,9 @@ def reconcile(
     for task_id, events in pulled:
         report.tasks += 1
         seen_tasks.add(task_id)
+        report.restored_annotations += _drop_false_tombstones(
+            db, [int(p["annotation"]["id"]) for p in events], began
+        )
         live = set()
         for payload in events:
             live.add(int(payload["annotation"]["id"]))

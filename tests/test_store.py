@@ -372,3 +372,29 @@ def test_sqlite_connections_get_wal_a_busy_timeout_and_a_large_page_cache(tmp_pa
                 assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -CACHE_KIB
         finally:
             engine.dispose()
+
+
+def test_a_pull_undoes_a_deletion_of_an_annotation_never_seen(engine: Engine) -> None:
+    """In trusted mode a forged ANNOTATIONS_DELETED can name ids to come; the store keeps
+    tombstones for them (a deletion may arrive before its creation) and the annotation,
+    when it comes, is taken for deleted. A pull that began after the tombstone and finds
+    the annotation in Label Studio stores it; one that began before does not."""
+    from datetime import UTC, datetime, timedelta
+
+    from api.reconcile import reconcile
+
+    _apply(engine, delete_event([20, 21]))  # forged: neither exists yet
+    t = task(1, dialogue(1))
+    payload = annotation_event(TAX, 20, t, 7, {0: _values("fear")})
+    assert _apply(engine, payload).ignored == "deleted"
+    before = datetime.now(UTC) - timedelta(hours=1)
+    with Session(engine) as db:
+        stale = reconcile(db, 1, [(1, [payload])], TAX, full=False, started=before)
+        assert (stale.restored_annotations, stale.stored) == (0, 0)
+        fresh = reconcile(db, 1, [(1, [payload])], TAX, full=False)
+        assert (fresh.restored_annotations, fresh.stored) == (1, DIMS)
+        assert not db.get(Annotation, 20).deleted  # type: ignore[union-attr]
+        assert db.get(Annotation, 21).deleted  # type: ignore[union-attr]
+    assert {
+        (j.annotation_id, j.value) for j in _judgements(engine) if j.dimension == "emotion"
+    } == {(20, "fear")}
