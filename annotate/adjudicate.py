@@ -9,7 +9,7 @@ pre-annotation that holds the turn regions and the values the panel gave unanimo
 split turns are left for them to decide. The project takes one annotation per task.
 
 Sending is idempotent and safe from several machines at once: tasks are pushed by clip key
-(:func:`annotate.labelstudio.push_tasks` removes a copy two pushes made at the same
+(:func:`annotate.ls_push.push_tasks` removes a copy two pushes made at the same
 moment), and the store keeps one link per clip (:mod:`api.adjudication`). The adjudicator's
 annotation flows back through the service's webhook like any other and is verified
 against Label Studio; only ``adjudication.adjudicators`` count.
