@@ -91,6 +91,11 @@ def adjudicate(
             f"{got['sent']} clips sent, {got['decided']} decided, {got['waiting']} waiting; "
             f"ignored: {ignored or 'nothing'}"
         )
+        if got.get("held"):
+            console.print(
+                f"[red]held after too many re-sends: {escape(', '.join(got['held']))}; "
+                "'improv-annotate adjudicate --release CLIP' sends one once more[/red]"
+            )
         ambiguous = [a["configured"] for a in got["adjudicators"] if a.get("ambiguous")]
         unknown = [
             a["configured"]

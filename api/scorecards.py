@@ -217,9 +217,9 @@ def _versus_gold(
     have saved more than one annotation themselves, deleted ones included
     (``several_annotations``): decoys labeled before the answer showed, the wrong ones
     deleted after, would score every guess that happened to be right; and values of
-    annotations someone else saved last (``saved_by_another``, Label Studio's
-    ``updated_by``): any member can rewrite another's annotation, and the score is the
-    annotator's own work."""
+    annotations the annotator saved and someone else saved over since
+    (``saved_by_another``, Label Studio's ``updated_by``): any member can rewrite
+    another's annotation, and the score is the annotator's own work."""
     late = {
         frame.turn[i]
         for i in mine
@@ -257,12 +257,15 @@ def _annotation_counts(db: Session, project_id: int) -> dict[tuple[str, int], in
 
 
 def _saved_by_another(db: Session, project_id: int) -> set[int]:
-    """The project's live annotations Label Studio last saw saved by someone other than
-    the annotator named on them."""
+    """The project's live annotations their annotator saved themselves and Label Studio
+    last saw saved by someone else: the annotator's work, saved over. (Annotations someone
+    made in the annotator's name from the start, as an import of another tool's labels
+    does, stay theirs.)"""
     rows = db.exec(
         select(Annotation.id, Annotation.annotator, Annotation.updated_by).where(
             Annotation.project_id == project_id,
             col(Annotation.deleted).is_(False),
+            col(Annotation.own_saved).is_(True),
             col(Annotation.updated_by).is_not(None),
         )
     ).all()

@@ -412,6 +412,8 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     assert quiet["tampered"] == [] and quiet["resent"] == [] and quiet["sent"] == []
     assert quiet["held"] == [{"clip": "adj-c0", "resends": 4}]
     assert svc.get(f"/projects/{project.id}/adjudicated").json()["held"] == {"adj-c0": 4}
+    shown = _cli(config, "adjudicate", "--status", "-p", str(project.id))
+    assert shown.returncode == 0 and "held after too many re-sends: adj-c0" in shown.stdout
     released = _cli(config, "adjudicate", "--release", "adj-c0", "-p", str(project.id))
     assert released.returncode == 0 and "released" in released.stdout, released.stdout
     refused = _cli(config, "adjudicate", "--release", "adj-c0", "-p", str(project.id))
