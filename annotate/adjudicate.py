@@ -287,6 +287,7 @@ def _unseen_tasks(
             found[clip] = (int(pin.task_id), dict(pin.data))
     if wanted <= set(found):
         return found
+    _release(db)
     for task in iter_tasks(client, project_id):
         data = dict(task.data or {})
         clip = str(data.get("clip_id"))

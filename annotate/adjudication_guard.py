@@ -83,73 +83,108 @@ def guard(
     """Check each adjudication project of ``project_id`` against ``options`` (what the
     sender makes it with) and its linked tasks' predictions against what was sent; put a
     changed project back with ``restore()`` and mark the links it may have misled
-    tampered. Returns what was found (empty when nothing). Commits."""
+    tampered. Returns what was found (empty when nothing). Commits.
+
+    On SQLite no transaction is open while Label Studio is asked (there every transaction
+    holds the one write lock, and the applier and imports must not wait on Label Studio):
+    the store is read first, then Label Studio, then the findings are written."""
     found: list[str] = []
-    now = datetime.now(UTC)
-    for row in db.exec(
-        select(AdjudicationProject).where(AdjudicationProject.project_id == project_id)
+    for project in db.exec(
+        select(AdjudicationProject.id).where(AdjudicationProject.project_id == project_id)
     ).all():
-        try:
-            project = client.projects.get(id=row.id)
-        except ApiError as exc:
-            if exc.status_code == 404:
-                continue  # deleted: its links are dropped and the clips sent again
-            raise
-        links = [
-            link
-            for link in adjudication.links(db, project_id)
-            if link.adjudication_project_id == row.id and link.tampered_at is None
-        ]
-        problems = [f"project {row.id}: {k} changed" for k in project_differences(project, options)]
-        # changes Label Studio reported since the last check (PROJECT_UPDATED), put back
-        # before now: an adjudicator may have decided on the changed screen in between
-        reports = db.exec(select(ProjectReport).where(ProjectReport.project_id == row.id)).all()
-        for reported in reports:
-            fields = reported.fields or {}
-            told = {k: v for k, v in options.items() if k in fields}
-            for k in project_differences(fields, told):
-                problem = f"project {row.id}: {k} changed and put back since the last send"
-                if f"project {row.id}: {k} changed" not in problems and problem not in problems:
-                    problems.append(problem)
-        suspects: set[int] = set()
-        if problems:
-            restore()
-            last = _received(db, [link.adjudication_task_id for link in links])
-            since = _aware(row.checked_at)
-            for link in links:
-                when = last.get(link.adjudication_task_id)
-                if when is None or since is None or _aware(when) > since:
-                    suspects.add(int(link.id or 0))
-        held: dict[int, list[Any]] = {}
-        for prediction in client.predictions.list(project=row.id):
-            held.setdefault(int(_get(prediction, "task")), []).append(prediction)
-        for link in links:
-            if link.predictions_hash is None:
-                continue
-            if predictions_hash(held.get(link.adjudication_task_id, [])) != link.predictions_hash:
-                problems.append(f"task {link.adjudication_task_id}: predictions changed")
-                suspects.add(int(link.id or 0))
-        for link_id, problem in saved_over(db, links).items():
-            problems.append(problem)
+        found += _guard_project(db, client, project_id, int(project), options, restore)
+    db.commit()
+    return found
+
+
+def _guard_project(
+    db: Session,
+    client: Any,
+    project_id: int,
+    adjudication_project_id: int,
+    options: Mapping[str, Any],
+    restore: Callable[[], Any],
+) -> list[str]:
+    pid = adjudication_project_id
+    # the store first
+    links = [
+        link
+        for link in adjudication.links(db, project_id)
+        if link.adjudication_project_id == pid and link.tampered_at is None
+    ]
+    by_link = {
+        int(link.id or 0): (link.adjudication_task_id, link.predictions_hash) for link in links
+    }
+    saved = saved_over(db, links)
+    reports = [
+        (int(r.id or 0), dict(r.fields or {}))
+        for r in db.exec(select(ProjectReport).where(ProjectReport.project_id == pid)).all()
+    ]
+    row = db.get(AdjudicationProject, pid)
+    since = _aware(row.checked_at) if row is not None else None
+    last = _received(db, [task for task, _ in by_link.values()])
+    _end_read(db)
+    # then Label Studio
+    try:
+        project = client.projects.get(id=pid)
+    except ApiError as exc:
+        if exc.status_code == 404:
+            return []  # deleted: its links are dropped and the clips sent again
+        raise
+    problems = [f"project {pid}: {k} changed" for k in project_differences(project, options)]
+    # changes Label Studio reported since the last check (PROJECT_UPDATED), put back
+    # before now: an adjudicator may have decided on the changed screen in between
+    for _, fields in reports:
+        told = {k: v for k, v in options.items() if k in fields}
+        for k in project_differences(fields, told):
+            problem = f"project {pid}: {k} changed and put back since the last send"
+            if f"project {pid}: {k} changed" not in problems and problem not in problems:
+                problems.append(problem)
+    suspects: set[int] = set()
+    if problems:
+        restore()
+        for link_id, (task, _) in by_link.items():
+            when = last.get(task)
+            if when is None or since is None or _aware(when) > since:
+                suspects.add(link_id)
+    held: dict[int, list[Any]] = {}
+    for prediction in client.predictions.list(project=pid):
+        held.setdefault(int(_get(prediction, "task")), []).append(prediction)
+    for link_id, (task, sent) in by_link.items():
+        if sent is not None and predictions_hash(held.get(task, [])) != sent:
+            problems.append(f"task {task}: predictions changed")
             suspects.add(link_id)
-        if suspects:
-            db.exec(  # type: ignore[call-overload]
-                update(AdjudicationLink)
-                .where(col(AdjudicationLink.id).in_(sorted(suspects)))
-                .values(tampered_at=now)
-            )
+    for link_id, problem in saved.items():
+        problems.append(problem)
+        suspects.add(link_id)
+    # then the findings
+    now = datetime.now(UTC)
+    if suspects:
+        db.exec(  # type: ignore[call-overload]
+            update(AdjudicationLink)
+            .where(col(AdjudicationLink.id).in_(sorted(suspects)))
+            .values(tampered_at=now)
+        )
+    row = db.get(AdjudicationProject, pid)
+    if row is not None:
         if problems:
             row.problem, row.problem_at = "; ".join(problems)[:1000], now
         else:
             row.checked_at = now
-        if reports:  # those read, not any that came in since
-            db.exec(  # type: ignore[call-overload]
-                delete(ProjectReport).where(col(ProjectReport.id).in_([r.id for r in reports]))
-            )
         db.add(row)
-        found += problems
-    db.commit()
-    return found
+    if reports:  # those read, not any that came in since
+        db.exec(  # type: ignore[call-overload]
+            delete(ProjectReport).where(col(ProjectReport.id).in_([r for r, _ in reports]))
+        )
+    _end_read(db)  # the findings written, before the next project's Label Studio calls
+    return problems
+
+
+def _end_read(db: Session) -> None:
+    """End the store's read before asking Label Studio, on SQLite (see :func:`guard`);
+    PostgreSQL keeps the transaction, and with it the sender's advisory lock."""
+    if db.get_bind().dialect.name != "postgresql":
+        db.commit()
 
 
 def saved_over(db: Session, links: Iterable[AdjudicationLink]) -> dict[int, str]:
