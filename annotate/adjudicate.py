@@ -455,6 +455,7 @@ def send(
     project = ensure_adjudication_project(client, settings, taxonomy)
     report.project = int(project.id)
     adjudication.record_project(db, project_id, report.project)  # before any task goes there
+    _release(db)  # its read, when the project was recorded before, before the push
     if settings.label_studio.media_base_url is None:
         for session_id in sorted(sessions):
             folder = settings.media_path / session_id

@@ -304,18 +304,16 @@ def qa_marker(
 def store_keeper(database_url: str) -> Any:
     """An ``annotate.labelstudio.IntendedKeeper`` writing to the service's store (the one
     the export reads), so an import needs no running service."""
-    from sqlmodel import Session
-
     from api.db import init_db, make_engine
+    from api.inbox import transaction
     from api.intended import put_intended
 
     engine = make_engine(database_url)
     init_db(engine)
 
     def keep(project_id: int, session_id: str, turns: list[dict[str, Any]]) -> None:
-        with Session(engine) as db:
-            put_intended(db, project_id, session_id, turns)
-            db.commit()
+        # retried while the store is locked beyond its busy timeout (a long writer)
+        transaction(engine, lambda db: put_intended(db, project_id, session_id, turns))
 
     return keep
 
@@ -323,18 +321,15 @@ def store_keeper(database_url: str) -> Any:
 def pin_keeper(database_url: str) -> Any:
     """An ``annotate.labelstudio.PinKeeper`` writing to the service's store: every task
     pushed is pinned with the data pushed (:mod:`api.pins`)."""
-    from sqlmodel import Session
-
     from api.db import init_db, make_engine
+    from api.inbox import transaction
     from api.pins import record_pins
 
     engine = make_engine(database_url)
     init_db(engine)
 
     def keep(project_id: int, pins: dict[int, dict[str, Any]]) -> None:
-        with Session(engine) as db:
-            record_pins(db, project_id, pins)
-            db.commit()
+        transaction(engine, lambda db: record_pins(db, project_id, pins))
 
     return keep
 

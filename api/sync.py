@@ -38,6 +38,7 @@ def reconcile_project(state: Any, project_id: int, *, full: bool) -> reconcile.R
     started = datetime.now(UTC)
     with Session(state.writer) as db:
         since = None if full else reconcile.pull_since(db, project_id)
+        db.commit()  # end the read: on SQLite it holds the write lock while pages are fetched
         iso = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if since else None
         report = reconcile.reconcile(
             db,
