@@ -304,12 +304,15 @@ def _release(db: Session) -> None:
         db.commit()
 
 
-def _forget_tampered(db: Session, client: Any, project_id: int) -> list[str]:
+def _forget_tampered(db: Session, client: Any, project_id: int) -> tuple[list[str], list[str]]:
     """Delete in Label Studio (and in the store) the adjudication tasks whose links are
-    marked tampered, and drop their links: their clips are due again, as fresh tasks."""
+    marked tampered, and drop their links: their clips are due again, as fresh tasks.
+    Returns the clips whose own task was tampered with, and those marked only for a change
+    to the whole project (not counted against ``adjudication.max_resends``)."""
     tampered = [row for row in adjudication.links(db, project_id) if row.tampered_at is not None]
     if not tampered:
-        return []
+        return [], []
+    wide = {row.clip_id for row in tampered if row.tampered_by_project}
     _release(db)
     for row in tampered:
         try:
@@ -324,7 +327,8 @@ def _forget_tampered(db: Session, client: Any, project_id: int) -> list[str]:
     dropped = adjudication.forget_links(db, project_id, held)
     for row in dropped:
         store.delete_tasks(db, row.adjudication_project_id, [row.adjudication_task_id])
-    return [row.clip_id for row in dropped]
+    clips = [row.clip_id for row in dropped]
+    return [c for c in clips if c not in wide], [c for c in clips if c in wide]
 
 
 def _linked_tasks(db: Session, project_id: int) -> dict[int, list[int]]:
@@ -334,9 +338,11 @@ def _linked_tasks(db: Session, project_id: int) -> dict[int, list[int]]:
     return out
 
 
-def _forget_deleted(db: Session, client: Any, project_id: int) -> list[str]:
+def _forget_deleted(db: Session, client: Any, project_id: int) -> tuple[list[str], list[str]]:
     """Drop the links to adjudication tasks Label Studio no longer has (a deleted task, or
-    a deleted adjudication project): those clips are due again. A task Label Studio
+    a deleted adjudication project): those clips are due again. Returns the clips whose
+    task was deleted, and those of deleted projects (not counted against
+    ``adjudication.max_resends``: a change to the whole project). A task Label Studio
     answers 404 for is also deleted in the store at once, with its annotations: Label
     Studio on SQLite gives a new task the id of the last one deleted, and the new task
     must not inherit the old one's decision."""
@@ -345,9 +351,14 @@ def _forget_deleted(db: Session, client: Any, project_id: int) -> list[str]:
         for row in adjudication.links(db, project_id)
     ]
     if not linked:
-        return []
+        return [], []
     _release(db)
-    held = {p: [t.id for t in list_clip_tasks(client, p)] for p in sorted({p for p, _ in linked})}
+    projects = sorted({p for p, _ in linked})
+    gone_projects = {p for p in projects if not _project_exists(client, p)}
+    held = {
+        p: [] if p in gone_projects else [t.id for t in list_clip_tasks(client, p)]
+        for p in projects
+    }
     missing = set()
     for p, task in linked:
         if task in set(held[p]):
@@ -362,7 +373,20 @@ def _forget_deleted(db: Session, client: Any, project_id: int) -> list[str]:
     for row in dropped:
         if row.adjudication_task_id in missing:
             store.delete_tasks(db, row.adjudication_project_id, [row.adjudication_task_id])
-    return [row.clip_id for row in dropped]
+    return (
+        [r.clip_id for r in dropped if r.adjudication_project_id not in gone_projects],
+        [r.clip_id for r in dropped if r.adjudication_project_id in gone_projects],
+    )
+
+
+def _project_exists(client: Any, project: int) -> bool:
+    try:
+        client.projects.get(id=project)
+    except ApiError as exc:
+        if exc.status_code == 404:
+            return False
+        raise
+    return True
 
 
 def send(
@@ -395,10 +419,12 @@ def send(
             project_id,
             options,
             lambda: ensure_adjudication_project(client, settings, taxonomy),
+            set(adjudication.adjudicator_ids(db, settings.adjudication.adjudicators)),
         )
-        report.resent = _forget_tampered(db, client, project_id)
-        report.resent += _forget_deleted(db, client, project_id)
-        resends.count(db, project_id, report.resent)
+        counted, wide = _forget_tampered(db, client, project_id)
+        deleted, dropped = _forget_deleted(db, client, project_id)
+        resends.count(db, project_id, counted + deleted)
+        report.resent = counted + wide + deleted + dropped
     report.queue = adjudication.queue(
         db,
         project_id,

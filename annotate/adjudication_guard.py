@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +30,8 @@ from sqlalchemy import delete, update
 from sqlmodel import Session, col, func, select
 
 from api import adjudication
-from api.models import AdjudicationLink, AdjudicationProject, Annotation, ProjectReport
+from api.models import AdjudicationLink, AdjudicationProject, Annotation, ProjectReport, own_work
+from api.models import saved_over as is_saved_over
 
 __all__ = ["guard", "predictions_hash", "project_differences", "saved_over"]
 
@@ -79,6 +80,7 @@ def guard(
     project_id: int,
     options: Mapping[str, Any],
     restore: Callable[[], Any],
+    adjudicators: Collection[str] | None = None,
 ) -> list[str]:
     """Check each adjudication project of ``project_id`` against ``options`` (what the
     sender makes it with) and its linked tasks' predictions against what was sent; put a
@@ -92,8 +94,10 @@ def guard(
     for project in db.exec(
         select(AdjudicationProject.id).where(AdjudicationProject.project_id == project_id)
     ).all():
-        found += _guard_project(db, client, project_id, int(project), options, restore)
-    db.commit()
+        found += _guard_project(
+            db, client, project_id, int(project), options, restore, adjudicators
+        )
+    db.flush()  # committed by the caller (PostgreSQL: with the sender's advisory lock)
     return found
 
 
@@ -104,6 +108,7 @@ def _guard_project(
     adjudication_project_id: int,
     options: Mapping[str, Any],
     restore: Callable[[], Any],
+    adjudicators: Collection[str] | None,
 ) -> list[str]:
     pid = adjudication_project_id
     # the store first
@@ -115,14 +120,15 @@ def _guard_project(
     by_link = {
         int(link.id or 0): (link.adjudication_task_id, link.predictions_hash) for link in links
     }
-    saved = saved_over(db, links)
+    saved = saved_over(db, links, adjudicators)
     reports = [
-        (int(r.id or 0), dict(r.fields or {}))
+        (int(r.id or 0), _aware(r.received_at), dict(r.fields or {}))
         for r in db.exec(select(ProjectReport).where(ProjectReport.project_id == pid)).all()
     ]
     row = db.get(AdjudicationProject, pid)
     since = _aware(row.checked_at) if row is not None else None
     last = _received(db, [task for task, _ in by_link.values()])
+    started = datetime.now(UTC)  # a decision received during the check is after it
     _end_read(db)
     # then Label Studio
     try:
@@ -132,49 +138,63 @@ def _guard_project(
             return []  # deleted: its links are dropped and the clips sent again
         raise
     problems = [f"project {pid}: {k} changed" for k in project_differences(project, options)]
-    # changes Label Studio reported since the last check (PROJECT_UPDATED), put back
-    # before now: an adjudicator may have decided on the changed screen in between
-    for _, fields in reports:
-        told = {k: v for k, v in options.items() if k in fields}
-        for k in project_differences(fields, told):
-            problem = f"project {pid}: {k} changed and put back since the last send"
-            if f"project {pid}: {k} changed" not in problems and problem not in problems:
-                problems.append(problem)
+    # changed now: the links undecided or decided since the last check that found the
+    # project as made may have been decided on the changed screen
     suspects: set[int] = set()
     if problems:
-        restore()
         for link_id, (task, _) in by_link.items():
             when = last.get(task)
             if when is None or since is None or _aware(when) > since:
                 suspects.add(link_id)
+    # changes Label Studio reported since the last check (PROJECT_UPDATED), put back
+    # before now: the decisions received since the report may have been made on the
+    # changed screen (Label Studio sends the report as it saves the change)
+    for _, received, fields in reports:
+        told = {k: v for k, v in options.items() if k in fields}
+        changed = project_differences(fields, told)
+        for k in changed:
+            problem = f"project {pid}: {k} changed and put back since the last send"
+            if f"project {pid}: {k} changed" not in problems and problem not in problems:
+                problems.append(problem)
+        if changed:
+            for link_id, (task, _) in by_link.items():
+                when = last.get(task)
+                if when is not None and (received is None or _aware(when) >= received):
+                    suspects.add(link_id)
+    if problems:
+        restore()
+    # a change to the whole project is not counted against each clip's re-sends
+    # (api.resends): one member could otherwise hold every clip
+    own: set[int] = set()
     held: dict[int, list[Any]] = {}
     for prediction in client.predictions.list(project=pid):
         held.setdefault(int(_get(prediction, "task")), []).append(prediction)
     for link_id, (task, sent) in by_link.items():
         if sent is not None and predictions_hash(held.get(task, [])) != sent:
             problems.append(f"task {task}: predictions changed")
-            suspects.add(link_id)
+            own.add(link_id)
     for link_id, problem in saved.items():
         problems.append(problem)
-        suspects.add(link_id)
+        own.add(link_id)
     # then the findings
     now = datetime.now(UTC)
-    if suspects:
-        db.exec(  # type: ignore[call-overload]
-            update(AdjudicationLink)
-            .where(col(AdjudicationLink.id).in_(sorted(suspects)))
-            .values(tampered_at=now)
-        )
+    for marked, wide in ((suspects - own, True), (own, False)):
+        if marked:
+            db.exec(  # type: ignore[call-overload]
+                update(AdjudicationLink)
+                .where(col(AdjudicationLink.id).in_(sorted(marked)))
+                .values(tampered_at=now, tampered_by_project=wide)
+            )
     row = db.get(AdjudicationProject, pid)
     if row is not None:
         if problems:
             row.problem, row.problem_at = "; ".join(problems)[:1000], now
         else:
-            row.checked_at = now
+            row.checked_at = started
         db.add(row)
     if reports:  # those read, not any that came in since
         db.exec(  # type: ignore[call-overload]
-            delete(ProjectReport).where(col(ProjectReport.id).in_([r for r, _ in reports]))
+            delete(ProjectReport).where(col(ProjectReport.id).in_([r[0] for r in reports]))
         )
     _end_read(db)  # the findings written, before the next project's Label Studio calls
     return problems
@@ -187,12 +207,17 @@ def _end_read(db: Session) -> None:
         db.commit()
 
 
-def saved_over(db: Session, links: Iterable[AdjudicationLink]) -> dict[int, str]:
-    """``{link id: what was found}`` for the links whose task holds an annotation Label
-    Studio last saw saved by someone other than the annotator named on it: one its
-    annotator had saved themselves (their decision, now someone else's), or, while no
-    annotation on the task stands as saved by its own annotator, any (an annotation in an
-    adjudicator's name hides the task from their queue)."""
+def saved_over(
+    db: Session, links: Iterable[AdjudicationLink], adjudicators: Collection[str] | None = None
+) -> dict[int, str]:
+    """``{link id: what was found}`` for the links whose task holds an annotation that is
+    not the work of the annotator named on it: one its annotator had saved themselves and
+    someone else then changed, or gave to another annotator (their decision, now not
+    theirs: :func:`api.models.saved_over`); or, while no adjudicator's own decision stands
+    on the task, one made in an adjudicator's name by someone else (it hides the task from
+    that adjudicator's queue). ``adjudicators``: their Label Studio user ids (None: any
+    annotator counts as one). A save that leaves an annotation's result as its annotator
+    saved it (starring it as ground truth, pressing Update) finds nothing."""
     by_task = {link.adjudication_task_id: int(link.id or 0) for link in links}
     if not by_task:
         return {}
@@ -203,17 +228,24 @@ def saved_over(db: Session, links: Iterable[AdjudicationLink]) -> dict[int, str]
             col(Annotation.updated_by).is_not(None),
         )
     ).all()
-    decided = {a.task_id for a in rows if a.updated_by == a.annotator and not a.was_cancelled}
+
+    def judge(a: Annotation) -> bool:
+        return adjudicators is None or a.annotator in adjudicators
+
+    decided = {a.task_id for a in rows if own_work(a) and judge(a) and not a.was_cancelled}
     found: dict[int, str] = {}
     for a in sorted(rows, key=lambda a: a.id):
-        if a.updated_by == a.annotator or a.task_id is None:
+        if own_work(a) or a.task_id is None:
             continue
-        if a.own_saved or a.task_id not in decided:
-            found.setdefault(
-                by_task[a.task_id],
-                f"task {a.task_id}: annotation {a.id} in user {a.annotator}'s name "
-                f"last saved by user {a.updated_by}",
-            )
+        if a.own_saved_by is not None and a.own_saved_by != a.annotator:
+            what = f"saved by user {a.own_saved_by}, since given to user {a.annotator}"
+        elif is_saved_over(a):
+            what = f"in user {a.annotator}'s name changed by user {a.updated_by}"
+        elif a.task_id not in decided and judge(a):
+            what = f"in user {a.annotator}'s name last saved by user {a.updated_by}"
+        else:
+            continue
+        found.setdefault(by_task[a.task_id], f"task {a.task_id}: annotation {a.id} {what}")
     return found
 
 

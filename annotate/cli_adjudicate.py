@@ -6,7 +6,8 @@ settled with the panel full and still split) to the adjudication project in Labe
 (:mod:`annotate.adjudicate`); ``--dry-run`` only lists them; ``--status`` lists the clips
 sent and what the adjudicators decided (an adjudicator named by e-mail who signed up since
 the service last read Label Studio's users is looked up first); ``--release CLIP`` lets a
-clip held after too many re-sends go once more. ``--json`` prints the service's answer.
+clip held after too many re-sends go once more (``--release-all``: every held clip).
+``--json`` prints the service's answer.
 """
 
 from __future__ import annotations
@@ -58,13 +59,21 @@ def adjudicate(
             help="let a clip held after too many re-sends go to adjudication once more",
         ),
     ] = None,
+    release_all: Annotated[
+        bool,
+        typer.Option("--release-all", help="let every held clip go to adjudication once more"),
+    ] = False,
 ) -> None:
     """Send the clips below the adjudication thresholds to the adjudication project."""
     project_id = _project_id(project)
     service = _service()
-    if release is not None:
-        service.post(f"/projects/{project_id}/adjudication/release", clip=release)
-        console.print(f"clip {escape(release)} released: the next send sends it again")
+    if release is not None or release_all:
+        where = f"/projects/{project_id}/adjudication/release"
+        got = service.post(where, clip=release) if release is not None else service.post(where)
+        let_go = ", ".join(escape(str(c)) for c in got["released"])
+        console.print(
+            f"released: {let_go}; the next send sends them again" if let_go else "no clip was held"
+        )
         return
     if status:
         got = service.get(f"/projects/{project_id}/adjudicated")
@@ -94,7 +103,8 @@ def adjudicate(
         if got.get("held"):
             console.print(
                 f"[red]held after too many re-sends: {escape(', '.join(got['held']))}; "
-                "'improv-annotate adjudicate --release CLIP' sends one once more[/red]"
+                "'improv-annotate adjudicate --release CLIP' sends one once more, "
+                "--release-all every one[/red]"
             )
         ambiguous = [a["configured"] for a in got["adjudicators"] if a.get("ambiguous")]
         unknown = [
@@ -162,7 +172,7 @@ def adjudicate(
             "changed in Label Studio after each of "
             f"{state.settings.adjudication.max_resends} re-sends "
             f"({escape(', '.join(h['clip'] for h in got['held']))}); find out who, then "
-            "'improv-annotate adjudicate --release CLIP'[/red]"
+            "'improv-annotate adjudicate --release CLIP' (or --release-all)[/red]"
         )
     if got.get("refused"):
         console.print(

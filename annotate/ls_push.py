@@ -81,6 +81,9 @@ def list_clip_tasks(client: LabelStudio, project_id: int) -> list[ClipTask]:
                 page_size=1000,
                 include="id,data,total_annotations,cancelled_annotations",
                 fields="task_only",
+                # the data as stored: with data credentials or cloud storage Label Studio
+                # rewrites its URLs on the way out, and every task would look changed
+                resolve_uri=False,
             )
         except ApiError as exc:
             if exc.status_code == 404:  # Label Studio's answer for a page past the last
@@ -238,11 +241,12 @@ def push_tasks(client: LabelStudio, project_id: int, tasks: Iterable[dict[str, A
             if key in have and have[key].fingerprint != data_fingerprint(task["data"])
         ]
         _replace(client, project_id, redone)
-        changed += redone
+    else:
+        redone = []
     return Pushed(
         len(fresh),
-        len(tasks) - len(fresh) - len(changed),
-        len(changed),
+        len(tasks) - len(fresh) - len(changed),  # a redone task is a fresh one
+        len(changed) + len(redone),
         len(before.removed) + len(after.removed),
         tuple(sorted({*before.keys, *after.keys})),
         tuple(sorted({*before.conflicts, *after.conflicts})),

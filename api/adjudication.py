@@ -38,6 +38,7 @@ from api.models import (
     Member,
     Task,
     TaskOverlapRow,
+    own_work,
 )
 from schemas.taxonomy import Taxonomy
 
@@ -196,7 +197,7 @@ def own_annotators(db: Session, project_id: int) -> Counter[int]:
             Annotation.project_id == project_id,
             col(Annotation.deleted).is_(False),
             col(Annotation.was_cancelled).is_(False),
-            col(Annotation.own_saved).is_(True),
+            col(Annotation.own_saved_by) == col(Annotation.annotator),
         )
         .group_by(col(Annotation.task_id))
     ).all()
@@ -364,9 +365,10 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
     the decision; a cancelled (skipped) one decides nothing. Any member can write through
     Label Studio's API in an adjudicator's name (``completed_by`` is the caller's to set)
     and can edit a task's data, so a decision is taken only when Label Studio recorded the
-    adjudicator as the one who last saved it (``updated_by``), and only while the task's
-    data is what was sent (:func:`data_hash`). A clip counts as decided only when a value
-    was taken.
+    adjudicator as saving it (``updated_by``), and nobody since changed its result or its
+    annotator (:func:`api.models.own_work`: starring it as ground truth takes nothing
+    away), and only while the task's data is what was sent (:func:`data_hash`). A clip
+    counts as decided only when a value was taken.
     """
     out = Decisions()
     linked = {row.adjudication_task_id: row for row in links(db, project_id)}
@@ -386,7 +388,13 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
         if a.annotator not in allowed:
             out.ignored["annotation by someone not in adjudication.adjudicators"] += 1
             continue
-        if a.updated_by != a.annotator:
+        if a.own_saved_by is not None and a.own_saved_by != a.annotator:
+            out.ignored[
+                "annotation given to another annotator after it was saved "
+                "(Label Studio's completed_by)"
+            ] += 1
+            continue
+        if not own_work(a):
             out.ignored[
                 "annotation in an adjudicator's name last saved by someone else "
                 "(Label Studio's updated_by)"

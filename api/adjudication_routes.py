@@ -4,9 +4,10 @@
 adjudication project (``?dry_run=true``: only say what would go); ``GET
 /projects/{id}/adjudicated`` lists the clips sent and what the adjudicators decided;
 ``POST /projects/{id}/adjudication/release?clip=`` lets a clip held after too many
-re-sends go once more (:mod:`api.resends`). All need the API key: a Label Studio member
-can neither send clips nor read the decisions early. With ``adjudication.auto`` the
-leading applier sends clips as their panel completes (:class:`AutoAdjudicator`).
+re-sends go once more, every held clip without ``clip`` (:mod:`api.resends`). All need
+the API key: a Label Studio member can neither send clips nor read the decisions early.
+With ``adjudication.auto`` the leading applier sends clips as their panel completes
+(:class:`AutoAdjudicator`).
 """
 
 from __future__ import annotations
@@ -79,17 +80,20 @@ def register(reads: APIRouter) -> None:
     def adjudication_release(
         request: Request,
         project_id: int,
-        clip: str,
         db: Annotated[Session, Depends(request_session)],
+        clip: str | None = None,
     ) -> dict[str, Any]:
         """Let a clip held after too many re-sends (its adjudication task deleted or
-        tampered with again and again) go to adjudication once more, at the next send."""
+        tampered with again and again) go to adjudication once more, at the next send;
+        without ``clip``, every held clip. ``released``: the clips let go."""
         limit = request.app.state.settings.adjudication.max_resends
+        if clip is None:
+            return {"released": resends.release_all(db, project_id, limit)}
         if not resends.release(db, project_id, clip, limit):
             raise HTTPException(
                 404, f"clip {clip!r} of project {project_id} is not held (see the send's held)"
             )
-        return {"released": clip}
+        return {"released": [clip]}
 
     @reads.get("/projects/{project_id}/adjudicated")
     def adjudicated(

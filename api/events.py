@@ -232,3 +232,10 @@ def data_hash(data: Mapping[str, Any]) -> str:
     as Label Studio gives it back."""
     kept = {k: v for k, v in data.items() if k != "content_hash"}
     return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def result_hash(version: Version) -> str:
+    """sha256 of what an annotation says: its result as Label Studio gives it, and whether
+    it was skipped (``api.models.AnnotationBase.own_hash``)."""
+    said = {"result": version.source.get("result"), "cancelled": version.was_cancelled}
+    return hashlib.sha256(json.dumps(said, sort_keys=True, default=str).encode()).hexdigest()

@@ -29,10 +29,33 @@ class AnnotationBase(SQLModel):
     # who last saved it, as Label Studio records it (the request's user, whatever the
     # request claimed as ``completed_by``); None for versions kept before it was read
     updated_by: str | None = None
-    # whether Label Studio ever recorded the annotator as saving it themselves: kept once
-    # seen, so a member's later save over it (even one that changes nothing) does not
-    # unmake the annotator's own work where that is what counts (a gold clip's panel)
-    own_saved: bool = False
+    # the first annotator Label Studio recorded as saving it themselves (``updated_by``
+    # equal to the annotator), kept once seen: a member's later save over it (even one
+    # that changes nothing) does not unmake the annotator's own work where that is what
+    # counts (a gold clip's panel), and a member who gives it to someone else, themselves
+    # included (``completed_by`` is writable), does not make it theirs (:func:`own_work`)
+    own_saved_by: str | None = None
+    # sha256 of the result at the annotator's last own save, and of the result now: a save
+    # by someone else that leaves the result as the annotator saved it (starring it as
+    # ground truth, pressing Update) takes nothing away from the annotator's work
+    own_hash: str | None = None
+    result_hash: str | None = None
+
+
+def own_work(annotation: AnnotationBase) -> bool:
+    """Whether the annotation's result is its annotator's own: Label Studio recorded the
+    annotator named on it now as saving it, and since then nobody else saved it, or only
+    without changing its result."""
+    a = annotation
+    if a.own_saved_by is None or a.own_saved_by != a.annotator:
+        return False
+    return a.updated_by == a.annotator or (a.own_hash is not None and a.own_hash == a.result_hash)
+
+
+def saved_over(annotation: AnnotationBase) -> bool:
+    """Whether its annotator saved it themselves and it is no longer their own work
+    (:func:`own_work`): someone else changed its result, or renamed its annotator."""
+    return annotation.own_saved_by is not None and not own_work(annotation)
 
 
 class Annotation(AnnotationBase, table=True):
@@ -223,6 +246,9 @@ class SyncState(SQLModel, table=True):
     webhook_error: str | None = None
     # the webhook's id and Label Studio updated_at at the last check (ls_webhooks.check_webhook)
     webhook_stamp: str | None = None
+    # when a service process last claimed the project's periodic full pull (api.sync): one
+    # process pulls, whatever the number of processes and machines
+    full_pull_claimed_at: datetime | None = None
 
 
 class DeadLetter(SQLModel, table=True):
@@ -344,6 +370,10 @@ class AdjudicationLink(SQLModel, table=True):
     # no decision on this task is taken, even once the data is put back (the adjudicator
     # may have decided on what a member showed them); the clip must be sent again
     tampered_at: datetime | None = None
+    # marked only for a change to the whole adjudication project (its settings, or a
+    # PROJECT_UPDATED report of one): the re-send is not counted against the clip's
+    # ``adjudication.max_resends``, which bounds what a member can do to one clip
+    tampered_by_project: bool = False
 
 
 class GoldClip(SQLModel, table=True):

@@ -8,7 +8,7 @@ pulled annotation is stored exactly as a webhook's would be.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,6 +39,9 @@ class Reconciled:
     deleted_tasks: int = 0
     restored_tasks: int = 0
     restored_annotations: int = 0
+    # tasks missing from the pull's list that Label Studio still answers for (the pages
+    # shifted under deletions while they were read): not taken for deleted
+    unlisted_tasks: int = 0
     skipped: dict[str, int] = field(default_factory=dict)
 
 
@@ -89,12 +92,14 @@ def reconcile(
     *,
     full: bool,
     started: datetime | None = None,
+    exists: Callable[[Sequence[int]], set[int]] | None = None,
 ) -> Reconciled:
     """Apply what a pull from Label Studio found: annotations webhooks missed, and deletions.
 
     ``pulled`` yields each task id with its annotations as webhook-shaped payloads. An
     annotation the store has for a pulled task but Label Studio no longer lists is recorded
-    as deleted; with ``full``, so is every stored task the pull did not see.
+    as deleted; with ``full``, so is every stored task the pull did not see and that
+    ``exists`` (the ids Label Studio still has, in any project) does not find.
     """
     report = Reconciled()
     seen_tasks: set[int] = set()
@@ -166,6 +171,13 @@ def reconcile(
             ).all()
         )
         missing = sorted(stored_tasks - seen_tasks - recent)
+        if missing and exists is not None:
+            # a task the list missed (tasks deleted while it was paged shift the pages) is
+            # not deleted: kept as it was, with its pin and annotations
+            db.commit()  # the store's read ended before asking Label Studio (SQLite)
+            held = exists(missing)
+            report.unlisted_tasks = len(held)
+            missing = [t for t in missing if t not in held]
         if missing:
             delete_tasks(db, project_id, missing)
             report.deleted_tasks = len(missing)

@@ -5,7 +5,9 @@ A clip is sent to adjudication again when its task there was deleted or tampered
 so a member who tampers before every send could keep a clip from ever being decided and
 waste every adjudicator's time on it. Past ``adjudication.max_resends`` re-sends the clip
 is therefore held: it is listed (:func:`held`), not sent, until a QA lead releases it
-(:func:`release`), which allows one more.
+(:func:`release`, or :func:`release_all`), which allows one more. Only tampering with the
+clip's own task counts: a change to the whole adjudication project, or its deletion, sends
+every clip again without counting (one member could otherwise hold every clip at once).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from sqlmodel import Session, select
 
 from api.models import AdjudicationResend
 
-__all__ = ["count", "held", "release"]
+__all__ = ["count", "held", "release", "release_all"]
 
 
 def count(db: Session, project_id: int, clips: Iterable[str]) -> None:
@@ -51,3 +53,12 @@ def release(db: Session, project_id: int, clip: str, limit: int) -> bool:
     db.add(row)
     db.commit()
     return True
+
+
+def release_all(db: Session, project_id: int, limit: int) -> list[str]:
+    """Let every held clip of the project go once more (after a member's tampering with
+    the whole project was dealt with); the clips released, in order. Commits."""
+    released = sorted(held(db, project_id, limit))
+    for clip in released:
+        release(db, project_id, clip, limit)
+    return released

@@ -25,7 +25,7 @@ from annotate.performers import SHIFT_TOLERANCE, Span, Turn, performer_scorecard
 from api import adjudication, intended, members, repeats, reports, store
 from api.db import request_session
 from api.gold import gold_clips
-from api.models import Annotation, GoldClip, ShiftEventRow
+from api.models import Annotation, GoldClip, ShiftEventRow, saved_over
 from schemas.taxonomy import Taxonomy
 
 __all__ = ["annotators", "performers", "register"]
@@ -250,26 +250,29 @@ def _annotation_counts(db: Session, project_id: int) -> dict[tuple[str, int], in
     an annotation a member posted in another's name, and deleted, is not theirs."""
     rows = db.exec(
         select(Annotation.annotator, Annotation.task_id, func.count())
-        .where(Annotation.project_id == project_id, col(Annotation.own_saved).is_(True))
+        .where(
+            Annotation.project_id == project_id,
+            col(Annotation.own_saved_by) == col(Annotation.annotator),
+        )
         .group_by(col(Annotation.annotator), col(Annotation.task_id))
     ).all()
     return {(str(who), int(task)): int(n) for who, task, n in rows if who is not None and task}
 
 
 def _saved_by_another(db: Session, project_id: int) -> set[int]:
-    """The project's live annotations their annotator saved themselves and Label Studio
-    last saw saved by someone else: the annotator's work, saved over. (Annotations someone
-    made in the annotator's name from the start, as an import of another tool's labels
-    does, stay theirs.)"""
+    """The project's live annotations their annotator saved themselves that are no longer
+    their own work (:func:`api.models.saved_over`): someone else changed the result, or
+    renamed the annotator. (Annotations someone made in the annotator's name from the
+    start, as an import of another tool's labels does, stay theirs; so does one another
+    member saved without changing it, starring it as ground truth say.)"""
     rows = db.exec(
-        select(Annotation.id, Annotation.annotator, Annotation.updated_by).where(
+        select(Annotation).where(
             Annotation.project_id == project_id,
             col(Annotation.deleted).is_(False),
-            col(Annotation.own_saved).is_(True),
-            col(Annotation.updated_by).is_not(None),
+            col(Annotation.own_saved_by).is_not(None),
         )
     ).all()
-    return {int(a) for a, who, saver in rows if saver != who}
+    return {int(a.id) for a in rows if saved_over(a)}
 
 
 def annotators(

@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import bindparam, or_, select
+from sqlalchemy import bindparam, case, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
@@ -61,19 +61,26 @@ ANNOTATION_COLUMNS = (
     ("deleted", "bool"),
     ("lead_time", "float8"),
     ("updated_by", "text"),
-    ("own_saved", "bool"),
+    ("own_saved_by", "text"),
+    ("own_hash", "text"),
+    ("result_hash", "text"),
     ("received_at", "timestamptz"),
     ("skipped", "json"),
 )
-# ``own_saved`` is kept once true (see api.models.AnnotationBase)
+# the first annotator seen saving it themselves is kept, and the result of their last own
+# save (see api.models.AnnotationBase)
+OWN_COLUMNS = ("own_saved_by", "own_hash")
 ANNOTATION_CONFLICT = (
     "ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(
         f"{c} = excluded.{c}"
         for c, _ in ANNOTATION_COLUMNS
-        if c not in ("id", "project_id", "deleted", "own_saved")
+        if c not in ("id", "project_id", "deleted", *OWN_COLUMNS)
     )
-    + ", own_saved = annotation.own_saved OR excluded.own_saved"
+    + ", own_saved_by = COALESCE(annotation.own_saved_by, excluded.own_saved_by)"
+    + ", own_hash = CASE WHEN excluded.own_saved_by"
+    " = COALESCE(annotation.own_saved_by, excluded.own_saved_by)"
+    " THEN excluded.own_hash ELSE annotation.own_hash END"
 )
 
 
@@ -139,9 +146,14 @@ def annotation_statement(dialect: str) -> Any:
     """Insert an annotation, or overwrite the stored version (its project is kept)."""
     table = Annotation.__table__  # type: ignore[attr-defined]
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
-    kept = {"id", "project_id", "deleted", "own_saved"}
+    kept = {"id", "project_id", "deleted", *OWN_COLUMNS}
     given = {c.name: statement.excluded[c.name] for c in table.c if c.name not in kept}
-    given["own_saved"] = or_(table.c.own_saved, statement.excluded.own_saved)
+    first = func.coalesce(table.c.own_saved_by, statement.excluded.own_saved_by)
+    given["own_saved_by"] = first
+    given["own_hash"] = case(
+        (statement.excluded.own_saved_by == first, statement.excluded.own_hash),
+        else_=table.c.own_hash,
+    )
     return statement.on_conflict_do_update(index_elements=["id"], set_=given)
 
 

@@ -33,7 +33,7 @@ from api.events import ANNOTATION_ACTIONS as ANNOTATION_ACTIONS
 from api.events import Event as Event
 from api.events import PayloadError as PayloadError
 from api.events import Version as Version
-from api.events import data_hash, decode_version
+from api.events import data_hash, decode_version, result_hash
 from api.events import parse_event as parse_event
 from api.events import parse_time as parse_time
 from api.events import task_of as _task_of
@@ -352,6 +352,12 @@ class _Batch:
                 owned.append(unit)
             applied.stored = len(version.rows)
         previous = self.rewritten.get(version.id)
+        own = version.updated_by is not None and version.updated_by == version.annotator
+        digest = result_hash(version)
+        own_by, own_hash = (version.annotator, digest) if own else (None, None)
+        if previous is not None and previous["own_saved_by"] is not None:  # same batch
+            first = previous["own_saved_by"]  # as the upsert keeps them
+            own_by, own_hash = first, (own_hash if own_by == first else previous["own_hash"])
         self.rewritten[version.id] = {
             "id": version.id,
             "project_id": previous["project_id"] if previous else event.project_id,
@@ -364,7 +370,9 @@ class _Batch:
             "deleted": False,
             "lead_time": version.lead_time,
             "updated_by": version.updated_by,
-            "own_saved": version.updated_by is not None and version.updated_by == version.annotator,
+            "own_saved_by": own_by,
+            "own_hash": own_hash,
+            "result_hash": digest,
             "received_at": _now(),
             "skipped": dict(applied.skipped),
         }
@@ -435,7 +443,12 @@ class _Batch:
             self.db.exec(  # type: ignore[call-overload]
                 update(Annotation)
                 .where(col(Annotation.id) == annotation_id)
-                .values(deleted=False, project_id=row["project_id"], own_saved=row["own_saved"])
+                .values(
+                    deleted=False,
+                    project_id=row["project_id"],
+                    own_saved_by=row["own_saved_by"],
+                    own_hash=row["own_hash"],
+                )
             )
         if self.tombstones:
             now = _now()

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from label_studio_sdk.core.api_error import ApiError
+from sqlalchemy import or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from annotate.labelstudio import (
@@ -47,9 +50,25 @@ def reconcile_project(state: Any, project_id: int, *, full: bool) -> reconcile.R
             state.taxonomy,
             full=full or since is None,
             started=started,
+            exists=lambda ids: still_held(client, ids),
         )
         pull_members(client, db)
     return report
+
+
+def still_held(client: Any, task_ids: Sequence[int]) -> set[int]:
+    """The ids among ``task_ids`` Label Studio still answers for: one request each, for
+    the few a full pull's list misses."""
+    found = set()
+    for task_id in task_ids:
+        try:
+            client.tasks.get(id=str(task_id))
+        except ApiError as exc:
+            if exc.status_code == 404:
+                continue
+            raise
+        found.add(task_id)
+    return found
 
 
 def pull_members(client: Any, db: Session) -> int:
@@ -107,19 +126,49 @@ def pull_all(state: Any) -> None:
 
 
 def _full_pull_due(state: Any) -> set[int]:
-    """The projects whose last full pull is older than ``service.full_pull_seconds``."""
+    """The projects whose last full pull is older than ``service.full_pull_seconds``, and
+    that this process claimed: each claim is one atomic update in the store, so of several
+    service processes (on one machine or several) one pulls each project in full. A claim
+    left by a process that died lapses after the same period."""
     every = state.settings.service.full_pull_seconds
     if every <= 0:
         return set()
     now = datetime.now(UTC)
-    with Session(state.engine) as db:
-        rows = db.exec(select(SyncState)).all()
-    last = {row.project_id: _aware(row.last_full_pull) for row in rows}
-    return {
-        p
-        for p in set(store_projects(state)) | set(last)
-        if last.get(p) is None or (now - last[p]).total_seconds() >= every  # type: ignore[operator]
-    }
+    cutoff = now - timedelta(seconds=every)
+    projects = set(store_projects(state))
+    claimed: set[int] = set()
+    with Session(state.writer) as db:
+        known = {int(p) for p in db.exec(select(SyncState.project_id)).all()}
+        for p in sorted(projects - known):
+            _ensure_row(db, p)
+        for p in sorted(projects | known):
+            result = db.exec(  # type: ignore[call-overload]
+                update(SyncState)
+                .where(
+                    col(SyncState.project_id) == p,
+                    or_(
+                        col(SyncState.last_full_pull).is_(None),
+                        col(SyncState.last_full_pull) <= cutoff,
+                    ),
+                    or_(
+                        col(SyncState.full_pull_claimed_at).is_(None),
+                        col(SyncState.full_pull_claimed_at) <= cutoff,
+                    ),
+                )
+                .values(full_pull_claimed_at=now)
+            )
+            if result.rowcount == 1:
+                claimed.add(p)
+            db.commit()
+    return claimed
+
+
+def _ensure_row(db: Session, project_id: int) -> None:
+    """The project's ``sync_state`` row, made if missing (by one of several processes)."""
+    table = SyncState.__table__  # type: ignore[attr-defined]
+    postgres = db.get_bind().dialect.name == "postgresql"
+    insert = (pg_insert if postgres else sqlite_insert)(table).values(project_id=project_id)
+    db.exec(insert.on_conflict_do_nothing(index_elements=["project_id"]))  # type: ignore[call-overload]
 
 
 def store_projects(state: Any) -> list[int]:

@@ -244,7 +244,7 @@ def export_label_studio_file(
         engine = make_engine(f"sqlite:///{Path(scratch) / 'export.db'}")
         init_db(engine)
         project_ids = set()
-        repeat_ids: set[str] | None = None
+        repeat_ids: set[str] = set()
         repeat_tasks: set[int] = set()
         pinned: dict[int, dict[str, Any]] = {}
         repeats_left_out = 0
@@ -256,14 +256,15 @@ def export_label_studio_file(
                         f"{source}: item {i} is not a task with an id and data"
                     )
                 project_id = int(task.get("project") or 0)
-                project_ids.add(project_id)
-                if repeat_ids is None:  # the hidden repeats the service keeps for it
-                    # by task where the import noted it (a member can edit a clip_id)
-                    kept = repeat_clips(intended_from, project_id) if intended_from else []
-                    repeat_tasks = {r.task_id for r in kept if r.task_id is not None}
-                    repeat_ids = {r.clip_id for r in kept if r.task_id is None}
+                if project_id not in project_ids and intended_from is not None:
+                    # the hidden repeats the service keeps for each project of the file, by
+                    # task where the import noted it (a member can edit a clip_id)
+                    kept = repeat_clips(intended_from, project_id)
+                    repeat_tasks |= {r.task_id for r in kept if r.task_id is not None}
+                    repeat_ids |= {r.clip_id for r in kept if r.task_id is None}
                     # the data as imported, not as members may have edited it since
-                    pinned = copy_pins(intended_from, db, project_id) if intended_from else {}
+                    pinned.update(copy_pins(intended_from, db, project_id))
+                project_ids.add(project_id)
                 if task["id"] in repeat_tasks or str(task["data"].get("clip_id")) in repeat_ids:
                     repeats_left_out += 1
                     continue

@@ -390,7 +390,9 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     assert guarded["tampered"] == [f"task {fresh['id']}: predictions changed"]
     assert guarded["resent"] == ["adj-c0"]
     # a member gives the project data credentials (Label Studio then rewrites the task
-    # data's URLs through a proxy): put back at the next send
+    # data's URLs through a proxy): put back at the next send, and the clip sent again; a
+    # change to the whole project is not counted against the clip's re-sends (deleted,
+    # prediction: 2 so far)
     creds = httpx.patch(
         f"{url}/api/projects/{adj_project.id}",
         json={"task_data_login": "someone", "task_data_password": "secret"},
@@ -404,8 +406,64 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     ]
     restored = httpx.get(f"{url}/api/projects/{adj_project.id}", headers=admin).json()
     assert not restored["task_data_login"] and not restored["task_data_password"]
-    # that was the clip's fourth re-send (deleted, config, prediction, credentials): past
-    # adjudication.max_resends (3) it is held for a person instead of sent again
+    assert guarded["resent"] == ["adj-c0"] and guarded["held"] == []
+    assert [s["clip"] for s in guarded["sent"]] == ["adj-c0"]
+
+    # the judge decides; a member saves the judge's annotation again, unchanged (Label
+    # Studio records the member as its last saver, as starring it or pressing Update
+    # does): the decision stands, and the next send finds nothing
+    def decide() -> tuple[dict[str, Any], int]:
+        task = current_task()
+        _label(url, judge, task, DECIDED)
+        _wait_for(
+            lambda: svc.get(f"/projects/{project.id}/adjudicated").json()["decided"] == 1,
+            what="the judge's decision",
+        )
+        return task, _annotation_of(url, admin, task["id"])
+
+    final, mine = decide()
+    held_result = httpx.get(f"{url}/api/annotations/{mine}", headers=admin).json()["result"]
+    noop = httpx.patch(
+        f"{url}/api/annotations/{mine}", json={"result": held_result}, headers=member
+    )
+    assert noop.status_code == 200, noop.text
+    assert noop.json()["updated_by"] == people[1].id, noop.json()
+    pulled = svc.post(f"/projects/{adj_project.id}/reconcile")  # the save surely stored
+    assert pulled.status_code == 200, pulled.text
+    assert svc.get(f"/projects/{project.id}/adjudicated").json()["decided"] == 1
+    quiet = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+    assert quiet["tampered"] == [] and quiet["resent"] == [], quiet
+
+    # the member changes the values: the decision no longer counts, and the next send
+    # finds the task saved over and sends the clip again (a third re-send)
+    def overwritten(annotation: int, body: dict[str, Any]) -> dict[str, Any]:
+        """The member's PATCH of the decision, the decision refused, then a send."""
+        answer = httpx.patch(f"{url}/api/annotations/{annotation}", json=body, headers=member)
+        assert answer.status_code == 200, answer.text
+        for key, value in body.items():
+            assert key == "result" or answer.json()[key] == value, answer.json()
+        _wait_for(
+            lambda: svc.get(f"/projects/{project.id}/adjudicated").json()["decided"] == 0,
+            what=f"the decision refused after {sorted(body)}",
+        )
+        return _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
+
+    guarded = overwritten(mine, {"result": angry})
+    assert guarded["tampered"] == [
+        f"task {final['id']}: annotation {mine} in user {judge.id}'s name changed by "
+        f"user {people[1].id}"
+    ]
+    assert guarded["resent"] == ["adj-c0"] and guarded["held"] == []
+
+    # the judge decides again; the member gives the annotation to themselves (Label Studio
+    # lets completed_by be changed): nobody's decision now; sent again a fourth time,
+    # past adjudication.max_resends (3): held for a person instead
+    final, mine = decide()
+    guarded = overwritten(mine, {"completed_by": people[1].id})
+    assert guarded["tampered"] == [
+        f"task {final['id']}: annotation {mine} saved by user {judge.id}, since given to "
+        f"user {people[1].id}"
+    ]
     assert guarded["resent"] == ["adj-c0"] and guarded["sent"] == []
     assert guarded["held"] == [{"clip": "adj-c0", "resends": 4}]
     quiet = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
@@ -415,41 +473,17 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     shown = _cli(config, "adjudicate", "--status", "-p", str(project.id))
     assert shown.returncode == 0 and "held after too many re-sends: adj-c0" in shown.stdout
     released = _cli(config, "adjudicate", "--release", "adj-c0", "-p", str(project.id))
-    assert released.returncode == 0 and "released" in released.stdout, released.stdout
+    assert released.returncode == 0 and "released: adj-c0" in released.stdout, released.stdout
     refused = _cli(config, "adjudicate", "--release", "adj-c0", "-p", str(project.id))
     assert refused.returncode != 0 and "not held" in refused.stdout + refused.stderr
+    nothing = _cli(config, "adjudicate", "--release-all", "-p", str(project.id))
+    assert nothing.returncode == 0 and "no clip was held" in nothing.stdout, nothing.stdout
     back = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
     assert [s["clip"] for s in back["sent"]] == ["adj-c0"] and back["held"] == []
 
-    # the judge decides; a member saves the judge's annotation again, unchanged (Label
-    # Studio records the member as its last saver): the decision no longer counts, so the
-    # next send finds the task saved over and sends the clip again (held: a fifth re-send)
-    final = current_task()
-    _label(url, judge, final, DECIDED)
-    _wait_for(
-        lambda: svc.get(f"/projects/{project.id}/adjudicated").json()["decided"] == 1,
-        what="the judge's decision on the released clip",
-    )
-    mine = _annotation_of(url, admin, final["id"])
-    held_result = httpx.get(f"{url}/api/annotations/{mine}", headers=admin).json()["result"]
-    noop = httpx.patch(
-        f"{url}/api/annotations/{mine}", json={"result": held_result}, headers=member
-    )
-    assert noop.status_code == 200, noop.text
-    _wait_for(
-        lambda: svc.get(f"/projects/{project.id}/adjudicated").json()["decided"] == 0,
-        what="the saved-over decision refused",
-    )
-    guarded = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
-    assert guarded["tampered"] == [
-        f"task {final['id']}: annotation {mine} in user {judge.id}'s name last saved by "
-        f"user {people[1].id}"
-    ]
-    assert guarded["resent"] == ["adj-c0"] and guarded["held"] == [{"clip": "adj-c0", "resends": 5}]
-
     # a member changes the label config and puts it back between two sends: the project
     # is as made, but Label Studio reported the change (PROJECT_UPDATED), and the send says
-    # so (no clip is linked now, so none is sent again)
+    # so; the clip, undecided since, is not sent again
     flipped = httpx.patch(
         f"{url}/api/projects/{adj_project.id}", json={"label_config": misleading}, headers=member
     )
@@ -462,6 +496,7 @@ def test_a_split_clip_goes_to_the_adjudicator_and_only_their_decision_is_exporte
     assert guarded["tampered"] == [
         f"project {adj_project.id}: label_config changed and put back since the last send"
     ]
+    assert guarded["resent"] == []
     quiet = _json(_cli(config, "adjudicate", "--json", "-p", str(project.id)))
     assert quiet["tampered"] == [] and quiet["resent"] == []
 

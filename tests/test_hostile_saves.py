@@ -9,13 +9,17 @@ Studio sends them. Expected values are counted from the events the test builds.
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import Session
+from sqlmodel import Session, select
 
-from annotate.adjudication_guard import saved_over
+from annotate.adjudication_guard import guard, saved_over
 from api import adjudication, resends, store
+from api.events import Event
 from api.gold import mark_gold
+from api.models import Annotation
+from api.models import saved_over as saved_over_model
 from api.scorecards import annotators
 from tests.payloads import annotation_event, delete_event, dialogue, task
 from tests.test_adjudication import ADJ, AGREED, TAX, _decide, _link, engine
@@ -27,16 +31,18 @@ TURNS = [line["turn_id"] for line in LINES]
 HONEST = ["joy", "sadness", "neutral", "fear"]
 
 
-def _own_saved(engine: Engine) -> dict[int, bool]:
+def _own_saved(engine: Engine) -> dict[int, str | None]:
     with engine.connect() as connection:
-        rows = connection.execute(text("SELECT id, own_saved FROM annotation")).all()
-    return {int(a): bool(o) for a, o in rows}
+        rows = connection.execute(text("SELECT id, own_saved_by FROM annotation")).all()
+    return {int(a): o for a, o in rows}
 
 
 def test_a_save_over_an_adjudicators_decision_marks_its_task(engine: Engine) -> None:
     """The judge decides; a member saves the judge's annotation unchanged (Label Studio:
-    updated_by = the member). The decision stops counting, and the link is found for the
-    sender to mark tampered and send again; the judge's own save stays on record."""
+    updated_by = the member), as starring it or pressing Update does: the decision stands.
+    The member then saves it with other values: the decision stops counting, and the link
+    is found for the sender to mark tampered and send again; the judge's own save stays
+    on record."""
     with Session(engine) as db:
         _link(db, TURNS, hash=adjudication.data_hash(task(500, LINES, "s1")["data"]))
         _decide(db, 920, 7, HONEST, "2026-12-01T10:00:00Z")
@@ -44,27 +50,65 @@ def test_a_save_over_an_adjudicators_decision_marks_its_task(engine: Engine) -> 
         assert saved_over(db, [link]) == {}
         assert adjudication.decisions(db, 1, ["7"]).clips["s1-c001"]["annotation"] == 920
         _decide(db, 920, 7, HONEST, "2026-12-01T11:00:00Z", updated_by=8)
+        assert adjudication.decisions(db, 1, ["7"]).clips["s1-c001"]["annotation"] == 920
+        assert saved_over(db, [link]) == {}
+        _decide(db, 920, 7, ["anger"] * 4, "2026-12-01T12:00:00Z", updated_by=8)
         assert adjudication.decisions(db, 1, ["7"]).clips == {}
         found = saved_over(db, [link])
     assert list(found) == [link.id]
-    assert "annotation 920 in user 7's name last saved by user 8" in found[link.id]
-    assert _own_saved(engine)[920] is True
+    assert "annotation 920 in user 7's name changed by user 8" in found[link.id]
+    assert _own_saved(engine)[920] == "7"
+
+
+def test_a_decision_given_to_another_annotator_stops_counting(engine: Engine) -> None:
+    """The judge decides; a member gives the annotation to themselves or to another
+    adjudicator (Label Studio lets ``completed_by`` be changed): it is nobody's decision
+    now, and the link is found. The annotator named on it afterwards never saved it."""
+    with Session(engine) as db:
+        _link(db, TURNS, hash=adjudication.data_hash(task(500, LINES, "s1")["data"]))
+        _decide(db, 940, 7, HONEST, "2026-12-01T10:00:00Z")
+        link = adjudication.links(db, 1)[0]
+        for new_owner in (8, 9):  # the member, then a second adjudicator
+            _decide(db, 940, new_owner, HONEST, f"2026-12-01T1{new_owner}:00:00Z", updated_by=8)
+            got = adjudication.decisions(db, 1, ["7", "9"])
+            assert got.clips == {}, new_owner
+            found = saved_over(db, [link], {"7", "9"})
+            given = f"saved by user 7, since given to user {new_owner}"
+            assert found == {link.id: f"task 500: annotation 940 {given}"}
+        assert (
+            got.ignored[
+                "annotation given to another annotator after it was saved "
+                "(Label Studio's completed_by)"
+            ]
+            == 1
+        )
+        assert adjudication.own_annotators(db, ADJ) == {}
+    assert _own_saved(engine)[940] == "7"
 
 
 def test_an_annotation_in_the_judges_name_hides_an_undecided_task(engine: Engine) -> None:
     """A member posts an annotation in the judge's name on an undecided task (Label
-    Studio then leaves the task out of the judge's queue): found. On a task the judge
-    has decided, such a forgery is only ignored (the decision stands)."""
+    Studio then leaves the task out of the judge's queue): found, even once the member
+    saves an annotation of their own there (they are not an adjudicator: the task is
+    still undecided). On a task the judge has decided, such a forgery is only ignored
+    (the decision stands); one in a non-adjudicator's name hides nothing from a judge."""
     with Session(engine) as db:
         _link(db, TURNS)
         link = adjudication.links(db, 1)[0]
         _decide(db, 930, 7, ["anger"] * 4, "2026-12-01T10:00:00Z", updated_by=8)
-        assert list(saved_over(db, [link])) == [link.id]
+        assert list(saved_over(db, [link], {"7"})) == [link.id]
+        _decide(db, 932, 8, ["anger"] * 4, "2026-12-01T10:30:00Z")  # the member's own
+        assert list(saved_over(db, [link], {"7"})) == [link.id]
         _decide(db, 931, 7, HONEST, "2026-12-01T09:00:00Z")  # the judge's own decision
-        assert saved_over(db, [link]) == {}
+        assert saved_over(db, [link], {"7"}) == {}
         got = adjudication.decisions(db, 1, ["7"])
     assert [got.turns[t]["emotion"] for t in TURNS] == HONEST
-    assert _own_saved(engine)[930] is False
+    assert _own_saved(engine)[930] is None
+    with Session(engine) as db:
+        _link(db, TURNS, clip="s1-c002", task=2, adjudication_task=501)
+        other = next(x for x in adjudication.links(db, 1) if x.clip_id == "s1-c002")
+        _decide(db, 933, 6, ["anger"] * 4, "2026-12-01T10:00:00Z", updated_by=8, task_id=501)
+        assert saved_over(db, [other], {"7"}) == {}
 
 
 def test_a_save_over_a_gold_annotation_does_not_hold_the_clip_back(engine: Engine) -> None:
@@ -96,7 +140,7 @@ def test_a_save_over_a_gold_annotation_does_not_hold_the_clip_back(engine: Engin
         event = annotation_event(TAX, 80, clip, 9, values, updated_by=8, updated_at=later)
         assert store.apply_event(db, event, TAX).ignored is None
     assert gold_listed() == ["s1-c002"]
-    assert _own_saved(engine)[80] is True
+    assert _own_saved(engine)[80] == "9"
 
 
 def _gold_answered(db: Session, answer: list[str]) -> None:
@@ -174,6 +218,12 @@ def test_a_clip_resent_too_often_is_held_until_released(engine: Engine) -> None:
         resends.count(db, 1, ["s1-c001"])  # tampered with again after the release
         db.commit()
         assert resends.held(db, 1, limit) == {"s1-c001": limit + 2}
+        for _ in range(limit + 1):
+            resends.count(db, 1, ["s1-c003"])
+        db.commit()
+        assert sorted(resends.held(db, 1, limit)) == ["s1-c001", "s1-c003"]
+        assert resends.release_all(db, 1, limit) == ["s1-c001", "s1-c003"]
+        assert resends.held(db, 1, limit) == {} and resends.release_all(db, 1, limit) == []
 
 
 def test_project_updates_of_the_adjudication_project_are_kept_for_the_sender(
@@ -209,3 +259,76 @@ def test_project_updates_of_the_adjudication_project_are_kept_for_the_sender(
             },
         )
     ]
+
+
+def test_own_saves_are_kept_the_same_in_one_batch_as_one_by_one(engine: Engine) -> None:
+    """The applier stores a batch of events at once: the judge's save, a member's
+    unchanged save, the judge's new save and a member's change to it give what applying
+    them one by one gives (compared on a second annotation id, applied singly)."""
+    t = {**task(500, LINES, "s1"), "project": ADJ}
+
+    def event(aid: int, who: int, saver: int, emotions: list[str], hour: int) -> Event:
+        values = {i: {"emotion": e} for i, e in enumerate(emotions)}
+        payload = annotation_event(
+            TAX,
+            aid,
+            t,
+            who,
+            values,
+            project_id=ADJ,
+            updated_by=saver,
+            updated_at=f"2026-12-01T1{hour}:00:00Z",
+        )
+        return store.parse_event(payload, TAX)
+
+    steps = [(7, 7, HONEST), (7, 8, HONEST), (7, 7, AGREED), (7, 8, ["anger"] * 4)]
+    with Session(engine) as db:
+        store.upsert_task(db, ADJ, t)
+        store.apply_events(db, [event(950, *s, hour) for hour, s in enumerate(steps)], TAX)
+        db.commit()
+        for hour, s in enumerate(steps):
+            store.apply_events(db, [event(951, *s, hour)], TAX)
+            db.commit()
+        rows = {a.id: a for a in db.exec(select(Annotation)).all()}
+    batch, single = rows[950], rows[951]
+    assert (batch.own_saved_by, batch.own_hash) == (single.own_saved_by, single.own_hash)
+    assert batch.own_saved_by == "7" and batch.own_hash != batch.result_hash
+    assert saved_over_model(batch) and saved_over_model(single)
+
+
+def test_the_sender_keeps_its_lock_through_the_project_check(engine: Engine) -> None:
+    """On PostgreSQL one sender per project runs at a time, on every machine: its
+    advisory lock lasts until its transaction ends. The project check it runs first must
+    not end that transaction (another sender would then link tasks this one removes):
+    after the check, another connection still cannot take the lock. (Label Studio is
+    stood in for by an object that answers the project as made and no predictions: what
+    is tested is the store's lock, not Label Studio.)"""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers without advisory locks")
+    options = {"label_config": "<View/>", "maximum_annotations": 1}
+
+    class Projects:
+        def get(self, id: int) -> dict[str, object]:
+            return dict(options)
+
+    class Predictions:
+        def list(self, project: int) -> list[object]:
+            return []
+
+    client = type("Client", (), {"projects": Projects(), "predictions": Predictions()})()
+    with Session(engine) as db:
+        adjudication.record_project(db, 1, ADJ)
+        _link(db, TURNS)
+        db.commit()
+    with Session(engine) as db, engine.connect() as other:
+        store.lock(db, {"adjudicate1"})
+        assert guard(db, client, 1, options, lambda: None) == []
+        taken = other.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtextextended('adjudicate1', 0))")
+        ).scalar_one()
+        assert taken is False
+        db.commit()
+        taken = other.execute(
+            text("SELECT pg_try_advisory_xact_lock(hashtextextended('adjudicate1', 0))")
+        ).scalar_one()
+        assert taken is True

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -27,6 +29,62 @@ from tests.conftest import EXAMPLE
 
 pytestmark = pytest.mark.integration
 TAX = load_taxonomy()
+
+
+def _member_project(
+    label_studio: Settings,
+    tmp_path: Path,
+    name: str,
+    *,
+    reconcile_seconds: float = 0,
+    webhook: bool = False,
+    pins: bool = False,
+) -> tuple[Settings, Path, LabelStudio, Any, Any]:
+    """A project of its own (``name``, with a unique suffix) holding the example sessions,
+    and an invited member: ``(settings, config, client, project, member)``. ``webhook``:
+    the service's webhook registered first; ``pins``: the import pins its tasks in the
+    store at ``tmp_path/store.db``."""
+    import uuid
+
+    from annotate.cli_import import pin_keeper
+    from annotate.config import load_settings, with_local_secrets
+    from annotate.labelstudio import ensure_webhook
+    from tests.conftest import write_config
+
+    secret = f"s-{name.lower().replace(' ', '-')}"
+    config = write_config(
+        tmp_path,
+        label_studio={
+            "url": label_studio.label_studio.url,
+            "token": label_studio.label_studio.token,
+            "password": label_studio.label_studio.password,
+            "project_title": f"{name} {uuid.uuid4().hex[:6]}",
+        },
+        service={
+            "reconcile_seconds": reconcile_seconds,
+            "webhook_secret": secret,
+            "api_key": "k",
+        },
+        media_root=str(label_studio.media_path),
+    )
+    own = with_local_secrets(load_settings(config))
+    client = connect(own)
+    project = ensure_project(client, own, TAX)
+    if webhook:
+        assert ensure_webhook(client, project.id, own.webhook_url, secret) == ["missing"]
+        assert ensure_webhook(client, project.id, own.webhook_url, secret) == []
+    keep = pin_keeper(f"sqlite:///{tmp_path / 'store.db'}") if pins else None
+    push = session_pusher(client, project.id, own.media_path, drop_intended=True, keep_pins=keep)
+    import_sessions(
+        EXAMPLE, media_root=own.media_path, taxonomy=TAX, max_seconds=own.clips.max_seconds,
+        push=push,
+    )  # fmt: skip
+    url = own.label_studio.url
+    member = ensure_account(
+        url, f"{secret}-{uuid.uuid4().hex[:4]}@example.org", f"a-long-{secret}-password-1",
+        invite=invite_link(client, url),
+    )  # fmt: skip
+    return own, config, client, project, member
 
 
 def test_pull_adds_what_webhooks_missed_and_records_deletions(
@@ -157,42 +215,14 @@ def test_a_webhook_a_member_switched_off_or_deleted_is_put_back(
     delivers nothing), then deletes the webhook and labels another: each time the
     periodic pull finds the webhook changed, puts it back, pulls the project in full (the
     annotation reaches the store) and ``/health`` says what was wrong."""
-    import uuid
-
     from annotate import stack
-    from annotate.config import load_settings, with_local_secrets
-    from annotate.labelstudio import ensure_webhook
-    from tests.conftest import write_config
     from tests.livekit import label, wait_for
 
-    title = f"Guarded webhook {uuid.uuid4().hex[:6]}"
-    config = write_config(
-        tmp_path,
-        label_studio={
-            "url": label_studio.label_studio.url,
-            "token": label_studio.label_studio.token,
-            "password": label_studio.label_studio.password,
-            "project_title": title,
-        },
-        service={"reconcile_seconds": 1, "webhook_secret": "s-guard", "api_key": "k"},
-        media_root=str(label_studio.media_path),
+    own, config, client, project, member = _member_project(
+        label_studio, tmp_path, "Guarded webhook", reconcile_seconds=1, webhook=True
     )
-    own = with_local_secrets(load_settings(config))
-    client = connect(own)
-    project = ensure_project(client, own, TAX)
-    assert ensure_webhook(client, project.id, own.webhook_url, "s-guard") == ["missing"]
-    assert ensure_webhook(client, project.id, own.webhook_url, "s-guard") == []
-    push = session_pusher(client, project.id, own.media_path, drop_intended=True)
-    import_sessions(
-        EXAMPLE, media_root=own.media_path, taxonomy=TAX, max_seconds=own.clips.max_seconds,
-        push=push,
-    )  # fmt: skip
     tasks = [{"id": t.id, "data": t.data} for t in iter_tasks(client, project.id)]
     url = own.label_studio.url
-    member = ensure_account(
-        url, f"guard-{uuid.uuid4().hex[:4]}@example.org", "a-long-guard-password-1",
-        invite=invite_link(client, url),
-    )  # fmt: skip
     as_member = {"Authorization": f"Token {member.token}"}
 
     def ours() -> list[dict]:
@@ -238,7 +268,7 @@ def test_a_webhook_a_member_switched_off_or_deleted_is_put_back(
             label(url, member, tasks[1], ["fear"] * len(tasks[1]["data"]["dialogue"]))
             wait_for(lambda: repaired("missing"), what="the webhook remade", last=seen)
             (again,) = ours()
-            assert again["is_active"] and again["headers"].get(SECRET_HEADER) == "s-guard"
+            assert again["is_active"] and again["headers"].get(SECRET_HEADER) == "s-guarded-webhook"
             wait_for(lambda: stored(member.id) == 2, what="the second missed annotation")
     finally:
         stack.stop(own, stack.SERVICE)
@@ -252,46 +282,20 @@ def test_a_webhook_switched_off_and_on_between_rounds_brings_a_full_pull(
     two rounds of the periodic pull. The next round finds the webhook as registered but
     changed since (Label Studio's ``updated_at`` moved) and says so, the deletion is in
     the store, and the round after is quiet."""
-    import uuid
     from types import SimpleNamespace
 
     from sqlmodel import Session, select
 
-    from annotate.config import load_settings, with_local_secrets
-    from annotate.labelstudio import ensure_webhook
     from api import sync
     from api.db import init_db, make_engine
     from api.models import Annotation, SyncState
-    from tests.conftest import write_config
     from tests.livekit import label
 
-    title = f"Flicked webhook {uuid.uuid4().hex[:6]}"
-    config = write_config(
-        tmp_path,
-        label_studio={
-            "url": label_studio.label_studio.url,
-            "token": label_studio.label_studio.token,
-            "password": label_studio.label_studio.password,
-            "project_title": title,
-        },
-        service={"reconcile_seconds": 0, "webhook_secret": "s-flick", "api_key": "k"},
-        media_root=str(label_studio.media_path),
+    own, _, client, project, member = _member_project(
+        label_studio, tmp_path, "Flicked webhook", webhook=True
     )
-    own = with_local_secrets(load_settings(config))
-    client = connect(own)
-    project = ensure_project(client, own, TAX)
-    ensure_webhook(client, project.id, own.webhook_url, "s-flick")
-    push = session_pusher(client, project.id, own.media_path, drop_intended=True)
-    import_sessions(
-        EXAMPLE, media_root=own.media_path, taxonomy=TAX, max_seconds=own.clips.max_seconds,
-        push=push,
-    )  # fmt: skip
     first = next(iter(iter_tasks(client, project.id)))
     url = own.label_studio.url
-    member = ensure_account(
-        url, f"flick-{uuid.uuid4().hex[:4]}@example.org", "a-long-flick-password-1",
-        invite=invite_link(client, url),
-    )  # fmt: skip
     as_member = {"Authorization": f"Token {member.token}"}
     engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
     init_db(engine)
@@ -346,3 +350,72 @@ def test_a_webhook_switched_off_and_on_between_rounds_brings_a_full_pull(
             assert db.get(SyncState, project.id).webhook_repaired_at == repaired_at  # type: ignore[union-attr]
     finally:
         engine.dispose()
+
+
+def test_a_task_a_full_pull_misses_is_deleted_only_on_label_studios_404(
+    label_studio: Settings, tmp_path
+) -> None:
+    """A full pull lists the project's tasks page by page; tasks deleted meanwhile shift
+    the pages, and a live task can be missed. Such a task is kept, with its annotation
+    and pin (``unlisted_tasks``): Label Studio still answers for it. A task deleted in
+    Label Studio (no webhook here to say so) is taken for deleted. Also measured: a
+    member cannot move a task to another project on Label Studio 1.23.2 (``PATCH`` with
+    another ``project`` answers 404 and changes nothing)."""
+    from types import SimpleNamespace
+
+    from sqlmodel import Session, select
+
+    from annotate.labelstudio import pull_events
+    from api import reconcile, sync
+    from api.db import init_db, make_engine
+    from api.models import Annotation, PinnedTask, Task
+    from tests.livekit import label
+
+    own, _, client, project, member = _member_project(
+        label_studio, tmp_path, "Missed task", pins=True
+    )
+    elsewhere = client.projects.create(title=f"{project.title} elsewhere")
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    init_db(engine)
+    first, second = list(iter_tasks(client, project.id))[:2]
+    url = own.label_studio.url
+    as_member = {"Authorization": f"Token {member.token}"}
+    state = SimpleNamespace(settings=own, engine=engine, writer=engine, taxonomy=TAX)
+
+    def stored(task_id: int) -> tuple[list[bool], bool, bool]:
+        with Session(engine) as db:
+            rows = db.exec(select(Annotation).where(Annotation.task_id == task_id)).all()
+            task = db.get(Task, task_id)
+            pinned = db.get(PinnedTask, task_id) is not None
+        return sorted(not a.deleted for a in rows), bool(task and task.deleted), pinned
+
+    try:
+        for task in (first, second):
+            n = len(task.data["dialogue"])
+            label(url, member, {"id": task.id, "data": task.data}, ["joy"] * n)
+        sync.reconcile_project(state, project.id, full=True)
+        assert stored(first.id) == ([True], False, True)
+        moved = httpx.patch(
+            f"{url}/api/tasks/{first.id}", json={"project": elsewhere.id}, headers=as_member
+        )
+        assert moved.status_code == 404, moved.text
+        assert first.id in [t.id for t in iter_tasks(client, project.id)]
+        # a pull whose pages missed the first task, and Label Studio's own deletion of the
+        # second (no webhook told the store)
+        gone = httpx.delete(f"{url}/api/tasks/{second.id}", headers=as_member)
+        assert gone.status_code == 204, gone.text
+        with Session(engine) as db:
+            report = reconcile.reconcile(
+                db,
+                project.id,
+                (p for p in pull_events(client, project.id) if p[0] != first.id),
+                TAX,
+                full=True,
+                exists=lambda ids: sync.still_held(client, ids),
+            )
+        assert (report.unlisted_tasks, report.deleted_tasks) == (1, 1)
+        assert stored(first.id) == ([True], False, True)
+        assert stored(second.id) == ([False], True, False)
+    finally:
+        engine.dispose()
+        client.projects.delete(id=elsewhere.id)

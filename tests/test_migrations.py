@@ -115,7 +115,7 @@ def test_0013_starts_own_saves_from_who_saved_last(database_url: str) -> None:
                 )
         init_db(engine)  # to head
         with engine.connect() as connection:
-            own = dict(connection.exec_driver_sql("SELECT id, own_saved FROM annotation").all())
-        assert {k: bool(v) for k, v in own.items()} == {1: True, 2: False, 3: False}
+            own = dict(connection.exec_driver_sql("SELECT id, own_saved_by FROM annotation").all())
+        assert own == {1: "7", 2: None, 3: None}
     finally:
         engine.dispose()

@@ -1,10 +1,13 @@
-"""whether Label Studio ever recorded an annotation's annotator as saving it themselves,
-how often each clip was sent to adjudication again after tampering, the stamp (Label
-Studio's ``updated_at``) of the service's webhook on each project at its last check, and
-the adjudication projects' settings as PROJECT_UPDATED webhooks reported them
+"""who Label Studio last recorded as saving an annotation as its own annotator and what
+its result was then, how often each clip was sent to adjudication again after tampering
+(and whether a link was marked for a change to the whole project), the stamp (Label
+Studio's ``updated_at``) of the service's webhook on each project at its last check, the
+claim on a project's periodic full pull, and the adjudication projects' settings as
+PROJECT_UPDATED webhooks reported them
 
-``annotation.own_saved`` starts as what is known now: the annotator was the last to save
-it. ``adjudication_resend`` starts empty.
+``annotation.own_saved_by`` starts as what is known now: the annotator, where they were
+the last to save it; the results' hashes start unknown. ``adjudication_resend`` starts
+empty.
 
 Revision ID: 0013
 Revises: 0012
@@ -26,15 +29,24 @@ depends_on = None
 def upgrade() -> None:
     """Apply this revision."""
     with op.batch_alter_table("annotation") as batch:
-        batch.add_column(
-            sa.Column("own_saved", sa.Boolean(), nullable=False, server_default=sa.false())
-        )
+        for name in ("own_saved_by", "own_hash", "result_hash"):
+            batch.add_column(sa.Column(name, sqlmodel.sql.sqltypes.AutoString(), nullable=True))
     op.execute(
-        "UPDATE annotation SET own_saved = (updated_by IS NOT NULL AND updated_by = annotator)"
+        "UPDATE annotation SET own_saved_by = annotator "
+        "WHERE updated_by IS NOT NULL AND updated_by = annotator"
     )
     with op.batch_alter_table("sync_state") as batch:
         batch.add_column(
             sa.Column("webhook_stamp", sqlmodel.sql.sqltypes.AutoString(), nullable=True)
+        )
+        batch.add_column(
+            sa.Column("full_pull_claimed_at", sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True)
+        )
+    with op.batch_alter_table("adjudication_link") as batch:
+        batch.add_column(
+            sa.Column(
+                "tampered_by_project", sa.Boolean(), nullable=False, server_default=sa.false()
+            )
         )
     op.create_table(
         "project_report",
@@ -61,7 +73,11 @@ def downgrade() -> None:
     op.drop_table("adjudication_resend")
     op.drop_index("ix_project_report_project_id", table_name="project_report")
     op.drop_table("project_report")
+    with op.batch_alter_table("adjudication_link") as batch:
+        batch.drop_column("tampered_by_project")
     with op.batch_alter_table("sync_state") as batch:
+        batch.drop_column("full_pull_claimed_at")
         batch.drop_column("webhook_stamp")
     with op.batch_alter_table("annotation") as batch:
-        batch.drop_column("own_saved")
+        for name in ("result_hash", "own_hash", "own_saved_by"):
+            batch.drop_column(name)
