@@ -38,6 +38,7 @@ from annotate.labelstudio import (
     push_tasks,
 )
 from api import adjudication, resends, store
+from api.db import held_lock
 from api.gold import gold_clips
 from api.models import Judgement, PinnedTask, Task
 from schemas.codec import encode_annotation
@@ -297,11 +298,10 @@ def _unseen_tasks(
 
 
 def _release(db: Session) -> None:
-    """End the store's transaction before talking to Label Studio, on SQLite: there every
+    """End the store's transaction before talking to Label Studio: on SQLite every
     transaction that writes holds the one write lock, and the applier must not wait on a
-    slow Label Studio. PostgreSQL keeps it (and with it the sender's advisory lock)."""
-    if db.get_bind().dialect.name != "postgresql":
-        db.commit()
+    slow Label Studio (the sender's own lock is held apart, :func:`api.db.held_lock`)."""
+    db.commit()
 
 
 def _forget_tampered(db: Session, client: Any, project_id: int) -> tuple[list[str], list[str]]:
@@ -405,11 +405,25 @@ def send(
     alone. ``dry_run``: only say what would be sent. ``settled``: only clips whose panel is
     complete (the service's automatic sending). ``gold_settled``: gold clips only once
     their panel is complete (the service passes it always)."""
-    report = SendReport()
     # one sender per project at a time, on every machine (PostgreSQL: an advisory lock
-    # held until the links are committed), so no sender links a task another removes;
-    # on SQLite the unique links and the keyed task keys keep two senders apart
-    store.lock(db, {f"adjudicate{project_id}"})
+    # held until the send ends), so no sender links a task another removes; on SQLite the
+    # unique links and the keyed task keys keep two senders apart
+    db.commit()
+    with held_lock(db.get_bind(), f"adjudicate{project_id}"):  # type: ignore[arg-type]
+        return _send(db, client, settings, taxonomy, project_id, dry_run, settled, gold_settled)
+
+
+def _send(
+    db: Session,
+    client: Any,
+    settings: Settings,
+    taxonomy: Taxonomy,
+    project_id: int,
+    dry_run: bool,
+    settled: Callable[[int, int], bool] | None,
+    gold_settled: Callable[[int, int], bool] | None,
+) -> SendReport:
+    report = SendReport()
     if not dry_run:
         options = adjudication_options(settings, taxonomy)
         _release(db)

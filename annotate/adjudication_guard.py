@@ -27,7 +27,7 @@ from typing import Any
 
 from label_studio_sdk.core.api_error import ApiError
 from sqlalchemy import delete, update
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, select
 
 from api import adjudication
 from api.models import AdjudicationLink, AdjudicationProject, Annotation, ProjectReport, own_work
@@ -87,9 +87,10 @@ def guard(
     changed project back with ``restore()`` and mark the links it may have misled
     tampered. Returns what was found (empty when nothing). Commits.
 
-    On SQLite no transaction is open while Label Studio is asked (there every transaction
-    holds the one write lock, and the applier and imports must not wait on Label Studio):
-    the store is read first, then Label Studio, then the findings are written."""
+    No transaction is open while Label Studio is asked (on SQLite every transaction holds
+    the one write lock, and the applier and imports must not wait on Label Studio): the
+    store is read first, then Label Studio, then the findings are written and committed,
+    and only then is a changed project put back."""
     found: list[str] = []
     for project in db.exec(
         select(AdjudicationProject.id).where(AdjudicationProject.project_id == project_id)
@@ -97,7 +98,7 @@ def guard(
         found += _guard_project(
             db, client, project_id, int(project), options, restore, adjudicators
         )
-    db.flush()  # committed by the caller (PostgreSQL: with the sender's advisory lock)
+    db.commit()  # the findings kept before the sender deletes tasks in Label Studio
     return found
 
 
@@ -129,7 +130,7 @@ def _guard_project(
     since = _aware(row.checked_at) if row is not None else None
     last = _received(db, [task for task, _ in by_link.values()])
     started = datetime.now(UTC)  # a decision received during the check is after it
-    _end_read(db)
+    db.commit()  # the read ended before Label Studio is asked (SQLite: the write lock)
     # then Label Studio
     try:
         project = client.projects.get(id=pid)
@@ -161,8 +162,7 @@ def _guard_project(
                 when = last.get(task)
                 if when is not None and (received is None or _aware(when) >= received):
                     suspects.add(link_id)
-    if problems:
-        restore()
+    changed = bool(problems)  # put back once the findings are kept (below)
     # a change to the whole project is not counted against each clip's re-sends
     # (api.resends): one member could otherwise hold every clip
     own: set[int] = set()
@@ -182,7 +182,10 @@ def _guard_project(
         if marked:
             db.exec(  # type: ignore[call-overload]
                 update(AdjudicationLink)
-                .where(col(AdjudicationLink.id).in_(sorted(marked)))
+                .where(  # not one the applier marked meanwhile (task data changed)
+                    col(AdjudicationLink.id).in_(sorted(marked)),
+                    col(AdjudicationLink.tampered_at).is_(None),
+                )
                 .values(tampered_at=now, tampered_by_project=wide)
             )
     row = db.get(AdjudicationProject, pid)
@@ -196,15 +199,10 @@ def _guard_project(
         db.exec(  # type: ignore[call-overload]
             delete(ProjectReport).where(col(ProjectReport.id).in_([r[0] for r in reports]))
         )
-    _end_read(db)  # the findings written, before the next project's Label Studio calls
+    db.commit()  # the findings kept, then the project put back and the next one asked
+    if changed:
+        restore()
     return problems
-
-
-def _end_read(db: Session) -> None:
-    """End the store's read before asking Label Studio, on SQLite (see :func:`guard`);
-    PostgreSQL keeps the transaction, and with it the sender's advisory lock."""
-    if db.get_bind().dialect.name != "postgresql":
-        db.commit()
 
 
 def saved_over(
@@ -250,15 +248,24 @@ def saved_over(
 
 
 def _received(db: Session, task_ids: list[int]) -> dict[int, datetime]:
-    """When the service last received an annotation on each of ``task_ids``."""
+    """When the service last received an annotator's own save of the work that stands on
+    each of ``task_ids`` (:func:`api.models.own_work`): a decision is as new as the
+    adjudicator's own save of it, not as a later save by someone else that changed
+    nothing (a star), which would otherwise make every decision look new."""
     if not task_ids:
         return {}
-    rows = db.exec(
-        select(Annotation.task_id, func.max(Annotation.received_at))
-        .where(col(Annotation.task_id).in_(task_ids))
-        .group_by(col(Annotation.task_id))
-    ).all()
-    return {int(t): w for t, w in rows if t is not None and w is not None}
+    out: dict[int, datetime] = {}
+    for a in db.exec(
+        select(Annotation).where(
+            col(Annotation.task_id).in_(task_ids), col(Annotation.deleted).is_(False)
+        )
+    ).all():
+        when = _aware(a.own_received_at)
+        if a.task_id is None or when is None or not own_work(a):
+            continue
+        if a.task_id not in out or when > out[a.task_id]:
+            out[a.task_id] = when
+    return out
 
 
 def _aware(when: datetime | None) -> datetime | None:

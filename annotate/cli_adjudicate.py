@@ -69,7 +69,11 @@ def adjudicate(
     service = _service()
     if release is not None or release_all:
         where = f"/projects/{project_id}/adjudication/release"
-        got = service.post(where, clip=release) if release is not None else service.post(where)
+        got = (
+            service.post(where, clip=release)
+            if release is not None
+            else service.post(where, all="true")
+        )
         let_go = ", ".join(escape(str(c)) for c in got["released"])
         console.print(
             f"released: {let_go}; the next send sends them again" if let_go else "no clip was held"

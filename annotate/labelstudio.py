@@ -171,7 +171,7 @@ def ensure_local_storage(client: LabelStudio, project_id: int, folder: Path) -> 
 
 def iter_tasks(client: LabelStudio, project_id: int) -> Iterator[Any]:
     """Every task of the project, with its data and annotations."""
-    yield from client.tasks.list(project=project_id, fields="all", page_size=500)
+    yield from client.tasks.list(project=project_id, fields="all", page_size=500, resolve_uri=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +269,10 @@ def pull_events(
                 }
             }
         )
-    tasks = client.tasks.list(project=project_id, fields="all", page_size=500, query=query)
+    # the data as stored: with data credentials Label Studio rewrites URLs on the way out
+    tasks = client.tasks.list(
+        project=project_id, fields="all", page_size=500, query=query, resolve_uri=False
+    )
     for task in tasks:
         data = task.data if isinstance(task.data, dict) else {}
         task_obj = {"id": task.id, "data": data, "project": project_id}

@@ -361,14 +361,14 @@ class Decisions:
 def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Decisions:
     """The adjudicators' decisions on the project's clips (see the module's docstring).
 
-    Per clip the latest annotation (last updated, then highest id) by an adjudicator is
-    the decision; a cancelled (skipped) one decides nothing. Any member can write through
-    Label Studio's API in an adjudicator's name (``completed_by`` is the caller's to set)
-    and can edit a task's data, so a decision is taken only when Label Studio recorded the
-    adjudicator as saving it (``updated_by``), and nobody since changed its result or its
-    annotator (:func:`api.models.own_work`: starring it as ground truth takes nothing
-    away), and only while the task's data is what was sent (:func:`data_hash`). A clip
-    counts as decided only when a value was taken.
+    Per clip the latest annotation (by its adjudicator's own last save, then highest id)
+    by an adjudicator is the decision; a cancelled (skipped) one decides nothing. Any
+    member can write through Label Studio's API in an adjudicator's name (``completed_by``
+    is the caller's to set) and can edit a task's data, so a decision is taken only when
+    Label Studio recorded the adjudicator as saving it (``updated_by``), and nobody since
+    changed its result or its annotator (:func:`api.models.own_work`: starring it as
+    ground truth takes nothing away), and only while the task's data is what was sent
+    (:func:`data_hash`). A clip counts as decided only when a value was taken.
     """
     out = Decisions()
     linked = {row.adjudication_task_id: row for row in links(db, project_id)}
@@ -454,9 +454,11 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
 
 
 def _newer(a: Annotation, b: Annotation) -> bool:
+    """Whether ``a`` is the later decision: by its adjudicator's own last save (a later
+    save by someone else that changed nothing, a star, does not make it newer)."""
     far = datetime.min.replace(tzinfo=UTC)
-    key_a = (_aware(a.updated_at) or far, a.id)
-    key_b = (_aware(b.updated_at) or far, b.id)
+    key_a = (_aware(a.own_updated_at or a.updated_at) or far, a.id)
+    key_b = (_aware(b.own_updated_at or b.updated_at) or far, b.id)
     return key_a > key_b
 
 

@@ -4,7 +4,7 @@
 adjudication project (``?dry_run=true``: only say what would go); ``GET
 /projects/{id}/adjudicated`` lists the clips sent and what the adjudicators decided;
 ``POST /projects/{id}/adjudication/release?clip=`` lets a clip held after too many
-re-sends go once more, every held clip without ``clip`` (:mod:`api.resends`). All need
+re-sends go once more, every held clip with ``all=true`` (:mod:`api.resends`). All need
 the API key: a Label Studio member can neither send clips nor read the decisions early.
 With ``adjudication.auto`` the leading applier sends clips as their panel completes
 (:class:`AutoAdjudicator`).
@@ -18,7 +18,7 @@ import time
 from typing import Annotated, Any
 
 import httpx
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from label_studio_sdk.core.api_error import ApiError
 from sqlmodel import Session, select
 
@@ -82,11 +82,14 @@ def register(reads: APIRouter) -> None:
         project_id: int,
         db: Annotated[Session, Depends(request_session)],
         clip: str | None = None,
+        every: Annotated[bool, Query(alias="all")] = False,
     ) -> dict[str, Any]:
         """Let a clip held after too many re-sends (its adjudication task deleted or
         tampered with again and again) go to adjudication once more, at the next send;
-        without ``clip``, every held clip. ``released``: the clips let go."""
+        ``all=true``: every held clip. ``released``: the clips let go."""
         limit = request.app.state.settings.adjudication.max_resends
+        if (clip is None) == (not every):
+            raise HTTPException(422, "give either clip=CLIP or all=true")
         if clip is None:
             return {"released": resends.release_all(db, project_id, limit)}
         if not resends.release(db, project_id, clip, limit):

@@ -10,7 +10,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from fastapi import Request
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, create_engine
 
@@ -120,3 +120,25 @@ def sessions(engine: Engine) -> Iterator[Session]:
     """Yield one database session (a FastAPI dependency)."""
     with Session(engine) as session:
         yield session
+
+
+@contextmanager
+def held_lock(engine: Engine, key: str) -> Iterator[None]:
+    """Hold ``key`` for the whole block, on every machine, however often the block
+    commits: on PostgreSQL a session-level advisory lock on a connection of its own (freed
+    when the block ends, or when the process dies and its connection closes); on SQLite
+    nothing (writers are serialised already, and callers keep two holders apart by unique
+    keys). Transaction-level locks on the same key (``api.store.lock``) wait for it."""
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    with engine.connect() as connection:
+        connection.execute(text("SELECT pg_advisory_lock(hashtextextended(:k, 0))"), {"k": key})
+        connection.commit()
+        try:
+            yield
+        finally:
+            connection.execute(
+                text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": key}
+            )
+            connection.commit()

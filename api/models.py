@@ -40,6 +40,10 @@ class AnnotationBase(SQLModel):
     # ground truth, pressing Update) takes nothing away from the annotator's work
     own_hash: str | None = None
     result_hash: str | None = None
+    # that own save's time as Label Studio gave it, and when the service received it: a
+    # decision is as new as the adjudicator's own save, not as a later star by another
+    own_updated_at: datetime | None = None
+    own_received_at: datetime | None = None
 
 
 def own_work(annotation: AnnotationBase) -> bool:

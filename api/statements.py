@@ -63,13 +63,16 @@ ANNOTATION_COLUMNS = (
     ("updated_by", "text"),
     ("own_saved_by", "text"),
     ("own_hash", "text"),
+    ("own_updated_at", "timestamptz"),
+    ("own_received_at", "timestamptz"),
     ("result_hash", "text"),
     ("received_at", "timestamptz"),
     ("skipped", "json"),
 )
-# the first annotator seen saving it themselves is kept, and the result of their last own
-# save (see api.models.AnnotationBase)
-OWN_COLUMNS = ("own_saved_by", "own_hash")
+# the first annotator seen saving it themselves is kept, and their last own save's result
+# hash and times (see api.models.AnnotationBase)
+OWN_COLUMNS = ("own_saved_by", "own_hash", "own_updated_at", "own_received_at")
+_FIRST = "COALESCE(annotation.own_saved_by, excluded.own_saved_by)"
 ANNOTATION_CONFLICT = (
     "ON CONFLICT (id) DO UPDATE SET "
     + ", ".join(
@@ -77,10 +80,12 @@ ANNOTATION_CONFLICT = (
         for c, _ in ANNOTATION_COLUMNS
         if c not in ("id", "project_id", "deleted", *OWN_COLUMNS)
     )
-    + ", own_saved_by = COALESCE(annotation.own_saved_by, excluded.own_saved_by)"
-    + ", own_hash = CASE WHEN excluded.own_saved_by"
-    " = COALESCE(annotation.own_saved_by, excluded.own_saved_by)"
-    " THEN excluded.own_hash ELSE annotation.own_hash END"
+    + f", own_saved_by = {_FIRST}, "
+    + ", ".join(
+        f"{c} = CASE WHEN excluded.own_saved_by = {_FIRST} "
+        f"THEN excluded.{c} ELSE annotation.{c} END"
+        for c in OWN_COLUMNS[1:]
+    )
 )
 
 
@@ -150,10 +155,10 @@ def annotation_statement(dialect: str) -> Any:
     given = {c.name: statement.excluded[c.name] for c in table.c if c.name not in kept}
     first = func.coalesce(table.c.own_saved_by, statement.excluded.own_saved_by)
     given["own_saved_by"] = first
-    given["own_hash"] = case(
-        (statement.excluded.own_saved_by == first, statement.excluded.own_hash),
-        else_=table.c.own_hash,
-    )
+    for c in OWN_COLUMNS[1:]:
+        given[c] = case(
+            (statement.excluded.own_saved_by == first, statement.excluded[c]), else_=table.c[c]
+        )
     return statement.on_conflict_do_update(index_elements=["id"], set_=given)
 
 

@@ -65,6 +65,7 @@ from api.statements import (
     ANNOTATION_COLUMNS,
     ANNOTATION_CONFLICT,
     JUDGEMENT_COLUMNS,
+    OWN_COLUMNS,
     SUM_COLUMNS,
     SUM_CONFLICT,
     TASK_COLUMNS,
@@ -327,6 +328,8 @@ class _Batch:
             # Label Studio on SQLite gives a new annotation the id of the last one deleted:
             # another creation time, so not the deleted one delivered late
             self.reused.add(version.id)
+            self.rewritten.pop(version.id, None)  # the deleted one's, in this batch
+            self.tombstones.pop(version.id, None)  # its deletion is not the new one's
             state = None
         if state is not None and state[0]:
             applied.ignored = "deleted"
@@ -354,10 +357,17 @@ class _Batch:
         previous = self.rewritten.get(version.id)
         own = version.updated_by is not None and version.updated_by == version.annotator
         digest = result_hash(version)
-        own_by, own_hash = (version.annotator, digest) if own else (None, None)
+        now = _now()
+        mine = {
+            "own_saved_by": version.annotator if own else None,
+            "own_hash": digest if own else None,
+            "own_updated_at": version.updated_at if own else None,
+            "own_received_at": now if own else None,
+        }
         if previous is not None and previous["own_saved_by"] is not None:  # same batch
             first = previous["own_saved_by"]  # as the upsert keeps them
-            own_by, own_hash = first, (own_hash if own_by == first else previous["own_hash"])
+            if mine["own_saved_by"] != first:
+                mine = {k: previous[k] for k in mine}
         self.rewritten[version.id] = {
             "id": version.id,
             "project_id": previous["project_id"] if previous else event.project_id,
@@ -370,10 +380,9 @@ class _Batch:
             "deleted": False,
             "lead_time": version.lead_time,
             "updated_by": version.updated_by,
-            "own_saved_by": own_by,
-            "own_hash": own_hash,
+            **mine,
             "result_hash": digest,
-            "received_at": _now(),
+            "received_at": now,
             "skipped": dict(applied.skipped),
         }
         self.stored[version.id] = (False, version.updated_at, version.created_at)
@@ -446,8 +455,7 @@ class _Batch:
                 .values(
                     deleted=False,
                     project_id=row["project_id"],
-                    own_saved_by=row["own_saved_by"],
-                    own_hash=row["own_hash"],
+                    **{c: row[c] for c in OWN_COLUMNS},
                 )
             )
         if self.tombstones:

@@ -50,24 +50,27 @@ def reconcile_project(state: Any, project_id: int, *, full: bool) -> reconcile.R
             state.taxonomy,
             full=full or since is None,
             started=started,
-            exists=lambda ids: still_held(client, ids),
+            exists=lambda ids: still_held(client, project_id, ids),
         )
         pull_members(client, db)
     return report
 
 
-def still_held(client: Any, task_ids: Sequence[int]) -> set[int]:
-    """The ids among ``task_ids`` Label Studio still answers for: one request each, for
-    the few a full pull's list misses."""
+def still_held(client: Any, project_id: int, task_ids: Sequence[int]) -> set[int]:
+    """The ids among ``task_ids`` Label Studio still answers for in ``project_id``: one
+    request each, for the few a full pull's list misses. (Label Studio on SQLite gives a
+    new task a deleted one's id: found in another project, it is not this one's.)"""
     found = set()
     for task_id in task_ids:
         try:
-            client.tasks.get(id=str(task_id))
+            task = client.tasks.get(id=str(task_id))
         except ApiError as exc:
             if exc.status_code == 404:
                 continue
             raise
-        found.add(task_id)
+        held = task.get("project") if isinstance(task, dict) else getattr(task, "project", None)
+        if held is not None and int(held) == project_id:
+            found.add(task_id)
     return found
 
 

@@ -268,6 +268,7 @@ class Verifier:
                 "page": page,
                 "page_size": len(ids),
                 "query": query,
+                "resolve_uri": "false",  # the data as stored (see annotate.ls_push)
             }
             answer = self._get("/api/tasks", params)
             if answer.status_code == 404:  # no such project, or a page past the last

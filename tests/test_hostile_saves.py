@@ -14,8 +14,11 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from annotate.adjudicate import send
 from annotate.adjudication_guard import guard, saved_over
+from annotate.config import Settings
 from api import adjudication, resends, store
+from api.db import held_lock
 from api.events import Event
 from api.gold import mark_gold
 from api.models import Annotation
@@ -296,13 +299,24 @@ def test_own_saves_are_kept_the_same_in_one_batch_as_one_by_one(engine: Engine) 
     assert saved_over_model(batch) and saved_over_model(single)
 
 
-def test_the_sender_keeps_its_lock_through_the_project_check(engine: Engine) -> None:
-    """On PostgreSQL one sender per project runs at a time, on every machine: its
-    advisory lock lasts until its transaction ends. The project check it runs first must
-    not end that transaction (another sender would then link tasks this one removes):
-    after the check, another connection still cannot take the lock. (Label Studio is
-    stood in for by an object that answers the project as made and no predictions: what
-    is tested is the store's lock, not Label Studio.)"""
+def _lock_free(engine: Engine) -> bool:
+    """Whether another connection could take the sender's lock of project 1 now."""
+    with engine.connect() as other:
+        return bool(
+            other.execute(
+                text("SELECT pg_try_advisory_xact_lock(hashtextextended('adjudicate1', 0))")
+            ).scalar_one()
+        )
+
+
+def test_the_sender_holds_its_lock_through_its_commits(engine: Engine) -> None:
+    """On PostgreSQL one sender per project runs at a time, on every machine. The sender
+    commits as it goes (the project check's findings before it deletes tasks in Label
+    Studio; on SQLite, before every call to Label Studio), so its lock must outlast its
+    transactions: while it works, and after the project check committed, another
+    connection cannot take it; once it is done, it can. (Label Studio is stood in for by
+    an object that answers the project as made and no predictions: what is tested is the
+    store's lock, not Label Studio.)"""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite serialises writers without advisory locks")
     options = {"label_config": "<View/>", "maximum_annotations": 1}
@@ -320,15 +334,71 @@ def test_the_sender_keeps_its_lock_through_the_project_check(engine: Engine) -> 
         adjudication.record_project(db, 1, ADJ)
         _link(db, TURNS)
         db.commit()
-    with Session(engine) as db, engine.connect() as other:
-        store.lock(db, {"adjudicate1"})
-        assert guard(db, client, 1, options, lambda: None) == []
-        taken = other.execute(
-            text("SELECT pg_try_advisory_xact_lock(hashtextextended('adjudicate1', 0))")
-        ).scalar_one()
-        assert taken is False
+    with Session(engine) as db, held_lock(engine, "adjudicate1"):
+        assert guard(db, client, 1, options, lambda: None) == []  # it commits
+        assert not _lock_free(engine)
+    assert _lock_free(engine)
+    seen: list[bool] = []
+
+    def settled(task: int, annotators: int) -> bool:
+        seen.append(_lock_free(engine))
+        return False
+
+    with Session(engine) as db:
+        db.exec(text("DELETE FROM adjudication_link"))  # type: ignore[call-overload]
         db.commit()
-        taken = other.execute(
-            text("SELECT pg_try_advisory_xact_lock(hashtextextended('adjudicate1', 0))")
-        ).scalar_one()
-        assert taken is True
+        strict = Settings().adjudication.model_copy(update={"thresholds": {"emotion": 0.99}})
+        settings = Settings().model_copy(update={"adjudication": strict})
+        send(db, None, settings, TAX, 1, dry_run=True, settled=settled)
+    assert seen and not any(seen)
+    assert _lock_free(engine)
+
+
+def test_a_star_on_an_older_decision_does_not_make_it_the_latest(engine: Engine) -> None:
+    """Judge 7 decides at 10:00, judge 9 at 11:00; at 12:00 a member saves 7's decision
+    unchanged (a star): 9's decision is still the latest, and the guard's clock of the
+    task still reads 9's own save."""
+    from annotate.adjudication_guard import _received
+
+    with Session(engine) as db:
+        _link(db, TURNS, hash=adjudication.data_hash(task(500, LINES, "s1")["data"]))
+        _decide(db, 970, 7, HONEST, "2026-12-01T10:00:00Z")
+        _decide(db, 971, 9, AGREED, "2026-12-01T11:00:00Z")
+        before = _received(db, [500])
+        assert adjudication.decisions(db, 1, ["7", "9"]).clips["s1-c001"]["annotation"] == 971
+        _decide(db, 970, 7, HONEST, "2026-12-01T12:00:00Z", updated_by=8)
+        got = adjudication.decisions(db, 1, ["7", "9"])
+        assert got.clips["s1-c001"]["annotation"] == 971
+        assert [got.turns[t]["emotion"] for t in TURNS] == AGREED
+        assert _received(db, [500]) == before
+
+
+def test_an_id_reused_in_one_batch_starts_afresh(engine: Engine) -> None:
+    """Label Studio on SQLite gives a new annotation the id of the last one deleted. When
+    the judge's decision is deleted and a member's annotation in the judge's name gets
+    its id in the same batch, the new one is live and is not the judge's own save."""
+    t = {**task(500, LINES, "s1"), "project": ADJ}
+    values = {i: {"emotion": e} for i, e in enumerate(HONEST)}
+    first = annotation_event(TAX, 980, t, 7, values, project_id=ADJ)
+    again = annotation_event(
+        TAX,
+        980,
+        t,
+        7,
+        values,
+        project_id=ADJ,
+        updated_by=8,
+        created_at="2026-11-27T09:00:00.000000Z",
+        updated_at="2026-11-27T09:00:00.000000Z",
+    )
+    gone = {**delete_event([980]), "project": {"id": ADJ}}
+    with Session(engine) as db:
+        _link(db, TURNS, hash=adjudication.data_hash(t["data"]))
+        store.upsert_task(db, ADJ, t)
+        events = [store.parse_event(p, TAX) for p in (first, gone, again)]
+        store.apply_events(db, events, TAX)
+        db.commit()
+        row = db.get(Annotation, 980)
+        assert row is not None and not row.deleted
+        assert (row.annotator, row.updated_by, row.own_saved_by) == ("7", "8", None)
+        assert adjudication.decisions(db, 1, ["7"]).clips == {}

@@ -411,11 +411,14 @@ def test_a_task_a_full_pull_misses_is_deleted_only_on_label_studios_404(
                 (p for p in pull_events(client, project.id) if p[0] != first.id),
                 TAX,
                 full=True,
-                exists=lambda ids: sync.still_held(client, ids),
+                exists=lambda ids: sync.still_held(client, project.id, ids),
             )
         assert (report.unlisted_tasks, report.deleted_tasks) == (1, 1)
         assert stored(first.id) == ([True], False, True)
         assert stored(second.id) == ([False], True, False)
+        # a task of another project under a missed task's id is not this project's
+        assert sync.still_held(client, elsewhere.id, [first.id]) == set()
+        assert sync.still_held(client, project.id, [first.id, second.id]) == {first.id}
     finally:
         engine.dispose()
         client.projects.delete(id=elsewhere.id)

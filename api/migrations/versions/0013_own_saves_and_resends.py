@@ -6,8 +6,8 @@ claim on a project's periodic full pull, and the adjudication projects' settings
 PROJECT_UPDATED webhooks reported them
 
 ``annotation.own_saved_by`` starts as what is known now: the annotator, where they were
-the last to save it; the results' hashes start unknown. ``adjudication_resend`` starts
-empty.
+the last to save it, with that save's times; the results' hashes start unknown.
+``adjudication_resend`` starts empty.
 
 Revision ID: 0013
 Revises: 0012
@@ -31,8 +31,11 @@ def upgrade() -> None:
     with op.batch_alter_table("annotation") as batch:
         for name in ("own_saved_by", "own_hash", "result_hash"):
             batch.add_column(sa.Column(name, sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+        for name in ("own_updated_at", "own_received_at"):
+            batch.add_column(sa.Column(name, sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True))
     op.execute(
-        "UPDATE annotation SET own_saved_by = annotator "
+        "UPDATE annotation SET own_saved_by = annotator, own_updated_at = updated_at, "
+        "own_received_at = received_at "
         "WHERE updated_by IS NOT NULL AND updated_by = annotator"
     )
     with op.batch_alter_table("sync_state") as batch:
@@ -79,5 +82,11 @@ def downgrade() -> None:
         batch.drop_column("full_pull_claimed_at")
         batch.drop_column("webhook_stamp")
     with op.batch_alter_table("annotation") as batch:
-        for name in ("result_hash", "own_hash", "own_saved_by"):
+        for name in (
+            "own_received_at",
+            "own_updated_at",
+            "result_hash",
+            "own_hash",
+            "own_saved_by",
+        ):
             batch.drop_column(name)
