@@ -364,10 +364,14 @@ def _forget_deleted(db: Session, client: Any, project_id: int) -> tuple[list[str
         if task in set(held[p]):
             continue
         try:
-            client.tasks.get(id=str(task))
+            found = client.tasks.get(id=str(task))
         except ApiError as exc:
             if exc.status_code != 404:
                 raise
+            missing.add(task)
+            continue
+        elsewhere = getattr(found, "project", None)
+        if elsewhere is not None and int(elsewhere) != p:  # its id given to a new task
             missing.add(task)
     dropped = adjudication.forget_links(db, project_id, held)
     for row in dropped:
@@ -409,7 +413,8 @@ def send(
     # held until the send ends), so no sender links a task another removes; on SQLite the
     # unique links and the keyed task keys keep two senders apart
     db.commit()
-    with held_lock(db.get_bind(), f"adjudicate{project_id}"):  # type: ignore[arg-type]
+    bind = db.get_bind()
+    with held_lock(getattr(bind, "engine", bind), f"adjudicate{project_id}"):  # type: ignore[arg-type]
         return _send(db, client, settings, taxonomy, project_id, dry_run, settled, gold_settled)
 
 

@@ -131,7 +131,15 @@ def _guard_project(
     last = _received(db, [task for task, _ in by_link.values()])
     started = datetime.now(UTC)  # a decision received during the check is after it
     db.commit()  # the read ended before Label Studio is asked (SQLite: the write lock)
-    # then Label Studio
+    # then Label Studio: the predictions first, so that little happens between reading
+    # the project and putting it back
+    held: dict[int, list[Any]] = {}
+    try:
+        for prediction in client.predictions.list(project=pid):
+            held.setdefault(int(_get(prediction, "task")), []).append(prediction)
+    except ApiError as exc:
+        if exc.status_code != 404:
+            raise
     try:
         project = client.projects.get(id=pid)
     except ApiError as exc:
@@ -166,9 +174,6 @@ def _guard_project(
     # a change to the whole project is not counted against each clip's re-sends
     # (api.resends): one member could otherwise hold every clip
     own: set[int] = set()
-    held: dict[int, list[Any]] = {}
-    for prediction in client.predictions.list(project=pid):
-        held.setdefault(int(_get(prediction, "task")), []).append(prediction)
     for link_id, (task, sent) in by_link.items():
         if sent is not None and predictions_hash(held.get(task, [])) != sent:
             problems.append(f"task {task}: predictions changed")

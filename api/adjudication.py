@@ -447,7 +447,7 @@ def decisions(db: Session, project_id: int, adjudicators: Sequence[str]) -> Deci
         out.clips[link.clip_id] = {
             "adjudicator": annotation.annotator,
             "annotation": annotation.id,
-            "updated_at": annotation.updated_at,
+            "updated_at": annotation.own_updated_at or annotation.updated_at,
             "adjudication_task": task,
         }
     return out

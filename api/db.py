@@ -128,7 +128,8 @@ def held_lock(engine: Engine, key: str) -> Iterator[None]:
     commits: on PostgreSQL a session-level advisory lock on a connection of its own (freed
     when the block ends, or when the process dies and its connection closes); on SQLite
     nothing (writers are serialised already, and callers keep two holders apart by unique
-    keys). Transaction-level locks on the same key (``api.store.lock``) wait for it."""
+    keys). Transaction-level locks on the same key (``api.store.lock``) wait for it. (A
+    pooler in transaction mode, such as PgBouncer's, cannot keep such a lock.)"""
     if engine.dialect.name != "postgresql":
         yield
         return
@@ -138,7 +139,12 @@ def held_lock(engine: Engine, key: str) -> Iterator[None]:
         try:
             yield
         finally:
-            connection.execute(
-                text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": key}
-            )
-            connection.commit()
+            try:
+                freed = connection.execute(
+                    text("SELECT pg_advisory_unlock(hashtextextended(:k, 0))"), {"k": key}
+                ).scalar_one()
+                connection.commit()
+            except Exception:  # the block's own error, if any, is the one to see
+                freed = False
+            if not freed:  # never back to the pool still holding it: closed instead
+                connection.invalidate()

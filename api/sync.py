@@ -69,7 +69,7 @@ def still_held(client: Any, project_id: int, task_ids: Sequence[int]) -> set[int
                 continue
             raise
         held = task.get("project") if isinstance(task, dict) else getattr(task, "project", None)
-        if held is not None and int(held) == project_id:
+        if held is None or int(held) == project_id:  # deleted only when sure
             found.add(task_id)
     return found
 
