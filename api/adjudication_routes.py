@@ -124,14 +124,20 @@ def settled_check(db: Session, settings: Settings, project_id: int) -> Any:
     if not settings.overlap.enabled:
         wanted = settings.label_studio.maximum_annotations
         return lambda _task, annotators: annotators >= wanted
+    # plain values, not rows: the send commits before it asks (which expires rows, and
+    # each would then be read again)
     targets = {
-        r.task_id: r
-        for r in db.exec(select(TaskOverlapRow).where(TaskOverlapRow.project_id == project_id))
+        int(task): (int(have), int(target))
+        for task, have, target in db.exec(
+            select(TaskOverlapRow.task_id, TaskOverlapRow.annotators, TaskOverlapRow.target).where(
+                TaskOverlapRow.project_id == project_id
+            )
+        )
     }
 
     def settled(task: int, annotators: int) -> bool:
-        row = targets.get(task)
-        return row is not None and row.annotators >= row.target and annotators >= row.target
+        have, target = targets.get(task, (0, -1))
+        return target >= 0 and have >= target and annotators >= target
 
     return settled
 

@@ -309,16 +309,16 @@ def _lock_free(engine: Engine) -> bool:
         )
 
 
+@pytest.mark.parametrize("database_url", ["postgres"], indirect=True)
 def test_the_sender_holds_its_lock_through_its_commits(engine: Engine) -> None:
-    """On PostgreSQL one sender per project runs at a time, on every machine. The sender
+    """On PostgreSQL (SQLite serialises writers without advisory locks) one sender per
+    project runs at a time, on every machine. The sender
     commits as it goes (the project check's findings before it deletes tasks in Label
     Studio; on SQLite, before every call to Label Studio), so its lock must outlast its
     transactions: while it works, and after the project check committed, another
     connection cannot take it; once it is done, it can. (Label Studio is stood in for by
     an object that answers the project as made and no predictions: what is tested is the
     store's lock, not Label Studio.)"""
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite serialises writers without advisory locks")
     options = {"label_config": "<View/>", "maximum_annotations": 1}
 
     class Projects:
