@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fcntl
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -120,6 +120,25 @@ def sessions(engine: Engine) -> Iterator[Session]:
     """Yield one database session (a FastAPI dependency)."""
     with Session(engine) as session:
         yield session
+
+
+def lock(db: Session, keys: Iterable[str]) -> None:
+    """Serialise writers on ``keys`` until the transaction ends.
+
+    PostgreSQL: transaction-scoped advisory locks, taken in sorted order (no deadlocks).
+    SQLite: writers are serialised already (each transaction begins IMMEDIATE).
+    """
+    if db.get_bind().dialect.name != "postgresql":
+        return
+    ordered = sorted(set(keys))
+    if ordered:
+        db.exec(  # type: ignore[call-overload]
+            text(
+                "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
+                "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"
+            ),
+            params={"keys": ordered},
+        )
 
 
 @contextmanager

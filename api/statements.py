@@ -7,6 +7,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import bindparam, case, func, select
@@ -87,6 +88,26 @@ ANNOTATION_CONFLICT = (
         for c in OWN_COLUMNS[1:]
     )
 )
+
+
+def own_fields(
+    version: Any, digest: str, now: datetime, previous: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """The own-save columns (:data:`OWN_COLUMNS`) of an annotation's new version, as the
+    upsert keeps them: the version's own when its annotator saved it (``updated_by``) and
+    is the first own saver seen; else those of ``previous``, the row an earlier event of
+    the same batch wrote (the upsert keeps what the store holds)."""
+    own = version.updated_by is not None and version.updated_by == version.annotator
+    mine = {
+        "own_saved_by": version.annotator if own else None,
+        "own_hash": digest if own else None,
+        "own_updated_at": version.updated_at if own else None,
+        "own_received_at": now if own else None,
+    }
+    first = previous["own_saved_by"] if previous is not None else None
+    if previous is not None and first is not None and mine["own_saved_by"] != first:
+        mine = {k: previous[k] for k in mine}
+    return mine
 
 
 def row_tuples(

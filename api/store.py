@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, text, update
+from sqlalchemy import delete, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from annotate import incremental
 from api import pins, repeats
+from api.db import lock as lock
 from api.events import ANNOTATION_ACTIONS as ANNOTATION_ACTIONS
 from api.events import Event as Event
 from api.events import PayloadError as PayloadError
@@ -72,6 +73,7 @@ from api.statements import (
     TASK_CONFLICT,
     annotation_statement,
     bulk,
+    own_fields,
     row_tuples,
     state_statement,
     task_statement,
@@ -138,25 +140,6 @@ def _reused(state: _State, version: Version) -> bool:
 
 def _utc(when: datetime) -> datetime:
     return when if when.tzinfo else when.replace(tzinfo=UTC)
-
-
-def lock(db: Session, keys: Iterable[str]) -> None:
-    """Serialise writers on ``keys`` until the transaction ends.
-
-    PostgreSQL: transaction-scoped advisory locks, taken in sorted order (no deadlocks).
-    SQLite: writers are serialised already (each transaction begins IMMEDIATE).
-    """
-    if db.get_bind().dialect.name != "postgresql":
-        return
-    ordered = sorted(set(keys))
-    if ordered:
-        db.exec(  # type: ignore[call-overload]
-            text(
-                "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0))) "
-                "FROM (SELECT unnest(CAST(:keys AS text[])) AS k ORDER BY 1) AS ordered"
-            ),
-            params={"keys": ordered},
-        )
 
 
 def add_sums(db: Session, project_id: int, changes: Mapping[tuple[str, str], float]) -> None:
@@ -355,19 +338,9 @@ class _Batch:
                 owned.append(unit)
             applied.stored = len(version.rows)
         previous = self.rewritten.get(version.id)
-        own = version.updated_by is not None and version.updated_by == version.annotator
         digest = result_hash(version)
         now = _now()
-        mine = {
-            "own_saved_by": version.annotator if own else None,
-            "own_hash": digest if own else None,
-            "own_updated_at": version.updated_at if own else None,
-            "own_received_at": now if own else None,
-        }
-        if previous is not None and previous["own_saved_by"] is not None:  # same batch
-            first = previous["own_saved_by"]  # as the upsert keeps them
-            if mine["own_saved_by"] != first:
-                mine = {k: previous[k] for k in mine}
+        mine = own_fields(version, digest, now, previous)
         self.rewritten[version.id] = {
             "id": version.id,
             "project_id": previous["project_id"] if previous else event.project_id,
